@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: install demo test check services bench clean
+
+$(BIN)/urban-supervisor: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/urban-supervisor
+
+## the supervisor with a simulated city, on embedded defaults (embedded broker, SQLite store)
+demo: install
+	$(BIN)/urban-supervisor demo $(DEMO_ARGS)
+
+## the test suite, on the real Mosquitto and InfluxDB (installed and started when missing)
+test: install services
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+services:
+	./scripts/services.sh
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pip install -q pip-audit && $(BIN)/pip-audit -r constraints.txt --progress-spinner off || echo "pip-audit: could not complete (offline registry?)"
+
+bench: install services
+	$(BIN)/urban-supervisor bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) var spool .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,238 @@
+"""Configuration: one YAML file plus ``URBAN_*`` environment overrides, validated at start.
+
+Precedence, highest first: environment (``URBAN_MQTT__HOST=broker``; ``__`` separates nesting),
+then the YAML file, then the embedded defaults. Errors name the file, the key and what is wrong.
+Secrets are ``SecretStr``: they never appear in ``repr``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "URBAN_"
+DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
+
+
+class ConfigFileError(Exception):
+    """A configuration that cannot be used; the message names file, key and problem."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(_Section):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False  # skip hostname verification (never in production)
+
+
+class MqttConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    protocol: Literal["5", "3.1.1"] = "5"
+    client_id: str = Field("urban-supervisor", min_length=1, max_length=128)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TlsConfig | None = None
+    keepalive: int = Field(30, ge=5, le=3600)
+    qos: Literal[0, 1] = 1
+    clean_start: bool = False  # persistent session: the broker keeps messages while we are down
+    session_expiry: int = Field(7 * 24 * 3600, ge=0)
+    receive_maximum: int = Field(20000, ge=1, le=65535)
+    reconnect_min_delay: float = Field(0.5, gt=0)
+    reconnect_max_delay: float = Field(30.0, gt=0)
+    share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
+    max_payload_bytes: int = Field(256 * 1024, ge=64)
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttConfig:
+        if self.reconnect_max_delay < self.reconnect_min_delay:
+            raise ValueError("reconnect_max_delay must be >= reconnect_min_delay")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+class StorageConfig(_Section):
+    backend: Literal["influx-v1", "influx-v2", "sqlite"] = "influx-v1"
+    url: str = "http://127.0.0.1:8086"
+    # v1
+    database: str = "urban"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    # v2 / v3
+    org: str | None = None
+    bucket: str | None = None
+    token: SecretStr | None = None
+    # sqlite (embedded store of the demo)
+    sqlite_path: Path = Path("urban-supervisor.sqlite3")
+    # batching and retries
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    flush_interval: float = Field(0.5, gt=0, le=60)
+    gzip: bool = True
+    timeout: float = Field(10.0, gt=0)
+    max_retries: int = Field(8, ge=0)
+    retry_min_delay: float = Field(0.2, gt=0)
+    retry_max_delay: float = Field(10.0, gt=0)
+    spool_dir: Path = Path("spool")
+    spool_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    create_database: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> StorageConfig:
+        if self.backend == "influx-v2":
+            missing = [k for k in ("org", "bucket", "token") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"backend influx-v2 needs {', '.join(missing)}")
+        if self.backend.startswith("influx") and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        return self
+
+
+class FamilyState(_Section):
+    interval: float = Field(gt=0, description="expected reporting interval, seconds")
+
+
+def _default_families() -> dict[str, FamilyState]:
+    return {
+        "traffic": FamilyState(interval=60),
+        "lighting": FamilyState(interval=300),
+        "cctv": FamilyState(interval=60),
+        "water": FamilyState(interval=900),
+    }
+
+
+class StateConfig(_Section):
+    stale_factor: float = Field(3.0, ge=1.0)
+    check_interval: float = Field(5.0, gt=0)
+    families: dict[str, FamilyState] = Field(default_factory=_default_families)
+
+
+class ApiConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    viewer_tokens: list[SecretStr] = Field(default_factory=list)
+    operator_tokens: list[SecretStr] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class DriverConfig(_Section):
+    enabled: bool = True
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_drivers() -> dict[str, DriverConfig]:
+    return {n: DriverConfig() for n in ("road_sensor", "lighting_cabinet", "cctv", "water_meter")}
+
+
+class Settings(BaseSettings):
+    """The supervisor's whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    mode: Literal["production", "demo", "test"] = "production"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    data_dir: Path = Path("var")
+    city: Path | None = None  # city description file (network model)
+    rules_dir: Path | None = None
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment beats the file (passed as init values), which beats defaults
+        return (env_settings, init_settings, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.mode != "production":
+            return self
+        checks = {
+            "mqtt.password": self.mqtt.password,
+            "storage.password": self.storage.password,
+            "storage.token": self.storage.token,
+        }
+        for key, secret in checks.items():
+            if secret is not None and secret.get_secret_value().strip().lower() in DEFAULT_PASSWORDS:
+                raise ValueError(f"{key} is empty or a default password; set a real secret")
+        for key, tokens in (("api.viewer_tokens", self.api.viewer_tokens),
+                            ("api.operator_tokens", self.api.operator_tokens)):
+            for t in tokens:
+                if len(t.get_secret_value()) < 16:
+                    raise ValueError(f"{key}: tokens must be at least 16 characters")
+        return self
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{source}: {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load and validate the configuration; raise :class:`ConfigFileError` with precise messages.
+
+    ``overrides`` are applied on top of the file (used by ``demo`` and tests), below the
+    environment.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigFileError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigFileError(f"{source}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigFileError(f"{source}: the top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded
+    merged = _deep_merge(data, overrides)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        env_keys = sorted(k for k in os.environ if k.upper().startswith(ENV_PREFIX))
+        extra = f" (environment overrides present: {', '.join(env_keys)})" if env_keys else ""
+        raise ConfigFileError(_format_errors(source, exc) + extra) from None
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
