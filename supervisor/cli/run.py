@@ -1,0 +1,75 @@
+"""``urban-supervisor run``: the supervisor against a real broker and InfluxDB."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from supervisor.cli import EXIT_INVALID, EXIT_OK
+
+_log = logging.getLogger(__name__)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("run", help="run the supervisor (MQTT → drivers → state → InfluxDB, rules, API)")
+    p.add_argument("--config", "-c", metavar="FILE", help="YAML configuration (URBAN_* env vars override it)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
+    p.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
+    p.set_defaults(func=main)
+
+
+def load_components(settings: Any) -> tuple[Any, Any]:
+    """The city model and the rule engine named by the settings (either may be None)."""
+    model = None
+    rules = None
+    if settings.city is not None:
+        from supervisor.model import load_city
+
+        model = load_city(settings.city)
+    if settings.rules_dir is not None:
+        from rules import RuleEngine
+
+        rules = RuleEngine.from_dir(settings.rules_dir, topology=model)
+    return model, rules
+
+
+def main(args: argparse.Namespace) -> int:
+    from supervisor.config import ConfigFileError, load_settings
+    from supervisor.runtime import Supervisor, SupervisorError
+
+    try:
+        settings = load_settings(args.config)
+        model, rules = load_components(settings)
+        sup = Supervisor(settings, model=model, rules=rules)
+    except (ConfigFileError, SupervisorError) as exc:
+        print(f"urban-supervisor: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as exc:  # city or rule file errors carry their own precise messages
+        print(f"urban-supervisor: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    logging.getLogger().setLevel(settings.log_level)
+    if rules is not None:
+        rules.bind(sup)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    sup.start()
+    api = None
+    if settings.api.enabled and not args.no_api:
+        from supervisor.api.server import ApiServer
+
+        api = ApiServer(sup, settings.api).start()
+    print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
+          f"{settings.storage.backend} {settings.storage.url if settings.storage.backend != 'sqlite' else settings.storage.sqlite_path}"
+          + (f", API http://{settings.api.host}:{api.port}" if api else ""), file=sys.stderr)
+    stop.wait(args.duration)
+    if api is not None:
+        api.stop()
+    sup.stop()
+    print(json.dumps(sup.summary(), indent=2))
+    return EXIT_OK

@@ -1,0 +1,215 @@
+"""MQTT ingestion on paho-mqtt: QoS 1, persistent session, manual acknowledgement, batched hand-over.
+
+paho runs its network loop in its own thread; ``on_message`` only appends to an :class:`Inbox`.
+The pipeline thread takes whole batches from the inbox, so it is woken once per batch, not once
+per message (iterating aiomqtt's stream costs 2.5-3x a bare paho callback loop here).
+
+With MQTT 5 (the default) the client announces a large *Receive Maximum*, so the broker may keep
+thousands of QoS 1 messages unacknowledged while their points travel to InfluxDB; the supervisor
+acknowledges each message only once its points are durable (stored or spooled). With MQTT 3.1.1
+the broker's own in-flight limit applies (Mosquitto's default is 20), which throttles throughput.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from supervisor.config import MqttConfig
+
+_log = logging.getLogger(__name__)
+
+# one received message: (topic, payload, mid, qos, receive time)
+Message = tuple[str, bytes, int, int, float]
+
+
+class Inbox:
+    """Thread-safe hand-over of messages from the network thread to the pipeline thread, in batches.
+
+    ``put`` appends under a lock and signals only when the consumer sleeps, so the cost per message
+    is one list append; the consumer swaps the whole list out at once.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._items: list[Message] = []
+        self._waiting = False
+        self.total = 0
+
+    def put(self, item: Message) -> None:
+        with self._cond:
+            self._items.append(item)
+            self.total += 1
+            if self._waiting:
+                self._waiting = False
+                self._cond.notify()
+
+    def take(self, limit: int, timeout: float = 0.0) -> list[Message]:
+        """Up to ``limit`` messages; waits up to ``timeout`` s for the first one."""
+        with self._cond:
+            if not self._items and timeout > 0:
+                self._waiting = True
+                self._cond.wait(timeout)
+                self._waiting = False
+            if len(self._items) <= limit:
+                items, self._items = self._items, []
+            else:
+                items, self._items = self._items[:limit], self._items[limit:]
+            return items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass
+class MqttStats:
+    connects: int = 0
+    disconnects: int = 0
+    received: int = 0
+    acked: int = 0
+    published: int = 0
+    bad_topics: int = 0
+    connected: bool = False
+    last_error: str = ""
+
+
+class MqttError(Exception):
+    """A configuration or connection problem with the broker, with host and port in the message."""
+
+
+def _tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
+    if cfg.tls is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cfg.tls.ca_file) if cfg.tls.ca_file else None)
+    if cfg.tls.cert_file is not None:
+        ctx.load_cert_chain(str(cfg.tls.cert_file), str(cfg.tls.key_file) if cfg.tls.key_file else None)
+    if cfg.tls.insecure:
+        ctx.check_hostname = False
+    return ctx
+
+
+class MqttIngest:
+    """The supervisor's MQTT session: subscribe, receive into an inbox, acknowledge, publish."""
+
+    def __init__(self, cfg: MqttConfig, topics: Sequence[str], inbox: Inbox, *, manual_ack: bool = True) -> None:
+        self.cfg = cfg
+        self.inbox = inbox
+        self.stats = MqttStats()
+        self.connected = threading.Event()
+        prefix = f"$share/{cfg.share_group}/" if cfg.share_group else ""
+        self.subscriptions = [prefix + t for t in topics]
+        self._v5 = cfg.protocol == "5"
+        self._manual_ack = manual_ack and cfg.qos > 0
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=cfg.client_id,
+            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            clean_session=None if self._v5 else cfg.clean_start,
+            manual_ack=self._manual_ack,
+        )
+        self._client.enable_logger(_log)
+        self._client.max_inflight_messages_set(1000)
+        self._client.max_queued_messages_set(0)
+        self._client.reconnect_delay_set(int(max(1, cfg.reconnect_min_delay)), int(max(1, cfg.reconnect_max_delay)))
+        if cfg.username is not None:
+            pw = cfg.password.get_secret_value() if cfg.password is not None else None
+            self._client.username_pw_set(cfg.username, pw)
+        ctx = _tls_context(cfg)
+        if ctx is not None:
+            self._client.tls_set_context(ctx)
+            if cfg.tls is not None and cfg.tls.insecure:
+                self._client.tls_insecure_set(True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._started = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        props = None
+        kwargs: dict[str, object] = {}
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.cfg.session_expiry
+            props.ReceiveMaximum = self.cfg.receive_maximum
+            kwargs["clean_start"] = self.cfg.clean_start
+        self._client.connect_async(
+            self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive, properties=props, **kwargs  # type: ignore[arg-type]
+        )
+        self._client.loop_start()
+        self._started = True
+        _log.info("MQTT: connecting to %s:%s as %r (MQTT %s, QoS %s, %s session)", self.cfg.host, self.cfg.port,
+                  self.cfg.client_id, self.cfg.protocol, self.cfg.qos,
+                  "clean" if self.cfg.clean_start else "persistent")
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._client.disconnect()
+        self._client.loop_stop()
+        self._started = False
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    rc: ReasonCode, properties: Properties | None) -> None:
+        if rc.is_failure:
+            self.stats.last_error = f"connect refused by {self.cfg.host}:{self.cfg.port}: {rc}"
+            _log.error("MQTT: %s", self.stats.last_error)
+            return
+        self.stats.connects += 1
+        self.stats.connected = True
+        _log.info("MQTT: connected to %s:%s (session present: %s)", self.cfg.host, self.cfg.port,
+                  flags.session_present)
+        # Subscribe even when the session is present: it is idempotent, and a broker that lost its
+        # persistence would otherwise leave us deaf. paho does not block on the SUBACK.
+        if self.subscriptions:
+            client.subscribe([(t, self.cfg.qos) for t in self.subscriptions])
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
+                       rc: ReasonCode, properties: Properties | None) -> None:
+        self.connected.clear()
+        self.stats.connected = False
+        self.stats.disconnects += 1
+        if rc.is_failure:
+            _log.warning("MQTT: disconnected from %s:%s (%s); paho reconnects with backoff", self.cfg.host,
+                         self.cfg.port, rc)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:
+            topic = msg._topic.decode("utf-8", "replace")  # counted as a bad topic by the pipeline
+            self.stats.bad_topics += 1
+        self.stats.received += 1
+        self.inbox.put((topic, msg.payload, msg.mid, msg.qos, time.time()))
+
+    # -- acknowledgement and publishing (any thread) ---------------------------------------------
+    def ack(self, acks: Iterable[tuple[int, int]]) -> None:
+        """Acknowledge (mid, qos) pairs once their points are durable."""
+        if not self._manual_ack:
+            return
+        n = 0
+        for mid, qos in acks:
+            if qos:
+                self._client.ack(mid, qos)
+                n += 1
+        self.stats.acked += n
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+            raise MqttError(f"publish to {topic!r} failed: {mqtt.error_string(info.rc)}")
+        self.stats.published += 1

@@ -1,0 +1,247 @@
+"""The hot path: a batch of MQTT messages → drivers → device state → rules → line protocol.
+
+One call of :meth:`Pipeline.process` handles a whole batch synchronously: no await and no lock per
+message. Bad input never stops the batch: each refused message is counted by (driver, reason),
+logged with its topic (rate limited), and a bounded sample is kept in a dead-letter store.
+Every message of the batch, good or bad, is acknowledged to the broker only once the batch's
+points are durable (the writer calls back), so a crash before that makes the broker redeliver.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from drivers import Decoded, DecodeError, Event, Reading
+from supervisor.ingest.mqtt import Message
+from supervisor.ingest.router import Router
+from supervisor.state.registry import StateRegistry, StatusChange
+from supervisor.storage.lineprotocol import event_line, reading_line
+
+_log = logging.getLogger(__name__)
+
+Ack = Callable[[list[tuple[int, int]]], None]
+
+
+class LineSink(Protocol):
+    def submit(self, lines: list[bytes], on_durable: Callable[[], None] | None = None) -> None: ...
+
+
+class ReadingConsumer(Protocol):
+    """What the rule engine exposes to the pipeline."""
+
+    def on_readings(self, readings: list[Reading], now: float) -> None: ...
+    def on_events(self, events: list[Event], now: float) -> None: ...
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    at: float
+    topic: str
+    driver: str
+    reason: str
+    detail: str
+    size: int
+    head: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "topic": self.topic, "driver": self.driver, "reason": self.reason,
+                "detail": self.detail, "size": self.size, "head": self.head}
+
+
+@dataclass
+class IngestCounters:
+    received: int = 0
+    decoded: int = 0  # messages decoded without error
+    readings: int = 0
+    events: int = 0
+    points: int = 0  # lines handed to the writer
+    errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (driver, reason) -> count
+    per_family: Counter[str] = field(default_factory=Counter)  # messages decoded per family
+    batches: int = 0
+    last_batch_size: int = 0
+    lag_ms: float = 0.0  # receive → processed, last batch (oldest message)
+
+    @property
+    def error_total(self) -> int:
+        return sum(self.errors.values())
+
+    def errors_by_reason(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for (_, reason), n in self.errors.items():
+            out[reason] += n
+        return dict(out)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "received": self.received, "decoded": self.decoded, "readings": self.readings,
+            "events": self.events, "points": self.points, "errors": self.error_total,
+            "errors_by_reason": self.errors_by_reason(),
+            "errors_by_driver": {f"{d}:{r}": n for (d, r), n in sorted(self.errors.items())},
+            "per_family": dict(self.per_family), "batches": self.batches, "lag_ms": round(self.lag_ms, 1),
+        }
+
+
+class _LogLimiter:
+    """At most ``burst`` log lines per reason per ``window`` seconds; the rest are only counted."""
+
+    def __init__(self, burst: int = 5, window: float = 60.0) -> None:
+        self.burst, self.window = burst, window
+        self._seen: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str, now: float) -> bool:
+        start, n = self._seen.get(key, (now, 0))
+        if now - start > self.window:
+            start, n = now, 0
+        self._seen[key] = (start, n + 1)
+        return n < self.burst
+
+
+def _head(payload: bytes, limit: int = 120) -> str:
+    return payload[:limit].decode("utf-8", "backslashreplace")
+
+
+def _printable_topic(topic: str) -> str:
+    return topic.encode("unicode_escape").decode("ascii")[:200]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        router: Router,
+        state: StateRegistry,
+        writer: LineSink,
+        ack: Ack,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_payload_bytes: int = 256 * 1024,
+        max_future_s: float = 24 * 3600,
+        max_past_s: float = 10 * 365 * 24 * 3600,
+        dead_letters: int = 1000,
+        known_devices: Callable[[str], bool] | None = None,
+        rules: ReadingConsumer | None = None,
+        on_status: Callable[[list[StatusChange]], None] | None = None,
+    ) -> None:
+        self.router = router
+        self.state = state
+        self.writer = writer
+        self.ack = ack
+        self.clock = clock
+        self.max_payload_bytes = max_payload_bytes
+        self.max_future_s = max_future_s
+        self.max_past_s = max_past_s
+        self.known_devices = known_devices
+        self.rules = rules
+        self.on_status = on_status
+        self.counters = IngestCounters()
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letters)
+        self._limiter = _LogLimiter()
+
+    def _reject(self, topic: str, driver: str, reason: str, detail: str, payload: bytes, now: float) -> None:
+        self.counters.errors[(driver, reason)] += 1
+        self.dead_letters.append(DeadLetter(now, _printable_topic(topic), driver, reason, detail[:300],
+                                            len(payload), _head(payload)))
+        if self._limiter.allow(reason, now):
+            _log.warning("refused message on %s (driver %s): %s: %s", _printable_topic(topic), driver, reason,
+                         detail[:300])
+
+    def process(self, batch: list[Message]) -> None:
+        """Decode, update state, feed rules, serialise and hand over one batch."""
+        if not batch:
+            return
+        c = self.counters
+        now = self.clock()
+        wall = time.time()
+        lines: list[bytes] = []
+        acks: list[tuple[int, int]] = []
+        all_readings: list[Reading] = []
+        all_events: list[Event] = []
+        changes: list[StatusChange] = []
+        route = self.router.route
+        max_size = self.max_payload_bytes
+        known = self.known_devices
+        state_update = self.state.update
+        lo_ts, hi_ts = wall - self.max_past_s, wall + self.max_future_s
+        oldest = batch[0][4]
+        for topic, payload, mid, qos, received in batch:
+            c.received += 1
+            if qos:
+                acks.append((mid, qos))
+            if len(payload) > max_size:
+                self._reject(topic, "-", "too_large", f"{len(payload)} bytes > limit {max_size}", b"", now)
+                continue
+            driver = route(topic)
+            if driver is None:
+                reason = "bad_topic" if ("+" in topic or "#" in topic or not topic.isprintable()) else "unknown_topic"
+                self._reject(topic, "-", reason, "no driver claims this topic", payload, now)
+                continue
+            try:
+                decoded: Decoded = driver.decode(topic, payload)
+            except DecodeError as exc:
+                self._reject(topic, driver.name, exc.reason, exc.detail, payload, now)
+                continue
+            except Exception as exc:  # a driver bug must not stop the pipeline
+                self._reject(topic, driver.name, "driver_error", f"{type(exc).__name__}: {exc}", payload, now)
+                continue
+            good: list[bytes] = []
+            bad = ""
+            for r in decoded.readings:
+                if known is not None and not known(r.device):
+                    bad = f"unknown_device:{r.device}"
+                    break
+                ts = r.ts if r.ts is not None else received
+                if not (lo_ts <= ts <= hi_ts) or math.isnan(ts):
+                    bad = f"bad_timestamp:{ts!r} outside [now-{self.max_past_s:.0f}s, now+{self.max_future_s:.0f}s]"
+                    break
+                r.ts = ts
+                good.append(reading_line(r, int(ts * 1000)))
+            if bad:
+                reason, _, detail = bad.partition(":")
+                self._reject(topic, driver.name, reason, detail, payload, now)
+                continue
+            for r in decoded.readings:
+                ch = state_update(r, now, r.ts or received)
+                if ch is not None:
+                    changes.append(ch)
+            for e in decoded.events:
+                ets = e.ts if e.ts is not None else received
+                if not (lo_ts <= ets <= hi_ts):
+                    continue
+                e.ts = ets
+                good.append(event_line(e, int(ets * 1000)))
+            lines.extend(good)
+            c.decoded += 1
+            if decoded.readings:
+                c.per_family[decoded.readings[0].family] += 1
+            elif decoded.events:
+                c.per_family[decoded.events[0].family] += 1
+            c.readings += len(decoded.readings)
+            c.events += len(decoded.events)
+            all_readings.extend(decoded.readings)
+            all_events.extend(decoded.events)
+        if self.rules is not None:
+            try:
+                if all_readings:
+                    self.rules.on_readings(all_readings, now)
+                if all_events:
+                    self.rules.on_events(all_events, now)
+            except Exception:  # the rules must never cost telemetry
+                _log.exception("rule engine failed on a batch; telemetry is stored regardless")
+        if changes and self.on_status is not None:
+            self.on_status(changes)
+        c.points += len(lines)
+        c.batches += 1
+        c.last_batch_size = len(batch)
+        c.lag_ms = (time.time() - oldest) * 1000.0
+        if not lines:
+            # nothing to store (all refused, or events out of range): acknowledge now
+            if acks:
+                self.ack(acks)
+            return
+        ack = self.ack
+        self.writer.submit(lines, (lambda: ack(acks)) if acks else None)

@@ -1,0 +1,228 @@
+"""The supervisor process: wires MQTT, drivers, state, model, alarms, rules and storage together.
+
+Threads, each with one job:
+
+- paho's network thread receives messages into the :class:`~supervisor.ingest.mqtt.Inbox`;
+- the *pipeline* thread takes batches, runs the pipeline, and between batches runs the periodic
+  work (staleness, alarm correlation, rule ticks, health points); it holds ``lock`` while it
+  touches shared state, and the API takes the same lock for its short reads and writes;
+- the writer thread posts line protocol to InfluxDB (or the SQLite store) and acknowledges.
+
+The asyncio loop (API server) never sees a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from drivers import Command, Driver, DriverError
+from drivers import get as get_driver
+from supervisor.config import Settings
+from supervisor.ingest.mqtt import Inbox, MqttIngest
+from supervisor.ingest.pipeline import Pipeline
+from supervisor.ingest.router import Router
+from supervisor.state.registry import STATUS_CODE, StateRegistry, StatusChange
+from supervisor.storage.lineprotocol import point_line
+from supervisor.storage.writer import BatchWriter, make_writer
+
+_log = logging.getLogger(__name__)
+
+BATCH_LIMIT = 5000
+HEALTH_INTERVAL = 5.0
+
+
+class SupervisorError(Exception):
+    """The supervisor cannot start with this configuration (message says why and where)."""
+
+
+def build_drivers(settings: Settings) -> dict[str, Driver]:
+    out: dict[str, Driver] = {}
+    for name, dcfg in settings.drivers.items():
+        if not dcfg.enabled:
+            continue
+        try:
+            cls = get_driver(name)
+        except KeyError as exc:
+            raise SupervisorError(f"drivers.{name}: {exc}") from None
+        try:
+            out[name] = cls(dcfg.options)
+        except DriverError as exc:
+            raise SupervisorError(f"drivers.{name}.options: {exc}") from None
+    if not out:
+        raise SupervisorError("drivers: no driver enabled")
+    return out
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        writer: BatchWriter | None = None,
+        model: Any = None,
+        rules: Any = None,
+        instance: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.instance = instance or f"{socket.gethostname()}:{os.getpid()}"
+        self.drivers = build_drivers(settings)
+        self.router = Router(list(self.drivers.values()))
+        topics = [flt for flt, _ in self.router.filters]
+        self.inbox = Inbox()
+        self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
+        self.writer = writer if writer is not None else make_writer(settings.storage)
+        intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
+        self.state = StateRegistry(intervals, settings.state.stale_factor)
+        self.model = model
+        self.alarms: Any = None
+        if model is not None:
+            from supervisor.alarms import AlarmManager
+
+            self.alarms = AlarmManager(model)
+        self.rules = rules
+        self.lock = threading.RLock()
+        self.device_driver: dict[str, str] = {}
+        self.pipeline = Pipeline(
+            self.router, self.state, self.writer, self.mqtt.ack, clock=clock,
+            max_payload_bytes=settings.mqtt.max_payload_bytes, rules=rules, on_status=self._on_status,
+        )
+        self._pending_status: list[StatusChange] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_check = 0.0
+        self._next_health = 0.0
+        self._last_health: tuple[float, int] = (time.monotonic(), 0)
+        self.msg_rate = 0.0
+        self.started_at = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        now = self.clock()
+        self.started_at = time.time()
+        if self.model is not None:
+            for dev in self.model.devices.values():
+                self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
+                self.device_driver[dev.id] = dev.driver
+        self.writer.start()
+        self.mqtt.start()
+        self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop receiving, process what was received, flush the writer, then disconnect."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self.lock:
+            while len(self.inbox):
+                self.pipeline.process(self.inbox.take(BATCH_LIMIT))
+        self.writer.stop(timeout)
+        self.mqtt.stop()
+
+    def _run(self) -> None:
+        take = self.inbox.take
+        process = self.pipeline.process
+        while not self._stop.is_set():
+            batch = take(BATCH_LIMIT, 0.05)
+            with self.lock:
+                if batch:
+                    process(batch)
+                self._periodic()
+
+    # -- periodic work (pipeline thread) --------------------------------------------------------
+    def _on_status(self, changes: list[StatusChange]) -> None:
+        self._pending_status.extend(changes)
+
+    def _periodic(self) -> None:
+        now = self.clock()
+        mono = time.monotonic()
+        if self.rules is not None:
+            try:
+                self.rules.tick(now)
+            except Exception:
+                _log.exception("rule engine tick failed")
+        if now >= self._next_check:
+            self._next_check = now + self.settings.state.check_interval
+            self._pending_status.extend(self.state.check(now))
+            lines = [self._status_line(ch) for ch in self._pending_status]
+            changed = bool(self._pending_status)
+            self._pending_status.clear()
+            if self.alarms is not None and changed:
+                for change in self.alarms.update(self.state.not_ok(), now):
+                    lines.append(point_line(*change.as_point()))
+            if lines:
+                self.writer.submit(lines)
+        if mono >= self._next_health:
+            self._next_health = mono + HEALTH_INTERVAL
+            self.writer.submit(self._health_lines(now, mono))
+
+    def _status_line(self, ch: StatusChange) -> bytes:
+        return point_line("device_status", {"family": ch.family, "zone": ch.zone, "device": ch.device},
+                          {"status": ch.new, "code": STATUS_CODE[ch.new], "reason": ch.reason}, int(ch.at * 1000))
+
+    def _health_lines(self, now: float, mono: float) -> list[bytes]:
+        c = self.pipeline.counters
+        t0, n0 = self._last_health
+        self.msg_rate = (c.received - n0) / max(mono - t0, 1e-6)
+        self._last_health = (mono, c.received)
+        ws = self.writer.stats()
+        ts = int(now * 1000)
+        lines = [point_line("supervisor", {"instance": self.instance}, {
+            "received": c.received, "decoded": c.decoded, "errors": c.error_total, "points_written": ws.points_written,
+            "write_latency_ms": float(ws.last_latency_ms), "spool_bytes": ws.spool_bytes, "lag_ms": float(c.lag_ms),
+            "msg_rate": float(self.msg_rate), "devices": len(self.state),
+        }, ts)]
+        for (driver, reason), n in sorted(c.errors.items()):
+            lines.append(point_line("ingest_errors", {"instance": self.instance, "reason": reason, "driver": driver},
+                                    {"count": n}, ts))
+        for (family, zone), counts in sorted(self.state.counts().items()):
+            lines.append(point_line("fleet", {"family": family, "zone": zone or "-"}, {
+                "total": sum(counts.values()), "ok": counts.get("ok", 0), "stale": counts.get("stale", 0),
+                "fault": counts.get("fault", 0)}, ts))
+        return lines
+
+    # -- commands -------------------------------------------------------------------------------------
+    def send_command(self, cmd: Command) -> list[str]:
+        """Encode ``cmd`` with the device's driver and publish it; returns the topics published."""
+        name = self.device_driver.get(cmd.device)
+        if name is None:
+            raise SupervisorError(f"device {cmd.device!r} is unknown: commands go only to known devices")
+        driver = self.drivers.get(name)
+        if driver is None:
+            raise SupervisorError(f"device {cmd.device!r}: driver {name!r} is not enabled")
+        if cmd.zone is None:
+            st = self.state.get(cmd.device)
+            if st is not None and st.zone:
+                cmd = Command(cmd.device, cmd.action, cmd.value, st.zone, cmd.channel)
+        topics = []
+        for pub in driver.encode(cmd):
+            self.mqtt.publish(pub.topic, pub.payload, pub.qos, retain=False)
+            topics.append(pub.topic)
+        return topics
+
+    # -- reporting ------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        c = self.pipeline.counters
+        ws = self.writer.stats()
+        return {
+            "instance": self.instance,
+            "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
+            "mqtt": {"host": self.settings.mqtt.host, "port": self.settings.mqtt.port,
+                     "connected": self.mqtt.stats.connected, "connects": self.mqtt.stats.connects,
+                     "received": self.mqtt.stats.received, "acked": self.mqtt.stats.acked},
+            "ingest": c.as_dict(),
+            "storage": {"backend": self.settings.storage.backend, "points_written": ws.points_written,
+                        "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,
+                        "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms},
+            "devices": {"total": len(self.state),
+                        "by_status": {s: sum(1 for d in self.state if d.status == s) for s in STATUS_CODE}},
+            "alarms": None if self.alarms is None else len(self.alarms.active()),
+        }
