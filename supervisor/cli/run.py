@@ -64,9 +64,10 @@ def main(args: argparse.Namespace) -> int:
         from supervisor.api.server import ApiServer
 
         api = ApiServer(sup, settings.api).start()
+    where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
-          f"{settings.storage.backend} {settings.storage.url if settings.storage.backend != 'sqlite' else settings.storage.sqlite_path}"
-          + (f", API http://{settings.api.host}:{api.port}" if api else ""), file=sys.stderr)
+          f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
+          file=sys.stderr)
     stop.wait(args.duration)
     if api is not None:
         api.stop()

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -110,7 +111,7 @@ class MqttIngest:
         self._v5 = cfg.protocol == "5"
         self._manual_ack = manual_ack and cfg.qos > 0
         self._client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
             clean_session=None if self._v5 else cfg.clean_start,
@@ -138,7 +139,7 @@ class MqttIngest:
         props = None
         kwargs: dict[str, object] = {}
         if self._v5:
-            props = Properties(PacketTypes.CONNECT)
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.cfg.session_expiry
             props.ReceiveMaximum = self.cfg.receive_maximum
             kwargs["clean_start"] = self.cfg.clean_start
@@ -175,7 +176,7 @@ class MqttIngest:
         # Subscribe even when the session is present: it is idempotent, and a broker that lost its
         # persistence would otherwise leave us deaf. paho does not block on the SUBACK.
         if self.subscriptions:
-            client.subscribe([(t, self.cfg.qos) for t in self.subscriptions])
+            client.subscribe([(t, int(self.cfg.qos)) for t in self.subscriptions])
         self.connected.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
@@ -194,7 +195,7 @@ class MqttIngest:
             topic = msg._topic.decode("utf-8", "replace")  # counted as a bad topic by the pipeline
             self.stats.bad_topics += 1
         self.stats.received += 1
-        self.inbox.put((topic, msg.payload, msg.mid, msg.qos, time.time()))
+        self.inbox.put((topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
 
     # -- acknowledgement and publishing (any thread) ---------------------------------------------
     def ack(self, acks: Iterable[tuple[int, int]]) -> None:
@@ -210,6 +211,6 @@ class MqttIngest:
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             raise MqttError(f"publish to {topic!r} failed: {mqtt.error_string(info.rc)}")
         self.stats.published += 1

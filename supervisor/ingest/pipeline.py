@@ -142,7 +142,7 @@ class Pipeline:
         self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letters)
         self._limiter = _LogLimiter()
 
-    def _reject(self, topic: str, driver: str, reason: str, detail: str, payload: bytes, now: float) -> None:
+    def _reject(self, topic: str, driver: str, reason: str, detail: str, payload: bytes, now: float) -> None:  # noqa: PLR0917
         self.counters.errors[(driver, reason)] += 1
         self.dead_letters.append(DeadLetter(now, _printable_topic(topic), driver, reason, detail[:300],
                                             len(payload), _head(payload)))

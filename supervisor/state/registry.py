@@ -105,8 +105,7 @@ class StateRegistry:
         elif r.zone and not st.zone:
             st.zone = r.zone
         st.last_seen = now
-        if ts > st.last_ts:
-            st.last_ts = ts
+        st.last_ts = max(st.last_ts, ts)
         if r.channel is None:
             st.values.update(r.values)
             fault = fault_of(r.family, r.values) if r.family in ("cctv", "water") or "online" in r.values else None
@@ -137,8 +136,8 @@ class StateRegistry:
                 heapq.heappush(heap, (deadline, dev))  # it reported since: check again later
                 continue
             if st.status != STALE:
-                changes.append(StatusChange(dev, st.family, st.zone, st.status, STALE, now,
-                                            f"silent for {now - st.last_seen:.0f} s (expected every {st.interval:.0f} s)"))
+                why = f"silent for {now - st.last_seen:.0f} s (expected every {st.interval:.0f} s)"
+                changes.append(StatusChange(dev, st.family, st.zone, st.status, STALE, now, why))
                 st.status = STALE
             # re-arm so that it is checked again after it reports
             heapq.heappush(heap, (now + st.interval * factor, dev))
