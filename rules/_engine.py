@@ -1,0 +1,379 @@
+"""The rule engine: indexes rules by device, arbitrates requests, tracks commands, explains."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from drivers import Event, Reading, Value
+
+from ._arbiter import PRIORITY_MANUAL, Actuator, Arbiter, Request
+from ._clock import Clock
+from ._commands import CommandState, CommandTracker
+from ._errors import OverrideError, RuleFileError, RuleIssue, UnknownDeviceError
+from ._faults import LampFaultRuntime
+from ._generic import NoSignalRuntime, ThresholdRuntime
+from ._lighting import AdaptiveRuntime, AlarmLightingRuntime, ScheduleRuntime
+from ._loader import RuleSet, load_rules, validate_rules
+from ._runtime import BadInputError, Context, RuleRuntime
+from ._spec import RuleSpec
+from ._types import CommandSink, Decision, RuleAlarm, StateView, Topology
+from ._water import WaterLeakRuntime
+from .sun import SunCalendar
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    command_timeout_s: float = 30.0
+    command_attempts: int = 3  # transmissions before a command is failed
+    history_per_device: int = 50
+    max_history_devices: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    rules: int  # rules running after the call
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    issues: tuple[RuleIssue, ...] = ()
+
+
+def _build(spec: RuleSpec, ctx: Context) -> RuleRuntime:
+    match spec.kind:
+        case "schedule":
+            return ScheduleRuntime(spec, ctx)
+        case "adaptive_lighting":
+            return AdaptiveRuntime(spec, ctx)
+        case "alarm_lighting":
+            return AlarmLightingRuntime(spec, ctx)
+        case "water_leak":
+            return WaterLeakRuntime(spec, ctx)
+        case "lamp_faults":
+            return LampFaultRuntime(spec, ctx)
+        case "threshold":
+            return ThresholdRuntime(spec, ctx)
+        case "no_signal":
+            return NoSignalRuntime(spec, ctx)
+    raise AssertionError(f"unhandled rule kind {spec.kind!r}")  # pragma: no cover
+
+
+class RuleEngine:
+    """Runs a rule set against the city.
+
+    The pipeline calls :meth:`on_readings` / :meth:`on_events` once per batch and :meth:`tick`
+    periodically; all calls come from one thread.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        state: StateView,
+        sink: CommandSink,
+        clock: Clock,
+        *,
+        on_decision: Callable[[Decision], None] | None = None,
+        on_alarm: Callable[[RuleAlarm], None] | None = None,
+        on_command: Callable[[CommandState], None] | None = None,
+        options: EngineOptions | None = None,
+    ) -> None:
+        self.options = options or EngineOptions()
+        self._topology = topology
+        self._clock = clock
+        self._on_decision = on_decision
+        self._on_alarm = on_alarm
+        try:
+            tz = ZoneInfo(topology.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"city timezone {topology.timezone!r} is unknown: {exc}") from exc
+        lon, lat = topology.center
+        self._arbiter = Arbiter(self._arbitrated)
+        self._ctx = Context(topology, state, self._arbiter, SunCalendar(lon, lat, tz), self._decide, self._alarm)
+        self._tracker = CommandTracker(
+            sink,
+            timeout_s=self.options.command_timeout_s,
+            max_attempts=self.options.command_attempts,
+            on_alarm=self._alarm,
+            on_change=on_command,
+        )
+        self._rules: dict[str, RuleRuntime] = {}
+        self._specs: dict[str, RuleSpec] = {}
+        self._reading_index: dict[str, tuple[RuleRuntime, ...]] = {}
+        self._event_index: dict[str, tuple[RuleRuntime, ...]] = {}
+        self._history: dict[str, deque[Decision]] = {}
+        self.errors: dict[str, int] = {}  # "<rule>:<reason>" -> count
+        self.decisions = 0
+        self.alarms = 0
+
+    # ------------------------------------------------------------------ rule set
+
+    def rules(self) -> list[str]:
+        return list(self._rules)
+
+    def load(self, ruleset: RuleSet) -> ReloadResult:
+        """Run ``ruleset`` (validated against the topology first); atomic: on error nothing changes."""
+        issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], self._topology)
+        if issues:
+            return self._refused(issues)
+        now = self._clock.now()
+        new: dict[str, RuleRuntime] = {}
+        added: list[str] = []
+        changed: list[str] = []
+        for spec in ruleset:
+            old = self._rules.get(spec.id)
+            if old is not None and self._specs.get(spec.id) == spec:
+                new[spec.id] = old
+                continue
+            (changed if old is not None else added).append(spec.id)
+            if spec.enabled:
+                new[spec.id] = _build(spec, self._ctx)
+        removed = [rid for rid in self._rules if ruleset.get(rid) is None]
+        # swap: withdraw what the replaced rules asked, then index the new set
+        for rid in removed + changed:
+            self._rules[rid].stop(now) if rid in self._rules else None
+        order = sorted(new.values(), key=lambda r: 0 if isinstance(r, ScheduleRuntime) else 1)
+        self._rules = {r.id: r for r in order}
+        self._specs = {s.id: s for s in ruleset}
+        self._ctx.schedules = {r.id: r for r in order if isinstance(r, ScheduleRuntime)}
+        self._reading_index = self._index(lambda r: r.reading_devices)
+        self._event_index = self._index(lambda r: r.event_devices)
+        for rid in added + changed:
+            if rid in self._rules:
+                self._rules[rid].start(now)
+        log.info("rules: %d running (%d added, %d changed, %d removed)",
+                 len(self._rules), len(added), len(changed), len(removed))
+        return ReloadResult(True, len(self._rules), tuple(added), tuple(removed), tuple(changed))
+
+    def reload(self, directory: str | Path) -> ReloadResult:
+        """Load ``directory``; a bad file is refused with its errors and the running rules keep running."""
+        try:
+            ruleset = load_rules(directory, self._topology)
+        except RuleFileError as exc:
+            return self._refused(list(exc.issues))
+        return self.load(ruleset)
+
+    def _refused(self, issues: Sequence[RuleIssue]) -> ReloadResult:
+        self._count("reload", "refused")
+        log.warning("rule reload refused, %d rules keep running: %s", len(self._rules), "; ".join(map(str, issues)))
+        return ReloadResult(False, len(self._rules), issues=tuple(issues))
+
+    def _index(self, attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
+        idx: dict[str, list[RuleRuntime]] = {}
+        for r in self._rules.values():
+            for d in attr(r):
+                idx.setdefault(d, []).append(r)
+        return {d: tuple(v) for d, v in idx.items()}
+
+    # ------------------------------------------------------------------ inputs (hot path)
+
+    def on_readings(self, readings: Sequence[Reading], now: float) -> None:
+        idx = self._reading_index
+        pending = self._tracker.pending
+        for r in readings:
+            handlers = idx.get(r.device)
+            if handlers is not None:
+                for h in handlers:
+                    try:
+                        h.on_reading(r, now)
+                    except BadInputError as exc:
+                        self._bad_input(h.id, exc, r.device)
+                    except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
+                        self._rule_failed(h.id, exc, r.device)
+            if pending and r.device in pending:
+                self._tracker.observe(r, now)
+
+    def on_events(self, events: Sequence[Event], now: float) -> None:
+        idx = self._event_index
+        for e in events:
+            handlers = idx.get(e.device)
+            if handlers is None:
+                continue
+            for h in handlers:
+                try:
+                    h.on_event(e, now)
+                except BadInputError as exc:
+                    self._bad_input(h.id, exc, e.device)
+                except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
+                    self._rule_failed(h.id, exc, e.device)
+
+    def tick(self, now: float) -> None:
+        self._arbiter.expire(now)
+        for r in self._rules.values():
+            try:
+                r.tick(now)
+            except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
+                self._rule_failed(r.id, exc, "-")
+        self._tracker.tick(now)
+
+    def _count(self, rule: str, reason: str) -> int:
+        key = f"{rule}:{reason}"
+        n = self.errors.get(key, 0) + 1
+        self.errors[key] = n
+        return n
+
+    def _bad_input(self, rule: str, exc: BadInputError, device: str) -> None:
+        n = self._count(rule, exc.reason)
+        (log.warning if n == 1 else log.debug)("rule %s: bad input from %s: %s (count %d)", rule, device, exc, n)
+
+    def _rule_failed(self, rule: str, exc: Exception, device: str) -> None:
+        n = self._count(rule, "rule_error")
+        if n == 1:
+            log.exception("rule %s failed on %s: %s", rule, device, exc)
+        else:
+            log.debug("rule %s failed on %s: %s (count %d)", rule, device, exc, n)
+
+    # ------------------------------------------------------------------ arbitration and outputs
+
+    def _arbitrated(self, act: Actuator, req: Request | None, prev: float | None, now: float,
+                    reason: str | None) -> None:
+        dev, ch = act
+        zone = self._ctx.zone_of(dev)
+        name = dev if ch is None else f"{dev}/{ch}"
+        after = f" (after {reason})" if reason else ""
+        if req is None:
+            lv = 0.0 if prev is None else prev
+            self._decide(Decision(now, "arbiter", "arbitration", dev, lv,
+                                  f"{name} left at {lv:.0f} %: no active request{after}", {}, zone, ch))
+            return
+        lvl = f"{req.level:.0f}" if abs(req.level - round(req.level)) < 0.05 else f"{req.level:.1f}"
+        inputs = dict(req.inputs)
+        inputs["priority"] = req.priority
+        if prev is not None:
+            inputs["previous"] = prev
+        self._decide(Decision(now, req.rule, req.kind, dev, req.level, f"{name} at {lvl} %: {req.text}{after}",
+                              inputs, zone, ch))
+        if prev is None or prev != req.level:
+            self._tracker.send(act, zone, req.level, now)
+
+    def _decide(self, d: Decision) -> None:
+        self.decisions += 1
+        h = self._history.get(d.device)
+        if h is None:
+            if len(self._history) >= self.options.max_history_devices:
+                self._history.pop(next(iter(self._history)))
+            h = self._history[d.device] = deque(maxlen=self.options.history_per_device)
+        h.append(d)
+        if self._on_decision is not None:
+            self._on_decision(d)
+
+    def _alarm(self, a: RuleAlarm) -> None:
+        self.alarms += 1
+        log.info("rule alarm %s %s: %s", a.state, a.key, a.text)
+        if self._on_alarm is not None:
+            self._on_alarm(a)
+
+    # ------------------------------------------------------------------ API
+
+    def why(self, device: str) -> list[Decision]:
+        """Recent decisions about ``device``, oldest first (bounded history)."""
+        return list(self._history.get(device, ()))
+
+    def level(self, device: str, channel: str | None = None) -> float | None:
+        """The level the arbitration currently asks of an actuator."""
+        return self._arbiter.level((device, channel))
+
+    def requests(self, device: str, channel: str | None = None) -> list[dict[str, object]]:
+        """The priority stack of an actuator, winner first."""
+        return [r.as_dict() for r in self._arbiter.stack((device, channel))]
+
+    def commands(self) -> dict[str, dict[str, object]]:
+        """Last command per actuator: state (pending/confirmed/failed), attempts, level, since."""
+        return self._tracker.states()
+
+    def _check_actuator(self, device: str) -> None:
+        info = self._topology.devices.get(device)
+        if info is None:
+            raise UnknownDeviceError(device, "not in the city model")
+        if info.family != "lighting":
+            raise UnknownDeviceError(device, f"is a {info.kind}, only lighting can be dimmed")
+
+    def override(self, device: str, level: float, until: float, user: str, channel: str | None = None) -> None:
+        """Manual override (priority 100) until ``until`` (UTC epoch s)."""
+        self._check_actuator(device)
+        now = self._clock.now()
+        if isinstance(level, bool) or not math.isfinite(level) or not 0.0 <= level <= 100.0:
+            raise OverrideError(f"override of {device}: level must be 0..100 %, got {level!r}")
+        if not math.isfinite(until) or until <= now:
+            raise OverrideError(f"override of {device}: until ({until!r}) must be in the future (now {now:.0f})")
+        if not user or not user.strip():
+            raise OverrideError(f"override of {device}: user is required")
+        text = f"manual override by {user} until {self._ctx.local_hhmm(until)} local"
+        inputs: dict[str, Value] = {"user": user, "until": until}
+        self._arbiter.put((device, channel),
+                          Request("manual", PRIORITY_MANUAL, float(level), until, "manual", "override", text,
+                                  inputs, user), now)
+
+    def clear_override(self, device: str, channel: str | None = None, user: str | None = None) -> bool:
+        """Remove a manual override; return whether there was one."""
+        self._check_actuator(device)
+        who = f" by {user}" if user else ""
+        return self._arbiter.withdraw((device, channel), "manual", self._clock.now(), f"override cleared{who}")
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "rules": len(self._rules),
+            "indexed_devices": len(self._reading_index),
+            "decisions": self.decisions,
+            "alarms": self.alarms,
+            "commands_sent": self._tracker.sent,
+            "errors": dict(self.errors),
+        }
+
+    # ------------------------------------------------------------------ persistence
+
+    def snapshot(self) -> dict[str, Any]:
+        """Leased requests (overrides, alarm lighting) and rule counters; JSON-serialisable."""
+        reqs = []
+        for (dev, ch), req in self._arbiter.requests():
+            if req.until is not None:
+                d = req.as_dict()
+                d["device"] = dev
+                d["channel"] = ch
+                reqs.append(d)
+        rules = {rid: {"kind": r.kind, "state": r.snapshot()} for rid, r in self._rules.items()}
+        return {"version": SNAPSHOT_VERSION, "saved_at": self._clock.now(), "requests": reqs, "rules": rules}
+
+    def restore(self, data: dict[str, Any]) -> int:
+        """Take back a :meth:`snapshot`; expired leases and unknown rules are skipped. Return requests restored."""
+        if not isinstance(data, dict) or data.get("version") != SNAPSHOT_VERSION:
+            self._count("restore", "bad_snapshot")
+            raise ValueError(f"unsupported rule engine snapshot (version {data.get('version')!r})"
+                             if isinstance(data, dict) else "rule engine snapshot must be a mapping")
+        now = self._clock.now()
+        n = 0
+        for item in data.get("requests", []):
+            try:
+                req = Request(
+                    source=str(item["source"]), priority=int(item["priority"]), level=float(item["level"]),
+                    until=float(item["until"]), rule=str(item["rule"]), kind=str(item["kind"]),
+                    text=str(item["text"]), inputs=dict(item.get("inputs") or {}),
+                    user=None if item.get("user") is None else str(item["user"]),
+                )
+                dev = str(item["device"])
+                ch = None if item.get("channel") is None else str(item["channel"])
+            except (KeyError, TypeError, ValueError) as exc:
+                self._count("restore", "bad_request")
+                log.warning("snapshot: skipping bad request %r: %s", item, exc)
+                continue
+            if req.until is None or req.until <= now or dev not in self._topology.devices:
+                continue
+            if not req.source.startswith("manual") and req.rule not in self._rules:
+                continue
+            self._arbiter.put((dev, ch), req, now)
+            n += 1
+        for rid, saved in (data.get("rules") or {}).items():
+            r = self._rules.get(rid)
+            if r is not None and isinstance(saved, dict) and saved.get("kind") == r.kind:
+                r.restore(dict(saved.get("state") or {}), now)
+        return n

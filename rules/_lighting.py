@@ -1,0 +1,320 @@
+"""Lighting rules: astronomical schedule, adaptive lighting from traffic, alarm-driven lighting."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from drivers import Event, Reading, Value
+
+from ._arbiter import PRIORITY_SAFETY, PRIORITY_SCHEDULE, PRIORITY_TRAFFIC, Actuator, Request
+from ._loader import resolve
+from ._runtime import BadInputError, Context, RuleRuntime, number
+from ._spec import AdaptiveLightingRule, AlarmLightingRule, ScheduleRule, night_position, parse_hhmm
+
+log = logging.getLogger(__name__)
+
+
+def _fmt(level: float) -> str:
+    return f"{level:.0f}" if abs(level - round(level)) < 0.05 else f"{level:.1f}"
+
+
+class ScheduleRuntime(RuleRuntime):
+    kind = "schedule"
+
+    def __init__(self, spec: ScheduleRule, ctx: Context) -> None:
+        super().__init__(spec.id, ctx)
+        self.spec = spec
+        self.lights: list[Actuator] = [(d, None) for d in resolve(spec.lights, ctx.topology)]
+        self._steps = [(night_position(*parse_hhmm(s.until)), s.level, s.until) for s in spec.profile]
+        self._on_s = spec.on_offset_min * 60.0
+        self._off_s = spec.off_offset_min * 60.0
+        self._current: tuple[float, str] | None = None
+
+    def actuators(self) -> list[Actuator]:
+        return self.lights
+
+    def is_night(self, now: float) -> bool:
+        return self.ctx.calendar.is_night(now, self._on_s, self._off_s)
+
+    def level_at(self, now: float) -> tuple[float, str]:
+        """(level, explanation) of the schedule at ``now``."""
+        cal = self.ctx.calendar
+        lt = cal.local_datetime(now)
+        if not self.is_night(now):
+            return self.spec.day_level, "day"
+        day = lt.date() if lt.hour >= 12 else lt.date() - timedelta(days=1)
+        eve, morning = cal.times(day), cal.times(day + timedelta(days=1))
+        if eve.sunset is not None and morning.sunrise is not None:
+            night = f"night from {self.ctx.local_hhmm(eve.sunset + self._on_s)} to " \
+                    f"{self.ctx.local_hhmm(morning.sunrise + self._off_s)}"
+        else:
+            night = "polar night"
+        pos = night_position(lt.hour, lt.minute)
+        start = "sunset"
+        for p, level, until in self._steps:
+            if pos < p:
+                return level, f"{night}; profile {_fmt(level)} % from {start} until {until}"
+            start = until
+        return self.spec.level, f"{night}; profile {_fmt(self.spec.level)} % from {start} until sunrise"
+
+    def tick(self, now: float) -> None:
+        level, why = self.level_at(now)
+        if self._current == (level, why):
+            return
+        self._current = (level, why)
+        text = f"schedule '{self.id}' — {why}"
+        inputs: dict[str, Value] = {"night": why != "day", "local_time": self.ctx.local_hhmm(now)}
+        put = self.ctx.arbiter.put
+        for act in self.lights:
+            put(act, Request(self.id, PRIORITY_SCHEDULE, level, None, self.id, self.kind, text, inputs), now)
+
+    def stop(self, now: float) -> None:
+        for act in self.lights:
+            self.ctx.arbiter.withdraw(act, self.id, now, f"rule '{self.id}' removed")
+        self._current = None
+
+
+@dataclass(slots=True)
+class _Street:
+    street: str
+    sensors: list[str]
+    lights: list[Actuator]
+    active: bool = False
+    output: float = 0.0
+    published: float | None = None
+    cls: int | None = None
+    eff_flow: float | None = None
+    lower_since: float | None = None
+    last_tick: float | None = None
+    inputs: dict[str, Value] = field(default_factory=dict)
+
+
+class AdaptiveRuntime(RuleRuntime):
+    kind = "adaptive_lighting"
+
+    def __init__(self, spec: AdaptiveLightingRule, ctx: Context) -> None:
+        super().__init__(spec.id, ctx)
+        self.spec = spec
+        topo = ctx.topology
+        by_street: dict[str, list[str]] = {}
+        for sid in resolve(spec.sensors, topo):
+            street = topo.devices[sid].street
+            if street:
+                by_street.setdefault(street, []).append(sid)
+        self.streets: list[_Street] = []
+        for street, sensors in sorted(by_street.items()):
+            lights: list[Actuator] = [(d, None) for d in topo.lights_along(street, spec.buffer_m)]
+            if lights:
+                self.streets.append(_Street(street, sensors, lights))
+        self.reading_devices = tuple(s for st in self.streets for s in st.sensors)
+        self._flows: dict[str, tuple[float, float]] = {}
+        self._classes = sorted(spec.classes or (), key=lambda c: -c.min_flow)
+        self._curve = [(p.flow, p.level) for p in spec.curve or ()]
+
+    def actuators(self) -> list[Actuator]:
+        return [a for st in self.streets for a in st.lights]
+
+    def source(self, st: _Street) -> str:
+        return f"{self.id}@{st.street}"
+
+    def on_reading(self, r: Reading, now: float) -> None:
+        if "flow" not in r.values:
+            return
+        flow = number(r.values["flow"], "flow")
+        if flow < 0:
+            raise BadInputError("out_of_range", f"flow {flow} < 0")
+        ts = r.ts if r.ts is not None else now
+        prev = self._flows.get(r.device)
+        if prev is None or ts >= prev[1]:
+            self._flows[r.device] = (flow, ts)
+
+    def _interval(self, sensor: str) -> float:
+        iv = self.ctx.topology.devices[sensor].interval
+        return float(iv) if iv else self.spec.default_interval_s
+
+    def _fresh(self, st: _Street, now: float) -> tuple[list[tuple[str, float]], str]:
+        fresh: list[tuple[str, float]] = []
+        stale: list[str] = []
+        for s in st.sensors:
+            rec = self._flows.get(s)
+            seen = self.ctx.state.last_seen(s)
+            last = max(rec[1] if rec else float("-inf"), seen if seen is not None else float("-inf"))
+            limit = self.spec.stale_factor * self._interval(s)
+            if rec is not None and now - last <= limit:
+                fresh.append((s, rec[0]))
+            else:
+                ago = "never" if last == float("-inf") else f"no reading for {now - last:.0f} s"
+                stale.append(f"{s} ({ago}, limit {limit:.0f} s)")
+        return fresh, "sensor stale: " + ", ".join(stale)
+
+    def _target(self, st: _Street, flow: float) -> tuple[float, str]:
+        h = self.spec.hysteresis
+        if self._classes:
+            cls = self._classes
+
+            def classify(f: float) -> int:
+                return next(i for i, c in enumerate(cls) if f >= c.min_flow)
+
+            raw = classify(flow)
+            if st.cls is None or raw <= st.cls:
+                st.cls = raw
+            elif flow < cls[st.cls].min_flow - h:
+                st.cls = max(st.cls, classify(flow + h))
+            c = cls[st.cls]
+            return c.level, f"class {c.name} ({_fmt(c.level)} %)"
+        if st.eff_flow is None or abs(flow - st.eff_flow) > h:
+            st.eff_flow = flow
+        f = st.eff_flow
+        pts = self._curve
+        if f <= pts[0][0]:
+            level = pts[0][1]
+        elif f >= pts[-1][0]:
+            level = pts[-1][1]
+        else:
+            level = pts[-1][1]
+            for (f0, l0), (f1, l1) in itertools.pairwise(pts):
+                if f0 <= f <= f1:
+                    level = l0 + (l1 - l0) * (f - f0) / (f1 - f0)
+                    break
+        return level, f"curve ({_fmt(level)} % at {f:.0f} veh/h)"
+
+    def tick(self, now: float) -> None:
+        sched = self.ctx.schedules.get(self.spec.schedule)
+        night = sched.is_night(now) if sched is not None else self.ctx.calendar.is_night(now)
+        for st in self.streets:
+            self._tick_street(st, now, night)
+
+    def _withdraw(self, st: _Street, now: float, reason: str) -> None:
+        if st.active:
+            for act in st.lights:
+                self.ctx.arbiter.withdraw(act, self.source(st), now, reason)
+        st.active = False
+        st.published = None
+        st.lower_since = None
+        st.cls = None
+        st.eff_flow = None
+        st.last_tick = now
+
+    def _tick_street(self, st: _Street, now: float, night: bool) -> None:
+        if not night:
+            self._withdraw(st, now, f"adaptive_lighting '{self.id}' inactive: day")
+            return
+        fresh, stale_why = self._fresh(st, now)
+        if not fresh:
+            self._withdraw(st, now, f"adaptive_lighting '{self.id}' on {st.street}: {stale_why} → fail-safe")
+            return
+        sensor, flow = max(fresh, key=lambda x: x[1])
+        target, mapping = self._target(st, flow)
+        target = max(target, self.spec.min_level)
+        if not st.active:
+            cur = self.ctx.arbiter.level(st.lights[0])
+            st.output = target if cur is None else cur
+            st.last_tick = now
+        dt = max(0.0, now - (st.last_tick if st.last_tick is not None else now))
+        st.last_tick = now
+        held = False
+        if target < st.output:
+            if st.lower_since is None:
+                st.lower_since = now
+            if now - st.lower_since < self.spec.hold_s:
+                desired = st.output
+                held = True
+            else:
+                desired = target
+        else:
+            st.lower_since = None
+            desired = target
+        step = self.spec.ramp_pct_per_min * dt / 60.0
+        before = st.output
+        st.output = before + max(-step, min(step, desired - before))
+        reached = abs(st.output - desired) < 1e-9
+        if (
+            st.active
+            and st.published is not None
+            and abs(st.output - st.published) < self.spec.step_pct
+            and not (reached and st.output != st.published)
+        ):
+            return
+        level = round(st.output, 1)
+        text = (
+            f"adaptive_lighting '{self.id}' — flow {flow:.0f} veh/h on {st.street} (sensor {sensor}) "
+            f"→ {mapping} → {_fmt(level)} %"
+        )
+        if held:
+            text += f"; holding before dimming to {_fmt(target)} % (hold {self.spec.hold_s:.0f} s)"
+        elif not reached:
+            prev = st.published if st.published is not None else before
+            text += f"; ramp limited from {_fmt(prev)} % toward {_fmt(desired)} %"
+        inputs: dict[str, Value] = {
+            "flow": flow, "street": st.street, "sensor": sensor, "target": target, "mapping": mapping,
+        }
+        st.inputs = inputs
+        put = self.ctx.arbiter.put
+        for act in st.lights:
+            put(act, Request(self.source(st), PRIORITY_TRAFFIC, level, None, self.id, self.kind, text, inputs), now)
+        st.published = level
+        st.active = True
+
+    def stop(self, now: float) -> None:
+        for st in self.streets:
+            self._withdraw(st, now, f"rule '{self.id}' removed")
+
+
+class AlarmLightingRuntime(RuleRuntime):
+    kind = "alarm_lighting"
+
+    def __init__(self, spec: AlarmLightingRule, ctx: Context) -> None:
+        super().__init__(spec.id, ctx)
+        self.spec = spec
+        topo = ctx.topology
+        self.lights: dict[str, list[Actuator]] = {}
+        for cam in resolve(spec.cameras, topo):
+            d = topo.devices[cam]
+            near = topo.devices_within(d.lon, d.lat, spec.radius_m, family="lighting", kind="lamp")
+            self.lights[cam] = [(x, None) for x in near]
+        self.event_devices = tuple(self.lights)
+        self._kinds = frozenset(spec.event_kinds)
+        self.ignored_day = 0
+
+    def actuators(self) -> list[Actuator]:
+        return [a for acts in self.lights.values() for a in acts]
+
+    def on_event(self, e: Event, now: float) -> None:
+        if e.kind not in self._kinds:
+            return
+        if self.spec.night_only:
+            sched = self.ctx.schedules.get(self.spec.schedule) if self.spec.schedule else None
+            night = sched.is_night(now) if sched is not None else self.ctx.calendar.is_night(now)
+            if not night:
+                self.ignored_day += 1
+                return
+        acts = self.lights.get(e.device, [])
+        if not acts:
+            return
+        until = now + self.spec.duration_s
+        score = e.data.get("score")
+        what = e.kind if score is None else f"{e.kind} (score {score})"
+        text = (
+            f"alarm_lighting '{self.id}' — {what} on camera {e.device} at {self.ctx.local_hhmm(now)} "
+            f"→ {_fmt(self.spec.level)} % within {self.spec.radius_m:.0f} m until {self.ctx.local_hhmm(until)}"
+        )
+        inputs: dict[str, Value] = {"camera": e.device, "event": e.kind, "radius_m": self.spec.radius_m}
+        if score is not None:
+            inputs["score"] = score
+        src = f"{self.id}@{e.device}"
+        for act in acts:
+            self.ctx.arbiter.put(
+                act, Request(src, PRIORITY_SAFETY, self.spec.level, until, self.id, self.kind, text, inputs), now
+            )
+
+    def stop(self, now: float) -> None:
+        for cam, acts in self.lights.items():
+            for act in acts:
+                self.ctx.arbiter.withdraw(act, f"{self.id}@{cam}", now, f"rule '{self.id}' removed")
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"ignored_day": self.ignored_day}

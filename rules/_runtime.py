@@ -1,0 +1,91 @@
+"""What a running rule sees (the context) and the base class of running rules."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from drivers import Event, Reading, Value
+
+from ._arbiter import Actuator, Arbiter
+from ._errors import RuleError
+from ._types import Decision, RuleAlarm, StateView, Topology
+from .sun import SunCalendar
+
+if TYPE_CHECKING:
+    from ._lighting import ScheduleRuntime
+
+
+class BadInputError(RuleError):
+    """A reading or event value a rule cannot use; counted under ``reason``, never raised further."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def number(value: Value | None, what: str) -> float:
+    """``value`` as a finite float, or :class:`BadInputError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInputError("bad_type", f"{what} must be a number, got {value!r}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise BadInputError("not_finite", f"{what} is {value!r}")
+    return f
+
+
+@dataclass(slots=True)
+class Context:
+    topology: Topology
+    state: StateView
+    arbiter: Arbiter
+    calendar: SunCalendar
+    decide: Callable[[Decision], None]
+    alarm: Callable[[RuleAlarm], None]
+    schedules: dict[str, ScheduleRuntime] = field(default_factory=dict)
+
+    def zone_of(self, device: str) -> str | None:
+        d = self.topology.devices.get(device)
+        return None if d is None else d.zone
+
+    def local_hhmm(self, ts: float) -> str:
+        return self.calendar.local_datetime(ts).strftime("%H:%M")
+
+
+class RuleRuntime:
+    """A rule bound to the city. Subclasses override what they need."""
+
+    kind: str = ""
+
+    def __init__(self, rule_id: str, ctx: Context) -> None:
+        self.id = rule_id
+        self.ctx = ctx
+        self.reading_devices: tuple[str, ...] = ()
+        self.event_devices: tuple[str, ...] = ()
+
+    def on_reading(self, r: Reading, now: float) -> None:
+        """A reading of one of ``reading_devices``."""
+
+    def on_event(self, e: Event, now: float) -> None:
+        """An event of one of ``event_devices``."""
+
+    def tick(self, now: float) -> None:
+        """Periodic work (schedules, staleness, night windows)."""
+
+    def start(self, now: float) -> None:
+        """Called once when the rule starts running (after a load or reload)."""
+
+    def stop(self, now: float) -> None:
+        """Withdraw everything the rule asked of the arbiter (rule removed or replaced)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {}
+
+    def restore(self, data: dict[str, Any], now: float) -> None:
+        """Take back what :meth:`snapshot` saved."""
+
+    def actuators(self) -> list[Actuator]:
+        return []
