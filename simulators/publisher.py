@@ -174,7 +174,7 @@ class Publisher:
             CallbackAPIVersion.VERSION2,
             client_id=client_id or f"urban-sim-pub-{uuid.uuid4().hex[:8]}",
             protocol=proto,
-            **({} if protocol == "5" else {"clean_session": True}),
+            clean_session=None if protocol == "5" else True,
         )
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
@@ -199,6 +199,7 @@ class Publisher:
         self._acked = 0
         self._rejected = 0
         self._started = False
+        self.subscriptions: list[tuple[str, int]] = []  # (re)subscribed at every CONNACK
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -206,6 +207,8 @@ class Publisher:
                     props: Any = None) -> None:
         self._connect_rc = str(rc)
         if not rc.is_failure:
+            if self.subscriptions:
+                client.subscribe(list(self.subscriptions))
             self._connected.set()
         else:
             _log.error("MQTT %s:%s refused the connection: %s", self.host, self.port, rc)
