@@ -293,6 +293,8 @@ class LightResponder:
                 self.stats.published += 1
                 pts = self.stats.expected_points
                 pts[m.measurement] = pts.get(m.measurement, 0) + m.points
+                if m.events:
+                    pts["events"] = pts.get("events", 0) + m.events
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no command is pending and every answer is acknowledged; False on timeout."""

@@ -392,6 +392,8 @@ class Publisher:
                     rep.sent_good += 1
                     per_family[what.family] = per_family.get(what.family, 0) + 1
                     points[what.measurement] = points.get(what.measurement, 0) + what.points
+                    if what.events:
+                        points["events"] = points.get("events", 0) + what.events
         if not self.wait_acked(ack_timeout):
             _log.error("%d messages still unacknowledged after %ss", self.outstanding, ack_timeout)
         rep.elapsed = time.monotonic() - start
@@ -409,6 +411,8 @@ def expected_from(messages: Iterable[Message]) -> tuple[dict[str, int], dict[str
     for m in messages:
         fam[m.family] = fam.get(m.family, 0) + 1
         pts[m.measurement] = pts.get(m.measurement, 0) + m.points
+        if m.events:
+            pts["events"] = pts.get("events", 0) + m.events
     return fam, pts
 
 

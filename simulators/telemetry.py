@@ -82,6 +82,7 @@ class Message(NamedTuple):
     measurement: str  # InfluxDB measurement it feeds: the family, or ``events``
     points: int  # points it yields in that measurement
     device: str
+    events: int = 0  # points it also yields in ``events`` (water alarm tokens)
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,6 +526,7 @@ class CityTelemetry:
             else:
                 st.flowing_since = None
             body = {"ts": ts, "index": round(st.index, 4), "flow": round(flow, 5), "alarms": alarms}
+            return [Message(topic, orjson.dumps(body), d.family, d.family, points, d.id, len(alarms))]
         return [Message(topic, orjson.dumps(body), d.family, d.family, points, d.id), *extra]
 
     # -- the schedule --------------------------------------------------------------------------
