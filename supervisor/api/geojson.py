@@ -1,0 +1,131 @@
+"""GeoJSON FeatureCollections of the network model's layers, built from its public data.
+
+- ``physical``: sites (points), links and feeders that have a route (lines);
+- ``l2``: switches (points at their site) and their uplinks (lines along the uplink's link);
+- ``l3``: the service reach: the switches whose ports carry a service's VLAN, with the services'
+  VLANs and subnets;
+- ``devices``: every device as a point with family, kind, zone, service and current status.
+
+Infrastructure features carry ``services``: the services with at least one device that fails if
+the element fails (from the model's impact). Those sets are computed once per model and cached,
+since the model does not change while it is loaded.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Literal
+
+from supervisor.state.registry import StateRegistry
+
+Layer = Literal["physical", "l2", "l3", "devices"]
+LAYERS: tuple[Layer, ...] = ("physical", "l2", "l3", "devices")
+
+Feature = dict[str, Any]
+
+
+def point(lon: float, lat: float) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": [float(lon), float(lat)]}
+
+
+def line(coords: Iterable[tuple[float, float]]) -> dict[str, Any]:
+    return {"type": "LineString", "coordinates": [[float(x), float(y)] for x, y in coords]}
+
+
+def feature(geometry: dict[str, Any] | None, fid: str, props: dict[str, Any]) -> Feature:
+    return {"type": "Feature", "id": fid, "geometry": geometry, "properties": {"id": fid, **props}}
+
+
+def collection(layer: str, features: list[Feature]) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "name": layer, "features": features}
+
+
+class ServicesOf:
+    """``services(element)``: sorted service ids depending on an element (cached per element)."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self._cache: dict[str, list[str]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, element: str) -> list[str]:
+        with self._lock:
+            got = self._cache.get(element)
+        if got is None:
+            got = sorted(self._model.impact(element).services)
+            with self._lock:
+                self._cache[element] = got
+        return got
+
+
+def physical(model: Any, services: Callable[[str], list[str]]) -> list[Feature]:
+    out: list[Feature] = []
+    for s in model.sites.values():
+        out.append(feature(point(s.lon, s.lat), s.id, {
+            "kind": s.kind, "layer": "physical", "zone": s.zone, "power": s.power, "services": services(s.id)}))
+    for link in model.links.values():
+        out.append(feature(line(link.coords), link.id, {
+            "kind": link.kind, "layer": "physical", "from": link.from_site, "to": link.to_site, "duct": link.duct,
+            "services": services(link.id)}))
+    for f in model.feeders.values():
+        if f.coords:
+            out.append(feature(line(f.coords), f.id, {
+                "kind": "feeder", "layer": "physical", "parent": f.parent, "services": services(f.id)}))
+    return out
+
+
+def _switch_point(model: Any, switch: Any) -> dict[str, Any] | None:
+    site = model.sites.get(switch.site)
+    return point(site.lon, site.lat) if site is not None else None
+
+
+def l2(model: Any, services: Callable[[str], list[str]]) -> list[Feature]:
+    out: list[Feature] = []
+    for sw in model.switches.values():
+        out.append(feature(_switch_point(model, sw), sw.id, {
+            "kind": "switch", "layer": "l2", "site": sw.site, "core": sw.core, "ports": len(sw.ports),
+            "services": services(sw.id)}))
+    for sw in model.switches.values():
+        up = sw.uplink
+        if up is None:
+            continue
+        link = model.links.get(up.link)
+        geom = line(link.coords) if link is not None else None
+        out.append(feature(geom, f"{sw.id}->{up.to}", {
+            "kind": "uplink", "layer": "l2", "from": sw.id, "to": up.to, "port": up.port, "link": up.link,
+            "services": services(sw.id)}))
+    return out
+
+
+def l3(model: Any) -> list[Feature]:
+    by_vlan: dict[int, list[str]] = {}
+    for svc in model.services.values():
+        by_vlan.setdefault(int(svc.vlan), []).append(svc.id)
+    out: list[Feature] = []
+    for sw in model.switches.values():
+        vlans: set[int] = set()
+        for pid in sw.ports:
+            port = model.ports.get(pid)
+            if port is not None:
+                vlans.update(port.vlans)
+        carried = sorted({s for v in vlans for s in by_vlan.get(v, [])})
+        out.append(feature(_switch_point(model, sw), sw.id, {
+            "kind": "switch", "layer": "l3", "site": sw.site, "vlans": sorted(vlans), "services": carried,
+            "subnets": {s: model.services[s].subnet for s in carried},
+            "gateways": {s: model.services[s].gateway for s in carried}}))
+    return out
+
+
+def devices(model: Any, state: StateRegistry, family: str | None = None, zone: str | None = None) -> list[Feature]:
+    out: list[Feature] = []
+    for dev in model.devices.values():
+        if (family is not None and dev.family != family) or (zone is not None and dev.zone != zone):
+            continue
+        st = state.get(dev.id)
+        out.append(feature(point(dev.lon, dev.lat), dev.id, {
+            "kind": dev.kind, "family": dev.family, "layer": "devices", "zone": dev.zone, "service": dev.service,
+            "services": [dev.service] if dev.service else [], "street": dev.street, "cabinet": dev.cabinet,
+            "status": st.status if st is not None else "unknown",
+            "fault": st.fault if st is not None else None}))
+    return out

@@ -1,0 +1,84 @@
+"""Commands: their tracked state (``GET /api/v1/commands``) and direct commands (``POST``, operator).
+
+A direct command goes straight to the device's driver and MQTT, outside the rule engine's
+arbitration: the next rule decision may change the level again (use an override to hold it).
+It is refused with 404 for a device the supervisor does not know (not in the network model), and
+with 422 for a value that does not fit the action or a device whose driver cannot express it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, model_validator
+
+from drivers import Command, DriverError
+from supervisor.api.deps import OperatorDep, RulesDep, SupervisorDep, ViewerDep
+from supervisor.ingest.mqtt import MqttError
+from supervisor.runtime import SupervisorError
+
+router = APIRouter(prefix="/commands", tags=["commands"])
+
+CommandState = Literal["pending", "confirmed", "failed"]
+
+
+@router.get("", name="commands-list")
+def list_commands(
+    sup: SupervisorDep,
+    _: ViewerDep,
+    rules: RulesDep,
+    state: Annotated[CommandState | None, Query()] = None,
+) -> dict[str, Any]:
+    """Last command the rule engine sent per actuator (``device`` or ``device/circuit``) and its state."""
+    with sup.lock:
+        items = {k: v for k, v in sorted(rules.commands().items()) if state is None or v.get("state") == state}
+    counts = {s: sum(1 for v in items.values() if v.get("state") == s) for s in ("pending", "confirmed", "failed")}
+    return {"counts": counts if state is None else {state: len(items)}, "commands": items}
+
+
+class CommandIn(BaseModel):
+    device: str = Field(min_length=1, max_length=200)
+    action: Literal["set_level", "switch"]
+    value: StrictBool | StrictInt | StrictFloat = Field(
+        description="set_level: level in % 0..100 (0 = off); switch: true or false")
+    channel: str | None = Field(None, max_length=50, description="cabinet circuit")
+
+    @model_validator(mode="after")
+    def _value_fits_action(self) -> CommandIn:
+        if self.action == "switch":
+            if not isinstance(self.value, bool):
+                raise ValueError("switch takes a boolean value (true = on, false = off)")
+        elif isinstance(self.value, bool) or not 0.0 <= float(self.value) <= 100.0:
+            raise ValueError("set_level takes a number of % in 0..100")
+        return self
+
+
+class CommandOut(BaseModel):
+    device: str
+    action: str
+    value: float | bool
+    topics: list[str]  # what was published
+
+
+@router.post("", name="commands-send", response_model=CommandOut, status_code=status.HTTP_202_ACCEPTED)
+def send_command(body: CommandIn, _: OperatorDep, sup: SupervisorDep) -> CommandOut:
+    """Publish one command now (202: sent, not confirmed; the device confirms through its telemetry)."""
+    value: float | bool = body.value if isinstance(body.value, bool) else float(body.value)
+    with sup.lock:
+        model = sup.model
+        known = body.device in model.devices if model is not None else body.device in sup.device_driver
+        if not known:
+            where = "the network model" if model is not None else "the known devices (no network model is loaded)"
+            raise HTTPException(status.HTTP_404_NOT_FOUND,
+                                f"device {body.device!r} is not in {where}: commands go only to known devices")
+        try:
+            topics = sup.send_command(Command(body.device, body.action, value, channel=body.channel))
+        except DriverError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                                f"device {body.device!r} cannot take this command: {exc}") from None
+        except SupervisorError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except MqttError as exc:
+            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    return CommandOut(device=body.device, action=body.action, value=value, topics=topics)

@@ -1,0 +1,112 @@
+"""The layered network model: GeoJSON layers, element details, impact and shared infrastructure."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from supervisor.api import geojson
+from supervisor.api._json import to_jsonable
+from supervisor.api.deps import ModelDep, SupervisorDep, ViewerDep
+
+router = APIRouter(prefix="/model", tags=["model"])
+
+MAX_DEPENDENTS = 1000
+
+
+def _services_of(request: Request, model: Any) -> geojson.ServicesOf:
+    cached: geojson.ServicesOf | None = getattr(request.app.state, "services_of", None)
+    if cached is None or getattr(request.app.state, "services_of_model", None) is not model:
+        cached = geojson.ServicesOf(model)
+        request.app.state.services_of = cached
+        request.app.state.services_of_model = model
+    return cached
+
+
+def _unknown(element_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"element {element_id!r} is not in the network model")
+
+
+@router.get("/layers/{layer}", name="model-layer")
+def layer(
+    *,
+    layer: geojson.Layer,
+    request: Request,
+    sup: SupervisorDep,
+    _: ViewerDep,
+    model: ModelDep,
+    family: Annotated[str | None, Query(description="devices layer only")] = None,
+    zone: Annotated[str | None, Query(description="devices layer only")] = None,
+) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: physical, l2, l3 or devices."""
+    if layer == "devices":
+        with sup.lock:
+            feats = geojson.devices(model, sup.state, family, zone)
+    elif layer == "physical":
+        feats = geojson.physical(model, _services_of(request, model))
+    elif layer == "l2":
+        feats = geojson.l2(model, _services_of(request, model))
+    else:
+        feats = geojson.l3(model)
+    return geojson.collection(layer, feats)
+
+
+@router.get("/elements/{element_id}", name="model-element")
+def element(
+    element_id: str,
+    _: ViewerDep,
+    model: ModelDep,
+    limit: Annotated[int, Query(ge=0, le=100_000, description="dependents listed at most")] = MAX_DEPENDENTS,
+) -> dict[str, Any]:
+    """One element (or device) of the model: what it is, what it needs, and the devices that need it."""
+    from supervisor.model import UnknownElementError
+
+    info = model.elements.get(element_id)
+    device: Any = model.devices.get(element_id) if info is None else None
+    if info is None and device is None:
+        raise _unknown(element_id)
+    detail: Any = None
+    if info is not None:
+        for table in ("sites", "links", "feeders", "switches", "ports", "services", "zones", "streets"):
+            obj = getattr(model, table).get(element_id)
+            if obj is not None:
+                detail = to_jsonable(obj)
+                break
+    try:
+        needs = list(model.dependencies(element_id))
+        dependents = sorted(model.dependents(element_id))
+    except UnknownElementError:
+        raise _unknown(element_id) from None
+    if info is not None:
+        kind, layer_name = info.kind, info.layer
+    else:
+        kind, layer_name, detail = device.kind, "device", to_jsonable(device)
+    return {
+        "id": element_id,
+        "kind": kind,
+        "layer": layer_name,
+        "detail": detail,
+        "dependencies": needs,
+        "dependents_total": len(dependents),
+        "dependents": dependents[:limit],
+    }
+
+
+@router.get("/impact/{element_id}", name="model-impact")
+def impact(element_id: str, _: ViewerDep, model: ModelDep) -> dict[str, Any]:
+    """What fails if this element fails: devices per service and the elements downstream."""
+    from supervisor.model import UnknownElementError
+
+    try:
+        result = model.impact(element_id)
+    except UnknownElementError:
+        raise _unknown(element_id) from None
+    out: dict[str, Any] = to_jsonable(result)
+    return out
+
+
+@router.get("/shared", name="model-shared")
+def shared(_: ViewerDep, model: ModelDep) -> dict[str, Any]:
+    """Infrastructure carrying two services or more (the pooling), most shared first."""
+    return {"elements": to_jsonable(model.shared_infrastructure())}

@@ -1,0 +1,19 @@
+"""``GET /api/v1/summary``: the supervisor's own summary (MQTT, ingest, storage, devices, alarms)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from supervisor.api._json import to_jsonable
+from supervisor.api.deps import SupervisorDep, ViewerDep
+
+router = APIRouter(tags=["summary"])
+
+
+@router.get("/summary", name="summary-get")
+def get_summary(sup: SupervisorDep, _: ViewerDep) -> dict[str, Any]:
+    with sup.lock:
+        out: dict[str, Any] = to_jsonable(sup.summary())
+    return out
