@@ -1,0 +1,242 @@
+"""Test city for the rule engine: a small generated city, its topology, state, sink and driver loop."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from drivers import Command, Event, Reading
+from rules import Decision, RuleAlarm, RuleEngine, VirtualClock, load_rules
+from simulators.city import generate_city
+from supervisor.state.registry import StateRegistry
+
+PARIS = ZoneInfo("Europe/Paris")
+SEED, SIZE = 3, 100
+
+
+def local(y: int, mo: int, d: int, h: int, mi: int = 0) -> float:
+    """UTC epoch of a Paris local time."""
+    return datetime(y, mo, d, h, mi, tzinfo=PARIS).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class _Device:
+    id: str
+    family: str
+    kind: str
+    zone: str
+    lon: float
+    lat: float
+    street: str | None
+    cabinet: str | None
+    interval: float | None
+
+
+class FakeTopology:
+    """Stand-in for supervisor.model.CityModel (only what rules.Topology needs), metric distances."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+        xs = data["bounds"]
+        self._center = ((xs[0] + xs[2]) / 2, (xs[1] + xs[3]) / 2)
+        self._kx = 111_320.0 * math.cos(math.radians(self._center[1]))
+        self._ky = 110_540.0
+        self._devices = {
+            d["id"]: _Device(d["id"], d["family"], d["kind"], d["zone"], *d["geometry"]["coordinates"],
+                             d.get("street"), d.get("cabinet"), d.get("interval"))
+            for d in data["devices"]
+        }
+        self._streets = {s["id"]: [tuple(p) for p in s["geometry"]["coordinates"]] for s in data["streets"]}
+
+    @property
+    def devices(self) -> Mapping[str, _Device]:
+        return self._devices
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return self._center
+
+    @property
+    def timezone(self) -> str:
+        return str(self._data["timezone"])
+
+    def _xy(self, lon: float, lat: float) -> tuple[float, float]:
+        return (lon - self._center[0]) * self._kx, (lat - self._center[1]) * self._ky
+
+    def devices_within(self, lon: float, lat: float, radius_m: float, family: str | None = None,
+                       kind: str | None = None) -> list[str]:
+        x0, y0 = self._xy(lon, lat)
+        out = []
+        for d in self._devices.values():
+            if (family and d.family != family) or (kind and d.kind != kind):
+                continue
+            x, y = self._xy(d.lon, d.lat)
+            if math.hypot(x - x0, y - y0) <= radius_m:
+                out.append(d.id)
+        return sorted(out)
+
+    def lights_along(self, street_id: str, buffer_m: float = 25.0) -> list[str]:
+        pts = [self._xy(*p) for p in self._streets[street_id]]
+        out = []
+        for d in self._devices.values():
+            if d.family != "lighting" or d.kind != "lamp":
+                continue
+            px, py = self._xy(d.lon, d.lat)
+            best = math.inf
+            for (ax, ay), (bx, by) in zip(pts, pts[1:], strict=False):
+                dx, dy = bx - ax, by - ay
+                t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy or 1.0)))
+                best = min(best, math.hypot(px - ax - t * dx, py - ay - t * dy))
+            if best <= buffer_m:
+                out.append(d.id)
+        return sorted(out)
+
+
+def city_data() -> dict[str, Any]:
+    return generate_city(SEED, SIZE)
+
+
+def topology() -> Any:
+    """The real network model when it is importable, else the test stand-in."""
+    return FakeTopology(city_data())
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[Command] = []
+
+    def send(self, cmd: Command) -> None:
+        self.sent.append(cmd)
+
+
+@dataclass
+class Harness:
+    engine: RuleEngine
+    clock: VirtualClock
+    topo: Any
+    state: StateRegistry
+    sink: Sink
+    decisions: list[Decision] = field(default_factory=list)
+    alarms: list[RuleAlarm] = field(default_factory=list)
+    answer: bool = True  # simulated lamps report the commanded level
+    deaf: set[str] = field(default_factory=set)
+    answered: int = 0
+
+    @property
+    def now(self) -> float:
+        return self.clock.now()
+
+    def readings(self, readings: Sequence[Reading]) -> None:
+        now = self.now
+        for r in readings:
+            self.state.update(r, now, r.ts if r.ts is not None else now)
+        self.engine.on_readings(readings, now)
+
+    def flow(self, sensors: Sequence[str], flow: float) -> None:
+        self.readings([Reading(s, "traffic", {"flow": flow, "speed": 40.0}, ts=self.now) for s in sensors])
+
+    def event(self, device: str, kind: str, **data: Any) -> None:
+        self.engine.on_events([Event(device, "cctv", kind, ts=self.now, data=data)], self.now)
+
+    def tick(self) -> None:
+        self.engine.tick(self.now)
+        self._answer()
+
+    def _answer(self) -> None:
+        """Lamps that are not deaf report the level they were told (what the simulator does)."""
+        if not self.answer:
+            return
+        todo = self.sink.sent[self.answered:]
+        self.answered = len(self.sink.sent)
+        if todo:
+            self.readings([
+                Reading(c.device, "lighting", {"on": float(c.value) > 0, "level": float(c.value)}, ts=self.now,
+                        channel=c.channel)
+                for c in todo if c.device not in self.deaf
+            ])
+
+    def run(self, seconds: float, step: float = 10.0, sensors: Sequence[str] = (), flow: float | None = None,
+            feed_every: float = 60.0) -> None:
+        """Advance virtual time, ticking every ``step`` s and feeding ``flow`` every ``feed_every`` s."""
+        end = self.now + seconds
+        next_feed = self.now
+        for _ in range(int(seconds / step) + 2):  # bounded
+            if self.now >= end - 1e-9:
+                break
+            if flow is not None and sensors and self.now >= next_feed:
+                self.flow(sensors, flow)
+                next_feed = self.now + feed_every
+            self.clock.advance(min(step, end - self.now))
+            self.tick()
+
+    def level(self, device: str) -> float | None:
+        return self.engine.level(device)
+
+
+def write_rules(directory: Path, text: str, name: str = "rules.yaml") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    p = directory / name
+    p.write_text(textwrap.dedent(text), encoding="utf-8")
+    return p
+
+
+def harness(tmp_path: Path, rules_yaml: str, start: float, topo: Any = None, **opts: Any) -> Harness:
+    topo = topo if topo is not None else topology()
+    clock = VirtualClock(start, speed=0.0)
+    state = StateRegistry({"traffic": 60.0, "lighting": 300.0, "cctv": 60.0, "water": 900.0})
+    sink = Sink()
+    decisions: list[Decision] = []
+    alarms: list[RuleAlarm] = []
+    from rules import EngineOptions
+    engine = RuleEngine(topo, state, sink, clock, on_decision=decisions.append, on_alarm=alarms.append,
+                        options=EngineOptions(**opts))
+    d = tmp_path / "rules"
+    write_rules(d, rules_yaml)
+    result = engine.load(load_rules(d, topo))
+    assert result.ok, result.issues
+    return Harness(engine, clock, topo, state, sink, decisions, alarms)
+
+
+SCHEDULE = """
+  - id: night
+    kind: schedule
+    lights: {family: lighting, kind: lamp}
+    profile:
+      - {until: "23:00", level: 100}
+      - {until: "05:00", level: 50}
+    level: 100
+"""
+
+ADAPTIVE = """
+  - id: traffic-dims-lights
+    kind: adaptive_lighting
+    sensors: {family: traffic}
+    schedule: night
+    classes:
+      - {name: M3, min_flow: 1000, level: 100}
+      - {name: M4, min_flow: 400, level: 75}
+      - {name: M5, min_flow: 100, level: 50}
+      - {name: M6, min_flow: 0, level: 30}
+    hysteresis: 50
+    hold_s: 300
+    ramp_pct_per_min: 20
+    step_pct: 5
+    min_level: 30
+    stale_factor: 3
+"""
+
+ALARM = """
+  - id: cctv-light
+    kind: alarm_lighting
+    cameras: {family: cctv}
+    event_kinds: [motion, intrusion]
+    radius_m: 40
+    duration_s: 300
+    schedule: night
+"""

@@ -1,0 +1,144 @@
+"""Adaptive lighting: traffic on a street sets its lamps, with hold, ramp, hysteresis and fail-safe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.rules._city import ADAPTIVE, SCHEDULE, Harness, harness, local
+
+START = local(2025, 1, 15, 19, 0)  # winter evening in Paris: night, profile 100 %
+RULES = "rules:" + SCHEDULE + ADAPTIVE
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Harness:
+    h = harness(tmp_path, RULES, START)
+    h.tick()
+    return h
+
+
+def sensors_of(h: Harness, street: str) -> list[str]:
+    return sorted(d.id for d in h.topo.devices.values() if d.kind == "road_sensor" and d.street == street)
+
+
+def lamps(h: Harness) -> tuple[list[str], list[str]]:
+    along = h.topo.lights_along("st-0001", 25.0)
+    others = sorted(d.id for d in h.topo.devices.values() if d.kind == "lamp" and d.id not in along)
+    return along, others
+
+
+def levels(h: Harness, devices: list[str]) -> set[float | None]:
+    return {h.level(d) for d in devices}
+
+
+def test_schedule_lights_everything_at_night(h: Harness) -> None:
+    along, others = lamps(h)
+    assert along and others
+    assert levels(h, along + others) == {100.0}
+    assert {c.device for c in h.sink.sent} == set(along + others)
+
+
+def test_low_traffic_dims_only_its_street_after_hold_within_ramp(h: Harness) -> None:
+    along, others = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(200, sensors=s1, flow=50.0)
+    assert levels(h, along) == {100.0}, "dimming must wait for the hold time"
+    h.run(170, sensors=s1, flow=50.0)  # hold (300 s) over ~60 s ago: ramp 20 %/min
+    (lv,) = levels(h, along)
+    assert lv is not None and 75.0 <= lv <= 90.0
+    h.run(300, sensors=s1, flow=50.0)
+    assert levels(h, along) == {30.0}
+    assert levels(h, others) == {100.0}
+    # the level never dropped below the minimum nor jumped faster than the ramp allows
+    seq = [d for d in h.decisions if d.device == along[0]]
+    assert min(d.output for d in seq) >= 30.0
+    for a, b in zip(seq, seq[1:], strict=False):
+        if b.rule == "traffic-dims-lights" and a.rule == "traffic-dims-lights":
+            assert abs(b.output - a.output) <= 20.0 / 60.0 * (b.ts - a.ts) + 5.0 + 1e-6
+
+
+def test_rising_traffic_raises_immediately_but_ramped(h: Harness) -> None:
+    along, others = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(700, sensors=s1, flow=50.0)
+    assert levels(h, along) == {30.0}
+    h.run(60, sensors=s1, flow=1200.0)
+    (lv,) = levels(h, along)
+    assert lv is not None and 40.0 <= lv <= 55.0, "raise starts at once, limited by the ramp"
+    h.run(240, sensors=s1, flow=1200.0)
+    assert levels(h, along) == {100.0}
+    assert levels(h, others) == {100.0}
+
+
+def test_hysteresis_band_keeps_class(h: Harness) -> None:
+    along, _ = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(700, sensors=s1, flow=450.0)  # M4
+    assert levels(h, along) == {75.0}
+    h.run(700, sensors=s1, flow=380.0)  # below 400 but within the 50 veh/h band
+    assert levels(h, along) == {75.0}
+    h.run(700, sensors=s1, flow=340.0)  # out of the band: M5
+    assert levels(h, along) == {50.0}
+
+
+def test_stale_sensor_falls_back_to_schedule_level(h: Harness) -> None:
+    along, _ = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(700, sensors=s1, flow=50.0)
+    assert levels(h, along) == {30.0}
+    h.run(120)  # silent for 2 intervals: still trusted
+    assert levels(h, along) == {30.0}
+    h.run(120)  # beyond 3 x 60 s: fail-safe
+    assert levels(h, along) == {100.0}
+    last = h.engine.why(along[0])[-1]
+    assert last.rule == "night"
+    assert "sensor stale" in last.text and "fail-safe" in last.text
+
+
+def test_stale_after_midnight_uses_the_profile_level(tmp_path: Path) -> None:
+    h = harness(tmp_path, RULES, local(2025, 1, 16, 1, 0))
+    h.tick()
+    along, _ = lamps(h)
+    assert levels(h, along) == {50.0}
+    s1 = sensors_of(h, "st-0001")
+    h.run(900, sensors=s1, flow=1500.0)
+    assert levels(h, along) == {100.0}
+    h.run(300)
+    assert levels(h, along) == {50.0}, "stale sensor: schedule level, never dark"
+
+
+def test_daytime_is_left_to_the_schedule(tmp_path: Path) -> None:
+    h = harness(tmp_path, RULES, local(2025, 1, 15, 12, 0))
+    h.tick()
+    along, _ = lamps(h)
+    h.run(900, sensors=sensors_of(h, "st-0001"), flow=1500.0)
+    assert levels(h, along) == {0.0}
+
+
+def test_decision_explains_the_level(h: Harness) -> None:
+    along, _ = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(400, sensors=s1, flow=420.0)
+    h.run(1000, sensors=s1, flow=20.0)  # below M5 minus the band: M6
+    history = h.engine.why(along[0])
+    texts = [d.text for d in history]
+    assert any("flow 420 veh/h on st-0001 (sensor " in t and "→ class M4 (75 %) → 75 %" in t for t in texts)
+    assert any("ramp limited from" in t for t in texts)
+    last = history[-1]
+    assert last.text.startswith(f"{along[0]} at 30 %: adaptive_lighting 'traffic-dims-lights'")
+    assert last.inputs["street"] == "st-0001" and last.inputs["flow"] == 20.0
+    point = last.as_point()
+    assert point.measurement == "decisions"
+    assert point.tags == {"rule": "traffic-dims-lights", "device": along[0], "zone": last.zone}
+    assert point.fields["output"] == 30.0 and '"flow":20.0' in str(point.fields["inputs"])
+
+
+def test_bad_flow_is_counted_not_raised(h: Harness) -> None:
+    from drivers import Reading
+
+    s1 = sensors_of(h, "st-0001")
+    h.engine.on_readings([Reading(s1[0], "traffic", {"flow": "lots"}), Reading(s1[0], "traffic", {"flow": -3.0})],
+                         h.now)
+    assert h.engine.errors == {"traffic-dims-lights:bad_type": 1, "traffic-dims-lights:out_of_range": 1}
