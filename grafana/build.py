@@ -1,0 +1,601 @@
+# The InfluxQL here is built from constants of this file only (no outside input): S608 does not apply.
+# "×" is the multiplication sign of the panel descriptions the city staff read.
+# ruff: noqa: S608, RUF001, RUF003
+"""Generate the Grafana dashboards of urban-supervisor (``grafana/dashboards/*.json``).
+
+One generator keeps the seven boards consistent: the same datasource uid, the same template
+variables, the same annotation of rule decisions, the same InfluxQL conventions:
+
+* every query is raw InfluxQL against the schema of ``docs/architecture.md``;
+* every column of the outermost ``SELECT`` is named with ``AS`` (legends and tests rely on it);
+* template variables are used as regexes (``=~ /^$zone$/``) so that "All" (``.*``) works;
+* ``$timeFilter`` is in every statement that reads data, inner sub-queries included.
+
+Run ``python grafana/build.py`` after a change and commit the JSON; ``tests/grafana`` checks the
+committed files equal this generator's output and runs every query against a real InfluxDB.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DATASOURCE_UID = "urban-influx"
+DS = {"type": "influxdb", "uid": DATASOURCE_UID}
+SCHEMA_VERSION = 39
+OUT_DIR = Path(__file__).resolve().parent / "dashboards"
+TAGS = ["urban-supervisor"]
+
+Json = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- variables
+
+
+def query_var(name: str, label: str, query: str, *, multi: bool = True) -> Json:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DS,
+        "query": query,
+        "definition": query,
+        "refresh": 2,  # on time range change: new devices appear without a reload
+        "sort": 1,
+        "multi": multi,
+        "includeAll": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "options": [],
+        "hide": 0,
+        "skipUrlSync": False,
+        "regex": "",
+    }
+
+
+def textbox_var(name: str, label: str, value: str, description: str) -> Json:
+    return {
+        "name": name,
+        "label": label,
+        "type": "textbox",
+        "description": description,
+        "query": value,
+        "current": {"selected": False, "text": value, "value": value},
+        "options": [{"selected": True, "text": value, "value": value}],
+        "hide": 0,
+        "skipUrlSync": False,
+    }
+
+
+def zone_var(measurement: str) -> Json:
+    return query_var("zone", "Zone", f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "zone"')
+
+
+def device_var(measurement: str) -> Json:
+    return query_var(
+        "device", "Device",
+        f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "device" WHERE "zone" =~ /^$zone$/',
+    )
+
+
+def family_var() -> Json:
+    return query_var("family", "Service", 'SHOW TAG VALUES FROM "fleet" WITH KEY = "family"')
+
+
+def instance_var() -> Json:
+    return query_var("instance", "Instance", 'SHOW TAG VALUES FROM "supervisor" WITH KEY = "instance"')
+
+
+# ----------------------------------------------------------------------------- annotations
+
+
+def decisions_annotation(zone_filter: bool = True) -> Json:
+    where = "$timeFilter"
+    if zone_filter:
+        where += ' AND "zone" =~ /^$zone$/'
+    query = f'SELECT "text" AS "text", "rule" AS "rule", "device" AS "device" FROM "decisions" WHERE {where}'
+    return {
+        "name": "Rule decisions",
+        "datasource": DS,
+        "enable": True,
+        "hide": False,
+        "iconColor": "purple",
+        "query": query,
+        "textColumn": "text",
+        "tagsColumn": "rule,device",
+        "titleColumn": "rule",
+    }
+
+
+BUILTIN_ANNOTATION: Json = {
+    "builtIn": 1,
+    "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+    "enable": True,
+    "hide": True,
+    "iconColor": "rgba(0, 211, 255, 1)",
+    "name": "Annotations & Alerts",
+    "type": "dashboard",
+}
+
+
+# ----------------------------------------------------------------------------- panels
+
+
+def target(query: str, ref: str = "A", alias: str = "", fmt: str = "time_series") -> Json:
+    t: Json = {"refId": ref, "datasource": DS, "rawQuery": True, "query": query, "resultFormat": fmt}
+    if alias:
+        t["alias"] = alias
+    return t
+
+
+def panel(kind: str, title: str, description: str, targets: list[Json], *, unit: str = "short",
+          w: int = 12, h: int = 8, interval: str | None = None, decimals: int | None = None,
+          options: Json | None = None, custom: Json | None = None, stack: bool = False,
+          bars: bool = False) -> Json:
+    defaults: Json = {"unit": unit}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    if kind == "timeseries":
+        c: Json = {"drawStyle": "bars" if bars else "line", "lineWidth": 1, "fillOpacity": 30 if bars else 10,
+                   "spanNulls": True, "showPoints": "never"}
+        if stack:
+            c["stacking"] = {"mode": "normal", "group": "A"}
+        c.update(custom or {})
+        defaults["custom"] = c
+    p: Json = {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DS,
+        "targets": targets,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options or {},
+        "_size": (w, h),
+    }
+    if interval:
+        p["interval"] = interval
+    return p
+
+
+def ts(title: str, description: str, *targets: Json, **kw: Any) -> Json:
+    kw.setdefault("options", {"legend": {"displayMode": "table", "placement": "right", "calcs": ["mean", "max"]},
+                              "tooltip": {"mode": "multi", "sort": "desc"}})
+    return panel("timeseries", title, description, list(targets), **kw)
+
+
+def stat(title: str, description: str, *targets: Json, **kw: Any) -> Json:
+    kw.setdefault("w", 6)
+    kw.setdefault("h", 5)
+    kw.setdefault("options", {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                              "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"})
+    return panel("stat", title, description, list(targets), **kw)
+
+
+def table(title: str, description: str, *targets: Json, **kw: Any) -> Json:
+    kw.setdefault("options", {"showHeader": True, "cellHeight": "sm"})
+    tgts = [dict(t, resultFormat="table") for t in targets]
+    return panel("table", title, description, tgts, **kw)
+
+
+def layout(panels: list[Json]) -> list[Json]:
+    """Place panels left to right, top to bottom, on Grafana's 24-column grid."""
+    x = y = row_h = 0
+    out = []
+    for i, p in enumerate(panels, start=1):
+        w, h = p.pop("_size")
+        if x + w > 24:
+            x, y, row_h = 0, y + row_h, 0
+        out.append({"id": i, **p, "gridPos": {"h": h, "w": w, "x": x, "y": y}})
+        x += w
+        row_h = max(row_h, h)
+    return out
+
+
+def dashboard(uid: str, title: str, description: str, variables: list[Json], panels: list[Json],
+              *, zone_annotation: bool = True, refresh: str = "1m", time_from: str = "now-24h") -> Json:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": [*TAGS],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "version": 1,
+        "refresh": refresh,
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {},
+        "timezone": "browser",
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "weekStart": "",
+        "links": [{"type": "dashboards", "tags": [*TAGS], "asDropdown": True, "title": "Boards",
+                   "includeVars": False, "keepTime": True, "icon": "external link", "targetBlank": False,
+                   "tooltip": "", "url": ""}],
+        "annotations": {"list": [BUILTIN_ANNOTATION, decisions_annotation(zone_annotation)]},
+        "templating": {"list": variables},
+        "panels": layout(panels),
+    }
+
+
+# ----------------------------------------------------------------------------- shared queries
+
+TF = "$timeFilter"
+GT = "GROUP BY time($__interval)"
+
+
+def fleet_last(extra_where: str = "", by_time: bool = False) -> str:
+    grp = f'{GT}, "family", "zone"' if by_time else 'GROUP BY "family", "zone"'
+    return ('SELECT last("total") AS "total", last("ok") AS "ok", last("stale") AS "stale", '
+            f'last("fault") AS "fault" FROM "fleet" WHERE {TF}{extra_where} {grp}')
+
+
+def active_alarms(extra_where: str = "") -> str:
+    """Alarms whose last lifecycle change in the range is not ``cleared``.
+
+    One alarm per (kind, element) at a time: the latest point of each such pair says whether
+    it is still active. ``state`` is a tag; selecting it next to the ``last()`` selector returns
+    the state of that same point.
+    """
+    return (
+        'SELECT "alarm" AS "alarm", "kind" AS "kind", "element" AS "element", "severity" AS "severity", '
+        '"state" AS "state", "devices" AS "devices", "services" AS "services", "affected" AS "affected" '
+        'FROM (SELECT last("id") AS "alarm", "severity" AS "severity", "state" AS "state", '
+        '"devices" AS "devices", "services" AS "services", "affected" AS "affected" '
+        f'FROM "alarms" WHERE {TF}{extra_where} GROUP BY "kind", "element") '
+        f"WHERE {TF} AND \"state\" != 'cleared'"
+    )
+
+
+def active_alarm_count(extra_where: str = "", name: str = "active alarms") -> str:
+    return (
+        f'SELECT count("alarm") AS "{name}" FROM (SELECT last("id") AS "alarm", "state" AS "state" '
+        f'FROM "alarms" WHERE {TF}{extra_where} GROUP BY "kind", "element") '
+        f"WHERE {TF} AND \"state\" != 'cleared'"
+    )
+
+
+def availability(by_time: bool, family_where: str = ' AND "family" =~ /^$family$/ AND "zone" =~ /^$zone$/') -> str:
+    inner = fleet_last(family_where, by_time=by_time)
+    grp = f'{GT}, "family"' if by_time else 'GROUP BY "family"'
+    return (f'SELECT 100 * sum("ok") / sum("total") AS "availability" FROM ({inner}) '
+            f'WHERE {TF} {grp}')
+
+
+# ----------------------------------------------------------------------------- boards
+
+ZONE = '"zone" =~ /^$zone$/'
+DEVICE = '"device" =~ /^$device$/'
+ZD = f" AND {ZONE} AND {DEVICE}"
+FAMILY_ZONE = f' AND "family" =~ /^$family$/ AND {ZONE}'
+CCTV_FLEET = f" AND \"family\" = 'cctv' AND {ZONE}"
+
+
+def overview() -> Json:
+    fam = FAMILY_ZONE
+    panels = [
+        stat("Active alarms", "Alarms raised (or acknowledged) in the selected range and not cleared.",
+             target(active_alarm_count())),
+        stat("Root causes", "Active alarms on shared infrastructure (kind root_cause).",
+             target(active_alarm_count(" AND \"kind\" = 'root_cause'", "root causes"))),
+        stat("Messages per second", "Telemetry rate received by the supervisor (all instances).",
+             target('SELECT sum("rate") AS "msg/s" FROM (SELECT last("msg_rate") AS "rate" FROM "supervisor" '
+                    f'WHERE {TF} GROUP BY "instance") WHERE {TF}'), unit="reqps", decimals=1),
+        stat("Devices", "Devices known to the supervisor (last fleet check, selected services and zones).",
+             target(f'SELECT sum("total") AS "devices" FROM ({fleet_last(fam)}) WHERE {TF}')),
+        table("Devices by service and status",
+              "Last fleet check, summed over the selected zones: total, ok (fresh data), stale (silent for "
+              "longer than stale_factor × the reporting interval), fault (device reports a fault).",
+              target(f'SELECT sum("total") AS "total", sum("ok") AS "ok", sum("stale") AS "stale", '
+                     f'sum("fault") AS "fault" FROM ({fleet_last(fam)}) WHERE {TF} GROUP BY "family"'),
+              w=12, h=8),
+        ts("Device status over time", "Devices ok, stale and in fault, summed over services and zones.",
+           target(f'SELECT sum("ok") AS "ok", sum("stale") AS "stale", sum("fault") AS "fault" '
+                  f'FROM ({fleet_last(fam, by_time=True)}) WHERE {TF} {GT} fill(previous)'),
+           stack=True, w=12, h=8),
+        table("Active alarms", "Alarms not cleared, with the devices and services they affect.",
+              target(active_alarms()), w=24, h=8),
+        table("Active root causes",
+              "Shared infrastructure elements (gateways, backhaul, power feeds) identified as the root cause "
+              "of device alarms.",
+              target(active_alarms(" AND \"kind\" = 'root_cause'")), w=12, h=7),
+        ts("Messages per second",
+           "msg_rate reported by each instance, and the derivative of its received counter.",
+           target(f'SELECT mean("msg_rate") AS "msg_rate" FROM "supervisor" WHERE {TF} {GT}, "instance"',
+                  "A", "$tag_instance msg_rate"),
+           target(f'SELECT non_negative_derivative(last("received"), 1s) AS "received/s" FROM "supervisor" '
+                  f'WHERE {TF} {GT}, "instance"', "B", "$tag_instance received/s"),
+           unit="reqps", w=12, h=7),
+    ]
+    return dashboard("urban-overview", "Urban · City overview",
+                     "Devices by service and status, active alarms and root causes, message rate.",
+                     [family_var(), zone_var("fleet")], panels)
+
+
+def _savings_inner(expr: str) -> str:
+    # Full-power baseline of a cabinet while it burns: working lamps × rated wattage. "Burning" is
+    # measured power above the controller's standby draw: CEIL((power - standby) / 1e6) is 1 when
+    # power exceeds $standby_w and 0 (or -0) otherwise, power being at most 1e6 W (drivers/_schema.py).
+    # Only points carrying "lamps" (cabinet totals, not circuits) count, so nothing is counted twice.
+    return f'SELECT {expr} AS "w" FROM "lighting" WHERE {TF} AND "lamps" > 0{ZD}'
+
+
+FULL_W = '("lamps" - "lamp_failures") * $lamp_w * CEIL(("power" - $standby_w) / 1000000)'
+SAVED_W = f'({FULL_W} - "power")'
+
+# InfluxDB 1.6 returns wrong, varying results for a statement holding two integral() calls over a
+# sub-query (one of them comes back null or paired with another series): every statement below
+# holds exactly one integral(), and the saving is integrated from the per-point difference
+# (the integral is linear, so this is baseline energy minus measured energy).
+
+
+def savings_total() -> str:
+    per_device = (f'SELECT integral("w", 1h) / 1000 AS "kwh" FROM ({_savings_inner(SAVED_W)}) '
+                  f'WHERE {TF} GROUP BY "device"')
+    # No time condition outside: InfluxDB 1.x stamps integral() without GROUP BY time at epoch 0,
+    # so an outer $timeFilter would drop every row (the inner queries carry the range).
+    return ('SELECT sum("kwh") AS "kWh saved", sum("kwh") * $price AS "EUR saved", '
+            f'sum("kwh") * $co2 AS "kg CO2 saved" FROM ({per_device})')
+
+
+def savings_series(expr: str, name: str) -> str:
+    per_device = (f'SELECT integral("w", 1h) / 1000 AS "kwh" FROM ({_savings_inner(expr)}) '
+                  f'WHERE {TF} {GT}, "device"')
+    return f'SELECT sum("kwh") AS "{name}" FROM ({per_device}) WHERE {TF} {GT}'
+
+
+def lighting() -> Json:
+    variables = [
+        zone_var("lighting"), device_var("lighting"),
+        textbox_var("lamp_w", "Rated lamp power (W)", "70",
+                    "Rated wattage of one lamp at 100 %: the full-power baseline is working lamps × this."),
+        textbox_var("standby_w", "Standby draw (W)", "20",
+                    "A cabinet drawing more than this is burning; below it only the controller is powered."),
+        textbox_var("price", "Energy price (€/kWh)", "0.20", "Price of one kWh, to value the energy saved."),
+        textbox_var("co2", "Emission factor (kg CO2/kWh)", "0.25", "kg CO2 emitted per kWh of grid electricity."),
+    ]
+    panels = [
+        stat("Savings against full power",
+             "Energy, money and CO2 saved by dimming in the selected range: baseline energy (working lamps × "
+             "rated wattage × burning hours) minus measured energy, valued at $price €/kWh and $co2 kg CO2/kWh.",
+             target(savings_total()), w=12, h=5, decimals=2),
+        stat("Failed lamps", "Lamps reported failed, last report of each cabinet.",
+             target('SELECT sum("failures") AS "failed lamps" FROM (SELECT last("lamp_failures") AS "failures" '
+                    f'FROM "lighting" WHERE {TF}{ZD} GROUP BY "device") WHERE {TF}')),
+        stat("Day-burning", "Day-burning detections (lamps burning in daylight) in the selected range.",
+             target('SELECT count("value") AS "day-burning" FROM "events" '
+                    f"WHERE {TF} AND \"family\" = 'lighting' AND \"kind\" = 'day_burning'{ZD}")),
+        ts("Energy: baseline, measured, saved",
+           "Per interval: the energy the lamps would have used at 100 % while burning, the energy measured, "
+           "and their difference (the saving).",
+           target(savings_series(FULL_W, "baseline kWh"), "A"),
+           target(savings_series('"power"', "measured kWh"), "B"),
+           target(savings_series(SAVED_W, "saved kWh"), "C"),
+           unit="kwatth", interval="1h"),
+        ts("Power", "Active power of each cabinet or lamp (circuits excluded).",
+           target(f'SELECT mean("power") AS "power" FROM "lighting" WHERE {TF}{ZD} AND "channel" = \'\' '
+                  f'{GT}, "device" fill(null)', alias="$tag_device"), unit="watt"),
+        ts("Dimming level", "Applied level of each circuit or lamp (0 = off).",
+           target(f'SELECT mean("level") AS "level" FROM "lighting" WHERE {TF}{ZD} {GT}, "device", "channel"',
+                  alias="$tag_device $tag_channel"), unit="percent"),
+        ts("Metered energy", "Energy counted by the meters per interval (counter increase; resets ignored).",
+           target('SELECT sum("kwh") AS "energy" FROM (SELECT non_negative_difference(last("energy")) AS "kwh" '
+                  f'FROM "lighting" WHERE {TF}{ZD} {GT}, "device") WHERE {TF} {GT}'),
+           unit="kwatth", interval="1h", bars=True),
+        ts("Lamp failures", "Lamps reported failed, per cabinet.",
+           target(f'SELECT last("lamp_failures") AS "failures" FROM "lighting" WHERE {TF}{ZD} {GT}, "device" '
+                  "fill(previous)", alias="$tag_device"), w=12),
+        table("Commands", "Dimming and switching commands, with their state (pending, confirmed, failed).",
+              target(f'SELECT "device" AS "device", "state" AS "state", "level" AS "level", '
+                     f'"attempts" AS "attempts" FROM "commands" WHERE {TF} AND {DEVICE}'), w=12),
+        table("Command outcomes", "Command state changes in the selected range, by state.",
+              target(f'SELECT count("attempts") AS "commands" FROM "commands" WHERE {TF} AND {DEVICE} '
+                     'GROUP BY "state"'), w=12, h=6),
+        table("Day-burning by device", "Day-burning detections per cabinet or lamp.",
+              target(f'SELECT count("value") AS "detections" FROM "events" WHERE {TF} '
+                     f"AND \"family\" = 'lighting' AND \"kind\" = 'day_burning'{ZD} GROUP BY \"device\", \"zone\""),
+              w=12, h=6),
+    ]
+    return dashboard("urban-lighting", "Urban · Lighting",
+                     "Street lighting: levels, commands, power, energy, lamp failures, day-burning and the "
+                     "savings of dimming against a full-power baseline.", variables, panels)
+
+
+def traffic() -> Json:
+    panels = [
+        ts("Flow per zone", "Vehicles per hour, summed over the zone's detectors.",
+           target('SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM "traffic" '
+                  f'WHERE {TF}{ZD} {GT}, "device", "zone") WHERE {TF} {GT}, "zone"', alias="$tag_zone"),
+           unit="veh/h", w=12),
+        ts("Mean speed per zone", "Mean speed over the zone's detectors.",
+           target(f'SELECT mean("speed") AS "speed" FROM "traffic" WHERE {TF}{ZD} {GT}, "zone"',
+                  alias="$tag_zone"), unit="velocitykmh", w=12),
+        ts("Flow per segment", "Vehicles per hour at each detector (road segment).",
+           target(f'SELECT mean("flow") AS "flow" FROM "traffic" WHERE {TF}{ZD} {GT}, "device"',
+                  alias="$tag_device"), unit="veh/h", w=8),
+        ts("Speed per segment", "Mean speed at each detector.",
+           target(f'SELECT mean("speed") AS "speed" FROM "traffic" WHERE {TF}{ZD} {GT}, "device"',
+                  alias="$tag_device"), unit="velocitykmh", w=8),
+        ts("Occupancy per segment", "Share of time each detector is occupied (congestion indicator).",
+           target(f'SELECT mean("occupancy") AS "occupancy" FROM "traffic" WHERE {TF}{ZD} {GT}, "device"',
+                  alias="$tag_device"), unit="percent", w=8),
+        table("Segments, last reading", "Last flow, speed and occupancy of each detector.",
+              target('SELECT last("flow") AS "flow", last("speed") AS "speed", last("occupancy") AS "occupancy" '
+                     f'FROM "traffic" WHERE {TF}{ZD} GROUP BY "zone", "device"'), w=24),
+    ]
+    return dashboard("urban-traffic", "Urban · Traffic",
+                     "Road sensors: flow, speed and occupancy per segment and per zone.",
+                     [zone_var("traffic"), device_var("traffic")], panels)
+
+
+def cctv() -> Json:
+    cam_last = f'SELECT last("online") AS "online" FROM "cctv" WHERE {TF}{ZD} GROUP BY "device"'
+    panels = [
+        stat("Cameras online", "Cameras whose last report says online.",
+             target(f'SELECT count("online") AS "online" FROM ({cam_last}) WHERE {TF} AND "online" = true')),
+        stat("Cameras", "Cameras that reported in the selected range.",
+             target(f'SELECT count("online") AS "cameras" FROM ({cam_last}) WHERE {TF}')),
+        stat("Tampered cameras", "Cameras whose last report says tamper (covered, moved, defocused).",
+             target('SELECT count("tamper") AS "tampered" FROM (SELECT last("tamper") AS "tamper" FROM "cctv" '
+                    f'WHERE {TF}{ZD} GROUP BY "device") WHERE {TF} AND "tamper" = true')),
+        stat("Availability", "Share of CCTV devices ok at the last fleet check (selected zones).",
+             target('SELECT 100 * sum("ok") / sum("total") AS "availability" FROM '
+                    f"({fleet_last(CCTV_FLEET)}) "
+                    f"WHERE {TF}"), unit="percent", decimals=1),
+        ts("Availability over time", "Share of CCTV devices ok (fresh, not in fault), per zone.",
+           target('SELECT 100 * sum("ok") / sum("total") AS "availability" FROM '
+                  f"({fleet_last(CCTV_FLEET, by_time=True)}) "
+                  f'WHERE {TF} {GT}, "zone"', alias="$tag_zone"), unit="percent", w=24, h=7),
+        ts("Frames per second", "Frames per second received from each camera.",
+           target(f'SELECT mean("fps") AS "fps" FROM "cctv" WHERE {TF}{ZD} {GT}, "device"', alias="$tag_device"),
+           unit="fps"),
+        ts("Bitrate", "Stream bitrate of each camera.",
+           target(f'SELECT mean("bitrate") AS "bitrate" FROM "cctv" WHERE {TF}{ZD} {GT}, "device"',
+                  alias="$tag_device"), unit="Kbits"),
+        ts("Tamper reports", "Reports with tamper set, and tamper events, per camera.",
+           target(f'SELECT count("tamper") AS "tamper" FROM "cctv" WHERE {TF}{ZD} AND "tamper" = true '
+                  f'{GT}, "device"', "A", "$tag_device reports"),
+           target(f"SELECT count(\"value\") AS \"events\" FROM \"events\" WHERE {TF} AND \"family\" = 'cctv' "
+                  f"AND \"kind\" = 'tamper'{ZD} {GT}, \"device\"", "B", "$tag_device events"),
+           bars=True),
+        table("Cameras offline", "Cameras whose last report says offline.",
+              target(f'SELECT "online" AS "online" FROM (SELECT last("online") AS "online" FROM "cctv" '
+                     f'WHERE {TF}{ZD} GROUP BY "zone", "device") WHERE {TF} AND "online" = false '
+                     'GROUP BY "zone", "device"')),
+    ]
+    return dashboard("urban-cctv", "Urban · CCTV",
+                     "Cameras: availability (share online), frames per second, bitrate, tamper.",
+                     [zone_var("cctv"), device_var("cctv")], panels)
+
+
+def water() -> Json:
+    district_15m = ('SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM "water" '
+                    f'WHERE {TF} AND {ZONE} GROUP BY time(15m), "device", "zone") '
+                    f'WHERE {TF} GROUP BY time(15m), "zone"')
+    panels = [
+        ts("Consumption per district", "Volume consumed per interval (meter index increase), per zone.",
+           target('SELECT sum("m3") AS "consumption" FROM (SELECT non_negative_difference(last("index")) AS "m3" '
+                  f'FROM "water" WHERE {TF}{ZD} {GT}, "device", "zone") WHERE {TF} {GT}, "zone"',
+                  alias="$tag_zone"), unit="m3", interval="1h", bars=True, stack=True, w=12),
+        ts("Flow per meter", "Instantaneous flow reported by each meter.",
+           target(f'SELECT mean("flow") AS "flow" FROM "water" WHERE {TF}{ZD} {GT}, "device"', alias="$tag_device"),
+           unit="m3/h", w=12),
+        ts("Minimum night flow per district",
+           "Daily minimum of the district's total flow (15-minute means summed over its meters). In a "
+           "district the minimum falls at night, when legitimate use is lowest: a rising minimum night flow "
+           "is the classic sign of a leak.",
+           target(f'SELECT min("flow") AS "min night flow" FROM ({district_15m}) WHERE {TF} GROUP BY time(1d), "zone"',
+                  alias="$tag_zone"), unit="m3/h", w=12, bars=True),
+        table("Minimum night flow, selected range", "Lowest 15-minute district flow in the selected range.",
+              target(f'SELECT min("flow") AS "min night flow" FROM ({district_15m}) WHERE {TF} GROUP BY "zone"'),
+              w=12),
+        table("Leak alarms", "Meters whose reports carry the LEAK alarm in the selected range, last report.",
+              target('SELECT last("alarms") AS "alarms", last("flow") AS "flow" FROM "water" '
+                     f'WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ GROUP BY "zone", "device"'), w=12),
+        ts("Leak reports", "Reports carrying LEAK, per zone.",
+           target(f'SELECT count("alarms") AS "leak reports" FROM "water" WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ '
+                  f'{GT}, "zone"', alias="$tag_zone"), bars=True, w=12),
+    ]
+    return dashboard("urban-water", "Urban · Water",
+                     "Water meters: consumption, flow, minimum night flow per district, leak alarms.",
+                     [zone_var("water"), device_var("water")], panels)
+
+
+def network() -> Json:
+    rc = " AND \"kind\" = 'root_cause'"
+    panels = [
+        table("Availability per service", "Share of each service's devices ok at the last fleet check.",
+              target(availability(by_time=False)), w=12, h=7),
+        ts("Availability per service over time", "Share of devices ok, per service (all selected zones).",
+           target(availability(by_time=True), alias="$tag_family"), unit="percent", w=12, h=7),
+        ts("Devices stale or in fault per zone",
+           "Devices silent or in fault, per zone: several services failing together in one zone point at "
+           "shared infrastructure.",
+           target('SELECT sum("stale") + sum("fault") AS "unavailable" FROM '
+                  f'({fleet_last(FAMILY_ZONE, by_time=True)}) '
+                  f'WHERE {TF} {GT}, "zone"', alias="$tag_zone"), stack=True, w=12),
+        ts("Root-cause alarms per element",
+           "Lifecycle changes of root-cause alarms, per shared element (gateway, backhaul, power feed).",
+           target(f'SELECT count("id") AS "changes" FROM "alarms" WHERE {TF}{rc} {GT}, "element", "state"',
+                  alias="$tag_element $tag_state"), bars=True, w=12),
+        table("Shared infrastructure: active root causes",
+              "Elements whose root-cause alarm is not cleared, with the devices and services behind them.",
+              target(active_alarms(rc)), w=24, h=7),
+        table("Shared infrastructure: last state of each element",
+              "Last root-cause alarm change of each element in the range (cleared = healthy again).",
+              target('SELECT last("id") AS "alarm", "state" AS "state", "severity" AS "severity", '
+                     f'"devices" AS "devices", "services" AS "services" FROM "alarms" WHERE {TF}{rc} '
+                     'GROUP BY "element"'), w=24, h=7),
+    ]
+    return dashboard("urban-network", "Urban · Network layers",
+                     "Availability per service, health of the shared infrastructure, root-cause alarms.",
+                     [family_var(), zone_var("fleet")], panels, zone_annotation=True)
+
+
+def supervisor() -> Json:
+    inst = ' AND "instance" =~ /^$instance$/'
+    panels = [
+        ts("Ingest rate", "Messages per second received (msg_rate) and points written per second.",
+           target(f'SELECT mean("msg_rate") AS "msg/s" FROM "supervisor" WHERE {TF}{inst} {GT}, "instance"',
+                  "A", "$tag_instance msg/s"),
+           target(f'SELECT non_negative_derivative(last("points_written"), 1s) AS "points/s" FROM "supervisor" '
+                  f'WHERE {TF}{inst} {GT}, "instance"', "B", "$tag_instance points/s"),
+           unit="reqps"),
+        ts("Lag", "Delay between a reading's timestamp and its processing.",
+           target(f'SELECT mean("lag_ms") AS "mean", max("lag_ms") AS "max" FROM "supervisor" WHERE {TF}{inst} '
+                  f'{GT}, "instance"', alias="$tag_instance $col"), unit="ms"),
+        ts("Write latency", "Time taken by one batch write to InfluxDB.",
+           target(f'SELECT mean("write_latency_ms") AS "mean", max("write_latency_ms") AS "max" FROM "supervisor" '
+                  f'WHERE {TF}{inst} {GT}, "instance"', alias="$tag_instance $col"), unit="ms"),
+        ts("Spool depth", "Bytes waiting on disk because InfluxDB could not take them (0 when healthy).",
+           target(f'SELECT last("spool_bytes") AS "spool" FROM "supervisor" WHERE {TF}{inst} {GT}, "instance"',
+                  alias="$tag_instance"), unit="bytes"),
+        ts("Errors by reason", "Ingest errors per interval, by reason and driver.",
+           target('SELECT sum("n") AS "errors" FROM (SELECT non_negative_difference(last("count")) AS "n" '
+                  f'FROM "ingest_errors" WHERE {TF}{inst} {GT}, "instance", "reason", "driver") '
+                  f'WHERE {TF} {GT}, "reason", "driver"', alias="$tag_reason ($tag_driver)"),
+           bars=True, stack=True),
+        table("Errors by reason, selected range", "Ingest errors counted in the range, by reason.",
+              target('SELECT sum("n") AS "errors" FROM (SELECT non_negative_difference("count") AS "n" '
+                     f'FROM "ingest_errors" WHERE {TF}{inst} GROUP BY "instance", "reason", "driver") '
+                     f'WHERE {TF} GROUP BY "reason"')),
+        ts("Received, decoded, errors", "Messages per second received, decoded and rejected.",
+           target('SELECT non_negative_derivative(last("received"), 1s) AS "received", '
+                  'non_negative_derivative(last("decoded"), 1s) AS "decoded", '
+                  'non_negative_derivative(last("errors"), 1s) AS "errors" '
+                  f'FROM "supervisor" WHERE {TF}{inst} {GT}', alias="$col"), unit="reqps", w=24),
+    ]
+    return dashboard("urban-supervisor-health", "Urban · Supervisor health",
+                     "The supervisor itself: ingest rate, lag, write latency, spool depth, errors by reason.",
+                     [instance_var()], panels, zone_annotation=False, refresh="30s", time_from="now-6h")
+
+
+BOARDS = {
+    "city-overview": overview,
+    "lighting": lighting,
+    "traffic": traffic,
+    "cctv": cctv,
+    "water": water,
+    "network-layers": network,
+    "supervisor-health": supervisor,
+}
+
+
+def render() -> dict[str, str]:
+    """File name → JSON text of every board."""
+    return {f"{name}.json": json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in BOARDS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    out = Path(argv[0]) if argv else OUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render().items():
+        (out / name).write_text(text, encoding="utf-8")
+    print(f"wrote {len(BOARDS)} dashboards to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

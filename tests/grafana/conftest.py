@@ -1,0 +1,236 @@
+"""Data for the dashboard tests: ONE fixture, ``grafana_db``, produces it.
+
+This producer writes a simulated city straight into a fresh database of the real InfluxDB, in
+line protocol that follows docs/architecture.md (millisecond precision). It is the stand-in
+until the full pipeline's session run exists: to test the boards on pipeline data, replace the
+body of ``grafana_db`` with that run and return a :class:`GrafanaData` for it. Facts the run does
+not fix can be left out of ``facts``; the known-value tests that need them then skip, naming the
+missing fact.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tests.support.services import Influx
+
+T0_MS = 1_768_492_800_000  # 2026-01-15T16:00:00Z, on a 15-minute boundary
+MINUTES = 240  # four hours: an evening with lights on, dimmed and off again
+MIN_MS = 60_000
+
+LAMP_W = 70.0  # rated power of one simulated lamp at 100 %
+STANDBY_W = 5.0  # cabinet controller draw when the lamps are off
+INSTANCE = "sup-1"
+
+
+@dataclass
+class GrafanaData:
+    db: str
+    start_ms: int  # a time range covering every point written
+    end_ms: int
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return f"{v}i"
+    if isinstance(v, float):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def line(measurement: str, tags: dict[str, str], fields: dict[str, object], ts_ms: int) -> str:
+    tag_s = "".join(f",{k}={v}" for k, v in sorted(tags.items()))
+    field_s = ",".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+    return f"{measurement}{tag_s} {field_s} {ts_ms}"
+
+
+def _level_at(minute: int) -> float:
+    if minute < 30 or minute >= 210:
+        return 0.0
+    return 100.0 if minute < 120 else 50.0
+
+
+def _trapezoid_wh(samples: list[tuple[int, float]]) -> float:
+    """Trapezoidal integral in watt-hours of (ts_ms, watts) samples, as InfluxQL integral(x, 1h)."""
+    return sum((a[1] + b[1]) / 2 * (b[0] - a[0]) / 3_600_000 for a, b in itertools.pairwise(samples))
+
+
+def simulate() -> tuple[list[str], dict[str, Any]]:
+    """The simulated city: line protocol and the facts it fixes."""
+    lines: list[str] = []
+    facts: dict[str, Any] = {}
+    t = [T0_MS + m * MIN_MS for m in range(MINUTES)]
+
+    # --- traffic: four detectors, one reading a minute
+    traffic = {"tr-n1": "north", "tr-n2": "north", "tr-s1": "south", "tr-s2": "south"}
+    for i, (dev, zone) in enumerate(traffic.items()):
+        for m, ts in enumerate(t):
+            flow = 300.0 + 100 * i + 50 * math.sin(m / 20)
+            lines.append(line("traffic", {"device": dev, "zone": zone},
+                              {"flow": round(flow, 1), "speed": 45.0 + i, "occupancy": round(flow / 60, 2)}, ts))
+
+    # --- lighting: three cabinets (two circuits each) and two individual lamps
+    cabinets = {"cab-n1": ("north", 24), "cab-s1": ("south", 12), "cab-s2": ("south", 18)}
+    expected_kwh = 0.0
+    failed_last = 0
+    for dev, (zone, lamps) in cabinets.items():
+        energy = 1000.0
+        full: list[tuple[int, float]] = []
+        measured: list[tuple[int, float]] = []
+        for m, ts in enumerate(t):
+            failures = {"cab-n1": 2, "cab-s1": 0}.get(dev, 0 if m < 120 else 1)
+            level = _level_at(m)
+            working = lamps - failures
+            lamp_power = working * LAMP_W * level / 100
+            power = STANDBY_W + lamp_power
+            energy += power / 60 / 1000
+            lines.append(line("lighting", {"device": dev, "zone": zone}, {
+                "power": power, "energy": round(energy, 6), "voltage": 231.0, "current": round(power / 231, 4),
+                "lamp_failures": failures, "lamps": lamps, "door_open": False}, ts))
+            for ch in ("1", "2"):
+                lines.append(line("lighting", {"device": dev, "zone": zone, "channel": ch},
+                                  {"on": level > 0, "level": level, "power": lamp_power / 2}, ts))
+            full.append((ts, working * LAMP_W if power > 20.0 else 0.0))
+            measured.append((ts, power))
+        failed_last += failures
+        expected_kwh += (_trapezoid_wh(full) - _trapezoid_wh(measured)) / 1000
+    for dev in ("lamp-n1", "lamp-n2"):
+        for m, ts in enumerate(t):
+            level = _level_at(m)
+            lines.append(line("lighting", {"device": dev, "zone": "north"},
+                              {"on": level > 0, "level": level, "power": LAMP_W * level / 100}, ts))
+    for m in (10, 15):  # two day-burning detections on cab-s1
+        lines.append(line("events", {"family": "lighting", "kind": "day_burning", "device": "cab-s1",
+                                     "zone": "south"}, {"value": 1, "data": json.dumps({"power": 845.0})},
+                          t[m]))
+    commands = [("cab-n1", "pending", 120, 0), ("cab-n1", "confirmed", 120, 2_000),
+                ("cab-s1", "pending", 120, 0), ("cab-s1", "confirmed", 120, 3_000),
+                ("cab-s2", "pending", 121, 0), ("cab-s2", "failed", 123, 0)]
+    for dev, state, m, off in commands:
+        lines.append(line("commands", {"device": dev, "state": state},
+                          {"level": 50.0, "attempts": 3 if state == "failed" else 1}, t[m] + off))
+    for dev, zone in (("cab-n1", "north"), ("cab-s1", "south"), ("cab-s2", "south")):
+        lines.append(line("decisions", {"rule": "evening_dim", "device": dev, "zone": zone},
+                          {"output": 50.0, "inputs": json.dumps({"hour": 20}),
+                           "text": f"dim {dev} to 50 % after 20:00"}, t[119]))
+
+    # --- cctv: four cameras; cam-s2 goes offline at minute 180, cam-n2 is covered at minute 200
+    cams = {"cam-n1": "north", "cam-n2": "north", "cam-s1": "south", "cam-s2": "south"}
+    for dev, zone in cams.items():
+        for m, ts in enumerate(t):
+            online = not (dev == "cam-s2" and m >= 180)
+            tamper = dev == "cam-n2" and m >= 200
+            lines.append(line("cctv", {"device": dev, "zone": zone}, {
+                "online": online, "recording": online, "fps": 25.0 if online else 0.0,
+                "bitrate": 4096.0 if online else 0.0, "tamper": tamper}, ts))
+    lines.append(line("events", {"family": "cctv", "kind": "tamper", "device": "cam-n2", "zone": "north"},
+                      {"value": 1, "data": json.dumps({"score": 0.93})}, t[200]))
+    lines.append(line("events", {"family": "cctv", "kind": "motion", "device": "cam-s1", "zone": "south"},
+                      {"value": 1, "data": json.dumps({"score": 0.81})}, t[60]))
+    lines.append(line("device_status", {"family": "cctv", "zone": "south", "device": "cam-s2"},
+                      {"status": "stale", "code": 1}, t[183]))
+
+    # --- water: four meters every 5 minutes; wm-s2 reports LEAK from minute 150
+    meters = {"wm-n1": ("north", 0.5), "wm-n2": ("north", 0.3), "wm-s1": ("south", 0.4), "wm-s2": ("south", 0.2)}
+    for dev, (zone, base) in meters.items():
+        index = 500.0
+        for m in range(0, MINUTES, 5):
+            flow = base + (0.6 if m < 120 else 0.0)  # evening use, then the night minimum
+            index += flow * 5 / 60
+            alarms = "LEAK" if dev == "wm-s2" and m >= 150 else ""
+            lines.append(line("water", {"device": dev, "zone": zone},
+                              {"index": round(index, 6), "flow": flow, "alarms": alarms}, t[m]))
+
+    # --- fleet, every minute per family and zone
+    fleet = {("traffic", "north"): 2, ("traffic", "south"): 2, ("lighting", "north"): 3,
+             ("lighting", "south"): 2, ("cctv", "north"): 2, ("cctv", "south"): 2,
+             ("water", "north"): 2, ("water", "south"): 2}
+    for (fam, zone), total in fleet.items():
+        for m, ts in enumerate(t):
+            stale = 1 if (fam, zone) == ("cctv", "south") and m >= 183 else 0
+            lines.append(line("fleet", {"family": fam, "zone": zone},
+                              {"total": total, "ok": total - stale, "stale": stale, "fault": 0}, ts))
+
+    # --- supervisor health every 10 s, ingest errors every minute
+    errors = {("bad_json", "road_sensor"): 0, ("out_of_range", "water_meter"): 0}
+    first: dict[tuple[str, str], int] = {}
+    for k in range(MINUTES * 6):
+        ts = T0_MS + k * 10_000
+        received = 200 * k
+        err = k // 30
+        lines.append(line("supervisor", {"instance": INSTANCE}, {
+            "received": received, "decoded": received - err, "errors": err, "points_written": 3 * received,
+            "write_latency_ms": 12.0 + (k % 5), "spool_bytes": 0, "lag_ms": 150.0, "msg_rate": 20.0}, ts))
+    for m, ts in enumerate(t):
+        errors[("bad_json", "road_sensor")] = m // 10
+        errors[("out_of_range", "water_meter")] = 2 * (m // 60)
+        for (reason, driver), count in errors.items():
+            first.setdefault((reason, driver), count)
+            lines.append(line("ingest_errors", {"instance": INSTANCE, "reason": reason, "driver": driver},
+                              {"count": count}, ts))
+
+    # --- alarms: one root cause still active, one cleared, one device alarm active
+    def alarm(kind: str, severity: str, element: str, state: str, *, aid: str, affected: list[str],
+              m: int) -> None:
+        lines.append(line("alarms", {"kind": kind, "severity": severity, "element": element, "state": state},
+                          {"devices": len(affected), "services": len({a.split("-")[0] for a in affected}),
+                           "affected": json.dumps(affected), "id": aid}, t[m]))
+
+    alarm("root_cause", "major", "feed-south", "raised", aid="A-1", affected=["cab-s1", "cab-s2"], m=50)
+    alarm("root_cause", "major", "feed-south", "cleared", aid="A-1", affected=["cab-s1", "cab-s2"], m=80)
+    alarm("root_cause", "major", "gw-north", "raised", aid="A-2", affected=["tr-n1", "cam-n1", "cab-n1"], m=100)
+    alarm("root_cause", "major", "gw-north", "acknowledged", aid="A-2", affected=["tr-n1", "cam-n1", "cab-n1"], m=110)
+    alarm("device", "minor", "cam-s2", "raised", aid="A-3", affected=["cam-s2"], m=183)
+
+    facts.update({
+        "zones": ["north", "south"],
+        "devices_per_family": {"traffic": 4, "lighting": 5, "cctv": 4, "water": 4},
+        "fleet_status": {"cctv": {"ok": 3, "stale": 1, "fault": 0}},
+        "failed_lamps": failed_last,
+        "lamp_rated_w": LAMP_W,
+        "savings_kwh": expected_kwh,
+        "day_burning": 2,
+        "command_states": {"pending": 3, "confirmed": 2, "failed": 1},
+        "cameras": 4,
+        "cameras_online": 3,
+        "cameras_tampered": 1,
+        "cameras_offline": ["cam-s2"],
+        "leak_devices": ["wm-s2"],
+        "min_night_flow": {"north": 0.8, "south": 0.6},
+        "active_alarms": 2,
+        "active_root_causes": ["gw-north"],
+        "msg_rate": 20.0,
+        "errors_by_reason": {r: errors[(r, d)] - first[(r, d)] for r, d in errors},
+    })
+    return lines, facts
+
+
+def write(influx: Influx, db: str, lines: list[str]) -> None:
+    body = ("\n".join(lines) + "\n").encode()
+    req = urllib.request.Request(f"{influx.url}/write?db={db}&precision=ms", data=body, method="POST")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        assert r.status == 204, r.status
+
+
+@pytest.fixture(scope="session")
+def grafana_db(influx: Influx) -> Iterator[GrafanaData]:
+    """THE data producer of the dashboard tests (swap for the pipeline's session run)."""
+    lines, facts = simulate()
+    db = influx.create()
+    try:
+        write(influx, db, lines)
+        yield GrafanaData(db=db, start_ms=T0_MS, end_ms=T0_MS + MINUTES * MIN_MS, facts=facts)
+    finally:
+        influx.drop(db)
