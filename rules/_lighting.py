@@ -107,7 +107,11 @@ class AdaptiveRuntime(RuleRuntime):
                 by_street.setdefault(street, []).append(sid)
         self.streets: list[_Street] = []
         for street, sensors in sorted(by_street.items()):
-            lights: list[Actuator] = [(d, None) for d in topo.lights_along(street, spec.buffer_m)]
+            try:
+                lights: list[Actuator] = [(d, None) for d in sorted(topo.lights_along(street, spec.buffer_m))]
+            except KeyError:
+                log.warning("rule %s: street %s of sensors %s is not in the city model", spec.id, street, sensors)
+                continue
             if lights:
                 self.streets.append(_Street(street, sensors, lights))
         self.reading_devices = tuple(s for st in self.streets for s in st.sensors)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from zoneinfo import ZoneInfo
 from drivers import Command, Event, Reading
 from rules import Decision, RuleAlarm, RuleEngine, VirtualClock, load_rules
 from simulators.city import generate_city
+from supervisor.model import CityModel, city_from_dict
 from supervisor.state.registry import StateRegistry
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -25,86 +25,13 @@ def local(y: int, mo: int, d: int, h: int, mi: int = 0) -> float:
     return datetime(y, mo, d, h, mi, tzinfo=PARIS).timestamp()
 
 
-@dataclass(frozen=True, slots=True)
-class _Device:
-    id: str
-    family: str
-    kind: str
-    zone: str
-    lon: float
-    lat: float
-    street: str | None
-    cabinet: str | None
-    interval: float | None
-
-
-class FakeTopology:
-    """Stand-in for supervisor.model.CityModel (only what rules.Topology needs), metric distances."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._data = data
-        xs = data["bounds"]
-        self._center = ((xs[0] + xs[2]) / 2, (xs[1] + xs[3]) / 2)
-        self._kx = 111_320.0 * math.cos(math.radians(self._center[1]))
-        self._ky = 110_540.0
-        self._devices = {
-            d["id"]: _Device(d["id"], d["family"], d["kind"], d["zone"], *d["geometry"]["coordinates"],
-                             d.get("street"), d.get("cabinet"), d.get("interval"))
-            for d in data["devices"]
-        }
-        self._streets = {s["id"]: [tuple(p) for p in s["geometry"]["coordinates"]] for s in data["streets"]}
-
-    @property
-    def devices(self) -> Mapping[str, _Device]:
-        return self._devices
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return self._center
-
-    @property
-    def timezone(self) -> str:
-        return str(self._data["timezone"])
-
-    def _xy(self, lon: float, lat: float) -> tuple[float, float]:
-        return (lon - self._center[0]) * self._kx, (lat - self._center[1]) * self._ky
-
-    def devices_within(self, lon: float, lat: float, radius_m: float, family: str | None = None,
-                       kind: str | None = None) -> list[str]:
-        x0, y0 = self._xy(lon, lat)
-        out = []
-        for d in self._devices.values():
-            if (family and d.family != family) or (kind and d.kind != kind):
-                continue
-            x, y = self._xy(d.lon, d.lat)
-            if math.hypot(x - x0, y - y0) <= radius_m:
-                out.append(d.id)
-        return sorted(out)
-
-    def lights_along(self, street_id: str, buffer_m: float = 25.0) -> list[str]:
-        pts = [self._xy(*p) for p in self._streets[street_id]]
-        out = []
-        for d in self._devices.values():
-            if d.family != "lighting" or d.kind != "lamp":
-                continue
-            px, py = self._xy(d.lon, d.lat)
-            best = math.inf
-            for (ax, ay), (bx, by) in zip(pts, pts[1:], strict=False):
-                dx, dy = bx - ax, by - ay
-                t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy or 1.0)))
-                best = min(best, math.hypot(px - ax - t * dx, py - ay - t * dy))
-            if best <= buffer_m:
-                out.append(d.id)
-        return sorted(out)
-
-
 def city_data() -> dict[str, Any]:
     return generate_city(SEED, SIZE)
 
 
-def topology() -> Any:
-    """The real network model when it is importable, else the test stand-in."""
-    return FakeTopology(city_data())
+def topology() -> CityModel:
+    """The real network model of a small generated city (4 streets, 100 devices)."""
+    return city_from_dict(city_data())
 
 
 class Sink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -54,7 +55,7 @@ def test_low_traffic_dims_only_its_street_after_hold_within_ramp(h: Harness) -> 
     # the level never dropped below the minimum nor jumped faster than the ramp allows
     seq = [d for d in h.decisions if d.device == along[0]]
     assert min(d.output for d in seq) >= 30.0
-    for a, b in zip(seq, seq[1:], strict=False):
+    for a, b in itertools.pairwise(seq):
         if b.rule == "traffic-dims-lights" and a.rule == "traffic-dims-lights":
             assert abs(b.output - a.output) <= 20.0 / 60.0 * (b.ts - a.ts) + 5.0 + 1e-6
 

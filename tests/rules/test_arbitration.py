@@ -86,7 +86,7 @@ def test_clear_override_and_bad_overrides(h: Harness) -> None:
     assert h.engine.clear_override(lamp, user="bob") is True
     assert h.level(lamp) == 100.0
     assert h.engine.clear_override(lamp) is False
-    with pytest.raises(OverrideError, match="level must be 0..100"):
+    with pytest.raises(OverrideError, match=r"level must be 0\.\.100"):
         h.engine.override(lamp, 140.0, h.now + 60, "bob")
     with pytest.raises(OverrideError, match="must be in the future"):
         h.engine.override(lamp, 50.0, h.now - 1, "bob")
