@@ -35,14 +35,14 @@ VERSION = 1
 #: share of each device family (lamps take the remainder)
 SHARES = {"lighting_cabinet": 0.04, "road_sensor": 0.12, "camera": 0.09, "water_meter": 0.20}
 INTERVALS = {"traffic": 60.0, "lighting": 300.0, "cctv": 60.0, "water": 900.0}
-SERVICES = [
+SERVICES: list[dict[str, Any]] = [
     {"id": "lighting", "vlan": 110, "subnet": "10.16.0.0/12", "gateway": "sw-core"},
     {"id": "cctv", "vlan": 120, "subnet": "10.32.0.0/12", "gateway": "sw-core"},
     {"id": "traffic", "vlan": 130, "subnet": "10.48.0.0/12", "gateway": "sw-core"},
     {"id": "water", "vlan": 140, "subnet": "10.64.0.0/12", "gateway": "sw-core"},
 ]
 ALL_VLANS = [s["vlan"] for s in SERVICES]
-_VLAN = {s["id"]: s["vlan"] for s in SERVICES}
+_VLAN: dict[str, int] = {s["id"]: s["vlan"] for s in SERVICES}
 
 PORTS_PER_ACCESS = 24
 LAMP_SPACING = 30.0  # m between lamps along a street
@@ -111,9 +111,7 @@ def generate_city(
             gc.enable()
 
 
-def _generate(
-    seed: int, devices: int, zones: int | None, center: Sequence[float], name: str
-) -> dict[str, Any]:
+def _generate(seed: int, devices: int, zones: int | None, center: Sequence[float], name: str) -> dict[str, Any]:
     rng = random.Random(seed)
     counts = family_counts(devices)
     n_zones = default_zones(devices) if zones is None else zones
@@ -133,9 +131,7 @@ def _generate(
     zw = _width(n_zones, 2)
 
     # zone cells: each lighting cabinet owns one street block of (street length + margin) x ROW_PITCH
-    max_lamps_per_cab = max(
-        math.ceil(per_zone["lamp"][i] / per_zone["lighting_cabinet"][i]) for i in range(n_zones)
-    )
+    max_lamps_per_cab = max(math.ceil(per_zone["lamp"][i] / per_zone["lighting_cabinet"][i]) for i in range(n_zones))
     street_len = max(200.0, max_lamps_per_cab * LAMP_SPACING + 60.0)
     block_w = street_len + 40.0
     max_cabs = max(per_zone["lighting_cabinet"])
@@ -199,9 +195,7 @@ def _generate(
         core_ports.append({"id": core_port, "vlans": ALL_VLANS})
         line = {"type": "LineString", "coordinates": [geo.pt(scx, scy), geo.pt(0.0, 0.0)]}
         links.append({"id": f"du-{z}", "kind": "duct", "from": sc, "to": "core", "geometry": line})
-        links.append(
-            {"id": f"fo-{z}", "kind": "fibre", "from": sc, "to": "core", "geometry": line, "duct": f"du-{z}"}
-        )
+        links.append({"id": f"fo-{z}", "kind": "fibre", "from": sc, "to": "core", "geometry": line, "duct": f"du-{z}"})
         zsw = f"sw-{z}"
         zports: list[dict[str, Any]] = [{"id": f"{zsw}:up", "vlans": ALL_VLANS}]
         switches.append(

@@ -1,0 +1,810 @@
+"""Reading and validating a city file into plain tables.
+
+Large lists (devices, sites) are checked with explicit loops, not per-object pydantic models:
+a million devices must load in seconds. Every problem found is collected with the element it
+concerns; loading fails with one :class:`CityFileError` listing them all (capped).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import math
+import re
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+import yaml
+
+from supervisor.model._types import (
+    CityFileError,
+    Coord,
+    Feeder,
+    Link,
+    Port,
+    Problem,
+    Service,
+    Site,
+    Street,
+    Switch,
+    Uplink,
+    Zone,
+)
+
+log = logging.getLogger(__name__)
+
+FORMAT = "urban-supervisor/city"
+VERSION = 1
+MAX_PROBLEMS = 1000
+ROOT = "<root>"
+
+ID_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+SITE_KINDS = ("street_cabinet", "lighting_cabinet", "pole", "radio_gateway", "chamber", "core")
+POWER_SITE_KINDS = frozenset({"street_cabinet", "lighting_cabinet", "core"})
+LINK_KINDS = ("fibre", "copper", "power", "duct")
+UPLINK_LINK_KINDS = frozenset({"fibre", "copper"})
+#: family -> (device kinds, driver)
+FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "traffic": (("road_sensor",), "road_sensor"),
+    "lighting": (("lighting_cabinet", "lamp"), "lighting_cabinet"),
+    "cctv": (("camera",), "cctv"),
+    "water": (("water_meter",), "water_meter"),
+}
+DEVICE_KEYS = frozenset(
+    {"id", "family", "kind", "driver", "service", "zone", "geometry", "power", "port", "gateway",
+     "street", "cabinet", "interval", "site"}
+)  # fmt: skip
+
+IntArray = npt.NDArray[np.int32]
+FloatArray = npt.NDArray[np.float64]
+
+
+class _Bad(Exception):
+    """A local validation failure; becomes a :class:`Problem`."""
+
+
+@dataclass
+class DeviceColumns:
+    """The devices, column-wise: strings are codes into small tables, references are indices."""
+
+    ids: list[str]
+    index: dict[str, int]
+    families: list[str]
+    kinds: list[str]
+    drivers: list[str]
+    family: npt.NDArray[np.uint8]
+    kind: npt.NDArray[np.uint8]
+    driver: npt.NDArray[np.uint8]
+    service: IntArray  # index into CityData.service_ids
+    zone: IntArray  # index into CityData.zone_ids
+    lon: FloatArray
+    lat: FloatArray
+    interval: FloatArray
+    # references: index into CityData.refs, -1 when null
+    power: IntArray
+    port: IntArray
+    gateway: IntArray
+    street: IntArray
+    site: IntArray
+    cabinet: IntArray  # index into ids (a device), -1 when null
+
+
+@dataclass
+class CityData:
+    source: str
+    name: str
+    crs: str
+    timezone: str
+    bounds: tuple[float, float, float, float]
+    zones: dict[str, Zone] = field(default_factory=dict)
+    streets: dict[str, Street] = field(default_factory=dict)
+    sites: dict[str, Site] = field(default_factory=dict)
+    feeders: dict[str, Feeder] = field(default_factory=dict)
+    links: dict[str, Link] = field(default_factory=dict)
+    switches: dict[str, Switch] = field(default_factory=dict)
+    ports: dict[str, Port] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+    zone_ids: list[str] = field(default_factory=list)
+    service_ids: list[str] = field(default_factory=list)
+    refs: list[str] = field(default_factory=list)  # non-device ids referenced by device columns
+    devices: DeviceColumns | None = None
+
+
+def read_city_file(path: str | Path) -> tuple[dict[str, Any], str]:
+    p = Path(path)
+    src = str(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise CityFileError([Problem(src, ROOT, f"cannot read file: {exc.strerror or exc}")]) from exc
+    try:
+        data = yaml.safe_load(raw) if p.suffix.lower() in (".yaml", ".yml") else orjson.loads(raw)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise CityFileError([Problem(src, ROOT, f"not valid {_fmt_name(p)}: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise CityFileError([Problem(src, ROOT, f"top level must be an object, got {_tname(data)}")])
+    return data, src
+
+
+def _fmt_name(p: Path) -> str:
+    return "YAML" if p.suffix.lower() in (".yaml", ".yml") else "JSON"
+
+
+def _tname(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class _Validator:
+    def __init__(self, data: dict[str, Any], source: str) -> None:
+        self.data = data
+        self.src = source
+        self.problems: list[Problem] = []
+        self.more = 0
+        self.kind_of: dict[str, str] = {}  # non-device id -> category (zone, street, site...)
+        self.bounds = (-180.0, -90.0, 180.0, 90.0)
+
+    # ------------------------------------------------------------------ helpers
+    def bad(self, element: str, message: str) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(Problem(self.src, element, message))
+        else:
+            self.more += 1
+
+    def _list(self, key: str, required: bool = False) -> list[Any]:
+        v = self.data.get(key)
+        if v is None:
+            if required:
+                self.bad(ROOT, f"missing list {key!r}")
+            return []
+        if not isinstance(v, list):
+            self.bad(ROOT, f"{key!r} must be a list, got {_tname(v)}")
+            return []
+        return v
+
+    def _items(self, key: str, what: str) -> list[tuple[str, dict[str, Any]]]:
+        """The objects of a top-level list with a valid, unique id (others are reported)."""
+        out = []
+        for i, obj in enumerate(self._list(key)):
+            if not isinstance(obj, dict):
+                self.bad(f"{key}[{i}]", f"{what} must be an object, got {_tname(obj)}")
+                continue
+            ident = self._new_id(obj.get("id"), f"{key}[{i}]", what)
+            if ident is not None:
+                out.append((ident, obj))
+        return out
+
+    def _new_id(self, ident: Any, where: str, category: str, devices: dict[str, int] | None = None) -> str | None:
+        if not isinstance(ident, str) or not ID_RE.fullmatch(ident):
+            self.bad(where, f"{category} id {ident!r} is not a valid identifier ([A-Za-z0-9_.:-]+)")
+            return None
+        prev = self.kind_of.get(ident)
+        if prev is None and devices is not None and ident in devices:
+            prev = "device"
+        if prev is not None:
+            self.bad(ident, f"duplicate id: already used by a {prev}")
+            return None
+        if devices is None:
+            self.kind_of[ident] = category
+        return ident
+
+    def _ref(self, value: Any, ident: str, key: str, allowed: tuple[str, ...], nullable: bool = True) -> str | None:
+        """A reference to an element of one of the ``allowed`` categories (or null)."""
+        if value is None:
+            if nullable:
+                return None
+            self.bad(ident, f"{key!r} is required")
+            return None
+        if not isinstance(value, str):
+            self.bad(ident, f"{key!r} must be an id string, got {_tname(value)}")
+            return None
+        cat = self.kind_of.get(value)
+        if cat is None:
+            self.bad(ident, f"{key} {value!r} does not exist")
+            return None
+        if cat not in allowed:
+            self.bad(ident, f"{key} {value!r} is a {cat}, expected {' or '.join(allowed)}")
+            return None
+        return value
+
+    def _positions(self, coords: Any, min_n: int, ident: str) -> tuple[Coord, ...]:
+        if not isinstance(coords, list) or len(coords) < min_n:
+            raise _Bad(f"needs a list of at least {min_n} positions")
+        out = []
+        for pos in coords:
+            out.append(self._position(pos, ident))
+        return tuple(out)
+
+    def _position(self, pos: Any, ident: str) -> Coord:
+        if not isinstance(pos, list | tuple) or len(pos) not in (2, 3) or not all(_is_num(c) for c in pos):
+            raise _Bad(f"bad position {pos!r}: expected [lon, lat]")
+        lon, lat = float(pos[0]), float(pos[1])
+        b = self.bounds
+        if not (b[0] <= lon <= b[2] and b[1] <= lat <= b[3]):
+            raise _Bad(f"position [{lon}, {lat}] is outside bounds {list(b)}")
+        return (lon, lat)
+
+    def _geometry(self, obj: dict[str, Any], gtype: str, ident: str, required: bool = True) -> Any:
+        g = obj.get("geometry")
+        if g is None and not required:
+            return None
+        if not isinstance(g, dict):
+            raise _Bad(f"geometry must be a GeoJSON {gtype}, got {_tname(g)}")
+        if g.get("type") != gtype:
+            raise _Bad(f"geometry must be a GeoJSON {gtype}, got type {g.get('type')!r}")
+        c = g.get("coordinates")
+        if gtype == "Point":
+            return self._position(c, ident)
+        if gtype == "LineString":
+            return self._positions(c, 2, ident)
+        if not isinstance(c, list) or not c:
+            raise _Bad("Polygon needs at least one ring")
+        rings = []
+        for ring in c:
+            r = self._positions(ring, 4, ident)
+            if r[0] != r[-1]:
+                raise _Bad("Polygon ring is not closed (first and last positions differ)")
+            rings.append(r)
+        return tuple(rings)
+
+    # ------------------------------------------------------------------ top level
+    def run(self) -> CityData:
+        d = self.data
+        if d.get("format") != FORMAT:
+            self.bad(ROOT, f"format must be {FORMAT!r}, got {d.get('format')!r}")
+        if d.get("version") != VERSION or isinstance(d.get("version"), bool):
+            self.bad(ROOT, f"unsupported version {d.get('version')!r} (this reader knows version {VERSION})")
+        name = d.get("name")
+        if not isinstance(name, str) or not name:
+            self.bad(ROOT, f"name must be a non-empty string, got {name!r}")
+            name = "?"
+        crs = d.get("crs", "EPSG:2154")
+        if not isinstance(crs, str) or not crs:
+            self.bad(ROOT, f"crs must be a string such as 'EPSG:2154' or 'utm', got {crs!r}")
+            crs = "EPSG:2154"
+        tz = d.get("timezone", "UTC")
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+            self.bad(ROOT, f"unknown timezone {tz!r}")
+            tz = "UTC"
+        b = d.get("bounds")
+        if (
+            isinstance(b, list)
+            and len(b) == 4
+            and all(_is_num(x) for x in b)
+            and -180 <= b[0] < b[2] <= 180
+            and -90 <= b[1] < b[3] <= 90
+        ):
+            self.bounds = (float(b[0]), float(b[1]), float(b[2]), float(b[3]))
+        else:
+            self.bad(ROOT, f"bounds must be [lon_min, lat_min, lon_max, lat_max] with min < max, got {b!r}")
+        city = CityData(source=self.src, name=name, crs=crs, timezone=tz, bounds=self.bounds)
+        if self.problems:  # a broken header makes every later message noise
+            raise CityFileError(self.problems, self.more)
+
+        self._zones(city)
+        self._streets(city)
+        site_objs = self._items("sites", "site")
+        feeder_objs = self._items("feeders", "feeder")
+        link_objs = self._items("links", "link")
+        switch_objs = self._items("switches", "switch")
+        self._register_ports(switch_objs, city)
+        service_objs = self._items("services", "service")
+        self._sites(site_objs, city)
+        self._feeders(feeder_objs, city)
+        self._links(link_objs, city)
+        self._switches(switch_objs, city)
+        self._services(service_objs, city)
+        self._power_cycles(city)
+        path_vlans = self._uplink_paths(city)
+        self._gateways(city, path_vlans)
+        self._devices(city, path_vlans)
+        if self.problems or self.more:
+            raise CityFileError(self.problems, self.more)
+        return city
+
+    # ------------------------------------------------------------------ small lists
+    def _zones(self, city: CityData) -> None:
+        for ident, obj in self._items("zones", "zone"):
+            try:
+                name = obj.get("name", ident)
+                if not isinstance(name, str):
+                    raise _Bad(f"name must be a string, got {_tname(name)}")
+                city.zones[ident] = Zone(ident, name, self._geometry(obj, "Polygon", ident))
+            except _Bad as exc:
+                self.bad(ident, str(exc))
+        city.zone_ids = list(city.zones)
+
+    def _streets(self, city: CityData) -> None:
+        for ident, obj in self._items("streets", "street"):
+            try:
+                name = obj.get("name", ident)
+                if not isinstance(name, str):
+                    raise _Bad(f"name must be a string, got {_tname(name)}")
+                coords = self._geometry(obj, "LineString", ident)
+            except _Bad as exc:
+                self.bad(ident, str(exc))
+                continue
+            zone = self._ref(obj.get("zone"), ident, "zone", ("zone",))
+            city.streets[ident] = Street(ident, name, zone, coords)
+
+    def _register_ports(self, switch_objs: list[tuple[str, dict[str, Any]]], city: CityData) -> None:
+        for sw, obj in switch_objs:
+            ports = obj.get("ports", [])
+            if not isinstance(ports, list):
+                self.bad(sw, f"ports must be a list, got {_tname(ports)}")
+                continue
+            for i, p in enumerate(ports):
+                if not isinstance(p, dict):
+                    self.bad(sw, f"ports[{i}] must be an object, got {_tname(p)}")
+                    continue
+                pid = self._new_id(p.get("id"), f"{sw}.ports[{i}]", "port")
+                if pid is None:
+                    continue
+                vlans = p.get("vlans", [])
+                if not isinstance(vlans, list) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4094 for v in vlans
+                ):
+                    self.bad(pid, f"vlans must be a list of integers 1..4094, got {vlans!r}")
+                    vlans = []
+                city.ports[pid] = Port(pid, sw, frozenset(vlans))
+
+    def _power(self, value: Any, ident: str, city: CityData) -> str | None:
+        ref = self._ref(value, ident, "power", ("feeder", "site"))
+        if ref is not None and self.kind_of[ref] == "site":
+            kind = self._site_kind.get(ref)
+            if kind is not None and kind not in POWER_SITE_KINDS:
+                self.bad(ident, f"power {ref!r} is a {kind} site, which distributes no power "
+                         f"(expected a feeder or a {', '.join(sorted(POWER_SITE_KINDS))} site)")  # fmt: skip
+                return None
+        return ref
+
+    def _sites(self, objs: list[tuple[str, dict[str, Any]]], city: CityData) -> None:
+        self._site_kind: dict[str, str] = {}
+        for ident, obj in objs:
+            kind = obj.get("kind")
+            if kind not in SITE_KINDS:
+                self.bad(ident, f"unknown site kind {kind!r} (expected one of {', '.join(SITE_KINDS)})")
+            else:
+                self._site_kind[ident] = kind
+        for ident, obj in objs:
+            kind = self._site_kind.get(ident)
+            if kind is None:
+                continue
+            try:
+                lon, lat = self._geometry(obj, "Point", ident)
+            except _Bad as exc:
+                self.bad(ident, str(exc))
+                continue
+            zone = self._ref(obj.get("zone"), ident, "zone", ("zone",))
+            power = self._power(obj.get("power"), ident, city)
+            port = None
+            if kind == "radio_gateway":
+                port = self._ref(obj.get("port"), ident, "port", ("port",))
+            elif obj.get("port") is not None:
+                self.bad(ident, f"only radio gateways have a port, this site is a {kind}")
+            city.sites[ident] = Site(ident, kind, zone, lon, lat, power, port)
+
+    def _feeders(self, objs: list[tuple[str, dict[str, Any]]], city: CityData) -> None:
+        for ident, obj in objs:
+            try:
+                coords = self._geometry(obj, "LineString", ident, required=False)
+            except _Bad as exc:
+                self.bad(ident, str(exc))
+                continue
+            parent = self._ref(obj.get("parent"), ident, "parent", ("feeder",))
+            city.feeders[ident] = Feeder(ident, parent, coords)
+
+    def _links(self, objs: list[tuple[str, dict[str, Any]]], city: CityData) -> None:
+        kinds = {i: o.get("kind") for i, o in objs}
+        self._link_kind = {i: k for i, k in kinds.items() if isinstance(k, str)}
+        for ident, obj in objs:
+            kind = kinds[ident]
+            if kind not in LINK_KINDS:
+                self.bad(ident, f"unknown link kind {kind!r} (expected one of {', '.join(LINK_KINDS)})")
+                continue
+            try:
+                coords = self._geometry(obj, "LineString", ident)
+            except _Bad as exc:
+                self.bad(ident, str(exc))
+                continue
+            a = self._ref(obj.get("from"), ident, "from", ("site",), nullable=False)
+            b = self._ref(obj.get("to"), ident, "to", ("site",), nullable=False)
+            duct = self._ref(obj.get("duct"), ident, "duct", ("link",))
+            if duct is not None and kinds.get(duct) != "duct":
+                self.bad(ident, f"duct {duct!r} is a {kinds.get(duct)} link, expected a duct")
+                duct = None
+            if duct is not None and kind == "duct":
+                self.bad(ident, "a duct cannot lie in another duct")
+                duct = None
+            if a is not None and b is not None:
+                city.links[ident] = Link(ident, kind, a, b, coords, duct)
+
+    def _switches(self, objs: list[tuple[str, dict[str, Any]]], city: CityData) -> None:
+        targets: dict[str, str] = {}
+        for ident, obj in objs:
+            site = self._ref(obj.get("site"), ident, "site", ("site",), nullable=False)
+            core = obj.get("core", False)
+            if not isinstance(core, bool):
+                self.bad(ident, f"core must be true or false, got {core!r}")
+                continue
+            ports = tuple(p["id"] for p in obj.get("ports", []) if isinstance(p, dict) and p.get("id") in city.ports)
+            up = obj.get("uplink")
+            uplink = None
+            if core and up is not None:
+                self.bad(ident, "a core switch has no uplink")
+            elif not core and up is None:
+                self.bad(ident, "switch has no uplink and is not a core switch")
+            elif up is not None:
+                uplink = self._uplink(ident, up, city, targets)
+            if site is not None:
+                city.switches[ident] = Switch(ident, site, core, ports, uplink)
+
+    def _uplink(self, ident: str, up: Any, city: CityData, targets: dict[str, str]) -> Uplink | None:
+        if not isinstance(up, dict):
+            self.bad(ident, f"uplink must be an object {{port, to, link}}, got {_tname(up)}")
+            return None
+        port = self._ref(up.get("port"), ident, "uplink port", ("port",), nullable=False)
+        to = self._ref(up.get("to"), ident, "uplink to", ("port",), nullable=False)
+        link = self._ref(up.get("link"), ident, "uplink link", ("link",), nullable=False)
+        if port is None or to is None or link is None:
+            return None
+        ok = True
+        if city.ports[port].switch != ident:
+            self.bad(ident, f"uplink port {port!r} belongs to switch {city.ports[port].switch!r}, not to this one")
+            ok = False
+        if city.ports[to].switch == ident:
+            self.bad(ident, f"uplink to {to!r} is a port of the same switch")
+            ok = False
+        if to in targets:
+            self.bad(ident, f"uplink to {to!r} is already the uplink target of switch {targets[to]!r}")
+            ok = False
+        targets[to] = ident
+        lk = self._link_kind.get(link)
+        if lk is not None and lk not in UPLINK_LINK_KINDS:
+            self.bad(ident, f"uplink link {link!r} is a {lk} link, expected fibre or copper")
+            ok = False
+        return Uplink(port, to, link) if ok else None
+
+    def _services(self, objs: list[tuple[str, dict[str, Any]]], city: CityData) -> None:
+        vlans: dict[int, str] = {}
+        for ident, obj in objs:
+            vlan = obj.get("vlan")
+            if not isinstance(vlan, int) or isinstance(vlan, bool) or not 1 <= vlan <= 4094:
+                self.bad(ident, f"vlan must be an integer 1..4094, got {vlan!r}")
+                continue
+            if vlan in vlans:
+                self.bad(ident, f"vlan {vlan} is already used by service {vlans[vlan]!r}")
+                continue
+            vlans[vlan] = ident
+            subnet = obj.get("subnet")
+            try:
+                net = str(ipaddress.ip_network(subnet))  # type: ignore[arg-type]
+            except (ValueError, TypeError):
+                self.bad(ident, f"subnet must be a network in CIDR notation such as 10.1.0.0/16, got {subnet!r}")
+                continue
+            gw = self._ref(obj.get("gateway"), ident, "gateway", ("switch", "site"), nullable=False)
+            if gw is not None:
+                city.services[ident] = Service(ident, vlan, net, gw)
+        city.service_ids = list(city.services)
+
+    # ------------------------------------------------------------------ structure
+    def _power_cycles(self, city: CityData) -> None:
+        for start in list(city.feeders) + list(city.sites):
+            seen = [start]
+            cur: str | None = start
+            for _ in range(len(city.feeders) + len(city.sites) + 1):
+                nxt = self._power_parent(cur, city)
+                if nxt is None:
+                    break
+                if nxt == start:
+                    self.bad(start, "power supply loops: " + " -> ".join([*seen, start]))
+                    break
+                if nxt in seen:
+                    break  # a loop further up; reported from its own start
+                seen.append(nxt)
+                cur = nxt
+
+    @staticmethod
+    def _power_parent(ident: str | None, city: CityData) -> str | None:
+        if ident in city.feeders:
+            return city.feeders[ident].parent
+        if ident in city.sites:
+            return city.sites[ident].power
+        return None
+
+    def _uplink_paths(self, city: CityData) -> dict[str, frozenset[int]]:
+        """For every port from which the core is reachable, the VLANs carried all the way up.
+
+        A switch whose uplink chain loops is reported; the ports of a switch that does not reach
+        a core switch are absent from the result (its devices are reported).
+        """
+        all_vlans = frozenset(range(1, 4095))
+        memo: dict[str, frozenset[int] | None] = {}
+        for sw in city.switches:
+            chain: list[str] = []
+            cur = sw
+            base: frozenset[int] | None = None
+            for _ in range(len(city.switches) + 1):
+                if cur in memo:
+                    base = memo[cur]
+                    break
+                s = city.switches[cur]
+                if s.core:
+                    base = memo[cur] = all_vlans
+                    break
+                if s.uplink is None:  # reported in _switches
+                    base = memo[cur] = None
+                    break
+                if cur in chain:
+                    self.bad(sw, "uplink chain loops and never reaches a core switch: "
+                             + " -> ".join([*chain, cur]))  # fmt: skip
+                    base = None
+                    break
+                chain.append(cur)
+                nxt = city.ports[s.uplink.to].switch
+                if nxt not in city.switches:  # an invalid switch, reported already
+                    base = None
+                    break
+                cur = nxt
+            for c in reversed(chain):
+                up = city.switches[c].uplink
+                if base is not None and up is not None:
+                    base = base & city.ports[up.port].vlans & city.ports[up.to].vlans
+                memo[c] = base
+        return {pid: port.vlans & sv for pid, port in city.ports.items() if (sv := memo.get(port.switch)) is not None}
+
+    def _vlan_gap(self, port: str, vlan: int, city: CityData) -> str:
+        """The first port on the way up from ``port`` that does not carry ``vlan``."""
+        if vlan not in city.ports[port].vlans:
+            return f"port {port!r}"
+        sw = city.switches.get(city.ports[port].switch)
+        for _ in range(len(city.switches) + 1):
+            if sw is None or sw.core or sw.uplink is None:
+                break
+            for p in (sw.uplink.port, sw.uplink.to):
+                if vlan not in city.ports[p].vlans:
+                    return (
+                        f"uplink port {p!r} of switch {sw.id!r}"
+                        if p == sw.uplink.port
+                        else (f"port {p!r} (uplink of switch {sw.id!r})")
+                    )
+            sw = city.switches.get(city.ports[sw.uplink.to].switch)
+        return f"the path from port {port!r}"  # pragma: no cover - only when path_vlans disagrees
+
+    def _gateways(self, city: CityData, path_vlans: dict[str, frozenset[int]]) -> None:
+        self._gw_ok: dict[str, bool] = {}
+        for s in city.sites.values():
+            if s.kind != "radio_gateway":
+                continue
+            self._gw_ok[s.id] = s.port is not None and s.port in path_vlans
+            if s.port is None:
+                self.bad(s.id, "radio gateway is not connected: it has no port")
+
+    # ------------------------------------------------------------------ devices
+    def _devices(self, city: CityData, path_vlans: dict[str, frozenset[int]]) -> None:
+        raw = self._list("devices")
+        n = len(raw)
+        families = list(FAMILIES)
+        kinds = [k for f in FAMILIES.values() for k in f[0]]
+        drivers = [f[1] for f in FAMILIES.values()]
+        fam_code = {f: i for i, f in enumerate(families)}
+        kind_code = {k: i for i, k in enumerate(kinds)}
+        drv_code = {d: i for i, d in enumerate(drivers)}
+        zone_code = {z: i for i, z in enumerate(city.zone_ids)}
+        svc_code = {s: i for i, s in enumerate(city.service_ids)}
+        ref_code: dict[str, int] = {}
+        refs = city.refs
+
+        def code(ref: str | None) -> int:
+            if ref is None:
+                return -1
+            c = ref_code.get(ref)
+            if c is None:
+                c = ref_code[ref] = len(refs)
+                refs.append(ref)
+            return c
+
+        ids: list[str] = []
+        index: dict[str, int] = {}
+        cols = {k: np.full(n, -1, dtype=np.int32) for k in ("power", "port", "gateway", "street", "site", "cabinet")}
+        fam = np.zeros(n, dtype=np.uint8)
+        knd = np.zeros(n, dtype=np.uint8)
+        drv = np.zeros(n, dtype=np.uint8)
+        svc = np.zeros(n, dtype=np.int32)
+        zon = np.zeros(n, dtype=np.int32)
+        lon = np.zeros(n, dtype=np.float64)
+        lat = np.zeros(n, dtype=np.float64)
+        ivl = np.zeros(n, dtype=np.float64)
+        cab_ref: list[tuple[int, str]] = []
+        kind_of = self.kind_of
+        sites = city.sites
+        vlan_of = {s.id: s.vlan for s in city.services.values()}
+        b0, b1, b2, b3 = self.bounds
+        power_kinds = POWER_SITE_KINDS
+
+        for i, obj in enumerate(raw):
+            if not isinstance(obj, dict):
+                self.bad(f"devices[{i}]", f"device must be an object, got {_tname(obj)}")
+                continue
+            ident = obj.get("id")
+            if not isinstance(ident, str) or not ID_RE.fullmatch(ident):
+                self.bad(f"devices[{i}]", f"device id {ident!r} is not a valid identifier ([A-Za-z0-9_.:-]+)")
+                continue
+            if ident in index or ident in kind_of:
+                self.bad(ident, f"duplicate id: already used by a {kind_of.get(ident, 'device')}")
+                continue
+            j = len(ids)
+            ok = True
+            f = obj.get("family")
+            k = obj.get("kind")
+            spec = FAMILIES.get(f)  # type: ignore[arg-type]
+            if spec is None:
+                self.bad(ident, f"unknown family {f!r} (expected one of {', '.join(FAMILIES)})")
+                continue
+            if k not in spec[0]:
+                self.bad(ident, f"unknown kind {k!r} for family {f!r} (expected one of {', '.join(spec[0])})")
+                continue
+            d = obj.get("driver")
+            if d != spec[1]:
+                self.bad(ident, f"driver {d!r} does not handle family {f!r} (expected {spec[1]!r})")
+                ok = False
+            s = obj.get("service")
+            sc = svc_code.get(s)  # type: ignore[arg-type]
+            if sc is None:
+                self.bad(ident, f"service {s!r} does not exist")
+                ok = False
+            z = obj.get("zone")
+            zc = zone_code.get(z)  # type: ignore[arg-type]
+            if zc is None:
+                self.bad(ident, f"zone {z!r} does not exist")
+                ok = False
+            g = obj.get("geometry")
+            c = g.get("coordinates") if isinstance(g, dict) and g.get("type") == "Point" else None
+            if not isinstance(c, list) or len(c) not in (2, 3) or not _is_num(c[0]) or not _is_num(c[1]):
+                gt = g.get("type") if isinstance(g, dict) else _tname(g)
+                self.bad(ident, f"geometry must be a GeoJSON Point [lon, lat], got {gt!r}"
+                         + (f" with coordinates {c!r}" if gt == "Point" else ""))  # fmt: skip
+                ok = False
+            elif not (b0 <= c[0] <= b2 and b1 <= c[1] <= b3):
+                self.bad(ident, f"position [{c[0]}, {c[1]}] is outside bounds {list(self.bounds)}")
+                ok = False
+            else:
+                lon[j], lat[j] = c[0], c[1]
+            iv = obj.get("interval")
+            if not _is_num(iv) or iv <= 0:  # type: ignore[operator]
+                self.bad(ident, f"interval must be a positive number of seconds, got {iv!r}")
+                ok = False
+            else:
+                ivl[j] = iv
+            # references
+            power = obj.get("power")
+            if power is not None:
+                pk = kind_of.get(power) if isinstance(power, str) else None
+                if pk == "feeder" or (pk == "site" and sites[power].kind in power_kinds):
+                    cols["power"][j] = code(power)
+                else:
+                    ok = False
+                    self._ref_problem(ident, "power", power, "a feeder or a power-distributing site", city)
+            port = obj.get("port")
+            gw = obj.get("gateway")
+            if (port is None) == (gw is None):
+                ok = False
+                self.bad(ident, "exactly one of port and gateway must be set, "
+                         + ("both are" if port is not None else "neither is"))  # fmt: skip
+            via: str | None = None
+            if port is not None:
+                if isinstance(port, str) and kind_of.get(port) == "port":
+                    cols["port"][j] = code(port)
+                    via = port
+                else:
+                    ok = False
+                    self._ref_problem(ident, "port", port, "a switch port", city)
+            if gw is not None:
+                if isinstance(gw, str) and kind_of.get(gw) == "site" and sites[gw].kind == "radio_gateway":
+                    cols["gateway"][j] = code(gw)
+                    if not self._gw_ok[gw]:
+                        ok = False
+                        self.bad(ident, f"no path to the core: gateway {gw!r} is not connected to a switch "
+                                 "that reaches a core switch")  # fmt: skip
+                    else:
+                        via = sites[gw].port
+                else:
+                    ok = False
+                    self._ref_problem(ident, "gateway", gw, "a radio_gateway site", city)
+            if via is not None and sc is not None:
+                pv = path_vlans.get(via)
+                vlan = vlan_of[s]  # type: ignore[index]
+                if pv is None:
+                    ok = False
+                    self.bad(ident, f"no path to the core: port {via!r} is on switch "
+                             f"{city.ports[via].switch!r} whose uplink chain does not reach a core switch")  # fmt: skip
+                elif vlan not in pv:
+                    ok = False
+                    self.bad(ident, f"service {s!r} VLAN {vlan} is not carried on "
+                             f"{self._vlan_gap(via, vlan, city)}")  # fmt: skip
+            for key, allowed in (("street", "street"), ("site", "site")):
+                v = obj.get(key)
+                if v is None:
+                    continue
+                if isinstance(v, str) and kind_of.get(v) == allowed:
+                    cols[key][j] = code(v)
+                else:
+                    ok = False
+                    self._ref_problem(ident, key, v, f"a {allowed}", city)
+            cab = obj.get("cabinet")
+            if k == "lamp":
+                if cab is None:
+                    ok = False
+                    self.bad(ident, "a lamp needs its lighting cabinet ('cabinet')")
+                elif not isinstance(cab, str):
+                    ok = False
+                    self.bad(ident, f"'cabinet' must be a device id string, got {_tname(cab)}")
+            elif cab is not None:
+                ok = False
+                self.bad(ident, f"only lamps have a 'cabinet', this device is a {k}")
+            if not ok:
+                continue
+            if k == "lamp":
+                cab_ref.append((j, cab))  # type: ignore[arg-type]
+            fam[j] = fam_code[f]  # type: ignore[index]
+            knd[j] = kind_code[k]
+            drv[j] = drv_code[d]  # type: ignore[index]
+            svc[j] = sc  # type: ignore[assignment]
+            zon[j] = zc  # type: ignore[assignment]
+            index[ident] = j
+            ids.append(ident)
+
+        m = len(ids)
+        # lamps -> their cabinet controller (second pass: the cabinet may come later in the list)
+        for j, cab in cab_ref:
+            ci = index.get(cab)
+            lamp = ids[j]
+            if ci is None:
+                msg = (
+                    f"cabinet {cab!r} does not exist"
+                    if cab not in kind_of
+                    else (f"cabinet {cab!r} is a {kind_of[cab]}, expected a lighting_cabinet device")
+                )
+                self.bad(lamp, msg)
+            elif knd[ci] != kind_code["lighting_cabinet"]:
+                self.bad(lamp, f"cabinet {cab!r} is a {kinds[knd[ci]]} device, expected a lighting_cabinet")
+            elif cols["port"][j] != cols["port"][ci] or cols["gateway"][j] != cols["gateway"][ci]:
+                mine = refs[cols["port"][j]] if cols["port"][j] >= 0 else refs[cols["gateway"][j]]
+                theirs = refs[cols["port"][ci]] if cols["port"][ci] >= 0 else refs[cols["gateway"][ci]]
+                self.bad(lamp, f"a lamp is reached through its cabinet: it is on {mine!r} but cabinet "
+                         f"{cab!r} is on {theirs!r}")  # fmt: skip
+            else:
+                cols["cabinet"][j] = ci
+        city.devices = DeviceColumns(
+            ids=ids, index=index, families=families, kinds=kinds, drivers=drivers,
+            family=fam[:m], kind=knd[:m], driver=drv[:m], service=svc[:m], zone=zon[:m],
+            lon=lon[:m], lat=lat[:m], interval=ivl[:m],
+            power=cols["power"][:m], port=cols["port"][:m], gateway=cols["gateway"][:m],
+            street=cols["street"][:m], site=cols["site"][:m], cabinet=cols["cabinet"][:m],
+        )  # fmt: skip
+
+    def _ref_problem(self, ident: str, key: str, value: Any, expected: str, city: CityData) -> None:
+        if not isinstance(value, str):
+            self.bad(ident, f"{key!r} must be an id string, got {_tname(value)}")
+        elif value not in self.kind_of:
+            self.bad(ident, f"{key} {value!r} does not exist")
+        else:
+            cat = self.kind_of[value]
+            if cat == "site":
+                cat = f"{city.sites[value].kind} site" if value in city.sites else "site"
+            self.bad(ident, f"{key} {value!r} is a {cat}, expected {expected}")
+
+
+def validate(data: dict[str, Any], source: str) -> CityData:
+    """Validate the content of a city file; raise :class:`CityFileError` listing the problems."""
+    return _Validator(data, source).run()
