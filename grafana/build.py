@@ -322,6 +322,11 @@ def _savings_inner(expr: str) -> str:
     return f'SELECT {expr} AS "w" FROM "lighting" WHERE {TF} AND "lamps" > 0{ZD}'
 
 
+# The lamp-faults rule (rules/_faults.py) records a day-burning as a decision whose text reads
+# "<cabinet>: day-burning — <W> drawn at <hh:mm> local while the sun is up"; its end reads
+# "<cabinet>: day-burning ended": only the former counts.
+DAY_BURNING = '"text" =~ /: day-burning —/'
+
 FULL_W = '("lamps" - "lamp_failures") * $lamp_w * CEIL(("power" - $standby_w) / 1000000)'
 SAVED_W = f'({FULL_W} - "power")'
 
@@ -349,7 +354,7 @@ def savings_series(expr: str, name: str) -> str:
 def lighting() -> Json:
     variables = [
         zone_var("lighting"), device_var("lighting"),
-        textbox_var("lamp_w", "Rated lamp power (W)", "70",
+        textbox_var("lamp_w", "Rated lamp power (W)", "60",
                     "Rated wattage of one lamp at 100 %: the full-power baseline is working lamps × this."),
         textbox_var("standby_w", "Standby draw (W)", "20",
                     "A cabinet drawing more than this is burning; below it only the controller is powered."),
@@ -364,9 +369,8 @@ def lighting() -> Json:
         stat("Failed lamps", "Lamps reported failed, last report of each cabinet.",
              target('SELECT sum("failures") AS "failed lamps" FROM (SELECT last("lamp_failures") AS "failures" '
                     f'FROM "lighting" WHERE {TF}{ZD} GROUP BY "device") WHERE {TF}')),
-        stat("Day-burning", "Day-burning detections (lamps burning in daylight) in the selected range.",
-             target('SELECT count("value") AS "day-burning" FROM "events" '
-                    f"WHERE {TF} AND \"family\" = 'lighting' AND \"kind\" = 'day_burning'{ZD}")),
+        stat("Day-burning", "Day-burning detections (power drawn while the sun is up) in the selected range.",
+             target(f'SELECT count("output") AS "day-burning" FROM "decisions" WHERE {TF} AND {DAY_BURNING}{ZD}')),
         ts("Energy: baseline, measured, saved",
            "Per interval: the energy the lamps would have used at 100 % while burning, the energy measured, "
            "and their difference (the saving).",
@@ -394,8 +398,8 @@ def lighting() -> Json:
               target(f'SELECT count("attempts") AS "commands" FROM "commands" WHERE {TF} AND {DEVICE} '
                      'GROUP BY "state"'), w=12, h=6),
         table("Day-burning by device", "Day-burning detections per cabinet or lamp.",
-              target(f'SELECT count("value") AS "detections" FROM "events" WHERE {TF} '
-                     f"AND \"family\" = 'lighting' AND \"kind\" = 'day_burning'{ZD} GROUP BY \"device\", \"zone\""),
+              target(f'SELECT count("output") AS "detections", last("text") AS "last" FROM "decisions" '
+                     f'WHERE {TF} AND {DAY_BURNING}{ZD} GROUP BY "device", "zone"'),
               w=12, h=6),
     ]
     return dashboard("urban-lighting", "Urban · Lighting",

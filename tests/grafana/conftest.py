@@ -111,10 +111,15 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
             level = _level_at(m)
             lines.append(line("lighting", {"device": dev, "zone": "north"},
                               {"on": level > 0, "level": level, "power": LAMP_W * level / 100}, ts))
-    for m in (10, 15):  # two day-burning detections on cab-s1
-        lines.append(line("events", {"family": "lighting", "kind": "day_burning", "device": "cab-s1",
-                                     "zone": "south"}, {"value": 1, "data": json.dumps({"power": 845.0})},
-                          t[m]))
+    # day-burning as the lamp-faults rule records it: two detections on cab-s1, each ended
+    for m, ends in ((10, 14), (20, 25)):
+        tags = {"rule": "lamp-faults", "device": "cab-s1", "zone": "south"}
+        lines.append(line("decisions", tags, {
+            "output": 845.0, "inputs": json.dumps({"power": 845.0, "threshold": 30.0}),
+            "text": "cab-s1: day-burning \u2014 845 W drawn at 09:10 local while the sun is up (threshold 30 W)"},
+            t[m]))
+        lines.append(line("decisions", tags, {"output": 0.0, "inputs": json.dumps({"power": 0.0}),
+                                              "text": "cab-s1: day-burning ended (0 W)"}, t[ends]))
     commands = [("cab-n1", "pending", 120, 0), ("cab-n1", "confirmed", 120, 2_000),
                 ("cab-s1", "pending", 120, 0), ("cab-s1", "confirmed", 120, 3_000),
                 ("cab-s2", "pending", 121, 0), ("cab-s2", "failed", 123, 0)]
