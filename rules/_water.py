@@ -26,7 +26,7 @@ class FlowRing:
 
     def __init__(self, capacity: int) -> None:
         self.ts: npt.NDArray[np.float64] = np.full(capacity, np.nan)
-        self.flow: npt.NDArray[np.float32] = np.zeros(capacity, dtype=np.float32)
+        self.flow: npt.NDArray[np.float64] = np.zeros(capacity, dtype=np.float64)
         self.i = 0
         self.n = 0
 
@@ -37,17 +37,17 @@ class FlowRing:
         self.i = (self.i + 1) % cap
         self.n = min(self.n + 1, cap)
 
-    def window(self, t0: float, t1: float) -> npt.NDArray[np.float32]:
+    def window(self, t0: float, t1: float) -> npt.NDArray[np.float64]:
         with np.errstate(invalid="ignore"):
             mask = (self.ts >= t0) & (self.ts <= t1)
         return self.flow[mask]
 
-    def recent(self, k: int) -> npt.NDArray[np.float32]:
+    def recent(self, k: int) -> npt.NDArray[np.float64]:
         k = min(k, self.n)
         if k == 0:
             return self.flow[:0]
         idx = (self.i - 1 - np.arange(k)) % self.ts.shape[0]
-        out: npt.NDArray[np.float32] = self.flow[idx]
+        out: npt.NDArray[np.float64] = self.flow[idx]
         return out
 
 
