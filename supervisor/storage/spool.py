@@ -110,10 +110,10 @@ class _Record:
     body: bytes
 
 
-def _scan(data: bytes, start: int = 0) -> tuple[list[_Record], int, int]:
-    """Valid records of a segment from ``start``; returns (records, corrupt_count, end_of_valid)."""
+def _scan(data: bytes, start: int = 0) -> tuple[list[_Record], list[int], int]:
+    """Valid records of a segment from ``start``; returns (records, corrupt_offsets, end_of_valid)."""
     records: list[_Record] = []
-    corrupt = 0
+    corrupt: list[int] = []
     pos = start
     n = len(data)
     valid_end = start
@@ -123,7 +123,7 @@ def _scan(data: bytes, start: int = 0) -> tuple[list[_Record], int, int]:
             records.append(rec)
             pos = valid_end = rec.end
             continue
-        corrupt += 1
+        corrupt.append(pos)
         # resynchronise on the next valid record, if any
         nxt = data.find(MAGIC, pos + 1)
         while nxt != -1 and _record_at(data, nxt) is None:
@@ -162,6 +162,7 @@ class Spool:
         self._lines: dict[int, int] = {}
         self._head_offset = 0  # replay position inside the oldest segment
         self._corrupt = 0
+        self._corrupt_seen: set[tuple[int, int]] = set()
         self._appended = 0
         self._replayed = 0
         try:
@@ -190,8 +191,7 @@ class Spool:
                 raise SpoolError(f"cannot read spool segment {path}: {exc.strerror or exc}") from exc
             records, corrupt, valid_end = _scan(data)
             if corrupt:
-                self._corrupt += corrupt
-                log.error("spool: %d corrupt record(s) in %s, skipped", corrupt, path.name)
+                self._note_corrupt(seg, corrupt, "at start")
             newest = i == len(segs) - 1
             if newest and valid_end < len(data):
                 # torn tail from a kill: cut it so new appends follow the last good record
@@ -211,6 +211,14 @@ class Spool:
         if self._sizes:
             log.info("spool: %d record(s), %d byte(s) to replay in %s",
                      self.records, self.size_bytes, self.directory)
+
+    def _note_corrupt(self, seg: int, offsets: list[int], when: str) -> None:
+        """Count each damaged place once (it is seen at start and again during replay)."""
+        new = [off for off in offsets if (seg, off) not in self._corrupt_seen]
+        if new:
+            self._corrupt_seen.update((seg, off) for off in new)
+            self._corrupt += len(new)
+            log.error("spool: %d corrupt record(s) in %s skipped %s", len(new), self._path(seg).name, when)
 
     # -- metrics ---------------------------------------------------------------------------------
 
@@ -313,8 +321,7 @@ class Spool:
                 base = self._head_offset
                 records, corrupt, _ = _scan(data)
                 if corrupt:
-                    self._corrupt += corrupt
-                    log.error("spool: %d corrupt record(s) in %s skipped during replay", corrupt, path.name)
+                    self._note_corrupt(seg, [base + off for off in corrupt], "during replay")
                 for rec in records:
                     if max_records is not None and sent >= max_records:
                         return ReplayResult(sent, lines, rejected, None)

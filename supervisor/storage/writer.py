@@ -428,15 +428,35 @@ class BatchWriter:
             if self.spool is not None and self._spool_append(body, n):
                 self._next_probe = time.monotonic() + self._delay(1, err.retry_after)
                 return True
+            return self._hold(body, n)
+
+    def _hold(self, body: bytes, n: int) -> bool:
+        """No spool room (or no spool): keep the batch and retry forever (backpressure), never drop it.
+
+        Each round replays the spool when a probe is due, then tries the spool, then the sink.
+        Ends only with the batch durable, or unsaved when the stop deadline passes.
+        """
+        log.error("%s: holding %d lines until the sink or the spool takes them", self.name, n)
+        rounds = 0
+        while True:
             if self._stopping and time.monotonic() >= self._stop_deadline:
                 with self._stats_lock:
                     self._unsaved += n
                 log.error("%s: stop deadline passed; %d lines neither written nor spooled", self.name, n)
                 return False
-            # no spool room: hold the batch, keep retrying (backpressure), never drop it
+            rounds += 1
+            self._sleep(self._delay(rounds))
             with self._stats_lock:
                 self._retries += 1
-            self._sleep(self._max_delay)
+            if self._spool_waiting() and not self._stopping:
+                self._replay()
+            if self.spool is not None and self._spool_append(body, n):
+                return True
+            err = self._attempt(body, n)
+            if err is None:
+                log.info("%s: held batch of %d lines written after %d round(s)", self.name, n, rounds)
+                return True
+            log.debug("%s: held batch still refused (round %d): %s", self.name, rounds, err)
 
     def _spool_append(self, body: bytes, n: int) -> bool:
         assert self.spool is not None

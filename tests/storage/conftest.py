@@ -4,6 +4,7 @@ import gzip
 import http.server
 import json
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -83,7 +84,8 @@ def fake_v2() -> Iterator[FakeV2]:
         def do_GET(self) -> None:
             self._record()
             if self.path.startswith("/api/v2/buckets"):
-                found = [{"name": b} for b in state.buckets if f"name={b}&" in self.path + "&"]
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                found = [{"name": b} for b in state.buckets if query.get("name") == [b]]
                 self._reply(200, {"buckets": found})
             elif self.path.startswith("/api/v2/orgs"):
                 self._reply(200, {"orgs": [{"id": "0123456789abcdef", "name": "city"}]})

@@ -62,7 +62,7 @@ def test_field_type_conflict_isolates_bad_lines(influx: Influx, influx_db: str) 
         sink.write(point_line("traffic", {"device": "d"}, {"flow": 1.0}, TS - 1), 1)  # flow is a float
         good = _lines(200, start=TS)
         bad = [point_line("traffic", {"device": "x"}, {"flow": "fast"}, TS + 1000 + i) for i in range(3)]
-        batch = good[:57] + [bad[0]] + good[57:150] + bad[1:] + good[150:]
+        batch = [*good[:57], bad[0], *good[57:150], *bad[1:], *good[150:]]
         with pytest.raises(PartialWriteError) as info:
             sink.write(b"\n".join(batch), len(batch))
     finally:
@@ -85,8 +85,8 @@ def test_retention_policy(influx: Influx, influx_db: str) -> None:
         sink.write(b"\n".join(lines), 20)
     finally:
         sink.close()
-    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."short"."traffic"') == 20
-    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."autogen"."traffic"') == 0
+    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."short"."traffic"') == 20  # noqa: S608
+    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."autogen"."traffic"') == 0  # noqa: S608
 
 
 def test_missing_retention_policy_is_refused_at_start(influx_db: str) -> None:
