@@ -26,10 +26,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
-from ._contract import Decoded, DecodeError, Driver, DriverError, Event, Reading, Value
+from ._contract import ConfigError, Decoded, DecodeError, Driver, DriverError, Event, Reading, Value
 from ._schema import CANONICAL, MeasureSpec
 
 __all__ = [
@@ -528,7 +529,12 @@ class DeclarativeDriver(Driver):
     The pattern must name ``{device}`` and may name ``{zone}``. The payload is a JSON object whose
     ``ts_key`` (default ``ts``) is the time. Override :meth:`events` to emit events from the parsed
     object and the decoded values.
+
+    Options: ``timezone`` (IANA name, e.g. ``Europe/Paris``), the zone of devices that send ISO
+    times without an offset; without it such times are ``bad_timestamp``.
     """
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"timezone"})
 
     family: ClassVar[str]
     pattern: ClassVar[str]
@@ -549,12 +555,28 @@ class DeclarativeDriver(Driver):
         cls.topics = (cls._topic.filter,)
         cls.measures = cls._fieldset.measures
 
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        unknown = sorted(set(self.options) - self.OPTIONS)
+        if unknown:
+            raise ConfigError(f"driver {self.name!r}: unknown option(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(self.OPTIONS))}")
+        self._tz: tzinfo | None = None
+        zone = self.options.get("timezone")
+        if zone is not None:
+            if not isinstance(zone, str):
+                raise ConfigError(f"driver {self.name!r}: timezone must be an IANA name, got {zone!r}")
+            try:
+                self._tz = ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ConfigError(f"driver {self.name!r}: unknown timezone {zone!r}") from exc
+
     def decode(self, topic: str, payload: bytes) -> Decoded:
         where = self._topic.match(topic)
         if where is None:
             raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {self.pattern}")
         obj = parse_object(payload)
-        ts = parse_timestamp(obj.get(self.ts_key), self.ts_key)
+        ts = parse_timestamp(obj.get(self.ts_key), self.ts_key, tz=self._tz)
         values = self._fieldset.extract(obj)
         if not values:
             raise DecodeError(MISSING_FIELD, f"none of {', '.join(f.key or f.measure for f in self.fields)}")

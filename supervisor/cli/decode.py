@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             cls = get(args.driver)
         except UnknownDriverError as exc:
-            return _fail(str(exc))
+            return _fail(f"{exc} (topic {topic!r})")
         if not any(filter_matches(f, topic) for f in cls.topics):
             return _fail(
                 f"driver {cls.name!r} does not claim topic {topic!r} (its filters: {', '.join(cls.topics)})"

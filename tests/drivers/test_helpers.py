@@ -377,3 +377,17 @@ def test_random_objects_on_claimed_topics(name: str, data: st.DataObject, obj: d
         _check_decoded(name, cls().decode(topic, orjson.dumps(obj)))
     except DecodeError as exc:
         assert exc.reason in REASONS
+
+
+def test_declarative_timezone_option() -> None:
+    from drivers import ConfigError
+
+    cls = DRIVERS["road_sensor"]
+    topic, payload = "city/n/traffic/d/telemetry", b'{"ts": "2025-11-26T01:00:00", "flow": 1}'
+    assert reason(cls().decode, topic, payload) == "bad_timestamp"
+    (r,) = cls({"timezone": "Europe/Paris"}).decode(topic, payload).readings
+    assert r.ts == T0  # 01:00 in Paris in November is 00:00 UTC
+    with pytest.raises(ConfigError, match="Mars/Olympus"):
+        cls({"timezone": "Mars/Olympus"})
+    with pytest.raises(ConfigError, match="colour"):
+        cls({"colour": "red"})
