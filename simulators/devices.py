@@ -217,6 +217,11 @@ class LightResponder:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    @property
+    def client(self) -> mqtt.Client:
+        """The paho client the answers are published with (to order a test's sentinel after them)."""
+        return self._pub.client
+
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, rcs: Any, props: Any = None) -> None:
         self._subscribed.set()
 

@@ -33,22 +33,31 @@ _log = logging.getLogger(__name__)
 
 
 class SimClock:
-    """Virtual time: ``start + speed x elapsed`` real seconds, or stepped when ``speed`` is None."""
+    """Virtual time: ``start + speed x elapsed`` real seconds, or stepped when ``speed`` is None.
+
+    The clock stands still at ``start`` until :meth:`begin` (called by the first run), so that a
+    run of ``duration`` covers exactly ``[start, start + duration]`` of simulated time.
+    """
 
     def __init__(self, start: float | None = None, speed: float | None = 1.0) -> None:
         if speed is not None and not (speed > 0 and math.isfinite(speed)):
             raise ValueError(f"speed must be a positive finite number or None, got {speed}")
         self.start = time.time() if start is None else float(start)
         self.speed = speed
-        self._mono0 = time.monotonic()
+        self._mono0: float | None = None
         self._t = self.start
 
     @property
     def stepped(self) -> bool:
         return self.speed is None
 
+    def begin(self) -> None:
+        """Start the flow of time (idempotent)."""
+        if self._mono0 is None:
+            self._mono0 = time.monotonic()
+
     def now(self) -> float:
-        if self.speed is None:
+        if self.speed is None or self._mono0 is None:
             return self._t
         return self.start + self.speed * (time.monotonic() - self._mono0)
 
@@ -186,6 +195,7 @@ class SimulatedCity:
             raise ValueError(f"messages must be >= 0, got {messages}")
         self.open()
         self._stop.clear()
+        self.clock.begin()
         until = self.clock.now() + duration if duration is not None else math.inf
         deadline = time.monotonic() + timeout
         report = self.publisher.run(
