@@ -46,7 +46,7 @@ class Sink:
 class Harness:
     engine: RuleEngine
     clock: VirtualClock
-    topo: Any
+    topo: CityModel
     state: StateRegistry
     sink: Sink
     decisions: list[Decision] = field(default_factory=list)
@@ -113,7 +113,7 @@ def write_rules(directory: Path, text: str, name: str = "rules.yaml") -> Path:
     return p
 
 
-def harness(tmp_path: Path, rules_yaml: str, start: float, topo: Any = None, **opts: Any) -> Harness:
+def harness(tmp_path: Path, rules_yaml: str, start: float, topo: CityModel | None = None, **opts: Any) -> Harness:
     topo = topo if topo is not None else topology()
     clock = VirtualClock(start, speed=0.0)
     state = StateRegistry({"traffic": 60.0, "lighting": 300.0, "cctv": 60.0, "water": 900.0})
