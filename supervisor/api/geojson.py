@@ -92,8 +92,10 @@ def l2(model: Any, services: Callable[[str], list[str]]) -> list[Feature]:
             continue
         link = model.links.get(up.link)
         geom = line(link.coords) if link is not None else None
+        peer = model.ports.get(up.to)
         out.append(feature(geom, f"{sw.id}->{up.to}", {
-            "kind": "uplink", "layer": "l2", "from": sw.id, "to": up.to, "port": up.port, "link": up.link,
+            "kind": "uplink", "layer": "l2", "from": sw.id, "to": peer.switch if peer is not None else None,
+            "to_port": up.to, "port": up.port, "link": up.link,
             "services": services(sw.id)}))
     return out
 
