@@ -70,6 +70,14 @@ class GeoIndex:
         order = np.lexsort((idx, d))
         return np.asarray(idx[order], dtype=np.int64)
 
+    def along(self, line: shapely.LineString, idx: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """``idx`` reordered by their position along ``line`` (from its first vertex)."""
+        _, points = self._index()
+        if idx.size == 0:
+            return idx
+        pos = shapely.line_locate_point(line, points[idx])
+        return np.asarray(idx[np.lexsort((idx, pos))], dtype=np.int64)
+
     def nearest(self, lon: float, lat: float, mask: npt.NDArray[np.bool_] | None) -> int | None:
         tree, points = self._index()
         if len(points) == 0:

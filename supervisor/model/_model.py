@@ -489,11 +489,12 @@ class CityModel:
         return self._filter(self._geo.within(self._geo.line_to_metric(coords), radius_m), family, kind)
 
     def lights_along(self, street_id: str, buffer_m: float = 25.0) -> list[str]:
-        """Lamps within ``buffer_m`` metres of the street's geometry."""
+        """Lamps within ``buffer_m`` metres of the street's geometry, in order along the street."""
         street = self.streets.get(street_id)
         if street is None:
             raise UnknownElementError(street_id, "unknown street")
-        return self.devices_near_line(street.coords, buffer_m, kind="lamp")
+        line = self._geo.line_to_metric(street.coords)
+        return self._filter(self._geo.along(line, self._geo.within(line, buffer_m)), None, "lamp")
 
     def nearest_device(self, lon: float, lat: float, family: str | None = None) -> str | None:
         c = self._cols

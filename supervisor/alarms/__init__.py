@@ -1,0 +1,31 @@
+"""Alarms: lifecycle (raised, acknowledged, cleared) and root-cause correlation.
+
+``AlarmManager(model).update(failing_devices, now)`` returns the changes; each
+``AlarmChange.as_point()`` is a ``(measurement, tags, fields, ts)`` tuple for storage.
+"""
+
+from supervisor.alarms._manager import (
+    AFFECTED_MAX,
+    Alarm,
+    AlarmChange,
+    AlarmError,
+    AlarmKind,
+    AlarmManager,
+    AlarmState,
+    AlarmStateError,
+    Severity,
+    UnknownAlarmError,
+)
+
+__all__ = [
+    "AFFECTED_MAX",
+    "Alarm",
+    "AlarmChange",
+    "AlarmError",
+    "AlarmKind",
+    "AlarmManager",
+    "AlarmState",
+    "AlarmStateError",
+    "Severity",
+    "UnknownAlarmError",
+]
