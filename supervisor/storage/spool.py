@@ -33,6 +33,7 @@ import re
 import struct
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +157,8 @@ class Spool:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes or max(64 * 1024, min(16 * 1024 * 1024, max_bytes // 8))
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # metadata and appends
+        self._replay_lock = threading.Lock()  # one replay at a time
         self._sizes: dict[int, int] = {}  # segment number -> bytes on disk
         self._records: dict[int, int] = {}  # segment number -> valid records not yet replayed
         self._lines: dict[int, int] = {}
@@ -299,46 +301,69 @@ class Spool:
 
     # -- replay ----------------------------------------------------------------------------------
 
-    def replay(self, sink: Sink, *, max_records: int | None = None) -> ReplayResult:
-        """Send spooled records to ``sink`` oldest first, until empty, an error, or ``max_records``.
+    def replay(
+        self,
+        sink: Sink,
+        *,
+        max_records: int | None = None,
+        stop: Callable[[], bool] | None = None,
+        on_sent: Callable[[int, list[bytes]], None] | None = None,
+    ) -> ReplayResult:
+        """Send spooled records to ``sink`` oldest first, until empty, an error, ``max_records`` or
+        ``stop()`` returns true (checked before each record).
 
         A retryable or batch-level :class:`StorageError` stops the replay (returned in ``error``;
         the record stays). A :class:`PartialWriteError` counts as done: its refused lines are
-        returned in ``rejected`` for the dead-letter path.
+        returned in ``rejected`` for the dead-letter path. ``on_sent(lines, rejected)`` is called
+        after each confirmed record (live counters). The spool lock is not held while the sink
+        works, so appends and metrics from other threads do not wait for the network.
         """
         sent = lines = 0
         rejected: list[bytes] = []
-        with self._lock:
-            while self._sizes and (max_records is None or sent < max_records):
-                seg = min(self._sizes)
+        with self._replay_lock:
+            while max_records is None or sent < max_records:
+                with self._lock:
+                    if not self._sizes:
+                        break
+                    seg = min(self._sizes)
+                    base, size = self._head_offset, self._sizes[seg]
                 path = self._path(seg)
                 try:
                     with open(path, "rb") as f:
-                        f.seek(self._head_offset)
-                        data = f.read(self._sizes[seg] - self._head_offset)
+                        f.seek(base)
+                        data = f.read(size - base)
                 except OSError as exc:
                     raise SpoolError(f"cannot read {path}: {exc.strerror or exc}") from exc
-                base = self._head_offset
                 records, corrupt, _ = _scan(data)
                 if corrupt:
-                    self._note_corrupt(seg, [base + off for off in corrupt], "during replay")
+                    with self._lock:
+                        self._note_corrupt(seg, [base + off for off in corrupt], "during replay")
                 for rec in records:
-                    if max_records is not None and sent >= max_records:
+                    if (max_records is not None and sent >= max_records) or (stop is not None and stop()):
                         return ReplayResult(sent, lines, rejected, None)
+                    refused: list[bytes] = []
                     try:
                         sink.write(rec.body, rec.count)
                     except PartialWriteError as exc:
-                        rejected.extend(exc.rejected)
+                        refused = exc.rejected
                     except StorageError as exc:
                         return ReplayResult(sent, lines, rejected, exc)
+                    rejected.extend(refused)
                     sent += 1
                     lines += rec.count
-                    self._replayed += 1
-                    self._head_offset = base + rec.end
-                    self._records[seg] -= 1
-                    self._lines[seg] -= rec.count
-                # the whole segment is confirmed: delete it
-                path.unlink(missing_ok=True)
-                del self._sizes[seg], self._records[seg], self._lines[seg]
-                self._head_offset = 0
+                    with self._lock:
+                        self._replayed += 1
+                        self._head_offset = base + rec.end
+                        self._records[seg] -= 1
+                        self._lines[seg] -= rec.count
+                    if on_sent is not None:
+                        on_sent(rec.count, refused)
+                with self._lock:
+                    if self._sizes[seg] > size:
+                        self._head_offset = size  # appended while we replayed: read the rest
+                        continue
+                    # every record of the segment is confirmed: delete it
+                    path.unlink(missing_ok=True)
+                    del self._sizes[seg], self._records[seg], self._lines[seg]
+                    self._head_offset = 0
         return ReplayResult(sent, lines, rejected, None)

@@ -52,7 +52,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DeadLetter = Callable[[list[bytes], str], None]
-_REPLAY_CHUNK = 16  # records per replay call, so that stop() is honoured during a long replay
 
 
 class WriterStoppedError(RuntimeError):
@@ -478,40 +477,40 @@ class BatchWriter:
     def _replay(self) -> None:
         """Replay the spool while the sink takes it; on error, schedule the next probe."""
         assert self.spool is not None
-        if time.monotonic() < self._next_probe:
+        if time.monotonic() < self._next_probe or self._stopping:
             return
-        for _ in range(1_000_000):  # bounded: each pass sends up to _REPLAY_CHUNK records
-            if self._stopping or not self.spool.records:
-                return
-            t0 = time.perf_counter()
-            try:
-                res = self.spool.replay(self.sink, max_records=_REPLAY_CHUNK)
-            except SpoolError as exc:
-                log.error("%s: spool replay failed: %s", self.name, exc)
-                res = None
-            if res is not None and (res.records or res.error is None):
-                written = res.lines - len(res.rejected)
-                with self._stats_lock:
-                    self._replayed_lines += res.lines
-                    self._points_written += written
-                    self._batches += res.records
-                    if res.records:
-                        self._last_latency_ms = (time.perf_counter() - t0) * 1000.0 / res.records
-                if res.rejected:
-                    self._dead_letter(res.rejected, "refused during spool replay")
-                if res.records:
-                    log.info("%s: replayed %d spooled line(s)", self.name, res.lines)
-            if res is None or res.error is not None:
-                with self._stats_lock:
-                    self._failures += 1
-                self._probe_attempt += 1
-                retry_after = res.error.retry_after if res is not None and res.error else None
-                self._next_probe = time.monotonic() + self._delay(self._probe_attempt, retry_after)
-                if res is not None and res.error is not None:
-                    log.warning("%s: spool replay paused (%d record(s) left): %s",
-                                self.name, self.spool.records, res.error)
-                return
+        t_last = time.perf_counter()
+
+        def on_sent(n: int, refused: list[bytes]) -> None:
+            nonlocal t_last
+            now = time.perf_counter()
+            with self._stats_lock:
+                self._replayed_lines += n
+                self._points_written += n - len(refused)
+                self._batches += 1
+                self._last_latency_ms = (now - t_last) * 1000.0
+            t_last = now
+            if refused:
+                self._dead_letter(refused, "refused during spool replay")
+
+        try:
+            res = self.spool.replay(self.sink, stop=lambda: self._stopping, on_sent=on_sent)
+        except SpoolError as exc:
+            log.error("%s: spool replay failed: %s", self.name, exc)
+            res = None
+        if res is not None and res.records:
+            log.info("%s: replayed %d spooled line(s) in %d batch(es)", self.name, res.lines, res.records)
+        if res is not None and res.error is None:
             self._probe_attempt = 0
+            return
+        with self._stats_lock:
+            self._failures += 1
+        self._probe_attempt += 1
+        retry_after = res.error.retry_after if res is not None and res.error is not None else None
+        self._next_probe = time.monotonic() + self._delay(self._probe_attempt, retry_after)
+        if res is not None and res.error is not None:
+            log.warning("%s: spool replay paused (%d record(s) left): %s",
+                        self.name, self.spool.records, res.error)
 
 
 def make_sink(cfg: StorageConfig) -> Sink:

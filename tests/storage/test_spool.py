@@ -175,3 +175,35 @@ def test_survives_sigkill_during_appends(tmp_path: Path) -> None:
     assert got == list(range(len(got)))  # in order, no gap, no duplicate
     assert len(got) >= acked + 1
     assert spool.stats().corrupt_records <= 1
+
+
+def test_append_during_replay_is_not_lost(tmp_path: Path) -> None:
+    """Records appended to the segment being replayed are kept (the segment is not deleted)."""
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    spool.append(b"r0", 1)
+    spool.append(b"r1", 1)
+    seen: list[bytes] = []
+
+    class AppendingSink(RecordingSink):
+        def write(self, body: bytes, count: int) -> None:
+            super().write(body, count)
+            if body == b"r0":
+                spool.append(b"late", 1)  # another thread appending while the sink works
+
+    sink = AppendingSink()
+    res = spool.replay(sink, on_sent=lambda n, refused: seen.append(b"%d" % n))
+    assert res.error is None
+    assert sink.bodies == [b"r0", b"r1", b"late"]
+    assert seen == [b"1", b"1", b"1"]
+    assert spool.records == 0 and _segments(tmp_path) == []
+
+
+def test_replay_honours_stop(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, max_bytes=1 << 20)
+    for i in range(5):
+        spool.append(b"r%d" % i, 1)
+    sink = RecordingSink()
+    res = spool.replay(sink, stop=lambda: len(sink.bodies) >= 2)
+    assert res.records == 2 and res.error is None and spool.records == 3
+    spool.replay(sink)
+    assert sink.bodies == [b"r0", b"r1", b"r2", b"r3", b"r4"]
