@@ -281,6 +281,8 @@ class CityTelemetry:
         self.bursts: dict[str, Burst] = dict(bursts or {})
         self._origin_day = datetime.fromtimestamp(self.origin, self.tz).date()
         self._lock = threading.RLock()
+        self._offsets: dict[int, float] = {}
+        self._dark: dict[int, bool] = {}
         self._state: dict[str, _DevState] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._build()
@@ -339,17 +341,34 @@ class CityTelemetry:
 
     # -- time helpers --------------------------------------------------------------------------
 
+    def _offset(self, t: float) -> float:
+        """UTC offset (s) at ``t``, cached per quarter hour (DST changes on the quarter hour)."""
+        key = int(t // 900)
+        off = self._offsets.get(key)
+        if off is None:
+            if len(self._offsets) > 100_000:
+                self._offsets.clear()
+            u = datetime.fromtimestamp(t, self.tz).utcoffset()
+            off = self._offsets[key] = u.total_seconds() if u is not None else 0.0
+        return off
+
     def local_hour(self, t: float) -> float:
-        lt = datetime.fromtimestamp(t, self.tz)
-        return lt.hour + lt.minute / 60.0 + lt.second / 3600.0
+        return ((t + self._offset(t)) % 86400.0) / 3600.0
 
     def is_dark(self, t: float) -> bool:
-        lt = datetime.fromtimestamp(t, self.tz)
-        h = lt.hour + lt.minute / 60.0 + lt.second / 3600.0
-        half = day_length(lt.timetuple().tm_yday, self.latitude) / 2.0
-        offset = lt.utcoffset()
-        noon = 12.0 - self.longitude / 15.0 + (offset.total_seconds() / 3600.0 if offset else 0.0)
-        return not (noon - half <= h < noon + half)
+        """Between dusk and dawn at the city's centre (cached per minute)."""
+        key = int(t // 60)
+        dark = self._dark.get(key)
+        if dark is None:
+            if len(self._dark) > 100_000:
+                self._dark.clear()
+            lt = datetime.fromtimestamp(t, self.tz)
+            h = lt.hour + lt.minute / 60.0 + lt.second / 3600.0
+            half = day_length(lt.timetuple().tm_yday, self.latitude) / 2.0
+            offset = lt.utcoffset()
+            noon = 12.0 - self.longitude / 15.0 + (offset.total_seconds() / 3600.0 if offset else 0.0)
+            dark = self._dark[key] = not (noon - half <= h < noon + half)
+        return dark
 
     def night_start(self, n: int) -> float:
         """Epoch of the local midnight that starts night ``n`` (see :class:`Leak`)."""
@@ -543,23 +562,29 @@ class CityTelemetry:
         advance their schedule and state but publish nothing.
         """
         n = 0
+        limit = self.max_catchup * max(1, len(self._state))
+        heap = self._heap
         while True:
-            with self._lock:
-                if not self._heap or self._heap[0][0] > t:
-                    return
-                when, idx, dev = heapq.heappop(self._heap)
-                st = self._state[dev]
-                st.next_t = when + st.dev.interval
-                heapq.heappush(self._heap, (st.next_t, idx, dev))
-                if dev in skip or self._dark_lamp(st, skip):
-                    st.last_t = when  # integrate nothing over the silence
-                    continue
-                msgs = self._report(st, when)
-            n += 1
-            if n > self.max_catchup * max(1, len(self._state)):
+            batch: list[Message] = []
+            with self._lock:  # one lock round per batch, not per message
+                while len(batch) < 256:
+                    if not heap or heap[0][0] > t:
+                        break
+                    when, idx, dev = heapq.heappop(heap)
+                    st = self._state[dev]
+                    st.next_t = when + st.dev.interval
+                    heapq.heappush(heap, (st.next_t, idx, dev))
+                    if dev in skip or self._dark_lamp(st, skip):
+                        st.last_t = when  # integrate nothing over the silence
+                        continue
+                    batch.extend(self._report(st, when))
+                    n += 1
+            if not batch:
+                return
+            yield from batch
+            if n > limit:
                 _log.warning("catch-up bound reached at t=%s; dropping the backlog", t)
                 return
-            yield from msgs
 
     def _dark_lamp(self, st: _DevState, skip: Iterable[str]) -> bool:
         return st.dev.kind == "lamp" and st.dev.cabinet is not None and st.dev.cabinet in skip
