@@ -20,7 +20,7 @@ from ._errors import OverrideError, RuleFileError, RuleIssue, UnknownDeviceError
 from ._faults import LampFaultRuntime
 from ._generic import NoSignalRuntime, ThresholdRuntime
 from ._lighting import AdaptiveRuntime, AlarmLightingRuntime, ScheduleRuntime
-from ._loader import RuleSet, load_rules, validate_rules
+from ._loader import DeviceTable, RuleSet, load_dir, validate_rules
 from ._runtime import BadInputError, Context, RuleRuntime
 from ._spec import RuleSpec
 from ._types import CommandSink, Decision, RuleAlarm, StateView, Topology
@@ -99,7 +99,9 @@ class RuleEngine:
             raise ValueError(f"city timezone {topology.timezone!r} is unknown: {exc}") from exc
         lon, lat = topology.center
         self._arbiter = Arbiter(self._arbitrated)
-        self._ctx = Context(topology, state, self._arbiter, SunCalendar(lon, lat, tz), self._decide, self._alarm)
+        self._devices = DeviceTable(topology)
+        self._ctx = Context(topology, self._devices, state, self._arbiter, SunCalendar(lon, lat, tz), self._decide,
+                            self._alarm)
         self._tracker = CommandTracker(
             sink,
             timeout_s=self.options.command_timeout_s,
@@ -123,9 +125,13 @@ class RuleEngine:
 
     def load(self, ruleset: RuleSet) -> ReloadResult:
         """Run ``ruleset`` (validated against the topology first); atomic: on error nothing changes."""
-        issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], self._topology)
-        if issues:
-            return self._refused(issues)
+        return self._load(ruleset, validated=False)
+
+    def _load(self, ruleset: RuleSet, *, validated: bool) -> ReloadResult:
+        if not validated:
+            issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], self._devices)
+            if issues:
+                return self._refused(issues)
         now = self._clock.now()
         new: dict[str, RuleRuntime] = {}
         added: list[str] = []
@@ -141,7 +147,8 @@ class RuleEngine:
         removed = [rid for rid in self._rules if ruleset.get(rid) is None]
         # swap: withdraw what the replaced rules asked, then index the new set
         for rid in removed + changed:
-            self._rules[rid].stop(now) if rid in self._rules else None
+            if rid in self._rules:
+                self._rules[rid].stop(now)
         order = sorted(new.values(), key=lambda r: 0 if isinstance(r, ScheduleRuntime) else 1)
         self._rules = {r.id: r for r in order}
         self._specs = {s.id: s for s in ruleset}
@@ -158,10 +165,10 @@ class RuleEngine:
     def reload(self, directory: str | Path) -> ReloadResult:
         """Load ``directory``; a bad file is refused with its errors and the running rules keep running."""
         try:
-            ruleset = load_rules(directory, self._topology)
+            ruleset = load_dir(directory, self._devices)
         except RuleFileError as exc:
             return self._refused(list(exc.issues))
-        return self.load(ruleset)
+        return self._load(ruleset, validated=True)
 
     def _refused(self, issues: Sequence[RuleIssue]) -> ReloadResult:
         self._count("reload", "refused")
@@ -292,7 +299,7 @@ class RuleEngine:
         return self._tracker.states()
 
     def _check_actuator(self, device: str) -> None:
-        info = self._topology.devices.get(device)
+        info = self._devices.get(device)
         if info is None:
             raise UnknownDeviceError(device, "not in the city model")
         if info.family != "lighting":
@@ -366,7 +373,7 @@ class RuleEngine:
                 self._count("restore", "bad_request")
                 log.warning("snapshot: skipping bad request %r: %s", item, exc)
                 continue
-            if req.until is None or req.until <= now or dev not in self._topology.devices:
+            if req.until is None or req.until <= now or dev not in self._devices:
                 continue
             if not req.source.startswith("manual") and req.rule not in self._rules:
                 continue

@@ -18,9 +18,9 @@ class LampFaultRuntime(RuleRuntime):
     def __init__(self, spec: LampFaultRule, ctx: Context) -> None:
         super().__init__(spec.id, ctx)
         self.spec = spec
-        cabinets = resolve(spec.cabinets, ctx.topology)
+        cabinets = resolve(spec.cabinets, ctx.devices)
         lamps: dict[str, list[str]] = {c: [] for c in cabinets}
-        for d in ctx.topology.devices.values():
+        for d in ctx.devices.values():
             if d.kind == "lamp" and d.cabinet in lamps:
                 lamps[d.cabinet].append(d.id)
         self.lamps = {c: sorted(v) for c, v in lamps.items()}

@@ -29,7 +29,7 @@ class ThresholdRuntime(RuleRuntime):
     def __init__(self, spec: ThresholdRule, ctx: Context) -> None:
         super().__init__(spec.id, ctx)
         self.spec = spec
-        self.reading_devices = tuple(resolve(spec.devices, ctx.topology))
+        self.reading_devices = tuple(resolve(spec.devices, ctx.devices))
         self._op = _OPS[spec.op]
         self._since: dict[str, tuple[float, Value]] = {}  # condition true since, last value
         self._raised: set[str] = set()
@@ -92,7 +92,7 @@ class NoSignalRuntime(RuleRuntime):
     def __init__(self, spec: NoSignalRule, ctx: Context) -> None:
         super().__init__(spec.id, ctx)
         self.spec = spec
-        self.devices = resolve(spec.devices, ctx.topology)
+        self.devices = resolve(spec.devices, ctx.devices)
         self.reading_devices = tuple(self.devices)
         self._seen: dict[str, float] = {}
         self._raised: set[str] = set()

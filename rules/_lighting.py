@@ -28,7 +28,7 @@ class ScheduleRuntime(RuleRuntime):
     def __init__(self, spec: ScheduleRule, ctx: Context) -> None:
         super().__init__(spec.id, ctx)
         self.spec = spec
-        self.lights: list[Actuator] = [(d, None) for d in resolve(spec.lights, ctx.topology)]
+        self.lights: list[Actuator] = [(d, None) for d in resolve(spec.lights, ctx.devices)]
         self._steps = [(night_position(*parse_hhmm(s.until)), s.level, s.until) for s in spec.profile]
         self._on_s = spec.on_offset_min * 60.0
         self._off_s = spec.off_offset_min * 60.0
@@ -101,8 +101,8 @@ class AdaptiveRuntime(RuleRuntime):
         self.spec = spec
         topo = ctx.topology
         by_street: dict[str, list[str]] = {}
-        for sid in resolve(spec.sensors, topo):
-            street = topo.devices[sid].street
+        for sid in resolve(spec.sensors, ctx.devices):
+            street = ctx.devices[sid].street
             if street:
                 by_street.setdefault(street, []).append(sid)
         self.streets: list[_Street] = []
@@ -115,6 +115,10 @@ class AdaptiveRuntime(RuleRuntime):
             if lights:
                 self.streets.append(_Street(street, sensors, lights))
         self.reading_devices = tuple(s for st in self.streets for s in st.sensors)
+        self._intervals = {
+            s: float(iv) if (iv := ctx.devices[s].interval) else spec.default_interval_s
+            for s in self.reading_devices
+        }
         self._flows: dict[str, tuple[float, float]] = {}
         self._classes = sorted(spec.classes or (), key=lambda c: -c.min_flow)
         self._curve = [(p.flow, p.level) for p in spec.curve or ()]
@@ -137,8 +141,7 @@ class AdaptiveRuntime(RuleRuntime):
             self._flows[r.device] = (flow, ts)
 
     def _interval(self, sensor: str) -> float:
-        iv = self.ctx.topology.devices[sensor].interval
-        return float(iv) if iv else self.spec.default_interval_s
+        return self._intervals[sensor]
 
     def _fresh(self, st: _Street, now: float) -> tuple[list[tuple[str, float]], str]:
         fresh: list[tuple[str, float]] = []
@@ -276,8 +279,8 @@ class AlarmLightingRuntime(RuleRuntime):
         self.spec = spec
         topo = ctx.topology
         self.lights: dict[str, list[Actuator]] = {}
-        for cam in resolve(spec.cameras, topo):
-            d = topo.devices[cam]
+        for cam in resolve(spec.cameras, ctx.devices):
+            d = ctx.devices[cam]
             near = topo.devices_within(d.lon, d.lat, spec.radius_m, family="lighting", kind="lamp")
             self.lights[cam] = [(x, None) for x in near]
         self.event_devices = tuple(self.lights)

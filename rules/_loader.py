@@ -32,6 +32,41 @@ _REQUIRED_KIND: dict[tuple[str, str], str] = {("lamp_faults", "cabinets"): "ligh
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceRow:
+    """The device fields the rules read, copied once from the topology (cheap to look up)."""
+
+    id: str
+    family: str
+    kind: str
+    zone: str
+    lon: float
+    lat: float
+    street: str | None
+    cabinet: str | None
+    interval: float | None
+
+
+class DeviceTable(Mapping[str, DeviceRow]):
+    """A snapshot of the topology's devices, built once per load (the model builds objects lazily)."""
+
+    def __init__(self, topology: Topology) -> None:
+        self._rows = {
+            d.id: DeviceRow(d.id, d.family, d.kind, d.zone, d.lon, d.lat, d.street, d.cabinet, d.interval)
+            for d in topology.devices.values()
+        }
+        self.zones = frozenset(r.zone for r in self._rows.values())
+
+    def __getitem__(self, key: str) -> DeviceRow:
+        return self._rows[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     """Validated rules, in file then list order, with the file each came from."""
 
@@ -121,13 +156,13 @@ def _parse_rule(file: str, index: int, raw: Any, issues: list[RuleIssue]) -> Rul
         return None
 
 
-def resolve(selector: Selector, topology: Topology) -> list[str]:
-    """Device ids matched by ``selector``, sorted. Explicit ids not in the topology are skipped."""
+def resolve(selector: Selector, devices: Mapping[str, DeviceRow]) -> list[str]:
+    """Device ids matched by ``selector``, sorted. Explicit ids not in the city are skipped."""
     zones = set(selector.zones) if selector.zones is not None else None
     if selector.devices is not None:
-        candidates = [topology.devices[d] for d in selector.devices if d in topology.devices]
+        candidates = [devices[d] for d in selector.devices if d in devices]
     else:
-        candidates = list(topology.devices.values())
+        candidates = list(devices.values())
     out = [
         d.id
         for d in candidates
@@ -138,29 +173,28 @@ def resolve(selector: Selector, topology: Topology) -> list[str]:
     return sorted(out)
 
 
-def check_references(rule: RuleSpec, topology: Topology, file: str) -> list[RuleIssue]:
+def check_references(rule: RuleSpec, devices: DeviceTable, file: str) -> list[RuleIssue]:
     """Problems of ``rule`` against the topology: selectors that resolve to nothing or to wrong devices."""
     issues: list[RuleIssue] = []
     for fname in SELECTOR_FIELDS[rule.kind]:
         sel: Selector = getattr(rule, fname)
         if sel.devices is not None:
             for i, d in enumerate(sel.devices):
-                if d not in topology.devices:
+                if d not in devices:
                     issues.append(RuleIssue(file, rule.id, f"{fname}.devices[{i}]", f"unknown device {d!r}"))
         if sel.zones is not None:
-            known = {d.zone for d in topology.devices.values()}
             for i, z in enumerate(sel.zones):
-                if z not in known:
+                if z not in devices.zones:
                     issues.append(RuleIssue(file, rule.id, f"{fname}.zones[{i}]", f"unknown zone {z!r}"))
-        ids = resolve(sel, topology)
+        ids = resolve(sel, devices)
         if not ids:
             issues.append(RuleIssue(file, rule.id, fname, "selector matches no device of the city"))
             continue
         allowed = _ALLOWED_FAMILIES.get((rule.kind, fname))
         if allowed is not None:
-            wrong = [d for d in ids if topology.devices[d].family not in allowed]
+            wrong = [d for d in ids if devices[d].family not in allowed]
             if wrong:
-                fam = topology.devices[wrong[0]].family
+                fam = devices[wrong[0]].family
                 issues.append(
                     RuleIssue(
                         file, rule.id, fname,
@@ -170,18 +204,18 @@ def check_references(rule: RuleSpec, topology: Topology, file: str) -> list[Rule
                 )
         need_kind = _REQUIRED_KIND.get((rule.kind, fname))
         if need_kind is not None:
-            wrong = [d for d in ids if topology.devices[d].kind != need_kind]
+            wrong = [d for d in ids if devices[d].kind != need_kind]
             if wrong:
                 issues.append(
                     RuleIssue(file, rule.id, fname, f"selects {len(wrong)} device(s) that are not {need_kind} "
                               f"(e.g. {wrong[0]})")
                 )
-        if rule.kind == "adaptive_lighting" and not any(topology.devices[d].street for d in ids):
+        if rule.kind == "adaptive_lighting" and not any(devices[d].street for d in ids):
             issues.append(RuleIssue(file, rule.id, fname, "no selected road sensor is on a street"))
     return issues
 
 
-def validate_rules(rules: list[tuple[str, RuleSpec]], topology: Topology | None) -> list[RuleIssue]:
+def validate_rules(rules: list[tuple[str, RuleSpec]], devices: DeviceTable | None) -> list[RuleIssue]:
     """Cross-rule checks (duplicates, references between rules) and, with a topology, selectors."""
     issues: list[RuleIssue] = []
     seen: dict[str, str] = {}
@@ -198,8 +232,8 @@ def validate_rules(rules: list[tuple[str, RuleSpec]], topology: Topology | None)
                 issues.append(RuleIssue(file, r.id, "schedule", f"refers to unknown rule {ref!r}"))
             elif kinds[ref] != "schedule":
                 issues.append(RuleIssue(file, r.id, "schedule", f"rule {ref!r} is a {kinds[ref]}, not a schedule"))
-        if topology is not None:
-            issues.extend(check_references(r, topology, file))
+        if devices is not None:
+            issues.extend(check_references(r, devices, file))
     return issues
 
 
@@ -208,6 +242,11 @@ def load_rules(directory: str | Path, topology: Topology | None = None) -> RuleS
 
     Raise :class:`RuleFileError` listing every problem; with a ``topology``, selectors must resolve.
     """
+    return load_dir(directory, None if topology is None else DeviceTable(topology))
+
+
+def load_dir(directory: str | Path, devices: DeviceTable | None) -> RuleSet:
+    """:func:`load_rules` against an already built device table."""
     d = Path(directory)
     if not d.is_dir():
         raise RuleFileError([RuleIssue(str(d), None, "", "not a directory")])
@@ -224,7 +263,7 @@ def load_rules(directory: str | Path, topology: Topology | None = None) -> RuleS
             spec = _parse_rule(str(path), i, raw, issues)
             if spec is not None:
                 parsed.append((str(path), spec))
-    issues.extend(validate_rules(parsed, topology))
+    issues.extend(validate_rules(parsed, devices))
     if issues:
         raise RuleFileError(issues)
     log.debug("loaded %d rules from %d files in %s", len(parsed), len(files), d)

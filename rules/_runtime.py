@@ -11,6 +11,7 @@ from drivers import Event, Reading, Value
 
 from ._arbiter import Actuator, Arbiter
 from ._errors import RuleError
+from ._loader import DeviceTable
 from ._types import Decision, RuleAlarm, StateView, Topology
 from .sun import SunCalendar
 
@@ -40,6 +41,7 @@ def number(value: Value | None, what: str) -> float:
 @dataclass(slots=True)
 class Context:
     topology: Topology
+    devices: DeviceTable
     state: StateView
     arbiter: Arbiter
     calendar: SunCalendar
@@ -48,7 +50,7 @@ class Context:
     schedules: dict[str, ScheduleRuntime] = field(default_factory=dict)
 
     def zone_of(self, device: str) -> str | None:
-        d = self.topology.devices.get(device)
+        d = self.devices.get(device)
         return None if d is None else d.zone
 
     def local_hhmm(self, ts: float) -> str:

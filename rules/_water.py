@@ -57,9 +57,9 @@ class WaterLeakRuntime(RuleRuntime):
     def __init__(self, spec: WaterLeakRule, ctx: Context) -> None:
         super().__init__(spec.id, ctx)
         self.spec = spec
-        self.meters = resolve(spec.meters, ctx.topology)
+        self.meters = resolve(spec.meters, ctx.devices)
         self.reading_devices = tuple(self.meters)
-        self._zone = {m: ctx.topology.devices[m].zone for m in self.meters}
+        self._zone = {m: ctx.devices[m].zone for m in self.meters}
         self._rings: dict[str, FlowRing] = {}
         self._nights: dict[str, int] = {}  # consecutive nights above the threshold, per meter / "zone:<z>"
         self._alarmed: set[str] = set()
