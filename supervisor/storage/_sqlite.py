@@ -14,6 +14,7 @@ import logging
 import sqlite3
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,15 @@ CREATE TABLE IF NOT EXISTS points (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_by_device ON points (measurement, field, device, ts);
 """
+
+
+def _series_key(tags: dict[str, str]) -> str:
+    return _series_json(tuple(sorted(tags.items())))
+
+
+@lru_cache(maxsize=65536)
+def _series_json(items: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(dict(items), separators=(",", ":"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +109,7 @@ class SqliteSink:
                 rejected.append(line)
                 detail = detail or "line without timestamp"
                 continue
-            series = json.dumps(p.tags, sort_keys=True, separators=(",", ":"))
+            series = _series_key(p.tags)
             dev, zone = p.tags.get("device"), p.tags.get("zone")
             for f, v in p.fields.items():
                 rows.append((p.measurement, series, dev, zone, f, p.ts_ms, v))

@@ -350,11 +350,44 @@ def _parse_value(raw: str, line: str) -> Value:
         raise LineProtocolError("bad_value", f"cannot parse field value {_short(raw)} in {_short(line)}") from None
 
 
+def _parse_simple(s: str) -> ParsedPoint | None:
+    """Fast path for lines without escapes or quotes (most of them); None when it does not apply."""
+    parts = s.split(" ")
+    if len(parts) not in (2, 3):
+        return None
+    head = parts[0].split(",")
+    if not head[0]:
+        return None
+    tags: dict[str, str] = {}
+    for kv in head[1:]:
+        k, sep, v = kv.partition("=")
+        if not sep or not k or not v or "=" in v:
+            return None
+        tags[k] = v
+    fields: dict[str, Value] = {}
+    for kv in parts[1].split(","):
+        k, sep, v = kv.partition("=")
+        if not sep or not k or not v or "=" in v:
+            return None
+        fields[k] = _parse_value(v, s)
+    ts: int | None = None
+    if len(parts) == 3:
+        try:
+            ts = int(parts[2])
+        except ValueError:
+            raise LineProtocolError("bad_line", f"bad timestamp {_short(parts[2])}") from None
+    return ParsedPoint(head[0], tags, fields, ts)
+
+
 def parse_line(line: bytes | str) -> ParsedPoint:
     """Parse one line of line protocol; raise :class:`LineProtocolError` when it is malformed."""
     s = line.decode("utf-8") if isinstance(line, bytes) else line
     if not s or "\n" in s:
         raise LineProtocolError("bad_line", f"expected exactly one line, got {_short(s)}")
+    if "\\" not in s and '"' not in s:
+        simple = _parse_simple(s)
+        if simple is not None:
+            return simple
     measurement, i = _scan_name(s, 0, ", ", {",", " "})
     if not measurement:
         raise LineProtocolError("bad_line", f"missing measurement in {_short(s)}")
