@@ -63,6 +63,7 @@ class CommandTracker:
         self._on_change = on_change
         self._states: dict[Actuator, CommandState] = {}
         self._pending: dict[str, set[str | None]] = {}  # device -> channels pending (hot-path index)
+        self._failed: set[Actuator] = set()  # actuators with a raised command_failed alarm
         self.sent = 0
         self.errors = 0
 
@@ -113,6 +114,13 @@ class CommandTracker:
             st.since = r.ts if r.ts is not None else now
             self._unpend(act)
             self._changed(st)
+            if act in self._failed:
+                self._failed.discard(act)
+                self._on_alarm(
+                    RuleAlarm(now, "commands", "command_failed", st.device, "cleared", "major",
+                              f"{st.device}: set_level {st.level:.0f} % confirmed", st.zone,
+                              {"level": st.level, "attempts": st.attempts, "channel": st.channel or ""})
+                )
 
     def tick(self, now: float, limit: int = 10_000) -> None:
         due: list[Actuator] = [
@@ -136,6 +144,7 @@ class CommandTracker:
         st.since = now
         self._unpend(act)
         self._changed(st)
+        self._failed.add(act)
         rep = "nothing" if st.reported is None else f"{st.reported:.0f} %"
         self._on_alarm(
             RuleAlarm(

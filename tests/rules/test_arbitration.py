@@ -118,6 +118,27 @@ def test_commands_confirmed_retried_then_failed(h: Harness) -> None:
     assert len(failed) == 1 and failed[0].device == deaf and "no confirmation after 3 attempts" in failed[0].text
     h.run(100)
     assert len([a for a in h.alarms if a.kind == "command_failed"]) == 1, "no retry after failure"
+    h.deaf.clear()
+    h.engine.override(deaf, 45.0, h.now + 3600, "ops")
+    h.tick()
+    assert h.engine.commands()[deaf]["state"] == "confirmed"
+    assert [a.state for a in h.alarms if a.kind == "command_failed"] == ["raised", "cleared"]
+
+
+def test_schedule_profile_through_the_night(tmp_path: Path) -> None:
+    h = harness(tmp_path, "rules:" + SCHEDULE, local(2025, 1, 15, 16, 0))  # sunset ~17:20 local
+    lamp = h.topo.lights_along("st-0004", 25.0)[0]
+    seen: dict[str, float | None] = {}
+    for hhmm, dt in (("16:00", 0), ("18:00", 2 * 3600), ("22:55", 4 * 3600 + 55 * 60), ("23:05", 600),
+                     ("04:55", 5 * 3600 + 50 * 60), ("05:05", 600), ("09:00", 3 * 3600 + 55 * 60)):
+        h.clock.advance(dt)
+        h.tick()
+        seen[hhmm] = h.level(lamp)
+    assert seen == {"16:00": 0.0, "18:00": 100.0, "22:55": 100.0, "23:05": 50.0, "04:55": 50.0,
+                    "05:05": 100.0, "09:00": 0.0}
+    texts = [d.text for d in h.engine.why(lamp)]
+    assert any("profile 50 % from 23:00 until 05:00" in t for t in texts)
+    assert any("profile 100 % from 05:00 until sunrise" in t for t in texts)
 
 
 def test_unrelated_readings_cost_nothing(h: Harness) -> None:
