@@ -20,7 +20,7 @@ class MeasureSpec:
     doc: str = ""
 
 
-F, I, B, S = float, int, bool, str
+F, I, B, S = float, int, bool, str  # noqa: E741 (a table of types reads better short)
 
 CANONICAL: dict[str, dict[str, MeasureSpec]] = {
     "traffic": {

@@ -50,6 +50,9 @@ class MqttConfig(_Section):
     reconnect_min_delay: float = Field(0.5, gt=0)
     reconnect_max_delay: float = Field(30.0, gt=0)
     share_group: str | None = None  # MQTT 5 shared subscription group for scale-out
+    # Subscription filters. None: the root of every driver filter (``city/+/traffic/+/telemetry``
+    # gives ``city/#``), so that messages on unknown topics under those roots are seen and counted.
+    subscriptions: list[str] | None = None
     max_payload_bytes: int = Field(256 * 1024, ge=64)
 
     @model_validator(mode="after")

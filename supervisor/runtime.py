@@ -59,6 +59,17 @@ def build_drivers(settings: Settings) -> dict[str, Driver]:
     return out
 
 
+def subscription_roots(filters: list[str]) -> list[str]:
+    """``root/#`` for each filter whose first level is literal, the filter itself otherwise."""
+    out: list[str] = []
+    for flt in filters:
+        first = flt.split("/", 1)[0]
+        sub = flt if first in ("+", "#") or "/" not in flt else f"{first}/#"
+        if sub not in out:
+            out.append(sub)
+    return out
+
+
 class Supervisor:
     def __init__(
         self,
@@ -67,7 +78,7 @@ class Supervisor:
         clock: Callable[[], float] = time.time,
         writer: BatchWriter | None = None,
         model: Any = None,
-        rules: Any = None,
+        rule_set: Any = None,
         instance: str | None = None,
     ) -> None:
         self.settings = settings
@@ -75,10 +86,10 @@ class Supervisor:
         self.instance = instance or f"{socket.gethostname()}:{os.getpid()}"
         self.drivers = build_drivers(settings)
         self.router = Router(list(self.drivers.values()))
-        topics = [flt for flt, _ in self.router.filters]
+        topics = settings.mqtt.subscriptions or subscription_roots([flt for flt, _ in self.router.filters])
         self.inbox = Inbox()
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
-        self.writer = writer if writer is not None else make_writer(settings.storage)
+        self.writer = writer if writer is not None else make_writer(self._storage_config(settings))
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
         self.state = StateRegistry(intervals, settings.state.stale_factor)
         self.model = model
@@ -87,13 +98,21 @@ class Supervisor:
             from supervisor.alarms import AlarmManager
 
             self.alarms = AlarmManager(model)
-        self.rules = rules
+        self.rules: Any = None
         self.lock = threading.RLock()
         self.device_driver: dict[str, str] = {}
         self.pipeline = Pipeline(
             self.router, self.state, self.writer, self.mqtt.ack, clock=clock,
-            max_payload_bytes=settings.mqtt.max_payload_bytes, rules=rules, on_status=self._on_status,
+            max_payload_bytes=settings.mqtt.max_payload_bytes, on_status=self._on_status,
         )
+        if rule_set is None and settings.rules_dir is not None:
+            if model is None:
+                raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
+            from rules import load_rules
+
+            rule_set = load_rules(settings.rules_dir, model)
+        if rule_set is not None:
+            self.attach_rules(rule_set)
         self._pending_status: list[StatusChange] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,6 +122,51 @@ class Supervisor:
         self.msg_rate = 0.0
         self.started_at = 0.0
 
+    @staticmethod
+    def _storage_config(settings: Settings) -> Any:
+        """Relative spool and SQLite paths live under ``data_dir``."""
+        st = settings.storage
+        update = {}
+        for key in ("spool_dir", "sqlite_path"):
+            path = getattr(st, key)
+            if not path.is_absolute():
+                update[key] = settings.data_dir / path
+        return st.model_copy(update=update)
+
+    def attach_rules(self, rule_set: Any) -> Any:
+        """Run ``rule_set`` on this supervisor: commands go out through the devices' drivers."""
+        from rules import RuleEngine
+
+        if self.model is None:
+            raise SupervisorError("rules need a city model")
+        engine = RuleEngine(self.model, self.state, _CommandPublisher(self), _Clock(self.clock),
+                            on_decision=self._on_decision, on_alarm=self._on_rule_alarm,
+                            on_command=self._on_command)
+        result = engine.load(rule_set)
+        if not result.ok:
+            raise SupervisorError("; ".join(str(i) for i in result.issues))
+        self.rules = engine
+        self.pipeline.rules = engine
+        return engine
+
+    def _on_decision(self, decision: Any) -> None:
+        p = decision.as_point()
+        self.writer.submit([point_line(p.measurement, p.tags, p.fields, int(p.ts * 1000))])
+
+    def _on_rule_alarm(self, alarm: Any) -> None:
+        tags = {"kind": f"rule:{alarm.kind}", "severity": alarm.severity, "element": alarm.device,
+                "state": alarm.state}
+        fields = {"id": alarm.key, "devices": 1, "services": "", "text": alarm.text,
+                  "affected": f'["{alarm.device}"]'}
+        self.writer.submit([point_line("alarms", tags, fields, int(alarm.ts * 1000))])
+        log = _log.warning if alarm.state == "raised" else _log.info
+        log("rule alarm %s %s: %s", alarm.key, alarm.state, alarm.text)
+
+    def _on_command(self, cs: Any) -> None:
+        self.writer.submit([point_line("commands", {"device": cs.device, "state": cs.state},
+                                       {"level": float(cs.level), "attempts": int(cs.attempts)},
+                                       int(cs.since * 1000))])
+
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> None:
         now = self.clock()
@@ -111,6 +175,7 @@ class Supervisor:
             for dev in self.model.devices.values():
                 self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
                 self.device_driver[dev.id] = dev.driver
+        self.writer.sink.ensure_ready()
         self.writer.start()
         self.mqtt.start()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -157,7 +222,8 @@ class Supervisor:
             self._pending_status.clear()
             if self.alarms is not None and changed:
                 for change in self.alarms.update(self.state.not_ok(), now):
-                    lines.append(point_line(*change.as_point()))
+                    m, tags, fields, ts = change.as_point()
+                    lines.append(point_line(m, tags, fields, int(ts * 1000)))
             if lines:
                 self.writer.submit(lines)
         if mono >= self._next_health:
@@ -226,3 +292,26 @@ class Supervisor:
                         "by_status": {s: sum(1 for d in self.state if d.status == s) for s in STATUS_CODE}},
             "alarms": None if self.alarms is None else len(self.alarms.active()),
         }
+
+
+class _Clock:
+    """Adapts the supervisor's clock function to the rule engine's Clock protocol."""
+
+    def __init__(self, fn: Callable[[], float]) -> None:
+        self._fn = fn
+
+    def now(self) -> float:
+        return self._fn()
+
+
+class _CommandPublisher:
+    """The rule engine's CommandSink: encode with the device's driver, publish over MQTT."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self._sup = sup
+
+    def send(self, cmd: Command) -> None:
+        try:
+            self._sup.send_command(cmd)
+        except (SupervisorError, DriverError) as exc:
+            _log.warning("command to %s not sent: %s", cmd.device, exc)

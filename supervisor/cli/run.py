@@ -23,19 +23,13 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
-def load_components(settings: Any) -> tuple[Any, Any]:
-    """The city model and the rule engine named by the settings (either may be None)."""
-    model = None
-    rules = None
-    if settings.city is not None:
-        from supervisor.model import load_city
+def load_model(settings: Any) -> Any:
+    """The city model named by the settings, or None."""
+    if settings.city is None:
+        return None
+    from supervisor.model import load_city
 
-        model = load_city(settings.city)
-    if settings.rules_dir is not None:
-        from rules import RuleEngine
-
-        rules = RuleEngine.from_dir(settings.rules_dir, topology=model)
-    return model, rules
+    return load_city(settings.city)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -44,8 +38,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config)
-        model, rules = load_components(settings)
-        sup = Supervisor(settings, model=model, rules=rules)
+        sup = Supervisor(settings, model=load_model(settings))
     except (ConfigFileError, SupervisorError) as exc:
         print(f"urban-supervisor: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -53,8 +46,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"urban-supervisor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     logging.getLogger().setLevel(settings.log_level)
-    if rules is not None:
-        rules.bind(sup)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -21,7 +21,7 @@ from drivers import Decoded, DecodeError, Event, Reading
 from supervisor.ingest.mqtt import Message
 from supervisor.ingest.router import Router
 from supervisor.state.registry import StateRegistry, StatusChange
-from supervisor.storage.lineprotocol import event_line, reading_line
+from supervisor.storage.lineprotocol import LineProtocolError, event_line, reading_line
 
 _log = logging.getLogger(__name__)
 
@@ -199,7 +199,11 @@ class Pipeline:
                     bad = f"bad_timestamp:{ts!r} outside [now-{self.max_past_s:.0f}s, now+{self.max_future_s:.0f}s]"
                     break
                 r.ts = ts
-                good.append(reading_line(r, int(ts * 1000)))
+                try:
+                    good.append(reading_line(r, int(ts * 1000)))
+                except LineProtocolError as exc:
+                    bad = f"{exc.reason}:{exc}"
+                    break
             if bad:
                 reason, _, detail = bad.partition(":")
                 self._reject(topic, driver.name, reason, detail, payload, now)
@@ -213,7 +217,10 @@ class Pipeline:
                 if not (lo_ts <= ets <= hi_ts):
                     continue
                 e.ts = ets
-                good.append(event_line(e, int(ets * 1000)))
+                try:
+                    good.append(event_line(e, int(ets * 1000)))
+                except LineProtocolError as exc:
+                    self._reject(topic, driver.name, exc.reason, str(exc), payload, now)
             lines.extend(good)
             c.decoded += 1
             if decoded.readings:

@@ -1,0 +1,156 @@
+"""The spine end to end: simulated city → real Mosquitto → supervisor → real InfluxDB.
+
+1,000 devices of the four families, more than 20,000 messages, about 1.2 % malformed. InfluxDB
+must hold exactly the expected points, sampled values must match what was published, every
+malformed message must be counted, and no good message may be lost.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+import orjson
+import pytest
+
+from simulators.city import generate_city
+from simulators.publisher import Publisher
+from simulators.telemetry import CityTelemetry, Message
+from supervisor.config import Settings, load_settings
+from supervisor.runtime import Supervisor
+from tests.support.services import Influx, Mosquitto
+
+pytestmark = pytest.mark.integration
+
+# a field present in every point of each measurement, to count points
+COUNT_FIELD = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
+
+
+def _settings(broker: Mosquitto, influx: Influx, db: str, client_id: str, **storage: object) -> Settings:
+    return load_settings(
+        None,
+        mode="test",
+        mqtt={"host": broker.host, "port": broker.port, "client_id": client_id},
+        storage={"backend": "influx-v1", "url": influx.url, "database": db, "batch_size": 5000,
+                 "flush_interval": 0.2, **storage},
+        api={"enabled": False},
+    )
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _messages(city: dict[str, object], start: float, n: int) -> list[Message]:
+    tel = CityTelemetry(city, seed=3, origin=start)
+
+    def gen() -> Iterator[Message]:
+        for _ in range(100_000):  # bounded: far more rounds than needed
+            yield from tel.due(tel.next_due())
+
+    return list(islice(gen(), n))
+
+
+def _count(influx: Influx, db: str, measurement: str) -> int:
+    v = influx.scalar(f'SELECT count("{COUNT_FIELD[measurement]}") FROM "{measurement}"', db)
+    return int(v or 0)  # type: ignore[call-overload]
+
+
+@pytest.mark.slow
+def test_city_through_broker_into_influxdb_exactly(broker: Mosquitto, influx: Influx, influx_db: str) -> None:
+    city = generate_city(seed=7, devices=1000)
+    families = {d["family"] for d in city["devices"]}  # type: ignore[index]
+    assert families == {"traffic", "lighting", "cctv", "water"}
+    start = time.time() - 6 * 3600  # device clocks in the recent past
+    msgs = _messages(city, start, 20_500)
+    sup = Supervisor(_settings(broker, influx, influx_db, "spine-test"))
+    sup.start()
+    try:
+        assert sup.mqtt.wait_connected(10)
+        time.sleep(0.3)  # SUBACK
+        with Publisher(broker.host, broker.port) as pub:
+            rep = pub.run(msgs, bad_ratio=0.012, seed=11)
+        assert rep.acked == rep.sent and rep.failed == 0, rep.to_dict()
+        assert rep.sent_good == len(msgs) >= 20_000
+        assert rep.sent_bad >= 0.01 * rep.sent_good
+        assert len({m.device for m in msgs}) == 1000
+        _wait(lambda: sup.pipeline.counters.received >= rep.sent, 120, "the supervisor to receive everything")
+        assert sup.writer.flush(60)
+        expected = rep.expected_points
+        counters = sup.pipeline.counters
+    finally:
+        sup.stop()
+    # every malformed message counted, none lost among the good ones
+    assert counters.received == rep.sent
+    assert counters.error_total == rep.sent_bad, (counters.errors_by_reason(), rep.sent_bad_by_kind)
+    assert counters.decoded == rep.sent_good
+    # InfluxDB holds exactly the expected points
+    got = {m: _count(influx, influx_db, m) for m in expected}
+    assert got == expected
+    # sampled values match what was published
+    rng = random.Random(5)
+    for m in rng.sample([m for m in msgs if m.measurement in ("traffic", "cctv", "water")], 40):
+        body = orjson.loads(m.payload)
+        ts_ms = round(body["ts"] * 1000)
+        fields = [k for k in body if k not in ("ts", "alarms")]
+        rows = influx.series(
+            f'SELECT {", ".join(f"{chr(34)}{f}{chr(34)}" for f in fields)} FROM "{m.measurement}" '
+            f"WHERE device='{m.device}' AND time = {ts_ms}ms", influx_db)
+        assert rows, f"no point for {m.device} at {ts_ms}"
+        row = dict(zip(rows[0]["columns"], rows[0]["values"][0], strict=True))  # type: ignore[call-overload]
+        for f in fields:
+            assert row[f] == pytest.approx(body[f]), (m.device, f)
+
+
+def test_persistent_session_receives_what_was_published_while_down(
+        broker: Mosquitto, influx: Influx, influx_db: str) -> None:
+    """QoS 1 + fixed client id + no clean start: the broker keeps messages while we are down."""
+    city = generate_city(seed=2, devices=60)
+    msgs = _messages(city, time.time() - 3600, 600)
+    settings = _settings(broker, influx, influx_db, "persistent-test")
+    first = Supervisor(settings)
+    first.start()
+    assert first.mqtt.wait_connected(10)
+    time.sleep(0.3)
+    first.stop()  # the session and its subscriptions stay on the broker
+    with Publisher(broker.host, broker.port) as pub:
+        rep = pub.run(msgs)
+    assert rep.acked == len(msgs)
+    second = Supervisor(settings)
+    second.start()
+    try:
+        _wait(lambda: second.pipeline.counters.received >= len(msgs), 60, "the backlog")
+        assert second.writer.flush(30)
+    finally:
+        second.stop()
+    assert {m: _count(influx, influx_db, m) for m in rep.expected_points} == rep.expected_points
+
+
+def test_supervisor_reconnects_after_a_broker_restart(tmp_path: Path, influx: Influx, influx_db: str) -> None:
+    from supervisor.bench.procs import mosquitto
+
+    with mosquitto(tmp_path / "mq", persistence=True) as broker:
+        sup = Supervisor(_settings(broker, influx, influx_db, "reconnect-test"))
+        sup.start()
+        try:
+            assert sup.mqtt.wait_connected(10)
+            broker.restart()
+            _wait(lambda: sup.mqtt.stats.connects >= 2 and sup.mqtt.stats.connected, 30, "a reconnection")
+            time.sleep(0.3)
+            city = generate_city(seed=3, devices=40)
+            msgs = _messages(city, time.time() - 3600, 200)
+            with Publisher(broker.host, broker.port) as pub:
+                rep = pub.run(msgs)
+            _wait(lambda: sup.pipeline.counters.received >= len(msgs), 30, "messages after reconnection")
+            assert sup.writer.flush(30)
+        finally:
+            sup.stop()
+    assert {m: _count(influx, influx_db, m) for m in rep.expected_points} == rep.expected_points
