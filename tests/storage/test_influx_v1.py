@@ -85,8 +85,8 @@ def test_retention_policy(influx: Influx, influx_db: str) -> None:
         sink.write(b"\n".join(lines), 20)
     finally:
         sink.close()
-    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."short"."traffic"') == 20  # noqa: S608
-    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."autogen"."traffic"') == 0  # noqa: S608
+    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."short"."traffic"') == 20
+    assert _count(influx, influx_db, f'SELECT COUNT("flow") FROM "{influx_db}"."autogen"."traffic"') == 0
 
 
 def test_missing_retention_policy_is_refused_at_start(influx_db: str) -> None:

@@ -163,7 +163,7 @@ def test_round_trip_through_real_influxdb(influx_db: str, influx: Influx, device
         sink.write(reading_line(Reading(device, "water", {"alarms": s, "flow": f}, zone="z"), ts), 1)
     finally:
         sink.close()
-    series = influx.series(f'SELECT "alarms", "flow", "device" FROM "water" WHERE time = {ts}ms', influx_db)  # noqa: S608
+    series = influx.series(f'SELECT "alarms", "flow", "device" FROM "water" WHERE time = {ts}ms', influx_db)
     assert len(series) == 1
     rows = series[0]["values"]
     assert len(rows) == 1
