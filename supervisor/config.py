@@ -120,6 +120,14 @@ class StateConfig(_Section):
     families: dict[str, FamilyState] = Field(default_factory=_default_families)
 
 
+class CommandsConfig(_Section):
+    """Safety of outgoing commands (street lighting is safety-relevant)."""
+
+    rate_per_device: float = Field(2.0, gt=0, description="commands per second per device (token bucket)")
+    burst: int = Field(5, ge=1, description="commands a device may receive back to back")
+    only_known_devices: bool = True  # commands go only to devices of the city model
+
+
 class ApiConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -154,6 +162,9 @@ class Settings(BaseSettings):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    state_file: Path = Path("rules-state.json")  # rule state surviving restarts (under data_dir)
+    state_save_interval: float = Field(10.0, gt=0)
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
 
     @classmethod

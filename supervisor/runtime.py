@@ -19,7 +19,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
+
+import orjson
 
 from drivers import Command, Driver, DriverError
 from drivers import get as get_driver
@@ -39,6 +41,18 @@ HEALTH_INTERVAL = 5.0
 
 class SupervisorError(Exception):
     """The supervisor cannot start with this configuration (message says why and where)."""
+
+
+class CommandRefusedError(SupervisorError):
+    """A command the supervisor will not publish (unknown device, foreign topic, rate limit)."""
+
+
+class _TokenBucket:
+    __slots__ = ("stamp", "tokens")
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
 
 
 def build_drivers(settings: Settings) -> dict[str, Driver]:
@@ -114,6 +128,9 @@ class Supervisor:
         if rule_set is not None:
             self.attach_rules(rule_set)
         self._pending_status: list[StatusChange] = []
+        self._buckets: dict[str, _TokenBucket] = {}
+        self.commands_refused = 0
+        self._next_save = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_check = 0.0
@@ -175,6 +192,7 @@ class Supervisor:
             for dev in self.model.devices.values():
                 self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
                 self.device_driver[dev.id] = dev.driver
+        self._restore_rules()
         self.writer.sink.ensure_ready()
         self.writer.start()
         self.mqtt.start()
@@ -189,8 +207,50 @@ class Supervisor:
         with self.lock:
             while len(self.inbox):
                 self.pipeline.process(self.inbox.take(BATCH_LIMIT))
+        self._save_rules()
         self.writer.stop(timeout)
         self.mqtt.stop()
+
+    # -- rule state that survives restarts (overrides, leases, leak counters) ----------------------
+    @property
+    def state_path(self) -> Any:
+        p = self.settings.state_file
+        return p if p.is_absolute() else self.settings.data_dir / p
+
+    def _save_rules(self) -> None:
+        """Write the rule engine's snapshot atomically (temp file, fsync, rename)."""
+        if self.rules is None:
+            return
+        path = self.state_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            data = orjson.dumps(self.rules.snapshot())
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            _log.error("cannot save rule state to %s: %s", path, exc)
+
+    def _restore_rules(self) -> None:
+        if self.rules is None:
+            return
+        path = self.state_path
+        try:
+            data = orjson.loads(path.read_bytes())
+        except FileNotFoundError:
+            return
+        except (OSError, orjson.JSONDecodeError) as exc:
+            _log.error("rule state %s unreadable, starting without it: %s", path, exc)
+            return
+        try:
+            n = self.rules.restore(data)
+        except ValueError as exc:
+            _log.error("rule state %s refused: %s", path, exc)
+            return
+        _log.info("restored %d leased rule requests from %s", n, path)
 
     def _run(self) -> None:
         take = self.inbox.take
@@ -226,6 +286,9 @@ class Supervisor:
                     lines.append(point_line(m, tags, fields, int(ts * 1000)))
             if lines:
                 self.writer.submit(lines)
+        if self.rules is not None and mono >= self._next_save:
+            self._next_save = mono + self.settings.state_save_interval
+            self._save_rules()
         if mono >= self._next_health:
             self._next_health = mono + HEALTH_INTERVAL
             self.writer.submit(self._health_lines(now, mono))
@@ -257,22 +320,46 @@ class Supervisor:
 
     # -- commands -------------------------------------------------------------------------------------
     def send_command(self, cmd: Command) -> list[str]:
-        """Encode ``cmd`` with the device's driver and publish it; returns the topics published."""
+        """Encode ``cmd`` with the device's driver and publish it; returns the topics published.
+
+        Commands go only to devices of the city model (unless configured otherwise), only on
+        topics that name the device, never retained, and at most ``commands.rate_per_device`` per
+        second per device (token bucket with ``commands.burst``).
+        """
+        ccfg = self.settings.commands
         name = self.device_driver.get(cmd.device)
-        if name is None:
-            raise SupervisorError(f"device {cmd.device!r} is unknown: commands go only to known devices")
+        in_model = self.model is None or cmd.device in self.model.devices
+        if name is None or (ccfg.only_known_devices and not in_model):
+            self._refuse(cmd, "unknown device: commands go only to devices of the city model")
         driver = self.drivers.get(name)
         if driver is None:
-            raise SupervisorError(f"device {cmd.device!r}: driver {name!r} is not enabled")
+            self._refuse(cmd, f"driver {name!r} is not enabled")
         if cmd.zone is None:
             st = self.state.get(cmd.device)
             if st is not None and st.zone:
                 cmd = Command(cmd.device, cmd.action, cmd.value, st.zone, cmd.channel)
+        publishes = driver.encode(cmd)
+        for pub in publishes:
+            if cmd.device not in pub.topic.split("/") or "+" in pub.topic or "#" in pub.topic:
+                self._refuse(cmd, f"driver {name!r} produced topic {pub.topic!r}, which does not name the device")
+        now = time.monotonic()
+        b = self._buckets.get(cmd.device)
+        if b is None:
+            b = self._buckets[cmd.device] = _TokenBucket(float(ccfg.burst), now)
+        b.tokens = min(float(ccfg.burst), b.tokens + (now - b.stamp) * ccfg.rate_per_device)
+        b.stamp = now
+        if b.tokens < 1.0:
+            self._refuse(cmd, f"rate limit: more than {ccfg.rate_per_device}/s (burst {ccfg.burst})")
+        b.tokens -= 1.0
         topics = []
-        for pub in driver.encode(cmd):
+        for pub in publishes:
             self.mqtt.publish(pub.topic, pub.payload, pub.qos, retain=False)
             topics.append(pub.topic)
         return topics
+
+    def _refuse(self, cmd: Command, why: str) -> NoReturn:
+        self.commands_refused += 1
+        raise CommandRefusedError(f"command {cmd.action} to {cmd.device!r} refused: {why}")
 
     # -- reporting ------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
