@@ -37,6 +37,8 @@ _log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 5000
 HEALTH_INTERVAL = 5.0
+SPOOL_ALARM = 0.8  # fill ratio that raises the spool alarm
+SPOOL_CLEAR = 0.5
 
 
 class SupervisorError(Exception):
@@ -130,6 +132,7 @@ class Supervisor:
         self._pending_status: list[StatusChange] = []
         self._buckets: dict[str, _TokenBucket] = {}
         self.commands_refused = 0
+        self.spool_alarm = False
         self._next_save = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -291,7 +294,30 @@ class Supervisor:
             self._save_rules()
         if mono >= self._next_health:
             self._next_health = mono + HEALTH_INTERVAL
-            self.writer.submit(self._health_lines(now, mono))
+            lines = self._health_lines(now, mono)
+            alarm = self._spool_alarm(now)
+            if alarm is not None:
+                lines.append(alarm)
+            self.writer.submit(lines)
+
+    def _spool_alarm(self, now: float) -> bytes | None:
+        """Raise one alarm when the spool passes SPOOL_ALARM of its bound, clear it below SPOOL_CLEAR."""
+        ws = self.writer.stats()
+        ratio = float(getattr(ws, "spool_fill_ratio", 0.0))
+        state = None
+        if ratio >= SPOOL_ALARM and not self.spool_alarm:
+            self.spool_alarm, state = True, "raised"
+            _log.error("spool %.0f%% full (%d bytes): InfluxDB has been unreachable; when it is full the "
+                       "supervisor stops acknowledging and the broker keeps the messages", ratio * 100,
+                       ws.spool_bytes)
+        elif ratio < SPOOL_CLEAR and self.spool_alarm:
+            self.spool_alarm, state = False, "cleared"
+            _log.warning("spool back to %.0f%%: alarm cleared", ratio * 100)
+        if state is None:
+            return None
+        return point_line("alarms", {"kind": "supervisor", "severity": "major", "element": "spool", "state": state},
+                          {"id": f"spool:{self.instance}", "devices": 0, "services": "",
+                           "text": f"spool {ratio:.0%} full", "affected": "[]"}, int(now * 1000))
 
     def _status_line(self, ch: StatusChange) -> bytes:
         return point_line("device_status", {"family": ch.family, "zone": ch.zone, "device": ch.device},
@@ -374,7 +400,8 @@ class Supervisor:
             "ingest": c.as_dict(),
             "storage": {"backend": self.settings.storage.backend, "points_written": ws.points_written,
                         "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,
-                        "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms},
+                        "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms,
+                        "spool_alarm": self.spool_alarm},
             "devices": {"total": len(self.state),
                         "by_status": {s: sum(1 for d in self.state if d.status == s) for s in STATUS_CODE}},
             "alarms": None if self.alarms is None else len(self.alarms.active()),
