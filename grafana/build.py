@@ -322,10 +322,10 @@ def _savings_inner(expr: str) -> str:
     return f'SELECT {expr} AS "w" FROM "lighting" WHERE {TF} AND "lamps" > 0{ZD}'
 
 
-# The lamp-faults rule (rules/_faults.py) records a day-burning as a decision whose text reads
-# "<cabinet>: day-burning — <W> drawn at <hh:mm> local while the sun is up"; its end reads
-# "<cabinet>: day-burning ended": only the former counts.
-DAY_BURNING = '"text" =~ /: day-burning —/'
+# The lamp-faults rule (rules/_faults.py) raises a day-burning as an alarm of kind
+# "rule:day_burning" on the cabinet (supervisor/runtime.py). Alarms carry no zone tag: the
+# device variable filters them (a device chosen in a zone), the zone variable alone does not.
+DAY_BURNING = "\"kind\" = 'rule:day_burning' AND \"state\" = 'raised' AND \"element\" =~ /^$device$/"
 
 FULL_W = '("lamps" - "lamp_failures") * $lamp_w * CEIL(("power" - $standby_w) / 1000000)'
 SAVED_W = f'({FULL_W} - "power")'
@@ -369,8 +369,9 @@ def lighting() -> Json:
         stat("Failed lamps", "Lamps reported failed, last report of each cabinet.",
              target('SELECT sum("failures") AS "failed lamps" FROM (SELECT last("lamp_failures") AS "failures" '
                     f'FROM "lighting" WHERE {TF}{ZD} GROUP BY "device") WHERE {TF}')),
-        stat("Day-burning", "Day-burning detections (power drawn while the sun is up) in the selected range.",
-             target(f'SELECT count("output") AS "day-burning" FROM "decisions" WHERE {TF} AND {DAY_BURNING}{ZD}')),
+        stat("Day-burning", "Day-burning detections (power drawn while the sun is up) in the selected range "
+             "(filtered by device, not by zone).",
+             target(f'SELECT count("id") AS "day-burning" FROM "alarms" WHERE {TF} AND {DAY_BURNING}')),
         ts("Energy: baseline, measured, saved",
            "Per interval: the energy the lamps would have used at 100 % while burning, the energy measured, "
            "and their difference (the saving).",
@@ -397,9 +398,9 @@ def lighting() -> Json:
         table("Command outcomes", "Command state changes in the selected range, by state.",
               target(f'SELECT count("attempts") AS "commands" FROM "commands" WHERE {TF} AND {DEVICE} '
                      'GROUP BY "state"'), w=12, h=6),
-        table("Day-burning by device", "Day-burning detections per cabinet or lamp.",
-              target(f'SELECT count("output") AS "detections", last("text") AS "last" FROM "decisions" '
-                     f'WHERE {TF} AND {DAY_BURNING}{ZD} GROUP BY "device", "zone"'),
+        table("Day-burning by cabinet", "Day-burning detections per cabinet (filtered by device, not by zone).",
+              target(f'SELECT count("id") AS "detections" FROM "alarms" WHERE {TF} AND {DAY_BURNING} '
+                     'GROUP BY "element"'),
               w=12, h=6),
     ]
     return dashboard("urban-lighting", "Urban · Lighting",
@@ -475,9 +476,16 @@ def cctv() -> Json:
 
 
 def water() -> Json:
-    district_15m = ('SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM "water" '
-                    f'WHERE {TF} AND {ZONE} GROUP BY time(15m), "device", "zone") '
-                    f'WHERE {TF} GROUP BY time(15m), "zone"')
+    # District flow per hour: each meter's mean flow in the hour, summed over the district (meters
+    # report every 15 min, so each reports in every complete hour). Hours cut by the edges of
+    # the range may miss meters and would make a false minimum: only hour buckets wholly inside
+    # the range count. (InfluxDB 1.6 pitfalls avoided here: fill(previous) in a sub-query breaks
+    # the outer aggregation, and an outer aggregate without GROUP BY time over time-grouped
+    # sub-queries returns nothing when the range does not start on a bucket boundary.)
+    district_1h = ('SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM "water" '
+                   f'WHERE {TF} AND {ZONE} GROUP BY time(1h), "device", "zone") '
+                   f'WHERE {TF} GROUP BY time(1h), "zone"')
+    whole_hours = "time >= ${__from}ms AND time <= ${__to}ms - 1h"
     panels = [
         ts("Consumption per district", "Volume consumed per interval (meter index increase), per zone.",
            target('SELECT sum("m3") AS "consumption" FROM (SELECT non_negative_difference(last("index")) AS "m3" '
@@ -487,14 +495,19 @@ def water() -> Json:
            target(f'SELECT mean("flow") AS "flow" FROM "water" WHERE {TF}{ZD} {GT}, "device"', alias="$tag_device"),
            unit="m3/h", w=12),
         ts("Minimum night flow per district",
-           "Daily minimum of the district's total flow (15-minute means summed over its meters). In a "
+           "Daily minimum of the district's total flow (hourly means summed over its meters). In a "
            "district the minimum falls at night, when legitimate use is lowest: a rising minimum night flow "
            "is the classic sign of a leak.",
-           target(f'SELECT min("flow") AS "min night flow" FROM ({district_15m}) WHERE {TF} GROUP BY time(1d), "zone"',
+           target(f'SELECT min("flow") AS "min night flow" FROM ({district_1h}) WHERE {whole_hours} '
+                  'GROUP BY time(1d), "zone"',
                   alias="$tag_zone"), unit="m3/h", w=12, bars=True),
-        table("Minimum night flow, selected range", "Lowest 15-minute district flow in the selected range.",
-              target(f'SELECT min("flow") AS "min night flow" FROM ({district_15m}) WHERE {TF} GROUP BY "zone"'),
-              w=12),
+        stat("Lowest night flow in range",
+             "Lowest of the daily minimum night flows of each district over the selected range.",
+             target(f'SELECT min("flow") AS "min night flow" FROM ({district_1h}) WHERE {whole_hours} '
+                    'GROUP BY time(1d), "zone"', alias="$tag_zone"),
+             unit="m3/h", w=12, h=8, decimals=3,
+             options={"reduceOptions": {"calcs": ["min"], "fields": "", "values": False},
+                      "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"}),
         table("Leak alarms", "Meters whose reports carry the LEAK alarm in the selected range, last report.",
               target('SELECT last("alarms") AS "alarms", last("flow") AS "flow" FROM "water" '
                      f'WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ GROUP BY "zone", "device"'), w=12),

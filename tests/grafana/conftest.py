@@ -186,12 +186,23 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
             lines.append(line("ingest_errors", {"instance": INSTANCE, "reason": reason, "driver": driver},
                               {"count": count}, ts))
 
-    # --- alarms: one root cause still active, one cleared, one device alarm active
+    # --- alarms (supervisor/alarms and supervisor/runtime.py): a root cause still active, one
+    # cleared, a device alarm and a rule alarm (estimated lamp failures) active, and the rule
+    # alarms of the two day-burnings, each cleared
+    services = {"tr": "traffic", "cam": "cctv", "cab": "lighting", "lamp": "lighting", "wm": "water"}
+
     def alarm(kind: str, severity: str, element: str, state: str, *, aid: str, affected: list[str],
               m: int) -> None:
         lines.append(line("alarms", {"kind": kind, "severity": severity, "element": element, "state": state},
-                          {"devices": len(affected), "services": len({a.split("-")[0] for a in affected}),
-                           "affected": json.dumps(affected), "id": aid}, t[m]))
+                          {"id": aid, "devices": len(affected),
+                           "services": ",".join(sorted({services[a.split("-")[0]] for a in affected})),
+                           "affected": json.dumps(affected)}, t[m]))
+
+    for m, ends in ((10, 14), (20, 25)):
+        alarm("rule:day_burning", "minor", "cab-s1", "raised", aid="lamp-faults:cab-s1", affected=["cab-s1"], m=m)
+        alarm("rule:day_burning", "minor", "cab-s1", "cleared", aid="lamp-faults:cab-s1", affected=["cab-s1"],
+              m=ends)
+    alarm("rule:lamp_failures", "minor", "cab-n1", "raised", aid="lamp-faults:cab-n1", affected=["cab-n1"], m=40)
 
     alarm("root_cause", "major", "feed-south", "raised", aid="A-1", affected=["cab-s1", "cab-s2"], m=50)
     alarm("root_cause", "major", "feed-south", "cleared", aid="A-1", affected=["cab-s1", "cab-s2"], m=80)
@@ -214,7 +225,7 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
         "cameras_offline": ["cam-s2"],
         "leak_devices": ["wm-s2"],
         "min_night_flow": {"north": 0.8, "south": 0.6},
-        "active_alarms": 2,
+        "active_alarms": 3,
         "active_root_causes": ["gw-north"],
         "msg_rate": 20.0,
         "errors_by_reason": {r: errors[(r, d)] - first[(r, d)] for r, d in errors},
@@ -236,6 +247,7 @@ def grafana_db(influx: Influx) -> Iterator[GrafanaData]:
     db = influx.create()
     try:
         write(influx, db, lines)
-        yield GrafanaData(db=db, start_ms=T0_MS, end_ms=T0_MS + MINUTES * MIN_MS, facts=facts)
+        # a range that, like Grafana's, does not start or end on a bucket boundary
+        yield GrafanaData(db=db, start_ms=T0_MS - 7 * MIN_MS, end_ms=T0_MS + (MINUTES + 7) * MIN_MS, facts=facts)
     finally:
         influx.drop(db)
