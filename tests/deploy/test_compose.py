@@ -10,7 +10,7 @@ import re
 import types
 import typing
 import urllib.parse
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -341,3 +341,21 @@ def test_dockerfile() -> None:
     for *sources, _ in copies:
         for s in sources:
             assert s.split("/")[0] not in ignored, f"COPY {s} but .dockerignore drops it"
+
+
+def test_image_city_and_rules_make_a_supervisor(tmp_path: Path) -> None:
+    """The city the Dockerfile generates and the rules it copies load together under the container config."""
+    from simulators.city import write_city
+    from supervisor.model import load_city
+    from supervisor.runtime import Supervisor
+
+    text = DOCKERFILE.read_text()
+    m = re.search(r"write_city\('([^']+)', seed=(\d+), devices=(\d+)\)", text)
+    assert m, "the Dockerfile generates the city with write_city(path, seed=…, devices=…)"
+    config = yaml.safe_load(CONTAINER_CONFIG.read_text())
+    assert m.group(1) == config["city"]
+    city = write_city(tmp_path / "city.json", seed=int(m.group(2)), devices=int(m.group(3)))
+    settings = load_settings(CONTAINER_CONFIG, city=str(city), rules_dir=str(ROOT / "rules" / "examples"),
+                             data_dir=str(tmp_path / "var"), storage={"spool_dir": str(tmp_path / "spool")})
+    sup = Supervisor(settings, model=load_city(city))
+    assert sup.rules is not None and sup.model is not None
