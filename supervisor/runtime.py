@@ -400,6 +400,7 @@ class Supervisor:
             "ingest": c.as_dict(),
             "storage": {"backend": self.settings.storage.backend, "points_written": ws.points_written,
                         "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,
+                        "pending": ws.pending,
                         "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms,
                         "spool_alarm": self.spool_alarm},
             "devices": {"total": len(self.state),

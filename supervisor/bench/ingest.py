@@ -1,0 +1,231 @@
+"""``bench ingest``: end-to-end messages/s against the raw broker and a bare paho subscriber.
+
+Three consumers receive the same pre-generated, mixed-family telemetry (QoS 1) from a private
+Mosquitto, each in two modes:
+
+- *live*: a publisher process sends while the consumer consumes;
+- *drain*: the messages are queued first (persistent session), then the consumer starts.
+
+Consumers: ``mosquitto_sub`` to /dev/null (the broker's delivery rate), a bare paho subscriber
+that only counts (the Python ceiling), and the supervisor (``urban-supervisor run`` as its own
+process: MQTT → drivers → state → rules → line protocol → InfluxDB, acknowledged after storage).
+The supervisor's figure ends when InfluxDB confirmed every point; the point counts are checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from supervisor.bench._load import (
+    PahoCounter,
+    PublisherProcess,
+    generate_messages,
+    mosquitto_sub_drain,
+    mosquitto_sub_session,
+    write_messages,
+)
+from supervisor.bench.procs import free_port, mosquitto
+from supervisor.bench.report import rss_mb
+
+NAME = "ingest"
+HELP = "end-to-end msg/s (simulator → broker → supervisor → InfluxDB) vs mosquitto_sub and bare paho"
+TOPIC = "city/#"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ingest")
+    g.add_argument("--messages", type=int, default=None, help="messages per phase (default 60000, quick 6000)")
+    g.add_argument("--devices", type=int, default=2000, help="devices of the generated city")
+
+
+class SupervisorProcess:
+    """``urban-supervisor run`` in its own process, observed through its API summary."""
+
+    def __init__(self, workdir: Path, mqtt_port: int, influx_url: str, database: str, client_id: str) -> None:
+        self.api_port = free_port()
+        cfg = workdir / f"{client_id}.yaml"
+        cfg.write_text(json.dumps({
+            "mode": "test",
+            "log_level": "WARNING",
+            "data_dir": str(workdir / client_id),
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": client_id},
+            "storage": {"backend": "influx-v1", "url": influx_url, "database": database},
+            "api": {"host": "127.0.0.1", "port": self.api_port},
+        }))
+        exe = Path(sys.executable).with_name("urban-supervisor")
+        self.proc = subprocess.Popen([str(exe), "run", "--config", str(cfg)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.peak_rss = 0.0
+
+    def summary(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.api_port}/api/v1/summary", timeout=2) as r:
+                data: dict[str, Any] = json.loads(r.read())
+        except OSError:
+            return None
+        self.peak_rss = max(self.peak_rss, rss_mb(self.proc.pid))
+        return data
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            s = self.summary()
+            if s is not None and s["mqtt"]["connected"]:
+                time.sleep(0.3)  # SUBACK
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"supervisor exited: {self.proc.stderr.read().decode()[-800:]}")  # type: ignore[union-attr]
+            time.sleep(0.1)
+        raise TimeoutError("supervisor did not connect")
+
+    def wait_stored(self, received: int, points: int, timeout: float) -> float:
+        """Monotonic time at which ``received`` messages were in and ``points`` lines written.
+
+        Also records ``first``: the first poll that saw messages arriving, and how many were in,
+        so that a drain can be timed without the process start-up.
+        """
+        deadline = time.monotonic() + timeout
+        self.first: tuple[float, int] | None = None
+        while time.monotonic() < deadline:
+            s = self.summary()
+            if s is not None and self.first is None and s["ingest"]["received"] > 0:
+                self.first = (time.monotonic(), s["ingest"]["received"])
+            if s is not None and s["ingest"]["received"] >= received and s["storage"]["pending"] == 0 \
+                    and s["ingest"]["points"] >= points:
+                return time.monotonic()
+            time.sleep(0.02)
+        raise TimeoutError(f"supervisor did not store {points} points in {timeout}s: {self.summary()}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _influx(url: str, q: str, db: str | None = None) -> Any:
+    import urllib.parse
+
+    params = {"q": q}
+    if db:
+        params["db"] = db
+    with urllib.request.urlopen(url + "/query", data=urllib.parse.urlencode(params).encode(), timeout=60) as r:
+        return json.loads(r.read())
+
+
+def _count_points(url: str, db: str, measurements: list[str]) -> dict[str, int]:
+    field = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
+    out = {}
+    for m in measurements:
+        res = _influx(url, f'SELECT count("{field[m]}") FROM "{m}"', db)["results"][0]
+        series = res.get("series")
+        out[m] = int(series[0]["values"][0][1]) if series else 0
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    n = args.messages or (6000 if args.quick else 60000)
+    url = args.influx_url.rstrip("/")
+    t0 = time.monotonic()
+    msgs = generate_messages(args.devices, n)
+    gen_s = time.monotonic() - t0
+    result: dict[str, Any] = {"messages": n, "devices": args.devices, "payload_bytes_mean":
+                              round(sum(len(m.payload) for m in msgs) / n, 1), "generate_s": round(gen_s, 2)}
+    with tempfile.TemporaryDirectory(prefix="urban-bench-") as tmp:
+        work = Path(tmp)
+        path = work / "messages.jsonl"
+        expected = write_messages(path, msgs)
+        lines_expected = sum(expected.values())
+        del msgs
+        with mosquitto(work / "mosquitto") as broker:
+            host, port = broker.host, broker.port
+            # --- broker: mosquitto_sub to /dev/null
+            mosquitto_sub_session(host, port, TOPIC, "b-live")
+            pub = PublisherProcess(host, port, path)
+            mosquitto_sub_drain(host, port, TOPIC, n, "b-live", timeout=600)
+            # the subscription existed before publishing: elapsed counts from the publisher's start
+            broker_live = time.monotonic() - pub.started
+            pub_live = pub.wait()
+            mosquitto_sub_session(host, port, TOPIC, "b-drain")
+            PublisherProcess(host, port, path).wait()
+            broker_drain = mosquitto_sub_drain(host, port, TOPIC, n, "b-drain", timeout=600)
+            # --- bare paho, counting only
+            counter = PahoCounter(host, port, TOPIC, "p-live").start(n)
+            counter.connected.wait(10)
+            time.sleep(0.3)
+            pub = PublisherProcess(host, port, path)
+            counter.done.wait(600)
+            paho_live = counter.last - pub.started
+            pub.wait()
+            counter.stop()
+            sess = PahoCounter(host, port, TOPIC, "p-drain").start(10**12)
+            sess.connected.wait(10)
+            time.sleep(0.3)
+            sess.stop()
+            PublisherProcess(host, port, path).wait()
+            counter = PahoCounter(host, port, TOPIC, "p-drain")
+            t_start = time.monotonic()
+            counter.start(n)
+            counter.done.wait(600)
+            paho_drain = counter.last - t_start
+            counter.stop()
+            # --- the supervisor, end to end into InfluxDB
+            e2e: dict[str, Any] = {}
+            for mode in ("live", "drain"):
+                db = f"urban_bench_{mode}_{int(time.time())}"
+                sup = SupervisorProcess(work, port, url, db, f"sup-{mode}")
+                try:
+                    sup.wait_ready()
+                    if mode == "drain":
+                        sup.stop()
+                        PublisherProcess(host, port, path).wait()
+                        sup = SupervisorProcess(work, port, url, db, f"sup-{mode}")
+                        t_end = sup.wait_stored(n, lines_expected, 900)
+                        # timed from the first poll that saw messages (process start-up excluded)
+                        assert sup.first is not None
+                        t_start, already = sup.first
+                        n_timed = n - already
+                    else:
+                        pub = PublisherProcess(host, port, path)
+                        t_start = pub.started
+                        t_end = sup.wait_stored(n, lines_expected, 900)
+                        n_timed = n
+                        pub.wait()
+                    final = sup.summary() or {}
+                finally:
+                    sup.stop()
+                stored = _count_points(url, db, sorted(expected))
+                _influx(url, f'DROP DATABASE "{db}"')
+                e2e[mode] = {
+                    "rate_msg_s": round(n_timed / (t_end - t_start)),
+                    "seconds": round(t_end - t_start, 2),
+                    "peak_rss_mb": round(sup.peak_rss, 1),
+                    "points_expected": expected,
+                    "points_stored": stored,
+                    "lost": sum(expected.values()) - sum(stored.values()),
+                    "errors": final.get("ingest", {}).get("errors"),
+                }
+    b_live, b_drain = n / broker_live, n / broker_drain
+    p_live, p_drain = n / paho_live, n / paho_drain
+    result.update({
+        "publisher_rate_msg_s": round(pub_live["rate"]),
+        "broker_mosquitto_sub": {"live_msg_s": round(b_live), "drain_msg_s": round(b_drain)},
+        "paho_counting": {"live_msg_s": round(p_live), "drain_msg_s": round(p_drain)},
+        "supervisor_e2e": e2e,
+        "ratios": {
+            "e2e_live_vs_broker_live": round(e2e["live"]["rate_msg_s"] / b_live, 2),
+            "e2e_live_vs_paho_live": round(e2e["live"]["rate_msg_s"] / p_live, 2),
+            "e2e_drain_vs_broker_drain": round(e2e["drain"]["rate_msg_s"] / b_drain, 2),
+            "e2e_drain_vs_paho_drain": round(e2e["drain"]["rate_msg_s"] / p_drain, 2),
+        },
+    })
+    return result
