@@ -43,6 +43,8 @@ __all__ = [
     "OUT_OF_RANGE",
     "REASONS",
     "UNKNOWN_TOPIC",
+    "UNKNOWN_UNIT",
+    "WRONG_KIND",
     "DeclarativeDriver",
     "DefinitionError",
     "Field",
@@ -70,9 +72,11 @@ OUT_OF_RANGE = "out_of_range"  # outside the canonical range of drivers._schema
 UNKNOWN_TOPIC = "unknown_topic"  # the topic is not one the driver claims
 BAD_IDENTIFIER = "bad_identifier"  # a zone/device/channel that is not [A-Za-z0-9_.:-]+
 BAD_TIMESTAMP = "bad_timestamp"  # unparseable, naive without zone, or outside 2000..2100
+WRONG_KIND = "wrong_kind"  # a well-formed message of a kind the driver does not decode (entity type, sensor id)
+UNKNOWN_UNIT = "unknown_unit"  # a value whose unit is neither in the message nor configured
 REASONS: frozenset[str] = frozenset(
     {INVALID_JSON, BAD_TYPE, BAD_VALUE, MISSING_FIELD, OUT_OF_RANGE, UNKNOWN_TOPIC, BAD_IDENTIFIER,
-     BAD_TIMESTAMP}
+     BAD_TIMESTAMP, WRONG_KIND, UNKNOWN_UNIT}
 )
 
 _IDENT = re.compile(r"[A-Za-z0-9_.:-]+")

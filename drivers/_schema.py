@@ -32,6 +32,10 @@ CANONICAL: dict[str, dict[str, MeasureSpec]] = {
         "interval": MeasureSpec("s", F, 0, None, "length of the counting interval"),
         "v85": MeasureSpec("km/h", F, 0, 300, "85th percentile speed"),
         "uptime": MeasureSpec("%", F, 0, 100, "share of the interval the counter was active"),
+        "bike_flow": MeasureSpec("veh/h", F, 0, 20000, "two-wheeler flow rate"),
+        "pedestrian_flow": MeasureSpec("ped/h", F, 0, 100000, "pedestrian flow rate"),
+        "speed_ratio": MeasureSpec("%", F, 0, 200, "mean speed as a share of the free-flow speed"),
+        "capacity_use": MeasureSpec("%", F, 0, 1000, "flow as a share of the lane's maximum capacity"),
     },
     "lighting": {
         "on": MeasureSpec("bool", B, doc="circuit or lamp switched on"),
@@ -48,6 +52,8 @@ CANONICAL: dict[str, dict[str, MeasureSpec]] = {
         "rssi": MeasureSpec("dBm", F, -150, 20, "radio signal"),
         "online": MeasureSpec("bool", B, doc="controller reachable"),
         "door_open": MeasureSpec("bool", B, doc="cabinet door open"),
+        "reactive_power": MeasureSpec("var", F, -1e6, 1e6, "reactive power"),
+        "faults": MeasureSpec("tokens", S, doc="active fault tokens, upper case, comma separated"),
     },
     "cctv": {
         "online": MeasureSpec("bool", B, doc="camera reachable and streaming"),
@@ -59,6 +65,8 @@ CANONICAL: dict[str, dict[str, MeasureSpec]] = {
         "objects": MeasureSpec("count", I, 0, None, "objects currently tracked"),
         "inference_ms": MeasureSpec("ms", F, 0, None, "detector inference time"),
         "uptime": MeasureSpec("s", F, 0, None, "time since start"),
+        "battery": MeasureSpec("%", F, 0, 100, "battery charge"),
+        "rssi": MeasureSpec("dBm", F, -150, 20, "radio signal"),
     },
     "water": {
         "index": MeasureSpec("m3", F, 0, None, "volume index (counter; may reset)"),
@@ -67,6 +75,19 @@ CANONICAL: dict[str, dict[str, MeasureSpec]] = {
         "temperature": MeasureSpec("°C", F, -50, 150, "water temperature"),
         "battery": MeasureSpec("%", F, 0, 100, "battery charge"),
         "rssi": MeasureSpec("dBm", F, -150, 20, "radio signal"),
+        "target_index": MeasureSpec("m3", F, 0, None, "volume index at the last billing date"),
+        "max_flow": MeasureSpec("m3/h", F, 0, 10000, "highest flow over the meter's reporting window"),
+        "min_flow": MeasureSpec("m3/h", F, 0, 10000, "lowest flow over the meter's reporting window"),
+        "external_temperature": MeasureSpec("°C", F, -50, 150, "temperature outside the pipe"),
+    },
+    "air": {
+        "no2": MeasureSpec("µg/m3", F, 0, 2000, "nitrogen dioxide concentration"),
+        "pm10": MeasureSpec("µg/m3", F, 0, 2000, "particulate matter < 10 µm"),
+        "pm25": MeasureSpec("µg/m3", F, 0, 2000, "particulate matter < 2.5 µm"),
+        "o3": MeasureSpec("µg/m3", F, 0, 2000, "ozone concentration"),
+        "eaqi": MeasureSpec("level", I, 1, 6, "European Air Quality Index level (1 good .. 6 extremely poor)"),
+        "temperature": MeasureSpec("°C", F, -60, 70, "air temperature"),
+        "humidity": MeasureSpec("%", F, 0, 100, "relative humidity"),
     },
 }
 
