@@ -166,6 +166,17 @@ def to_float(value: Any, key: str = "value") -> float | None:
     raise DecodeError(BAD_TYPE, f"{key}: expected a number, got {_json_type(value)}")
 
 
+_UNKNOWN_TEXTS = frozenset({"-", "-%", "n/a", "na", "unknown"})
+
+
+def to_float_or_unknown(value: Any, key: str = "value") -> float | None:
+    """:func:`to_float`, but the placeholders ``"-"``, ``"-%"``, ``"n/a"``, ``"unknown"`` (any case)
+    are "no value" too (Frigate writes ``"-%"`` for a GPU figure it cannot read)."""
+    if type(value) is str and value.strip().lower() in _UNKNOWN_TEXTS:
+        return None
+    return to_float(value, key)
+
+
 def to_int(value: Any, key: str = "value") -> int | None:
     """An integer from an int, an integral float (``3.0``) or an integral numeric string."""
     if value is None:
