@@ -1,0 +1,100 @@
+"""Lose nothing: SIGKILL, InfluxDB outage, broker restart and a full spool, under load.
+
+A 1,000-device city is published at a bounded rate so that the fault lands mid-load; at the end
+InfluxDB must hold exactly the points of every message the publisher got a PUBACK for: zero lost,
+zero duplicates (timestamps are unique per device, replays overwrite).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from supervisor.bench.procs import mosquitto
+from supervisor.bench.reliability import (
+    ChunkedPublisher,
+    InfluxHttp,
+    InfluxProc,
+    Load,
+    SupervisorProc,
+    scenario_broker_restart,
+    scenario_influx_outage,
+    scenario_kill,
+    scenario_spool_full,
+    supervisor_config,
+    wait_stored,
+)
+from tests.reliability.conftest import assert_nothing_lost, report
+from tests.support.services import Influx
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_sigkill_under_load_loses_nothing(tmp_path: Path, influx: Influx) -> None:
+    res = scenario_kill(tmp_path, influx.url, devices=1000, count=20_000, rate=2000.0)
+    report(res)
+    assert_nothing_lost(res)
+
+
+def test_two_sigkills_in_a_row_lose_nothing(tmp_path: Path, influx: Influx) -> None:
+    res = scenario_kill(tmp_path, influx.url, devices=1000, count=12_000, rate=2000.0, down_s=0.5, kills=2)
+    report(res)
+    assert_nothing_lost(res)
+
+
+def test_influxdb_outage_of_a_minute_under_load_loses_nothing(tmp_path: Path) -> None:
+    res = scenario_influx_outage(tmp_path, devices=1000, count=30_000, rate=400.0, outage_s=62.0)
+    report(res)
+    assert res["outage_s"] >= 60
+    assert res["messages_acked_during_outage"] > 10_000  # the load really went on during the outage
+    assert res["spool_peak_bytes"] > 1_000_000  # the points went to the spool...
+    assert res["spool_metric_max_bytes"] > 0  # ...which the supervisor's health metric showed
+    assert res["replay_logged"]
+    assert res["spool_left_bytes"] == 0  # ...and was replayed
+    assert_nothing_lost(res)
+
+
+def test_broker_restart_with_persistence_under_load_loses_nothing(tmp_path: Path, influx: Influx) -> None:
+    res = scenario_broker_restart(tmp_path, influx.url, devices=1000, count=20_000, rate=2000.0)
+    report(res)
+    assert res["republished_chunks"] >= 1  # the publisher did see the broker go
+    assert res["supervisor_connects"] >= 2  # and so did the supervisor
+    assert_nothing_lost(res)
+
+
+def test_full_spool_holds_data_at_the_broker_and_raises_the_alarm(tmp_path: Path) -> None:
+    res = scenario_spool_full(tmp_path, devices=1000, count=8000, spool_max_bytes=256 * 1024)
+    report(res)
+    assert res["full_logged"], "the writer must log that the spool is full"
+    assert res["spool_peak_ratio"] >= 0.8
+    assert res["spool_peak_bytes"] <= 256 * 1024  # the bound holds
+    assert res["restarted_while_full"], "a supervisor must start while InfluxDB is down"
+    assert res["alarm_logged"], "the spool alarm must be in the supervisor's log"
+    assert res["alarm_points"]["raised"] >= 1, "the spool alarm must reach the alarms measurement"
+    assert res["spool_left_bytes"] == 0
+    assert_nothing_lost(res)
+
+
+def test_supervisor_starts_while_influxdb_is_down(tmp_path: Path) -> None:
+    """Restarting during an outage must work: otherwise the spool cannot take the broker's backlog and
+    a bounded broker queue (deploy/mosquitto: max_queued_messages) ends up dropping messages."""
+    influxd = InfluxProc(tmp_path / "influxdb")  # port chosen, server not started yet
+    load = Load.city(200, 1000)
+    with mosquitto(tmp_path / "mq", persistence=True) as broker:
+        cfg = supervisor_config(tmp_path / "var", broker, influxd.url, "urban_down", "urban-rel-down")
+        sup = SupervisorProc(tmp_path / "sup", cfg)
+        try:
+            sup.start().wait_connected(30)
+            pub = ChunkedPublisher(broker.host, broker.port, load, rate=2000.0)
+            pub.start()
+            pub.join(60)
+            time.sleep(2.0)
+            assert sup.alive
+            influxd.start()
+            stored = wait_stored(InfluxHttp(influxd.url), "urban_down", load.expected, 60, interval=1.0)
+            assert stored == load.expected
+        finally:
+            sup.terminate(30)
+            influxd.stop()
