@@ -55,6 +55,7 @@ __all__ = [
     "filters_collide",
     "parse_object",
     "parse_timestamp",
+    "pattern_option",
     "records",
     "to_bool",
     "to_float",
@@ -454,6 +455,26 @@ def filters_collide(a: str, b: str) -> bool:
     longer = sa if len(sa) > len(sb) else sb
     # "a/#" also matches "a"
     return len(longer) == min(len(sa), len(sb)) + 1 and longer[-1] == "#"
+
+
+def pattern_option(driver: str, options: Mapping[str, Any], key: str, default: str,
+                   needs: tuple[str, ...] = ("device",)) -> TopicPattern:
+    """The topic pattern configured under ``options[key]`` (else ``default``), compiled.
+
+    For drivers whose topic layout is a deployment choice. A pattern that does not compile or does
+    not capture every name of ``needs`` is a :class:`ConfigError` at start.
+    """
+    raw = options.get(key, default)
+    if not isinstance(raw, str):
+        raise ConfigError(f"driver {driver!r}: option {key} must be a topic pattern string, got {raw!r}")
+    try:
+        pattern = TopicPattern(raw)
+    except DefinitionError as exc:
+        raise ConfigError(f"driver {driver!r}: option {key}: {exc}") from None
+    missing = [n for n in needs if n not in pattern.names]
+    if missing:
+        raise ConfigError(f"driver {driver!r}: option {key} {raw!r} must capture {{{'}, {'.join(missing)}}}")
+    return pattern
 
 
 # --------------------------------------------------------------------------- fields
