@@ -146,7 +146,10 @@ class Driver(abc.ABC):
     - ``families``: the families it emits;
     - ``topics``: MQTT subscription filters it claims (``+``/``#`` wildcards);
     - ``measures``: ``{(family, measure): unit}`` it may emit, all in canonical units;
-    - ``commands``: the command actions it can encode (empty for read-only devices).
+    - ``commands``: the command actions it can encode (empty for read-only devices);
+    - ``ignored``: filters of topics the driver knows and deliberately skips, such as its own
+      command topics or binary snapshots: the framework acknowledges them without counting an
+      error (they arrive because the supervisor subscribes to the roots of ``topics``).
 
     ``__init__`` receives the driver's options from the configuration; it validates them and
     raises :class:`ConfigError`, and does no I/O.
@@ -157,6 +160,7 @@ class Driver(abc.ABC):
     topics: ClassVar[tuple[str, ...]]
     measures: ClassVar[Mapping[tuple[str, str], str]]
     commands: ClassVar[tuple[str, ...]] = ()
+    ignored: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: Mapping[str, Any] = dict(options or {})

@@ -45,6 +45,7 @@ class LightingCabinetDriver(Driver):
     name = "lighting_cabinet"
     families = (FAMILY,)
     topics = (_TELEMETRY.filter,)
+    ignored = ("city/+/lighting/+/cmd",)  # our own commands, seen through the city/# subscription
     measures = {**_CABINET.measures, **_CIRCUIT.measures, **_LAMP.measures}
     commands = ("set_level", "switch")
 

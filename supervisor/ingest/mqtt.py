@@ -200,8 +200,8 @@ class MqttIngest:
     # -- acknowledgement and publishing (any thread) ---------------------------------------------
     def ack(self, acks: Iterable[tuple[int, int]]) -> None:
         """Acknowledge (mid, qos) pairs once their points are durable."""
-        if not self._manual_ack:
-            return
+        if not self._manual_ack or not self._client.is_connected():
+            return  # not acknowledged: the broker redelivers them in the next session
         n = 0
         for mid, qos in acks:
             if qos:

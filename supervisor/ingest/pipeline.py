@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from drivers import Decoded, DecodeError, Event, Reading
 from supervisor.ingest.mqtt import Message
-from supervisor.ingest.router import Router
+from supervisor.ingest.router import Ignored, Router
 from supervisor.state.registry import StateRegistry, StatusChange
 from supervisor.storage.lineprotocol import LineProtocolError, event_line, reading_line
 
@@ -63,6 +63,7 @@ class IngestCounters:
     points: int = 0  # lines handed to the writer
     errors: Counter[tuple[str, str]] = field(default_factory=Counter)  # (driver, reason) -> count
     per_family: Counter[str] = field(default_factory=Counter)  # messages decoded per family
+    ignored: int = 0  # known topics deliberately skipped (our own commands)
     batches: int = 0
     last_batch_size: int = 0
     lag_ms: float = 0.0  # receive → processed, last batch (oldest message)
@@ -80,7 +81,7 @@ class IngestCounters:
     def as_dict(self) -> dict[str, Any]:
         return {
             "received": self.received, "decoded": self.decoded, "readings": self.readings,
-            "events": self.events, "points": self.points, "errors": self.error_total,
+            "events": self.events, "points": self.points, "errors": self.error_total, "ignored": self.ignored,
             "errors_by_reason": self.errors_by_reason(),
             "errors_by_driver": {f"{d}:{r}": n for (d, r), n in sorted(self.errors.items())},
             "per_family": dict(self.per_family), "batches": self.batches, "lag_ms": round(self.lag_ms, 1),
@@ -176,6 +177,9 @@ class Pipeline:
                 self._reject(topic, "-", "too_large", f"{len(payload)} bytes > limit {max_size}", b"", now)
                 continue
             driver = route(topic)
+            if isinstance(driver, Ignored):
+                c.ignored += 1
+                continue
             if driver is None:
                 reason = "bad_topic" if ("+" in topic or "#" in topic or not topic.isprintable()) else "unknown_topic"
                 self._reject(topic, "-", reason, "no driver claims this topic", payload, now)

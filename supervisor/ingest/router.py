@@ -16,11 +16,20 @@ class TopicCollisionError(ValueError):
     """Two drivers claim the same topic filter."""
 
 
+class Ignored:
+    """Marker for topics a driver knowingly skips (its own command topics)."""
+
+    name = "ignored"
+
+
+IGNORED = Ignored()
+
+
 @dataclass
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
-    drivers: list[Driver] = field(default_factory=list)  # filters ending here
-    hash_drivers: list[Driver] = field(default_factory=list)  # filters ending with '#' here
+    drivers: list[Driver | Ignored] = field(default_factory=list)  # filters ending here
+    hash_drivers: list[Driver | Ignored] = field(default_factory=list)  # filters ending with '#' here
 
 
 def topic_matches(filter_: str, topic: str) -> bool:
@@ -47,7 +56,7 @@ def valid_topic_name(topic: str) -> bool:
 class Router:
     def __init__(self, drivers: list[Driver], cache_size: int = 200_000) -> None:
         self._root = _Node()
-        self._cache: dict[str, Driver | None] = {}
+        self._cache: dict[str, Driver | Ignored | None] = {}
         self._cache_size = cache_size
         self.filters: list[tuple[str, Driver]] = []
         seen: dict[str, str] = {}
@@ -58,8 +67,12 @@ class Router:
                 seen[flt] = d.name
                 self._insert(flt, d)
                 self.filters.append((flt, d))
+        for d in drivers:
+            for flt in d.ignored:
+                if flt not in seen:
+                    self._insert(flt, IGNORED)
 
-    def _insert(self, flt: str, driver: Driver) -> None:
+    def _insert(self, flt: str, driver: Driver | Ignored) -> None:
         node = self._root
         parts = flt.split("/")
         for i, part in enumerate(parts):
@@ -71,8 +84,8 @@ class Router:
             node = node.children.setdefault(part, _Node())
         node.drivers.append(driver)
 
-    def route(self, topic: str) -> Driver | None:
-        """The driver for ``topic``, or ``None`` when no driver claims it."""
+    def route(self, topic: str) -> Driver | Ignored | None:
+        """The driver for ``topic``, :data:`IGNORED` for a known topic to skip, ``None`` if unclaimed."""
         try:
             return self._cache[topic]
         except KeyError:
@@ -87,7 +100,7 @@ class Router:
         """Every driver whose filters match ``topic`` (for ``decode --all``)."""
         return [d for flt, d in self.filters if topic_matches(flt, topic)]
 
-    def _walk(self, topic: str) -> Driver | None:
+    def _walk(self, topic: str) -> Driver | Ignored | None:
         parts = topic.split("/")
         dollar = topic.startswith("$")
         stack: list[tuple[_Node, int]] = [(self._root, 0)]
