@@ -1,0 +1,89 @@
+"""AsyncAPI "Streetlights MQTT API" (smartylighting): measured light in, turn on/off and dim out.
+
+Subscribes to ``smartylighting/streetlights/1/0/event/{streetlightId}/lighting/measured``
+(``{"lumens": n, "sentAt": ISO}``); publishes ``.../action/{streetlightId}/turn/on|off``
+(``{"command": "on"|"off"}``) and ``.../action/{streetlightId}/dim`` (``{"percentage": 0..100}``).
+``sentAt`` is omitted from commands: the contract does not require it and a driver has no clock.
+See README.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+
+from .._contract import Command, Decoded, DecodeError, Driver, EncodeError, Publish, Reading
+from .._declarative import (
+    BAD_TYPE,
+    MISSING_FIELD,
+    UNKNOWN_TOPIC,
+    TopicPattern,
+    check_range,
+    parse_object,
+    parse_timestamp,
+    to_float,
+    to_identifier,
+)
+from .._schema import unit_of
+
+__all__ = ["AsyncapiStreetlightsDriver"]
+
+FAMILY = "lighting"
+BASE = "smartylighting/streetlights/1/0"
+_MEASURED = TopicPattern(BASE + "/event/{device}/lighting/measured")
+
+
+def percent_to_percentage(level: float) -> int:
+    """% → the contract's integer ``percentage``; above 0 never rounds down to 0."""
+    value = round(level)
+    return max(value, 1) if level > 0 else 0
+
+
+class AsyncapiStreetlightsDriver(Driver):
+    name = "asyncapi-streetlights"
+    families = (FAMILY,)
+    topics = (_MEASURED.filter,)
+    measures = {(FAMILY, "lumens"): unit_of(FAMILY, "lumens")}
+    commands = ("set_level", "switch")
+
+    def decode(self, topic: str, payload: bytes) -> Decoded:
+        where = _MEASURED.match(topic)
+        if where is None:
+            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {_MEASURED.pattern}")
+        obj = parse_object(payload)
+        raw = obj.get("lumens")
+        if isinstance(raw, bool):
+            raise DecodeError(BAD_TYPE, "lumens: expected a number, got a boolean")
+        lumens = to_float(raw, "lumens")
+        if lumens is None:
+            raise DecodeError(MISSING_FIELD, "lumens is required")
+        check_range(FAMILY, "lumens", lumens)
+        ts = parse_timestamp(obj.get("sentAt"), "sentAt")
+        return Decoded([Reading(where["device"], FAMILY, {"lumens": lumens}, ts)])
+
+    def encode(self, command: Command) -> list[Publish]:
+        device = command.device
+        try:
+            ok = to_identifier(device) is not None
+        except DecodeError:
+            ok = False
+        if not ok:
+            raise EncodeError(f"{self.name}: streetlight id {device!r} is not a topic level identifier")
+        if command.channel is not None:
+            raise EncodeError(f"{self.name}: the contract addresses whole streetlights, not channels")
+        if command.action == "set_level":
+            level = command.value
+            if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level):
+                raise EncodeError(f"{self.name}: set_level needs a number, got {level!r}")
+            if not 0 <= level <= 100:
+                raise EncodeError(f"{self.name}: level {level!r} is outside 0..100 %")
+            body = {"percentage": percent_to_percentage(float(level))}
+            return [Publish(f"{BASE}/action/{device}/dim", orjson.dumps(body), qos=1, retain=False)]
+        if command.action == "switch":
+            if not isinstance(command.value, bool):
+                raise EncodeError(f"{self.name}: switch needs true or false, got {command.value!r}")
+            verb = "on" if command.value else "off"
+            body_s = {"command": verb}
+            return [Publish(f"{BASE}/action/{device}/turn/{verb}", orjson.dumps(body_s), qos=1, retain=False)]
+        raise EncodeError(f"{self.name}: cannot encode {command.action!r}")
