@@ -30,8 +30,9 @@ from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
 from supervisor.state.registry import STATUS_CODE, StateRegistry, StatusChange
+from supervisor.storage import StorageError
 from supervisor.storage.lineprotocol import point_line
-from supervisor.storage.writer import BatchWriter, make_writer
+from supervisor.storage.writer import BatchWriter, make_sink, make_writer
 
 _log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Supervisor:
         self.inbox = Inbox()
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
         self.writer = writer if writer is not None else make_writer(self._storage_config(settings))
+        self._own_writer = writer is None
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
         self.state = StateRegistry(intervals, settings.state.stale_factor)
         self.model = model
@@ -196,11 +198,43 @@ class Supervisor:
                 self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
                 self.device_driver[dev.id] = dev.driver
         self._restore_rules()
-        self.writer.sink.ensure_ready()
+        self._prepare_storage()
         self.writer.start()
         self.mqtt.start()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
+
+    def _prepare_storage(self) -> None:
+        """Create the database; when the storage does not answer, start anyway and retry in the background.
+
+        Refusing to start while InfluxDB is down would leave the backlog at the broker (whose queue
+        is bounded) instead of the spool, which exists for exactly that outage.
+        """
+        try:
+            self.writer.sink.ensure_ready()
+        except StorageError as exc:
+            if not exc.retryable:
+                raise
+            _log.error("storage not ready, starting anyway (batches are retried, then spooled): %s", exc)
+            if self._own_writer:
+                threading.Thread(target=self._retry_storage, name="storage-ready", daemon=True).start()
+
+    def _retry_storage(self) -> None:
+        """Retry the storage set-up on a sink of its own (the writer's is not shared across threads)."""
+        delay = 1.0
+        while not self._stop.wait(delay):
+            sink = make_sink(self._storage_config(self.settings))
+            try:
+                sink.ensure_ready()
+                _log.info("storage ready")
+                return
+            except StorageError as exc:
+                if not exc.retryable:
+                    _log.error("storage set-up refused: %s", exc)
+                    return
+                delay = min(delay * 2, 30.0)
+            finally:
+                sink.close()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop receiving, process what was received, flush the writer, then disconnect."""
