@@ -119,7 +119,7 @@ class AdaptiveLightingRule(_Rule):
     classes: tuple[LightingClass, ...] | None = Field(None, min_length=1)
     hysteresis: float = Field(50.0, ge=0, le=5000)
     hold_s: float = Field(600.0, ge=0, le=86400)
-    ramp_pct_per_min: float = Field(20.0, gt=0, le=100)
+    ramp_pct_per_min: float = Field(20.0, gt=0, le=6000)  # 6000 %/min = 100 %/s: no practical ramp
     step_pct: float = Field(5.0, gt=0, le=50)
     min_level: Level = 20.0
     stale_factor: float = Field(3.0, ge=1, le=100)

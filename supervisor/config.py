@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     state: StateConfig = Field(default_factory=StateConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    # a virtual clock (demos, benchmarks, rehearsing a night): UTC epoch seconds at start, and speed
+    clock_start: float | None = None
+    clock_speed: float = Field(1.0, gt=0)
     state_file: Path = Path("rules-state.json")  # rule state surviving restarts (under data_dir)
     state_save_interval: float = Field(10.0, gt=0)
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)

@@ -38,6 +38,7 @@ _log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 5000
 HEALTH_INTERVAL = 5.0
+RULE_TICK = 0.05  # s between rule-engine ticks (schedules, leases, ramps, retries)
 SPOOL_ALARM = 0.8  # fill ratio that raises the spool alarm
 SPOOL_CLEAR = 0.5
 
@@ -136,6 +137,7 @@ class Supervisor:
         self.commands_refused = 0
         self.spool_alarm = False
         self._next_save = 0.0
+        self._next_tick = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_check = 0.0
@@ -306,7 +308,9 @@ class Supervisor:
     def _periodic(self) -> None:
         now = self.clock()
         mono = time.monotonic()
-        if self.rules is not None:
+        if self.rules is not None and mono >= self._next_tick:
+            # bounded cadence: under load a batch arrives every few ms, and a tick walks every rule
+            self._next_tick = mono + RULE_TICK
             try:
                 self.rules.tick(now)
             except Exception:

@@ -49,10 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 class SupervisorProcess:
     """``urban-supervisor run`` in its own process, observed through its API summary."""
 
-    def __init__(self, workdir: Path, mqtt_port: int, influx_url: str, database: str, client_id: str) -> None:
+    def __init__(self, workdir: Path, mqtt_port: int, influx_url: str, database: str, client_id: str, *,
+                 extra: dict[str, Any] | None = None) -> None:
         self.api_port = free_port()
         cfg = workdir / f"{client_id}.yaml"
         cfg.write_text(json.dumps({
+            **(extra or {}),
             "mode": "test",
             "log_level": "WARNING",
             "data_dir": str(workdir / client_id),

@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from supervisor.cli import EXIT_INVALID, EXIT_OK
@@ -38,7 +39,12 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         settings = load_settings(args.config)
-        sup = Supervisor(settings, model=load_model(settings))
+        clock = time.time
+        if settings.clock_start is not None:
+            from rules import VirtualClock
+
+            clock = VirtualClock(settings.clock_start, settings.clock_speed).now
+        sup = Supervisor(settings, model=load_model(settings), clock=clock)
     except (ConfigFileError, SupervisorError) as exc:
         print(f"urban-supervisor: {exc}", file=sys.stderr)
         return EXIT_INVALID
