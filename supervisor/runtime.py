@@ -138,6 +138,7 @@ class Supervisor:
         self.spool_alarm = False
         self._next_save = 0.0
         self._next_tick = 0.0
+        self._saver: threading.Thread | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_check = 0.0
@@ -256,15 +257,30 @@ class Supervisor:
         p = self.settings.state_file
         return p if p.is_absolute() else self.settings.data_dir / p
 
-    def _save_rules(self) -> None:
-        """Write the rule engine's snapshot atomically (temp file, fsync, rename)."""
+    def _save_rules(self, background: bool = False) -> None:
+        """Write the rule engine's snapshot atomically (temp file, fsync, rename).
+
+        The snapshot is taken here (under the lock, cheap); with ``background`` the file is
+        written and fsynced by a short-lived thread, so a slow disk never stalls the pipeline.
+        """
         if self.rules is None:
             return
+        data = orjson.dumps(self.rules.snapshot())
+        if background:
+            if self._saver is not None and self._saver.is_alive():
+                return  # the previous save is still on its way; the next period catches up
+            self._saver = threading.Thread(target=self._write_state, args=(data,), name="rule-state", daemon=True)
+            self._saver.start()
+        else:
+            if self._saver is not None:
+                self._saver.join(10)
+            self._write_state(data)
+
+    def _write_state(self, data: bytes) -> None:
         path = self.state_path
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".tmp")
-            data = orjson.dumps(self.rules.snapshot())
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -329,7 +345,7 @@ class Supervisor:
                 self.writer.submit(lines)
         if self.rules is not None and mono >= self._next_save:
             self._next_save = mono + self.settings.state_save_interval
-            self._save_rules()
+            self._save_rules(background=True)
         if mono >= self._next_health:
             self._next_health = mono + HEALTH_INTERVAL
             lines = self._health_lines(now, mono)
