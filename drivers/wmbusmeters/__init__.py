@@ -89,7 +89,7 @@ class WmbusmetersDriver(Driver):
             for key, factor in candidates:
                 number = to_float(obj.get(key), key)
                 if number is not None:
-                    values[measure] = check_range("water", measure, number * factor)
+                    values[measure] = check_range("water", measure, round(number * factor, 9))
                     break
         tokens: list[str] | None = None
         for key in _STATUS_KEYS:
