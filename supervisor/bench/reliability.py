@@ -58,6 +58,10 @@ _log = logging.getLogger(__name__)
 # a field present in every point of each measurement, to count points
 COUNT_FIELD = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
 FAULTS = ("kill", "influx_outage", "broker_restart", "spool_full")
+# Started as root, mosquitto drops to the ``mosquitto`` user and then cannot write its persistence
+# file (nor its log) in a root-owned temp directory: the session is silently not persisted and a
+# restart loses every queued message. Stay root in that case.
+BROKER_EXTRA = "user root" if os.geteuid() == 0 else ""
 
 
 # -- InfluxDB ---------------------------------------------------------------------------------------
@@ -509,7 +513,7 @@ def _rig(workdir: Path, influx_url: str | None, *, persistence: bool = True, **s
         influx_url = own.url
     influx = InfluxHttp(influx_url)
     db = influx.create()
-    broker = Mosquitto(workdir / "mosquitto", persistence=persistence).start()
+    broker = Mosquitto(workdir / "mosquitto", persistence=persistence, extra_conf=BROKER_EXTRA).start()
     cfg = supervisor_config(workdir / "var", broker, influx_url, db, f"urban-rel-{uuid.uuid4().hex[:6]}", **storage)
     sup = SupervisorProc(workdir / "sup", cfg)
     return _Rig(workdir, influx, db, broker, sup, own)
@@ -618,9 +622,11 @@ def scenario_broker_restart(workdir: Path, influx_url: str | None, *, devices: i
         stored, drain, summary = _finish(rig, load, pub, 120)
         mon.stop_event.set()
         mq = (summary or {}).get("mqtt", {})
+        log = rig.sup.log()
         return outcome("broker_restart", load, pub, stored, down_s=down_s, recover_s=mon.caught_up_after(t_up),
                        drain_after_load_s=drain, supervisor_connects=mq.get("connects"),
-                       supervisor_received=mq.get("received"))
+                       supervisor_received=mq.get("received"),
+                       session_resumed=log.count("session present: True") >= 1)
     finally:
         rig.close()
 

@@ -59,8 +59,8 @@ def test_influxdb_outage_of_a_minute_under_load_loses_nothing(tmp_path: Path) ->
 def test_broker_restart_with_persistence_under_load_loses_nothing(tmp_path: Path, influx: Influx) -> None:
     res = scenario_broker_restart(tmp_path, influx.url, devices=1000, count=20_000, rate=2000.0)
     report(res)
-    assert res["republished_chunks"] >= 1  # the publisher did see the broker go
-    assert res["supervisor_connects"] >= 2  # and so did the supervisor
+    assert res["supervisor_connects"] >= 2  # the supervisor did see the broker go
+    assert res["session_resumed"]  # the broker restored its persistent session
     assert_nothing_lost(res)
 
 
