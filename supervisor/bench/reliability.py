@@ -718,3 +718,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}), file=sys.stderr)
             out[f] = {k: v for k, v in res.items() if k not in ("expected", "stored", "storage", "fault")}
     return out
+
+
+def broker_counter(host: str, port: int, topic: str = "$SYS/broker/publish/messages/dropped",
+                   timeout: float = 5.0) -> int | None:
+    """A Mosquitto ``$SYS`` counter (published every ``sys_interval``), or None when none came."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: list[int] = []
+    done = threading.Event()
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            got.append(int(msg.payload))
+        except ValueError:
+            return
+        done.set()
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"urban-rel-sys-{uuid.uuid4().hex[:6]}",
+                    protocol=mqtt.MQTTv5)
+    c.on_message = on_message
+    c.connect(host, port)
+    c.subscribe(topic)
+    c.loop_start()
+    try:
+        done.wait(timeout)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+    return got[-1] if got else None

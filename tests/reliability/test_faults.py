@@ -98,3 +98,47 @@ def test_supervisor_starts_while_influxdb_is_down(tmp_path: Path) -> None:
         finally:
             sup.terminate(30)
             influxd.stop()
+
+
+def test_a_bounded_broker_queue_is_the_only_place_that_drops_and_it_counts(tmp_path: Path, influx: Influx) -> None:
+    """Past the broker's bound for an offline persistent session (``max_queued_messages``) Mosquitto
+    drops new messages although the publisher got its PUBACK. That is the one place where data can
+    be shed; it is not silent: the loss equals ``$SYS/broker/publish/messages/dropped``."""
+    from supervisor.bench.procs import Mosquitto
+    from supervisor.bench.reliability import BROKER_EXTRA, broker_counter
+
+    load = Load.city(200, 1500)
+    bound = 500
+    # a later option wins in mosquitto.conf: this bound replaces procs' `max_queued_messages 0`
+    broker = Mosquitto(tmp_path / "mq", extra_conf=f"{BROKER_EXTRA}\nsys_interval 1\nmax_queued_messages {bound}")
+    broker.start()
+    db = influx.create()
+    sup = SupervisorProc(tmp_path / "sup", supervisor_config(tmp_path / "var", broker, influx.url, db, "urban-rel-q"))
+    try:
+        time.sleep(0.5)
+        sup.start().wait_connected(30)
+        sup.terminate(30)  # offline: the persistent session queues at the broker
+        pub = ChunkedPublisher(broker.host, broker.port, load, rate=3000.0)
+        pub.start()
+        pub.join(60)
+        time.sleep(1.5)
+        dropped = broker_counter(broker.host, broker.port)
+        sup.start().wait_connected(30)
+        time.sleep(3.0)
+        stored = wait_stored(InfluxHttp(influx.url), db, load.expected, 6, interval=2.0)
+        sup.terminate(30)
+        stored = InfluxHttp(influx.url).counts(db, sorted(load.expected))
+    finally:
+        sup.terminate(30)
+        broker.stop()
+        influx.drop(db)
+    lost_points = sum(load.expected.values()) - sum(stored.values())
+    # the first `bound` messages were kept, the rest dropped (newest shed first)
+    kept = load.messages[:bound]
+    kept_points = sum(m.points + m.events for m in kept)
+    report({"fault": "broker_queue_bound", "messages": len(load.messages), "messages_acked": pub.progress,
+            "broker_dropped": dropped, "points_expected": sum(load.expected.values()),
+            "points_stored": sum(stored.values()), "lost": lost_points})
+    assert pub.progress == len(load.messages)  # every message was PUBACKed to the devices
+    assert dropped == len(load.messages) - bound
+    assert sum(stored.values()) == kept_points
