@@ -136,12 +136,12 @@ class Rig:
 
             rule_set = load_rules(rules_dir, model)
         sup = Supervisor(st, clock=sim.clock.now, model=model, rule_set=rule_set)
-        sup.start()
         rig = cls(city, model, sim, sup, broker, influx, db)
         try:
+            sim.open()  # the lamps listen before the supervisor's first rule tick commands them
+            sup.start()
             assert sup.mqtt.wait_connected(10)
             time.sleep(0.3)  # SUBACK
-            sim.open()
             sim.clock.begin()
         except BaseException:
             rig.close()
