@@ -281,6 +281,8 @@ class CityTelemetry:
         self.bursts: dict[str, Burst] = dict(bursts or {})
         self._origin_day = datetime.fromtimestamp(self.origin, self.tz).date()
         self._lock = threading.RLock()
+        self._camera_faults: dict[str, str] = {}  # camera -> "tamper" | "offline"
+        self._tamper_events: set[str] = set()  # cameras whose tamper is yet to be announced by an event
         self._offsets: dict[int, float] = {}
         self._dark: dict[int, bool] = {}
         self._state: dict[str, _DevState] = {}
@@ -432,6 +434,23 @@ class CityTelemetry:
                 lamp.failed = i in chosen
             return [lamps[i].id for i in sorted(chosen)]
 
+    def set_camera_fault(self, camera: str, fault: str | None) -> None:
+        """Make ``camera`` report a tamper (``"tamper"``), a lost stream (``"offline"``: online false,
+        0 fps, not recording) or nothing wrong (``None``); it keeps reporting, unlike a silenced one."""
+        if fault not in (None, "tamper", "offline"):
+            raise ValueError(f"camera fault must be 'tamper', 'offline' or None, got {fault!r}")
+        with self._lock:
+            st = self._state.get(camera)
+            if st is None or st.dev.family != "cctv":
+                raise KeyError(f"no camera {camera!r}")
+            if fault is None:
+                self._camera_faults.pop(camera, None)
+                self._tamper_events.discard(camera)
+            else:
+                self._camera_faults[camera] = fault
+                if fault == "tamper":
+                    self._tamper_events.add(camera)
+
     def lamp_failures(self, cabinet: str) -> int:
         with self._lock:
             return sum(lamp.failed for c in self._state[cabinet].circuits for lamp in c.lamps)
@@ -518,6 +537,15 @@ class CityTelemetry:
         elif d.family == "cctv":
             body = {"ts": ts, "online": True, "recording": True, "fps": round(rng.gauss(25.0, 0.3), 2),
                     "bitrate": round(max(100.0, rng.gauss(4096.0, 250.0)), 1), "tamper": False}
+            fault = self._camera_faults.get(d.id)
+            if fault == "tamper":
+                body["tamper"] = True
+                if d.id in self._tamper_events:  # a camera announces a tamper once, as an event
+                    self._tamper_events.discard(d.id)
+                    ev = {"ts": self._stamp(st, t), "type": "tamper", "score": 1.0}
+                    extra.append(Message(d.base_topic + "/event", orjson.dumps(ev), "cctv", "events", 1, d.id))
+            elif fault == "offline":
+                body.update(online=False, recording=False, fps=0.0, bitrate=0.0)
             day = not self.is_dark(t)
             if rng.random() < self.motion_probability * (1.0 if day else 0.4):
                 ets = self._stamp(st, t)

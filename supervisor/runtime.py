@@ -354,6 +354,11 @@ class Supervisor:
                 lines.append(alarm)
             self.writer.submit(lines)
 
+    def write_health(self) -> None:
+        """Submit the health, fleet and error-count points now (also done every HEALTH_INTERVAL)."""
+        with self.lock:
+            self.writer.submit(self._health_lines(self.clock(), time.monotonic()))
+
     def _spool_alarm(self, now: float) -> bytes | None:
         """Raise one alarm when the spool passes SPOOL_ALARM of its bound, clear it below SPOOL_CLEAR."""
         ws = self.writer.stats()
@@ -422,7 +427,7 @@ class Supervisor:
         for pub in publishes:
             if cmd.device not in pub.topic.split("/") or "+" in pub.topic or "#" in pub.topic:
                 self._refuse(cmd, f"driver {name!r} produced topic {pub.topic!r}, which does not name the device")
-        now = time.monotonic()
+        now = self.clock()  # the supervisor's clock: a virtual night is rate limited in its own time
         b = self._buckets.get(cmd.device)
         if b is None:
             b = self._buckets[cmd.device] = _TokenBucket(float(ccfg.burst), now)

@@ -77,6 +77,8 @@ def test_panel_query_returns_named_columns(influx: Influx, grafana_db: GrafanaDa
     columns = ["time", *outer_columns(target["query"])]
 
     series = run(influx, grafana_db, board, panel, target["query"])
+    if title in grafana_db.not_fed and not has_values(series):
+        pytest.skip(f"{grafana_db.source} data cannot feed {title!r}: {grafana_db.not_fed[title]}")
     assert series, f"no data for {title!r} with every variable on All"
     assert has_values(series), f"only nulls for {title!r}"
     for s in series:
@@ -96,6 +98,8 @@ def test_variables_and_annotations_run(influx: Influx, grafana_db: GrafanaData, 
     zones = [v for v in board["templating"]["list"] if v["name"] == "zone"]
     if zones and "zones" in grafana_db.facts:
         assert sorted(var_query(influx, grafana_db, board, zones[0], {})) == sorted(grafana_db.facts["zones"])
+    if grafana_db.source == "pipeline":
+        assert "zones" in grafana_db.facts
     for ann in board["annotations"]["list"]:
         if ann.get("builtIn"):
             continue
@@ -161,8 +165,9 @@ def test_overview_alarms_and_rate(influx: Influx, grafana_db: GrafanaData) -> No
 def test_lighting_failed_lamps_day_burning_commands(influx: Influx, grafana_db: GrafanaData) -> None:
     failed = row(one(influx, grafana_db, "lighting.json", "Failed lamps"))["failed lamps"]
     assert failed == fact(grafana_db, "failed_lamps")
+    expected_burning = fact(grafana_db, "day_burning")
     burning = row(one(influx, grafana_db, "lighting.json", "Day-burning"))["day-burning"]
-    assert burning == fact(grafana_db, "day_burning")
+    assert burning == expected_burning
     states = by_tag(one(influx, grafana_db, "lighting.json", "Command outcomes"), "state")
     assert {s: r["commands"] for s, r in states.items()} == fact(grafana_db, "command_states")
 

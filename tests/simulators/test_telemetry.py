@@ -298,3 +298,32 @@ def test_same_seed_same_telemetry() -> None:
     b = [m.payload for m in day_of(city_seed=5, hours=6)[1]]
     c = [m.payload for m in day_of(city_seed=6, hours=6)[1]]
     assert a == b and a != c
+
+
+def test_camera_faults_are_reported_and_cleared() -> None:
+    from simulators.city import generate_city
+    from simulators.telemetry import CityTelemetry
+
+    city = generate_city(seed=3, devices=60)
+    tel = CityTelemetry(city, seed=1, origin=1_700_000_000.0)
+    cams = [d["id"] for d in city["devices"] if d["family"] == "cctv"][:2]
+    tel.set_camera_fault(cams[0], "tamper")
+    tel.set_camera_fault(cams[1], "offline")
+    seen: dict[str, dict[str, object]] = {}
+    tamper_events = 0
+    for _ in range(2000):
+        for m in tel.due(tel.next_due()):
+            if m.device in cams and m.topic.endswith("/telemetry"):
+                seen[m.device] = orjson.loads(m.payload)
+            if m.device == cams[0] and m.topic.endswith("/event") and b'"tamper"' in m.payload:
+                tamper_events += 1
+        if len(seen) == 2:
+            break
+    assert seen[cams[0]]["tamper"] is True and seen[cams[0]]["online"] is True
+    assert tamper_events == 1
+    assert seen[cams[1]]["online"] is False and seen[cams[1]]["fps"] == 0.0
+    tel.set_camera_fault(cams[0], None)
+    with pytest.raises(ValueError, match="camera fault must be"):
+        tel.set_camera_fault(cams[0], "broken")
+    with pytest.raises(KeyError):
+        tel.set_camera_fault("lamp-000001", "tamper")
