@@ -21,6 +21,11 @@ def register(sub: Any) -> None:
     p.add_argument("--config", "-c", metavar="FILE", help="YAML configuration (URBAN_* env vars override it)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.add_argument("--no-api", action="store_true", help="do not start the HTTP API")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="run N worker processes, each owning a disjoint set of zones (MQTT 5 shared "
+                        "subscriptions), restarted when they die; see docs/scaling.md")
+    p.add_argument("--zones", metavar="Z1,Z2,...", default=None,
+                   help="with --workers: the zones to partition (default: every zone of the city model)")
     p.set_defaults(func=main)
 
 
@@ -34,6 +39,8 @@ def load_model(settings: Any) -> Any:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "workers", 1) != 1:
+        return main_workers(args)
     from supervisor.config import ConfigFileError, load_settings
     from supervisor.runtime import Supervisor, SupervisorError
 
@@ -71,3 +78,36 @@ def main(args: argparse.Namespace) -> int:
     sup.stop()
     print(json.dumps(sup.summary(), indent=2))
     return EXIT_OK
+
+
+def main_workers(args: argparse.Namespace) -> int:
+    """``--workers N``: plan the zone partition, run one process per worker, restart the dead ones."""
+    from supervisor.config import ConfigFileError
+    from supervisor.workers import WorkerManager, WorkersError, plan_workers
+
+    zones = [z.strip() for z in args.zones.split(",") if z.strip()] if args.zones else None
+    try:
+        if args.workers < 1:
+            raise WorkersError(f"--workers must be >= 1, got {args.workers}")
+        specs = plan_workers(args.config, args.workers, zones=zones, api=not args.no_api)
+    except (ConfigFileError, WorkersError) as exc:
+        print(f"urban-supervisor: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except Exception as exc:  # city file errors carry their own precise messages
+        print(f"urban-supervisor: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    manager = WorkerManager(specs, no_api=args.no_api).start()
+    for s in specs:
+        api = f", API port {s.api_port}" if s.api_port is not None else ""
+        print(f"urban-supervisor: worker {s.index} ({s.client_id}, $share/{s.share_group}) zones "
+              f"{','.join(s.zones)}{api}", file=sys.stderr)
+    try:
+        manager.run(stop, args.duration)
+    finally:
+        manager.stop()
+    print(json.dumps(manager.summary(), indent=2))
+    return EXIT_INVALID if manager.fatal else EXIT_OK
