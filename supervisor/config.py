@@ -128,6 +128,13 @@ class CommandsConfig(_Section):
     only_known_devices: bool = True  # commands go only to devices of the city model
 
 
+class IdentityConfig(_Section):
+    """Source identifiers → model devices (see supervisor/ingest/identity.py)."""
+
+    map: dict[str, dict[str, str]] = Field(default_factory=dict)  # driver -> {source id: device id}
+    unknown: Literal["refuse", "unplaced", "accept"] = "refuse"
+
+
 class ApiConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -163,6 +170,7 @@ class Settings(BaseSettings):
     state: StateConfig = Field(default_factory=StateConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     # a virtual clock (demos, benchmarks, rehearsing a night): UTC epoch seconds at start, and speed
     clock_start: float | None = None
     clock_speed: float = Field(1.0, gt=0)

@@ -26,6 +26,7 @@ import orjson
 from drivers import Command, Driver, DriverError
 from drivers import get as get_driver
 from supervisor.config import Settings
+from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
@@ -119,11 +120,13 @@ class Supervisor:
             self.alarms = AlarmManager(model)
         self.rules: Any = None
         self.lock = threading.RLock()
-        self.device_driver: dict[str, str] = {}
         self.pipeline = Pipeline(
             self.router, self.state, self.writer, self.mqtt.ack, clock=clock,
             max_payload_bytes=settings.mqtt.max_payload_bytes, on_status=self._on_status,
+            identity=IdentityMap(settings.identity.map, model.devices if model is not None else None,
+                                 settings.identity.unknown),
         )
+        self.device_driver = self.pipeline.device_driver
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -419,13 +422,14 @@ class Supervisor:
         driver = self.drivers.get(name)
         if driver is None:
             self._refuse(cmd, f"driver {name!r} is not enabled")
-        if cmd.zone is None:
+        zone = cmd.zone
+        if zone is None:
             st = self.state.get(cmd.device)
-            if st is not None and st.zone:
-                cmd = Command(cmd.device, cmd.action, cmd.value, st.zone, cmd.channel)
-        publishes = driver.encode(cmd)
+            zone = st.zone if st is not None and st.zone else None
+        source = self.pipeline.identity.source_of(name, cmd.device) if self.pipeline.identity else cmd.device
+        publishes = driver.encode(Command(source, cmd.action, cmd.value, zone, cmd.channel))
         for pub in publishes:
-            if cmd.device not in pub.topic.split("/") or "+" in pub.topic or "#" in pub.topic:
+            if not _names_device(pub.topic, source) or "+" in pub.topic or "#" in pub.topic:
                 self._refuse(cmd, f"driver {name!r} produced topic {pub.topic!r}, which does not name the device")
         now = self.clock()  # the supervisor's clock: a virtual night is rate limited in its own time
         b = self._buckets.get(cmd.device)
@@ -465,7 +469,18 @@ class Supervisor:
             "devices": {"total": len(self.state),
                         "by_status": {s: sum(1 for d in self.state if d.status == s) for s in STATUS_CODE}},
             "alarms": None if self.alarms is None else len(self.alarms.active()),
+            "identity": {"unknown": (self.pipeline.identity.report()[:20] if self.pipeline.identity else []),
+                         "unplaced": len(self.pipeline.identity.unplaced) if self.pipeline.identity else 0},
+            "commands_refused": self.commands_refused,
         }
+
+
+def _names_device(topic: str, source: str) -> bool:
+    """Whether the topic's levels contain the device's identifier (``a:b`` may stand for ``a/b``)."""
+    levels = topic.split("/")
+    want = source.replace(":", "/").split("/")
+    n = len(want)
+    return source in levels or any(levels[i:i + n] == want for i in range(len(levels) - n + 1))
 
 
 class _Clock:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from drivers import Decoded, DecodeError, Event, Reading
+from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.mqtt import Message
 from supervisor.ingest.router import Ignored, Router
 from supervisor.state.registry import StateRegistry, StatusChange
@@ -124,7 +125,7 @@ class Pipeline:
         max_future_s: float = 24 * 3600,
         max_past_s: float = 10 * 365 * 24 * 3600,
         dead_letters: int = 1000,
-        known_devices: Callable[[str], bool] | None = None,
+        identity: IdentityMap | None = None,
         rules: ReadingConsumer | None = None,
         on_status: Callable[[list[StatusChange]], None] | None = None,
     ) -> None:
@@ -136,7 +137,8 @@ class Pipeline:
         self.max_payload_bytes = max_payload_bytes
         self.max_future_s = max_future_s
         self.max_past_s = max_past_s
-        self.known_devices = known_devices
+        self.identity = identity
+        self.device_driver: dict[str, str] = {}  # device -> the driver that decodes it (for commands)
         self.rules = rules
         self.on_status = on_status
         self.counters = IngestCounters()
@@ -165,7 +167,7 @@ class Pipeline:
         changes: list[StatusChange] = []
         route = self.router.route
         max_size = self.max_payload_bytes
-        known = self.known_devices
+        resolve = self.identity.resolve if self.identity is not None else None
         state_update = self.state.update
         lo_ts, hi_ts = wall - self.max_past_s, wall + self.max_future_s
         oldest = batch[0][4]
@@ -195,9 +197,14 @@ class Pipeline:
             good: list[bytes] = []
             bad = ""
             for r in decoded.readings:
-                if known is not None and not known(r.device):
-                    bad = f"unknown_device:{r.device}"
-                    break
+                if resolve is not None:
+                    who = resolve(driver.name, r.device)
+                    if who is None:
+                        bad = f"unknown_device:{r.device} is not in the city model (see identity.map, identity.unknown)"
+                        break
+                    r.device = who[0]
+                    if who[1] is not None:
+                        r.zone = who[1]
                 ts = r.ts if r.ts is not None else received
                 if not (lo_ts <= ts <= hi_ts) or math.isnan(ts):
                     bad = f"bad_timestamp:{ts!r} outside [now-{self.max_past_s:.0f}s, now+{self.max_future_s:.0f}s]"
@@ -212,11 +219,21 @@ class Pipeline:
                 reason, _, detail = bad.partition(":")
                 self._reject(topic, driver.name, reason, detail, payload, now)
                 continue
+            dd = self.device_driver
             for r in decoded.readings:
+                dd[r.device] = driver.name
                 ch = state_update(r, now, r.ts or received)
                 if ch is not None:
                     changes.append(ch)
             for e in decoded.events:
+                if resolve is not None:
+                    who = resolve(driver.name, e.device)
+                    if who is None:
+                        self._reject(topic, driver.name, "unknown_device", f"{e.device} (event)", payload, now)
+                        continue
+                    e.device = who[0]
+                    if who[1] is not None:
+                        e.zone = who[1]
                 ets = e.ts if e.ts is not None else received
                 if not (lo_ts <= ets <= hi_ts):
                     continue

@@ -15,9 +15,9 @@ What must hold afterwards:
   ("Malformed packet", MQTT 5 §1.5.4), and so do topics deeper than 200 levels ("Protocol
   error"); they are never delivered.
 
-Payloads for devices that are not in the city model are valid: the test finds out whether the
-pipeline refuses them (``unknown_device``) or stores them, and checks the count either way. The
-counts by reason are printed as one JSON line.
+Payloads for devices that are not in the city model are valid but refused (``unknown_device``,
+the default ``identity.unknown: refuse`` when a model is loaded) and never stored. The counts by
+reason are printed as one JSON line.
 """
 
 from __future__ import annotations
@@ -320,10 +320,13 @@ def test_hostile_soak(tmp_path: Path, influx: Influx, influx_db: str) -> None:
             counters = sup.pipeline.counters
             mqtt_stats = dataclasses.replace(sup.mqtt.stats)  # before stop() disconnects
             dead = list(sup.pipeline.dead_letters)
-            ghosts_refused = sup.pipeline.known_devices is not None
+            ghosts_refused = sup.settings.identity.unknown == "refuse"
+            unknown_report = sup.pipeline.identity.report() if sup.pipeline.identity else []
         finally:
             sup.stop()
 
+    assert ghosts_refused, "a model is loaded: devices outside it are refused by default"
+    assert sum(r["messages"] for r in unknown_report) >= N_GHOST  # reported per source id, bounded
     expected_reasons = Counter(m.measurement.removeprefix("bad:") for m in bad)
     if ghosts_refused:
         expected_reasons["unknown_device"] += N_GHOST
