@@ -35,7 +35,8 @@ def _lamp(model) -> str:  # type: ignore[no-untyped-def]
 def test_tasmota_topic_maps_to_its_model_lamp_and_zone(tmp_path: Path, model) -> None:  # type: ignore[no-untyped-def]
     lamp = _lamp(model)
     sup = _sup(tmp_path, model, map={"tasmota": {"tasmota_A1B2C3": lamp}})
-    sup.pipeline.process([("stat/tasmota_A1B2C3/RESULT", orjson.dumps({"POWER": "ON", "Dimmer": 40}), 1, 1, time.time())])
+    payload = orjson.dumps({"POWER": "ON", "Dimmer": 40})
+    sup.pipeline.process([("stat/tasmota_A1B2C3/RESULT", payload, 1, 1, time.time())])
     assert sup.pipeline.counters.error_total == 0
     st = sup.state.get(lamp)
     assert st is not None and st.values["level"] == 40.0 and st.zone == model.devices[lamp].zone
