@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "URBAN_"
@@ -31,7 +31,20 @@ class TlsConfig(_Section):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    insecure: bool = False  # skip hostname verification (never in production)
+    insecure: bool = False  # skip hostname verification (refused in production mode)
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _readable(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"file not found or not a regular file: {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the client certificate)")
+        return self
 
 
 class MqttConfig(_Section):
@@ -194,6 +207,8 @@ class Settings(BaseSettings):
     def _refuse_default_secrets(self) -> Settings:
         if self.mode != "production":
             return self
+        if self.mqtt.tls is not None and self.mqtt.tls.insecure:
+            raise ValueError("mqtt.tls.insecure skips the broker's certificate check: not allowed in production")
         checks = {
             "mqtt.password": self.mqtt.password,
             "storage.password": self.storage.password,

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -98,6 +98,19 @@ def _tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
+class _Client(mqtt.Client):
+    """paho's client, keeping the reason of the last failed connection attempt (paho drops it)."""
+
+    last_connect_error = ""
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            return super().reconnect()
+        except OSError as exc:
+            self.last_connect_error = f"{type(exc).__name__}: {exc}"
+            raise
+
+
 class MqttIngest:
     """The supervisor's MQTT session: subscribe, receive into an inbox, acknowledge, publish."""
 
@@ -110,7 +123,7 @@ class MqttIngest:
         self.subscriptions = [prefix + t for t in topics]
         self._v5 = cfg.protocol == "5"
         self._manual_ack = manual_ack and cfg.qos > 0
-        self._client = mqtt.Client(
+        self._client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
@@ -131,6 +144,7 @@ class MqttIngest:
                 self._client.tls_insecure_set(True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message
         self._started = False
 
@@ -178,6 +192,13 @@ class MqttIngest:
         if self.subscriptions:
             client.subscribe([(t, int(self.cfg.qos)) for t in self.subscriptions])
         self.connected.set()
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        reason = getattr(client, "last_connect_error", "") or "connection failed"
+        error = f"cannot connect to {self.cfg.host}:{self.cfg.port}: {reason}"
+        if error != self.stats.last_error:  # once per distinct reason; paho retries with backoff
+            _log.error("MQTT: %s", error)
+        self.stats.last_error = error
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        rc: ReasonCode, properties: Properties | None) -> None:

@@ -73,9 +73,6 @@ def test_secrets_file_values_are_not_echoed_on_other_errors(tmp_path: Path) -> N
     assert "mqtt.port" in str(e.value) and "x7-Long" not in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: a missing TLS file is accepted by load_settings and "
-                   "Supervisor() then raises a bare FileNotFoundError('[Errno 2] No such file or directory') that "
-                   "names neither the key nor the path")
 @pytest.mark.parametrize("key", ["ca_file", "cert_file"])
 def test_missing_tls_files_give_a_precise_error(tmp_path: Path, key: str) -> None:
     missing = tmp_path / "nope" / f"{key}.pem"

@@ -184,9 +184,6 @@ def test_supervisor_with_wrong_ca_never_connects(
     assert sb.passwords["supervisor"] not in caplog.text
 
 
-@pytest.mark.xfail(strict=True, reason="reported to the lead: a TLS failure (wrong CA) leaves "
-                   "mqtt.stats.last_error empty and is logged only at DEBUG by paho; MqttIngest sets no "
-                   "on_connect_fail callback")
 def test_supervisor_reports_a_tls_verification_failure(
         secure_broker: SecureBroker, tmp_path: Path, influx: Influx, influx_db: str) -> None:
     sb = secure_broker
