@@ -139,6 +139,7 @@ class Supervisor:
         self._buckets: dict[str, _TokenBucket] = {}
         self.commands_refused = 0
         self.spool_alarm = False
+        self._sessions_lost_reported = 0
         self._next_save = 0.0
         self._next_tick = 0.0
         self._saver: threading.Thread | None = None
@@ -355,6 +356,15 @@ class Supervisor:
             alarm = self._spool_alarm(now)
             if alarm is not None:
                 lines.append(alarm)
+            lost = self.mqtt.stats.sessions_lost
+            if lost > self._sessions_lost_reported:
+                self._sessions_lost_reported = lost
+                lines.append(point_line(
+                    "alarms", {"kind": "supervisor", "severity": "critical", "element": "mqtt-session",
+                               "state": "raised"},
+                    {"id": f"mqtt-session:{self.instance}:{lost}", "devices": 0, "services": "",
+                     "text": "the broker lost the supervisor's persistent session; messages may be lost",
+                     "affected": "[]"}, int(now * 1000)))
             self.writer.submit(lines)
 
     def write_health(self) -> None:
@@ -395,7 +405,8 @@ class Supervisor:
         lines = [point_line("supervisor", {"instance": self.instance}, {
             "received": c.received, "decoded": c.decoded, "errors": c.error_total, "points_written": ws.points_written,
             "write_latency_ms": float(ws.last_latency_ms), "spool_bytes": ws.spool_bytes, "lag_ms": float(c.lag_ms),
-            "msg_rate": float(self.msg_rate), "devices": len(self.state),
+            "msg_rate": float(self.msg_rate), "devices": len(self.state), "dead_letters": ws.dead_letters,
+            "commands_refused": self.commands_refused, "sessions_lost": self.mqtt.stats.sessions_lost,
         }, ts)]
         for (driver, reason), n in sorted(c.errors.items()):
             lines.append(point_line("ingest_errors", {"instance": self.instance, "reason": reason, "driver": driver},
@@ -463,7 +474,7 @@ class Supervisor:
             "ingest": c.as_dict(),
             "storage": {"backend": self.settings.storage.backend, "points_written": ws.points_written,
                         "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,
-                        "pending": ws.pending,
+                        "pending": ws.pending, "dead_letters": ws.dead_letters,
                         "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms,
                         "spool_alarm": self.spool_alarm},
             "devices": {"total": len(self.state),

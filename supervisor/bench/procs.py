@@ -7,6 +7,7 @@ the publisher still gets its PUBACK.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -62,6 +63,10 @@ class Mosquitto:
             "autosave_interval 1",
             f"log_dest file {self.workdir}/mosquitto.log",
         ]
+        if os.geteuid() == 0 and "\nuser " not in f"\n{self.extra_conf}":
+            # as root, mosquitto drops to the 'mosquitto' user, which cannot write its persistence
+            # file (nor read keys) in our root-owned temporary directory
+            lines.append("user root")
         if "allow_anonymous" not in self.extra_conf:
             lines.append("allow_anonymous true")
         self.conf_path.write_text("\n".join(lines) + "\n" + self.extra_conf + "\n")

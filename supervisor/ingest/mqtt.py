@@ -79,6 +79,7 @@ class MqttStats:
     acked: int = 0
     published: int = 0
     bad_topics: int = 0
+    sessions_lost: int = 0  # reconnections where the broker no longer had our persistent session
     connected: bool = False
     last_error: str = ""
 
@@ -185,6 +186,11 @@ class MqttIngest:
             return
         self.stats.connects += 1
         self.stats.connected = True
+        if self.stats.connects > 1 and not flags.session_present and not self.cfg.clean_start:
+            self.stats.sessions_lost += 1
+            _log.error("MQTT: %s:%s no longer has our persistent session: what was published for us while we "
+                       "were away is lost (broker restarted without persistence, or session expired)",
+                       self.cfg.host, self.cfg.port)
         _log.info("MQTT: connected to %s:%s (session present: %s)", self.cfg.host, self.cfg.port,
                   flags.session_present)
         # Subscribe even when the session is present: it is idempotent, and a broker that lost its

@@ -151,6 +151,7 @@ def test_supervisor_reconnects_after_a_broker_restart(tmp_path: Path, influx: In
                 rep = pub.run(msgs)
             _wait(lambda: sup.pipeline.counters.received >= len(msgs), 30, "messages after reconnection")
             assert sup.writer.flush(30)
+            assert sup.mqtt.stats.sessions_lost == 0  # the broker kept the session across its restart
         finally:
             sup.stop()
     assert {m: _count(influx, influx_db, m) for m in rep.expected_points} == rep.expected_points
