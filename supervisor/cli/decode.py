@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
         "--all", action="store_true", help="try every driver whose topic filters match TOPIC"
     )
     parser.add_argument("--topic", required=True, help="the MQTT topic the payload arrived on")
+    parser.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                        help="a driver option, as in the configuration's drivers.NAME.options (repeatable; "
+                             "VALUE is YAML, e.g. -o power_unit=kW -o timezone=Europe/Paris)")
     parser.add_argument("file", nargs="?", default="-", metavar="FILE", help="payload file, or - for stdin")
     parser.set_defaults(func=run)
 
@@ -51,7 +54,18 @@ def run(args: argparse.Namespace) -> int:
     from drivers import DecodeError, Driver, DriverError, UnknownDriverError, available, get
     from drivers._declarative import filter_matches, records
 
+    import yaml
+
     topic: str = args.topic
+    options: dict[str, Any] = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            return _fail(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            options[key] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            return _fail(f"--option {key}: invalid value {value!r}: {exc}")
     try:
         payload = _read_payload(args.file)
     except OSError as exc:
@@ -78,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     failures: list[str] = []
     for cls in candidates:
         try:
-            driver = cls()
+            driver = cls(options)
             decoded = driver.decode(topic, payload)
         except DecodeError as exc:
             failures.append(f"driver {cls.name!r} refused topic {topic!r}: {exc.reason}: {exc.detail}")

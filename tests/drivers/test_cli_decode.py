@@ -93,3 +93,17 @@ def test_decode_all_reports_refusal() -> None:
 def test_decode_needs_a_driver_choice() -> None:
     r = cli("--topic", TRAFFIC)
     assert r.returncode == 2 and "--driver" in r.stderr
+
+
+def test_driver_options_are_passed_with_option_flags(tmp_path: Path) -> None:
+    """FIWARE leaves power units to the deployment: without the options the payload is refused."""
+    payload = tmp_path / "light.json"
+    payload.write_text('{"id": "streetlight:1", "type": "Streetlight", "powerConsumption": 90}')
+    base = ("--driver", "fiware", "--topic", "fiware/Streetlight/streetlight:1", str(payload))
+    refused = cli(*base)
+    assert refused.returncode == 2 and "unknown_unit" in refused.stderr
+    ok = cli(*base, "-o", "power_unit=W", "-o", "energy_unit=kWh")
+    assert ok.returncode == 0, ok.stderr
+    assert any(r["measure"] == "power" and r["value"] == 90.0 and r["unit"] == "W" for r in lines(ok.stdout))
+    bad = cli(*base, "-o", "power_unit")
+    assert bad.returncode == 2 and "expected KEY=VALUE" in bad.stderr
