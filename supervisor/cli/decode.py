@@ -50,11 +50,10 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     import orjson
+    import yaml
 
     from drivers import DecodeError, Driver, DriverError, UnknownDriverError, available, get
     from drivers._declarative import filter_matches, records
-
-    import yaml
 
     topic: str = args.topic
     options: dict[str, Any] = {}
