@@ -370,8 +370,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     elif top >= 0.8 * influx_rate:
         bottleneck = "InfluxDB: the workers write at >= 80 % of its measured write ceiling"
     elif cores < max_workers + 2:
-        bottleneck = (f"CPU: {max_workers} workers + broker + InfluxDB share {cores} cores; the 1.6x target "
-                      f"needs at least {max_workers + 2} cores")
+        bottleneck = (f"CPU: {max_workers} workers + broker + InfluxDB share {cores} cores (the 1.6x target "
+                      f"assumes at least {max_workers + 2})")
     else:
         bottleneck = "the workers (Python, one core each)"
     result["bottleneck"] = bottleneck
