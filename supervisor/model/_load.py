@@ -7,6 +7,7 @@ concerns; loading fails with one :class:`CityFileError` listing them all (capped
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -54,7 +55,16 @@ FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
     "lighting": (("lighting_cabinet", "lamp"), "lighting_cabinet"),
     "cctv": (("camera",), "cctv"),
     "water": (("water_meter",), "water_meter"),
+    "air": (("air_station",), "air_quality"),
 }
+
+
+@functools.cache
+def _driver_families() -> dict[str, frozenset[str]]:
+    """Installed drivers (entry points) and the families each decodes."""
+    import drivers
+
+    return {name: frozenset(cls.families) for name, cls in drivers.available().items()}
 DEVICE_KEYS = frozenset(
     {"id", "family", "kind", "driver", "service", "zone", "geometry", "power", "port", "gateway",
      "street", "cabinet", "interval", "site"}
@@ -596,7 +606,7 @@ class _Validator:
         n = len(raw)
         families = list(FAMILIES)
         kinds = [k for f in FAMILIES.values() for k in f[0]]
-        drivers = [f[1] for f in FAMILIES.values()]
+        drivers = list(dict.fromkeys([*(f[1] for f in FAMILIES.values()), *sorted(_driver_families())]))
         fam_code = {f: i for i, f in enumerate(families)}
         kind_code = {k: i for i, k in enumerate(kinds)}
         drv_code = {d: i for i, d in enumerate(drivers)}
@@ -655,9 +665,14 @@ class _Validator:
                 self.bad(ident, f"unknown kind {k!r} for family {f!r} (expected one of {', '.join(spec[0])})")
                 continue
             d = obj.get("driver")
-            if d != spec[1]:
-                self.bad(ident, f"driver {d!r} does not handle family {f!r} (expected {spec[1]!r})")
-                ok = False
+            if d != spec[1]:  # the native driver is the common case; any installed one may serve
+                fams = _driver_families().get(d)  # type: ignore[arg-type]
+                if fams is None:
+                    self.bad(ident, f"driver {d!r} is not installed (the native one for {f!r} is {spec[1]!r})")
+                    ok = False
+                elif f not in fams:
+                    self.bad(ident, f"driver {d!r} does not handle family {f!r} (it handles {', '.join(sorted(fams))})")
+                    ok = False
             s = obj.get("service")
             sc = svc_code.get(s)  # type: ignore[arg-type]
             if sc is None:
