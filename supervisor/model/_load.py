@@ -671,7 +671,8 @@ class _Validator:
                     self.bad(ident, f"driver {d!r} is not installed (the native one for {f!r} is {spec[1]!r})")
                     ok = False
                 elif f not in fams:
-                    self.bad(ident, f"driver {d!r} does not handle family {f!r} (it handles {', '.join(sorted(fams))})")
+                    self.bad(ident, f"driver {d!r} does not handle family {f!r} (it handles "
+                                    f"{', '.join(sorted(fams))}; the native one is {spec[1]!r})")
                     ok = False
             s = obj.get("service")
             sc = svc_code.get(s)  # type: ignore[arg-type]

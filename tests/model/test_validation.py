@@ -196,7 +196,7 @@ def test_unknown_family() -> None:
     expect(
         lambda c: dev(c, "rs-1").update(family="gas"),
         "rs-1",
-        "unknown family 'gas' (expected one of traffic, lighting, cctv, water)",
+        "unknown family 'gas' (expected one of traffic, lighting, cctv, water, air)",
     )
 
 
@@ -212,7 +212,7 @@ def test_driver_does_not_match_family() -> None:
     expect(
         lambda c: dev(c, "cam-1").update(driver="water_meter"),
         "cam-1",
-        "driver 'water_meter' does not handle family 'cctv' (expected 'cctv')",
+        "driver 'water_meter' does not handle family 'cctv' (it handles water; the native one is 'cctv')",
     )
 
 
