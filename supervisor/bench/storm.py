@@ -43,7 +43,8 @@ HELP = "3 million messages queued while the supervisor is down, drained after a 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("storm")
     g.add_argument("--storm-messages", type=int, default=None, help="queued messages (default 3000000, quick 20000)")
-    g.add_argument("--storm-devices", type=int, default=20000, help="devices of the generated city (quick 2000)")
+    g.add_argument("--storm-devices", type=int, default=100_000,
+                   help="devices of the generated city (quick 2000)")
     g.add_argument("--storm-workers", type=int, default=1, help="drain with run --workers N (default 1)")
     g.add_argument("--restart-broker", action="store_true",
                    help="also restart the broker (persistence on) between the storm and the drain")
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     quick = bool(args.quick)
     n = args.storm_messages or (20_000 if quick else 3_000_000)
-    devices = 2000 if quick and args.storm_devices == 20000 else args.storm_devices
+    devices = 2000 if quick and args.storm_devices == 100_000 else args.storm_devices
     workers = max(1, args.storm_workers)
     url = args.influx_url.rstrip("/")
     timeout = 300 + n / 500  # bounded: far longer than any drain measured here
@@ -70,7 +71,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         city_path = work / "city.json"
         city_path.write_bytes(orjson.dumps(city))
         t0 = time.monotonic()
-        paths, expected = write_chunks(work, city, n, seed=2)
+        # device clocks cover the recent past and end just before now (about 1.5 h at the default size)
+        span_h = n / (devices * 0.0057) / 3600
+        paths, expected = write_chunks(work, city, n, seed=2, hours_back=span_h + 0.1)
         result["generate_s"] = round(time.monotonic() - t0, 1)
         lines_expected = sum(expected.values())
         with mosquitto(work / "mosquitto", extra_conf=extra, persistence=bool(args.restart_broker)) as broker:
