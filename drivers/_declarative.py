@@ -342,6 +342,9 @@ def _check(spec: MeasureSpec, family: str, measure: str, value: Value) -> Value:
 # --------------------------------------------------------------------------- topics
 
 
+_MATCH_CACHE = 100_000  # topics whose captures are kept per pattern
+
+
 class TopicPattern:
     """An MQTT filter whose wildcard segments may be named: ``city/{zone}/traffic/{device}/telemetry``.
 
@@ -350,7 +353,7 @@ class TopicPattern:
     compiled once; :meth:`match` is cheap.
     """
 
-    __slots__ = ("_loose", "_names", "_strict", "filter", "pattern")
+    __slots__ = ("_cache", "_loose", "_names", "_strict", "filter", "pattern")
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -399,6 +402,7 @@ class TopicPattern:
         self._names = tuple(names)
         self._strict = re.compile("/".join(strict), re.DOTALL)
         self._loose = re.compile("/".join(loose), re.DOTALL)
+        self._cache: dict[str, dict[str, str]] = {}  # topic -> captures (a city's topics repeat)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -410,11 +414,18 @@ class TopicPattern:
         A topic that has the right shape but an invalid identifier in a named segment raises
         ``bad_identifier``.
         """
+        hit = self._cache.get(topic)
+        if hit is not None:
+            return hit.copy()
         if topic[:1] == "$" and self.filter[:1] in ("+", "#"):
             return None  # wildcards at the first level do not match $-topics
         m = self._strict.fullmatch(topic)
         if m is not None:
-            return {k: (v or "") for k, v in m.groupdict().items()}
+            where = {k: (v or "") for k, v in m.groupdict().items()}
+            if len(self._cache) >= _MATCH_CACHE:
+                self._cache.clear()
+            self._cache[topic] = where
+            return where.copy()
         if self._loose.fullmatch(topic) is not None and self._names:
             raise DecodeError(BAD_IDENTIFIER, f"topic {_short(topic)}: a segment of {self.pattern} is not "
                               "an identifier ([A-Za-z0-9_.:-]+)")
@@ -482,6 +493,7 @@ def pattern_option(driver: str, options: Mapping[str, Any], key: str, default: s
 Converter = Callable[[Any, str], Value | None]
 
 _DEFAULT_CONVERTERS: dict[type, Converter] = {float: to_float, int: to_int, bool: to_bool}
+_FLOAT_MAX = 1.7976931348623157e308  # sys.float_info.max: an infinite value is never in range
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,7 +517,7 @@ class Field:
 class FieldSet:
     """Fields of one family compiled for fast extraction from a parsed object."""
 
-    __slots__ = ("_plan", "family", "fields")
+    __slots__ = ("_fast", "_plan", "family", "fields")
 
     def __init__(self, family: str, fields: tuple[Field, ...]) -> None:
         if family not in CANONICAL:
@@ -528,6 +540,19 @@ class FieldSet:
                 raise DefinitionError(f"{family}.{f.measure}: scale applies to float measures only")
             plan.append((f.key or f.measure, f.measure, convert, f.scale, spec, f.check, f.required))
         self._plan = tuple(plan)
+        # The common case checked inline: a raw value already of the canonical type, inside the
+        # canonical range, for a field with the default converter and no scale. Anything else (a
+        # string, an int for a float, a value out of range, a non-finite float) takes the full
+        # path of :meth:`extract`, so results and refusals are the same either way.
+        fast: list[tuple[str, str, type, float, float] | None] = []
+        for key, measure, convert, scale, spec, check, _required in plan:
+            if convert is _DEFAULT_CONVERTERS.get(spec.kind) and scale is None and check:
+                lo = spec.lo if spec.lo is not None else -_FLOAT_MAX
+                hi = spec.hi if spec.hi is not None else _FLOAT_MAX
+                fast.append((key, measure, spec.kind, lo, hi))
+            else:
+                fast.append(None)
+        self._fast = tuple(fast)
 
     @property
     def measures(self) -> dict[tuple[str, str], str]:
@@ -537,8 +562,16 @@ class FieldSet:
         """Converted, range-checked values of the declared fields present in ``obj``."""
         values: dict[str, Value] = {}
         family = self.family
-        for key, measure, convert, scale, spec, check, required in self._plan:
-            raw = obj.get(key)
+        get = obj.get
+        for fast, (key, measure, convert, scale, spec, check, required) in zip(self._fast, self._plan, strict=True):
+            raw = get(key)
+            if fast is not None and raw is not None:
+                kind = fast[2]
+                if type(raw) is kind:
+                    v: Any = raw
+                    if kind is bool or fast[3] <= v <= fast[4]:
+                        values[measure] = v
+                        continue
             value = None if raw is None else convert(raw, key)
             if value is None:
                 if required:

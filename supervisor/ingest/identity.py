@@ -34,6 +34,11 @@ class IdentityMap:
         self._report_limit = report_limit
         self.unplaced: set[str] = set()
 
+    @property
+    def passthrough(self) -> bool:
+        """True when every identifier resolves to itself with no zone (no model, no mapping)."""
+        return self._devices is None and not any(self._map.values())
+
     def resolve(self, driver: str, source: str) -> tuple[str, str | None] | None:
         key = (driver, source)
         try:

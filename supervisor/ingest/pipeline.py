@@ -10,7 +10,6 @@ points are durable (the writer calls back), so a crash before that makes the bro
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -167,12 +166,13 @@ class Pipeline:
         changes: list[StatusChange] = []
         route = self.router.route
         max_size = self.max_payload_bytes
-        resolve = self.identity.resolve if self.identity is not None else None
+        identity = self.identity
+        resolve = identity.resolve if identity is not None and not identity.passthrough else None
         state_update = self.state.update
         lo_ts, hi_ts = wall - self.max_past_s, wall + self.max_future_s
         oldest = batch[0][4]
+        c.received += len(batch)
         for topic, payload, mid, qos, received in batch:
-            c.received += 1
             if qos:
                 acks.append((mid, qos))
             if len(payload) > max_size:
@@ -206,7 +206,7 @@ class Pipeline:
                     if who[1] is not None:
                         r.zone = who[1]
                 ts = r.ts if r.ts is not None else received
-                if not (lo_ts <= ts <= hi_ts) or math.isnan(ts):
+                if not (lo_ts <= ts <= hi_ts):  # NaN too: every comparison with it is false
                     bad = f"bad_timestamp:{ts!r} outside [now-{self.max_past_s:.0f}s, now+{self.max_future_s:.0f}s]"
                     break
                 r.ts = ts

@@ -233,10 +233,34 @@ def ts_to_ms(ts: float) -> int:
     return round(ts * 1000)
 
 
+# (family, measure) -> ("escaped_key=", formatter): the schema's field keys escaped once
+_SCHEMA_PLAN: dict[str, dict[str, tuple[str, _Formatter]]] = {
+    fam: {m: (_esc_field_key(m) + "=", f) for m, f in fmts.items()} for fam, fmts in _SCHEMA_FMT.items()
+}
+_NO_PLAN: dict[str, tuple[str, _Formatter]] = {}
+
+
+def _reading_fields(values: Mapping[str, Value], plan: Mapping[str, tuple[str, _Formatter]]) -> str:
+    """:func:`_fields` for readings, with the schema's keys pre-escaped and finite floats inline."""
+    if not values:
+        raise LineProtocolError("no_fields", "a point needs at least one field")
+    parts = []
+    get = plan.get
+    for k, v in values.items():
+        p = get(k)
+        if p is None:
+            parts.append(_esc_field_key(k) + "=" + _fmt_auto(k, v))
+        elif p[1] is _fmt_float and type(v) is float and v - v == 0.0:  # finite: what _fmt_float writes
+            parts.append(p[0] + repr(v))
+        else:
+            parts.append(p[0] + p[1](k, v))
+    return ",".join(parts)
+
+
 def reading_line(r: Reading, ts_ms: int) -> bytes:
     """One line for a reading; ``ts_ms`` is used as is (the caller chooses reading or receive time)."""
     prefix = _series_prefix(r.family, r.device, r.zone, r.channel)
-    body = _fields(r.values, _SCHEMA_FMT.get(r.family, _NO_SCHEMA))
+    body = _reading_fields(r.values, _SCHEMA_PLAN.get(r.family, _NO_PLAN))
     return f"{prefix}{body} {ts_ms}".encode()
 
 
