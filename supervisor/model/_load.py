@@ -13,6 +13,7 @@ import logging
 import math
 import re
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,22 @@ def _driver_families() -> dict[str, frozenset[str]]:
     import drivers
 
     return {name: frozenset(cls.families) for name, cls in drivers.available().items()}
+def _code_tables() -> tuple[list[str], list[str], list[str]]:
+    """The small tables the device columns code family, kind and driver into."""
+    families = list(FAMILIES)
+    kinds = [k for f in FAMILIES.values() for k in f[0]]
+    drivers = list(dict.fromkeys([*(f[1] for f in FAMILIES.values()), *sorted(_driver_families())]))
+    return families, kinds, drivers
+
+
+def _codes(table: dict[str, int], col: list[Any], n: int) -> IntArray | None:
+    """``col`` coded through ``table``; None when a value is not in it."""
+    out = np.fromiter(map(table.get, col, [-1] * n), dtype=np.int32, count=n)
+    return None if (out < 0).any() else out
+
+
+_BAD_ID_CHAR = re.compile(r"[^A-Za-z0-9_.:\n-]")
+
 DEVICE_KEYS = frozenset(
     {"id", "family", "kind", "driver", "service", "zone", "geometry", "power", "port", "gateway",
      "street", "cabinet", "interval", "site"}
@@ -603,10 +620,169 @@ class _Validator:
     # ------------------------------------------------------------------ devices
     def _devices(self, city: CityData, path_vlans: dict[str, frozenset[int]]) -> None:
         raw = self._list("devices")
+        if not self.problems and not self.more:
+            try:
+                fast = self._devices_fast(raw, city, path_vlans)
+            except (TypeError, ValueError, OverflowError, KeyError):
+                fast = None  # something unusual: the per-device path says what
+            if fast is not None:
+                city.devices = fast
+                return
+        self._devices_slow(raw, city, path_vlans)
+
+    def _devices_fast(
+        self, raw: list[Any], city: CityData, path_vlans: dict[str, frozenset[int]]
+    ) -> DeviceColumns | None:
+        """All devices checked column by column; None at the first doubt (the slow path reports).
+
+        Each column is extracted once and checked in bulk: types as sets, numbers as numpy arrays,
+        references as their distinct values (a million devices use some 10^5 distinct ports).
+        Only a file with no problem at all takes this path, so it need not say what is wrong.
+        """
         n = len(raw)
-        families = list(FAMILIES)
-        kinds = [k for f in FAMILIES.values() for k in f[0]]
-        drivers = list(dict.fromkeys([*(f[1] for f in FAMILIES.values()), *sorted(_driver_families())]))
+        if n == 0 or set(map(type, raw)) != {dict}:
+            return None
+        families, kinds, drivers = _code_tables()
+
+        def column(key: str) -> list[Any]:
+            return [o.get(key) for o in raw]
+
+        # ids: valid, unique, not used by another element
+        ids = column("id")
+        if set(map(type, ids)) != {str}:
+            return None
+        blob = "\n".join(ids)
+        if _BAD_ID_CHAR.search(blob) or blob.count("\n") != n - 1 or min(map(len, ids)) == 0:
+            return None
+        index = dict(zip(ids, range(n), strict=True))
+        if len(index) != n or any(e in index for e in self.kind_of):
+            return None
+        del blob
+        # family, kind, driver: every distinct combination checked once
+        fcol, kcol, dcol = column("family"), column("kind"), column("driver")
+        installed = _driver_families()
+        for f, k, d in set(zip(fcol, kcol, dcol, strict=True)):
+            spec = FAMILIES.get(f)
+            if spec is None or k not in spec[0]:
+                return None
+            if d != spec[1] and f not in installed.get(d, ()):
+                return None
+        kind_code = {k: i for i, k in enumerate(kinds)}
+        knd = np.fromiter(map(kind_code.__getitem__, kcol), dtype=np.uint8, count=n)
+        fam_code = {f: i for i, f in enumerate(families)}
+        fam = np.fromiter(map(fam_code.__getitem__, fcol), dtype=np.uint8, count=n)
+        drv_code = {d: i for i, d in enumerate(drivers)}
+        drv = np.fromiter(map(drv_code.__getitem__, dcol), dtype=np.uint8, count=n)
+        del fcol, dcol
+        # service and zone
+        scol = column("service")
+        svc = _codes({s: i for i, s in enumerate(city.service_ids)}, scol, n)
+        zon = _codes({z: i for i, z in enumerate(city.zone_ids)}, column("zone"), n)
+        if svc is None or zon is None:
+            return None
+        # position: a GeoJSON Point [lon, lat] of finite numbers inside the bounds
+        geoms = column("geometry")
+        if set(map(type, geoms)) != {dict} or {g.get("type") for g in geoms} != {"Point"}:
+            return None
+        coords = [g.get("coordinates") for g in geoms]
+        del geoms
+        if set(map(type, coords)) != {list} or set(map(len, coords)) != {2}:
+            return None
+        flat = [x for c in coords for x in c]
+        del coords
+        if not set(map(type, flat)) <= {float, int}:
+            return None
+        xy = np.array(flat, dtype=np.float64).reshape(n, 2)
+        del flat
+        lon, lat = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+        del xy
+        b0, b1, b2, b3 = self.bounds
+        if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+            return None
+        if not ((lon >= b0) & (lon <= b2) & (lat >= b1) & (lat <= b3)).all():
+            return None
+        # interval: a positive number of seconds
+        icol = column("interval")
+        if not set(map(type, icol)) <= {float, int}:
+            return None
+        ivl = np.array(icol, dtype=np.float64)
+        del icol
+        if not (np.isfinite(ivl).all() and (ivl > 0).all()):
+            return None
+        # references: each distinct value checked once, then coded
+        kind_of = self.kind_of
+        sites = city.sites
+
+        def is_power(v: Any) -> bool:
+            c = kind_of.get(v)
+            return c == "feeder" or (c == "site" and v in sites and sites[v].kind in POWER_SITE_KINDS)
+
+        def is_gateway(v: Any) -> bool:
+            return kind_of.get(v) == "site" and v in sites and sites[v].kind == "radio_gateway" and self._gw_ok[v]
+
+        checks: dict[str, Callable[[str], bool]] = {
+            "power": is_power,
+            "port": lambda v: kind_of.get(v) == "port",
+            "gateway": is_gateway,
+            "street": lambda v: kind_of.get(v) == "street",
+            "site": lambda v: kind_of.get(v) == "site",
+        }
+        refs: list[str] = []
+        ref_code: dict[Any, int] = {None: -1}
+        cols: dict[str, IntArray] = {}
+        raw_cols: dict[str, list[Any]] = {}
+        for key, ok in checks.items():
+            col = column(key)
+            for v in dict.fromkeys(col):
+                if v is None or v in ref_code:
+                    continue
+                if type(v) is not str or not ok(v):
+                    return None
+                ref_code[v] = len(refs)
+                refs.append(v)
+            cols[key] = np.fromiter(map(ref_code.__getitem__, col), dtype=np.int32, count=n)
+            if key in ("port", "gateway"):
+                raw_cols[key] = col
+        if ((cols["port"] < 0) == (cols["gateway"] < 0)).any():
+            return None
+        # the service's VLAN is carried from the device's port (or its gateway's) up to the core
+        vlan_of = {s.id: s.vlan for s in city.services.values()}
+        for port, gw, s in set(zip(raw_cols["port"], raw_cols["gateway"], scol, strict=True)):
+            via: str | None = port if port is not None else sites[gw].port
+            pv = path_vlans.get(via) if via is not None else None
+            if pv is None or vlan_of[s] not in pv:
+                return None
+        del raw_cols, scol
+        # lamps, and only lamps, name their cabinet: a lighting_cabinet device on the same port
+        ccol = column("cabinet")
+        is_lamp = knd == kind_code["lamp"]
+        lamps = np.nonzero(is_lamp)[0]
+        lamp_cabs = [ccol[j] for j in lamps.tolist()]
+        if sum(c is not None for c in ccol) != len(lamps) or set(map(type, lamp_cabs)) - {str}:
+            return None
+        del ccol
+        ci = np.fromiter(map(index.get, lamp_cabs, [-1] * len(lamp_cabs)), dtype=np.int64, count=len(lamp_cabs))
+        if (ci < 0).any():
+            return None
+        if (knd[ci] != kind_code["lighting_cabinet"]).any():
+            return None
+        if (cols["port"][lamps] != cols["port"][ci]).any() or (cols["gateway"][lamps] != cols["gateway"][ci]).any():
+            return None
+        cab = np.full(n, -1, dtype=np.int32)
+        cab[lamps] = ci
+        city.refs[:] = refs
+        return DeviceColumns(
+            ids=ids, index=index, families=families, kinds=kinds, drivers=drivers,
+            family=fam, kind=knd, driver=drv, service=svc, zone=zon,
+            lon=lon, lat=lat, interval=ivl,
+            power=cols["power"], port=cols["port"], gateway=cols["gateway"],
+            street=cols["street"], site=cols["site"], cabinet=cab,
+        )  # fmt: skip
+
+    def _devices_slow(self, raw: list[Any], city: CityData, path_vlans: dict[str, frozenset[int]]) -> None:
+        """Device by device, reporting every problem with the device it concerns."""
+        n = len(raw)
+        families, kinds, drivers = _code_tables()
         fam_code = {f: i for i, f in enumerate(families)}
         kind_code = {k: i for i, k in enumerate(kinds)}
         drv_code = {d: i for i, d in enumerate(drivers)}
