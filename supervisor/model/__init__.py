@@ -16,6 +16,8 @@ The file format is documented in ``docs/city-file.md``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import gc
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +69,19 @@ def load_city(path: str | Path) -> CityModel:
     """Read, validate and build the model of a city file (``.json``, ``.yaml`` or ``.yml``)."""
     with _no_gc():
         data, source = read_city_file(path)
-        return city_from_dict(data, source)
+        city = validate(data, source)
+        del data  # the parsed file (GBs at a million devices) is not needed by the model
+        _release_free_memory()
+        return CityModel(city)
+
+
+def _release_free_memory() -> None:
+    """Give the freed parse back to the OS (glibc keeps freed heap pages otherwise)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
 
 
 @contextlib.contextmanager
