@@ -71,6 +71,8 @@ def load_city(path: str | Path) -> CityModel:
         data, source = read_city_file(path)
         city = validate(data, source)
         del data  # the parsed file (GBs at a million devices) is not needed by the model
+        if city.devices is not None:
+            city.devices.compact_ids()
         _release_free_memory()
         return CityModel(city)
 

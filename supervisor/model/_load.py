@@ -121,6 +121,20 @@ class DeviceColumns:
     site: IntArray
     cabinet: IntArray  # index into ids (a device), -1 when null
 
+    def compact_ids(self) -> None:
+        """Replace the id strings by fresh copies, packed together.
+
+        The parsed ids lie among the freed objects of the parse; keeping them would pin most of
+        that memory (pymalloc returns an arena only when all of it is free).
+        """
+        if not self.ids:
+            return
+        blob = "\n".join(self.ids)  # ids never contain a newline (validated)
+        self.index = {}
+        self.ids = []
+        self.ids = blob.split("\n")
+        self.index = dict(zip(self.ids, range(len(self.ids)), strict=True))
+
 
 @dataclass
 class CityData:
@@ -761,6 +775,9 @@ class _Validator:
             "street": lambda v: kind_of.get(v) == "street",
             "site": lambda v: kind_of.get(v) == "site",
         }
+        # the element's own id object, not the device's copy: the model then keeps nothing that
+        # was parsed with the devices, and their memory can go back to the OS once they are freed
+        canon = {e: e for e in kind_of}
         refs: list[str] = []
         ref_code: dict[Any, int] = {None: -1}
         cols: dict[str, IntArray] = {}
@@ -773,7 +790,7 @@ class _Validator:
                 if type(v) is not str or not ok(v):
                     return None
                 ref_code[v] = len(refs)
-                refs.append(v)
+                refs.append(canon[v])
             cols[key] = np.fromiter(map(ref_code.__getitem__, col), dtype=np.int32, count=n)
             if key in ("port", "gateway"):
                 raw_cols[key] = col

@@ -171,11 +171,27 @@ class CityModel:
         return el
 
     def _build_graph(self, city: CityData) -> nx.DiGraph[str]:
-        """Infrastructure dependency graph; an edge ``a -> b`` means *a needs b*."""
-        g: nx.DiGraph[str] = nx.DiGraph()
-        for eid, info in self.elements.items():
-            if info.layer != "geography":
-                g.add_node(eid, kind=info.kind, layer=info.layer)
+        """Infrastructure dependency graph; an edge ``a -> b`` means *a needs b*.
+
+        Every dependency element (non-geography elements, and the lighting-cabinet controllers
+        lamps depend on) has an index in ``_eid``. Only those that other infrastructure depends on
+        are graph nodes: the rest (device ports, poles, radio gateways, controllers, services)
+        are needed by devices alone, and their few out-edges are kept in a CSR table (``_succ``).
+        At a million devices that is ~350k fewer networkx nodes, for the same answers.
+        """
+        c = self._cols
+        controllers = np.unique(c.cabinet[c.cabinet >= 0]).tolist()
+        eid = [e for e, info in self.elements.items() if info.layer != "geography"]
+        kinds = [self.elements[e].kind for e in eid]
+        layers = [self.elements[e].layer for e in eid]
+        for j in controllers:
+            eid.append(c.ids[j])
+            kinds.append(c.kinds[c.kind[j]])
+            layers.append("device")
+        self._eid: list[str] = eid
+        self._ekind: list[str] = kinds
+        self._elayer: list[str] = layers
+        self._eidx: dict[str, int] = {e: i for i, e in enumerate(eid)}
         uplink_ports = {sw.uplink.port: sw for sw in city.switches.values() if sw.uplink is not None}
         edges: list[tuple[str, str]] = []
         for p in city.ports.values():
@@ -199,20 +215,36 @@ class CityModel:
                 edges.append((link.id, link.duct))
         for svc in city.services.values():
             edges.append((svc.id, svc.gateway))
-        g.add_edges_from(edges)
-        # lighting-cabinet controllers are nodes: their lamps depend on them
-        c = self._cols
-        for j in np.unique(c.cabinet[c.cabinet >= 0]).tolist():
-            dev = self.devices.at(j)
-            g.add_node(dev.id, kind=dev.kind, layer="device")
-            for parent in self._parents_of(j):
-                g.add_edge(dev.id, parent)
+        for j in controllers:
+            dev = c.ids[j]
+            edges += [(dev, parent) for parent in self._parents_of(j)]
+        eidx = self._eidx
+        n_el = len(eid)
+        src = np.fromiter((eidx[a] for a, _ in edges), dtype=np.int64, count=len(edges))
+        dst = np.fromiter((eidx[b] for _, b in edges), dtype=np.int64, count=len(edges))
+        interior = np.zeros(n_el, dtype=bool)
+        interior[dst] = True  # something depends on it
+        self._interior = interior
+        # out-edges of every element, in insertion order (successors of the elements outside the graph)
+        order = np.argsort(src, kind="stable")
+        self._succ_ptr = np.zeros(n_el + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n_el), out=self._succ_ptr[1:])
+        self._succ_dst = dst[order]
+        self._succ_src = src[order]
+        g: nx.DiGraph[str] = nx.DiGraph()
+        g.add_nodes_from((eid[i], {"kind": kinds[i], "layer": layers[i]}) for i in np.nonzero(interior)[0].tolist())
+        keep = interior[src]
+        g.add_edges_from(e for e, k in zip(edges, keep.tolist(), strict=True) if k)
         if not nx.is_directed_acyclic_graph(g):
             cycle = [a for a, _ in nx.find_cycle(g)]
             raise CityFileError(
                 [Problem(self.source, cycle[0], "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))]
             )
         return g
+
+    def _successors(self, e: int) -> list[int]:
+        """Direct dependencies of dependency element ``e`` (by index)."""
+        return self._succ_dst[self._succ_ptr[e] : self._succ_ptr[e + 1]].tolist()  # type: ignore[no-any-return]
 
     def _parents_of(self, j: int) -> list[str]:
         """Direct dependencies of device ``j``."""
@@ -228,22 +260,19 @@ class CityModel:
         g = self.graph
         c = self._cols
         n_dev = len(c.ids)
-        nodes = list(g.nodes)
-        self._eid: list[str] = nodes
-        self._eidx: dict[str, int] = {e: i for i, e in enumerate(nodes)}
+        eid = self._eid
         eidx = self._eidx
-        kinds = nx.get_node_attributes(g, "kind")
-        rank = np.empty(len(nodes), dtype=np.int64)
-        for i, e in enumerate(nodes):
-            k = kinds[e]
-            layer = g.nodes[e]["layer"]
+        kinds = self._ekind
+        rank = np.empty(len(eid), dtype=np.int64)
+        for i, e in enumerate(eid):
+            k = kinds[i]
             rank[i] = (
                 _RANK_SWITCH if k == "switch" else _RANK_PORT if k == "port" else _RANK_SERVICE
                 if k == "service" else _RANK_FEEDER if k == "feeder" else _RANK_DEVICE
-                if layer == "device" else _RANK_LINK if e in self.links else _RANK_SITE
+                if self._elayer[i] == "device" else _RANK_LINK if e in self.links else _RANK_SITE
             )  # fmt: skip
         self._rank = rank
-        # closure of every infrastructure node (dependencies first)
+        # closure of every graph node (dependencies first); the others' are built from it on use
         closure: dict[int, frozenset[int]] = {}
         for e in reversed(list(nx.topological_sort(g))):
             acc: set[int] = set()
@@ -252,6 +281,16 @@ class CityModel:
                 acc.add(si)
                 acc |= closure[si]
             closure[eidx[e]] = frozenset(acc)
+
+        def closure_of(e: int) -> frozenset[int]:
+            cl = closure.get(e)
+            if cl is None:
+                acc: set[int] = set()
+                for si in self._successors(e):
+                    acc.add(si)
+                    acc |= closure_of(si)
+                cl = closure[e] = frozenset(acc)
+            return cl
 
         # device groups: devices with the same direct parents
         ref_to_e = np.array([eidx.get(r, -1) for r in self._refs] + [-1], dtype=np.int64)  # -1 -> -1
@@ -281,7 +320,7 @@ class CityModel:
             for p in row:
                 if p >= 0:
                     acc.add(p)
-                    acc |= closure[p]
+                    acc |= closure_of(p)
             g_elems.extend(acc)
             g_ptr[gi + 1] = len(g_elems)
         self._g_ptr = g_ptr
@@ -291,7 +330,7 @@ class CityModel:
         self._gd_ptr, self._gd_devs = gd_ptr, gd_devs
         group_size = np.diff(gd_ptr)
         g_of_elem = np.repeat(np.arange(n_groups, dtype=np.int64), np.diff(g_ptr))
-        n_el = len(nodes)
+        n_el = len(eid)
         self._eg_ptr, self._eg_groups = _csr(self._g_elems, g_of_elem, n_el)
         w = group_size[g_of_elem].astype(np.float64)
         self._dep_count = np.rint(np.bincount(self._g_elems, weights=w, minlength=n_el)).astype(np.int64)
@@ -337,18 +376,34 @@ class CityModel:
         else:
             if self._element_index(device_id) is None:
                 return []
-            start = sorted(self.graph.successors(device_id))
+            start = self._successor_names(device_id)
         seen: set[str] = set(start)
         out: list[str] = []
         queue = deque(sorted(start))
         while queue:
             e = queue.popleft()
             out.append(e)
-            for s in sorted(self.graph.successors(e)):
+            for s in self._successor_names(e):
                 if s not in seen:
                     seen.add(s)
                     queue.append(s)
         return out
+
+    def _successor_names(self, element_id: str) -> list[str]:
+        """What ``element_id`` (a dependency element) directly needs, sorted."""
+        eid = self._eid
+        return sorted({eid[i] for i in self._successors(self._eidx[element_id])})
+
+    def _downstream(self, element_id: str) -> list[str]:
+        """The elements that depend on ``element_id``, directly or not (sorted)."""
+        if element_id not in self.graph:
+            return []  # a device, a geography element, or an element only devices depend on
+        up = nx.ancestors(self.graph, element_id)
+        hit = np.zeros(len(self._eid), dtype=bool)
+        hit[[self._eidx[a] for a in up] + [self._eidx[element_id]]] = True
+        # elements outside the graph that need one of those (a port of a failed switch...)
+        src = self._succ_src[hit[self._succ_dst] & ~self._interior[self._succ_src]]
+        return sorted(up | {self._eid[i] for i in np.unique(src).tolist()})
 
     def _dependent_indices(self, element_id: str) -> I64:
         j = self._cols.index.get(element_id)
@@ -373,24 +428,24 @@ class CityModel:
             sel = idx[svc == si]
             if sel.size:
                 per[s] = [ids[j] for j in sel.tolist()]
-        downstream = sorted(nx.ancestors(self.graph, element_id)) if element_id in self.graph else []
+        downstream = self._downstream(element_id)
         return Impact(element_id, self.kind_of(element_id), int(idx.size), per, downstream)
 
     def shared_infrastructure(self) -> list[dict[str, Any]]:
         """Elements that carry two services or more (the pooling), most shared first."""
         counts = self._svc_count
         nz = (counts > 0).sum(axis=1)
-        out = []
+        out: list[dict[str, Any]] = []
         for e in np.nonzero(nz >= 2)[0].tolist():
             eid = self._eid[e]
-            if self.graph.nodes[eid]["layer"] in ("l3", "device"):
+            if self._elayer[e] in ("l3", "device"):
                 continue
             row = counts[e]
             out.append(
                 {
                     "element": eid,
-                    "kind": self.graph.nodes[eid]["kind"],
-                    "layer": self.graph.nodes[eid]["layer"],
+                    "kind": self._ekind[e],
+                    "layer": self._elayer[e],
                     "services": {s: int(row[i]) for i, s in enumerate(self._service_ids) if row[i] > 0},
                     "devices": int(row.sum()),
                 }
@@ -447,7 +502,7 @@ class CityModel:
             causes.append(
                 RootCause(
                     element=eid,
-                    kind=self.graph.nodes[eid]["kind"],
+                    kind=self._ekind[e],
                     devices=tuple(ids[j] for j in devs.tolist()),
                     services=tuple(s for i, s in enumerate(self._service_ids) if row[i] > 0),
                     alternatives=tuple(sorted(self._eid[a] for a in alts)),
@@ -509,6 +564,10 @@ class CityModel:
     def full_graph(self) -> nx.DiGraph[str]:
         """The dependency graph with every device as a node (costly for very large cities)."""
         g = self.graph.copy()
+        for i in np.nonzero(~self._interior)[0].tolist():
+            g.add_node(self._eid[i], kind=self._ekind[i], layer=self._elayer[i])
+        g.add_edges_from((self._eid[a], self._eid[b]) for a, b in zip(self._succ_src.tolist(), self._succ_dst.tolist(),
+                                                                      strict=True))  # fmt: skip
         c = self._cols
         for j, d in enumerate(c.ids):
             if d not in g:
