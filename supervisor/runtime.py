@@ -320,6 +320,8 @@ class Supervisor:
                 if batch:
                     process(batch)
                 self._periodic()
+            if batch and not len(self.inbox):
+                self.writer.kick()  # caught up: store now rather than after the flush interval
 
     # -- periodic work (pipeline thread) --------------------------------------------------------
     def _on_status(self, changes: list[StatusChange]) -> None:
@@ -476,6 +478,7 @@ class Supervisor:
                         "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,
                         "pending": ws.pending, "dead_letters": ws.dead_letters,
                         "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms,
+                        "last_write_at": ws.last_write_at,
                         "spool_alarm": self.spool_alarm},
             "devices": {"total": len(self.state),
                         "by_status": {s: sum(1 for d in self.state if d.status == s) for s in STATUS_CODE}},

@@ -67,6 +67,7 @@ class IngestCounters:
     batches: int = 0
     last_batch_size: int = 0
     lag_ms: float = 0.0  # receive → processed, last batch (oldest message)
+    first_received: float = 0.0  # wall time the first message was received (for drain timings)
 
     @property
     def error_total(self) -> int:
@@ -85,6 +86,7 @@ class IngestCounters:
             "errors_by_reason": self.errors_by_reason(),
             "errors_by_driver": {f"{d}:{r}": n for (d, r), n in sorted(self.errors.items())},
             "per_family": dict(self.per_family), "batches": self.batches, "lag_ms": round(self.lag_ms, 1),
+            "first_received": self.first_received,
         }
 
 
@@ -171,6 +173,8 @@ class Pipeline:
         state_update = self.state.update
         lo_ts, hi_ts = wall - self.max_past_s, wall + self.max_future_s
         oldest = batch[0][4]
+        if not c.received:
+            c.first_received = oldest
         c.received += len(batch)
         for topic, payload, mid, qos, received in batch:
             if qos:

@@ -81,6 +81,7 @@ class WriterStats:
     spool_fill_ratio: float = 0.0
     spool_corrupt: int = 0
     unsaved: int = 0
+    last_write_at: float = 0.0  # wall time of the last batch the sink accepted
 
 
 @dataclass(slots=True)
@@ -149,6 +150,7 @@ class BatchWriter:
         self._spooled_lines = 0
         self._replayed_lines = 0
         self._unsaved = 0
+        self._last_write_at = 0.0
         self._next_probe = 0.0
         self._probe_attempt = 0
         self._full_logged = False
@@ -201,6 +203,14 @@ class BatchWriter:
             self._pending += n
             self._seq_submitted += n
             if self._pending >= bs or n == 0:
+                self._cond.notify_all()
+
+    def kick(self) -> None:
+        """Write what is pending without waiting for ``flush_interval`` (the producer has nothing more
+        for now). Does not block; while a write is in flight, lines keep gathering into the next batch."""
+        with self._cond:
+            if self._seq_taken < self._seq_submitted and self._flush_target < self._seq_submitted:
+                self._flush_target = self._seq_submitted
                 self._cond.notify_all()
 
     def flush(self, timeout: float = 30.0) -> bool:
@@ -268,6 +278,7 @@ class BatchWriter:
                 spool_fill_ratio=sp.fill_ratio if sp else 0.0,
                 spool_corrupt=sp.corrupt_records if sp else 0,
                 unsaved=self._unsaved,
+                last_write_at=self._last_write_at,
             )
 
     # -- writer thread -------------------------------------------------------------------------------
@@ -405,6 +416,7 @@ class BatchWriter:
             self._points_written += n
             self._batches += 1
             self._last_latency_ms = (time.perf_counter() - t0) * 1000.0
+            self._last_write_at = time.time()
         return None
 
     def _write_with_retries(self, body: bytes, n: int) -> bool:
