@@ -121,8 +121,14 @@ def test_a_bounded_broker_queue_is_the_only_place_that_drops_and_it_counts(tmp_p
         pub = ChunkedPublisher(broker.host, broker.port, load, rate=3000.0)
         pub.start()
         pub.join(60)
-        time.sleep(1.5)
-        dropped = broker_counter(broker.host, broker.port)
+        # $SYS counters are republished every sys_interval: read until the count settles (bounded)
+        dropped, deadline = -1, time.monotonic() + 15
+        while time.monotonic() < deadline:
+            time.sleep(1.2)
+            now = broker_counter(broker.host, broker.port)
+            if now == dropped:
+                break
+            dropped = now
         sup.start().wait_connected(30)
         time.sleep(3.0)
         stored = wait_stored(InfluxHttp(influx.url), db, load.expected, 6, interval=2.0)
