@@ -30,7 +30,7 @@ from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
-from supervisor.state.registry import STATUS_CODE, StateRegistry, StatusChange
+from supervisor.state.registry import STALE, STATUS_CODE, StateRegistry, StatusChange
 from supervisor.storage import StorageError
 from supervisor.storage.lineprotocol import point_line
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
@@ -344,7 +344,9 @@ class Supervisor:
             changed = bool(self._pending_status)
             self._pending_status.clear()
             if self.alarms is not None and changed:
-                for change in self.alarms.update(self.state.not_ok(), now):
+                failing = self.state.not_ok()
+                stale = {d for d in failing if self.state.status(d) == STALE}
+                for change in self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen):
                     m, tags, fields, ts = change.as_point()
                     lines.append(point_line(m, tags, fields, int(ts * 1000)))
             if lines:

@@ -28,6 +28,7 @@ AlarmState = Literal["raised", "acknowledged", "cleared"]
 MEASUREMENT = "alarms"
 #: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
 AFFECTED_MAX = 1000
+RECOVERY_GRACE_INTERVALS = 3.0  # a recovering root cause keeps its devices this many intervals
 
 DEVICE_SEVERITY: Mapping[str, Severity] = {
     "lighting_cabinet": "major",
@@ -143,6 +144,7 @@ class AlarmManager:
     root_cause_severity: Callable[[RootCause], Severity] = _root_cause_severity
     history: deque[AlarmChange] = field(init=False)
     _active: dict[tuple[str, str], Alarm] = field(init=False, default_factory=dict)
+    _recovering: dict[str, float] = field(init=False, default_factory=dict)  # element -> since
     _by_id: dict[str, Alarm] = field(init=False, default_factory=dict)
     _cleared: OrderedDict[str, Alarm] = field(init=False, default_factory=OrderedDict)
     _seq: int = field(init=False, default=0)
@@ -203,9 +205,20 @@ class AlarmManager:
         log.info("alarm %s cleared (%s)", alarm.id, reason)
         self._record(alarm, now, out)
 
-    def update(self, silent_or_faulty: set[str] | frozenset[str], now: float) -> list[AlarmChange]:
-        """Bring the alarms in line with the devices failing ``now``; return the changes."""
-        result = self.model.root_causes(silent_or_faulty)
+    def update(self, silent_or_faulty: set[str] | frozenset[str], now: float, *,
+               stale: set[str] | frozenset[str] | None = None,
+               last_seen: Callable[[str], float | None] | None = None) -> list[AlarmChange]:
+        """Bring the alarms in line with the devices failing ``now``; return the changes.
+
+        With ``stale`` (the silent subset) and ``last_seen``, devices of different reporting
+        intervals behind one failed element are correlated before the slow ones are overdue: see
+        :meth:`presumed`. Without them, an element is blamed only once all its dependents failed.
+        """
+        evidence = set(silent_or_faulty)
+        if stale and last_seen is not None:
+            evidence |= self.presumed(stale, last_seen)
+        result = self.model.root_causes(evidence)
+        result.unexplained.intersection_update(silent_or_faulty)  # presumed devices never get their own alarm
         out: list[AlarmChange] = []
         wanted_rc = {c.element: c for c in result.causes}
         # clear what is no longer true first, so that a device moving from a device alarm to a
@@ -214,7 +227,22 @@ class AlarmManager:
         for key in list(self._active):
             kind, element = key
             if kind == "root_cause" and element not in wanted_rc:
+                recovering = self._active[key]
+                # recovering: its devices come back one by one (a lamp reports every 5 minutes);
+                # those not back yet stay attributed to it for a grace period, instead of each
+                # raising its own alarm, then whatever is still failing is on its own
+                still = [d for d in recovering.devices if d in silent_or_faulty]
+                since = self._recovering.setdefault(element, now)
+                grace = RECOVERY_GRACE_INTERVALS * max(
+                    (float(self.model.devices[d].interval) for d in still if d in self.model.devices), default=0.0)
+                if still and now - since <= grace:
+                    for d in still:
+                        explained_by[d] = recovering.id
+                    continue
+                self._recovering.pop(element, None)
                 self._clear(key, "recovered", now, out)
+            elif kind == "root_cause":
+                self._recovering.pop(element, None)
         for element, cause in wanted_rc.items():
             alarm = self._active.get(("root_cause", element))
             if alarm is None:
@@ -236,7 +264,7 @@ class AlarmManager:
             elif element not in result.unexplained:
                 self._clear(key, "recovered", now, out)
         for device in sorted(result.unexplained):
-            if ("device", device) in self._active:
+            if ("device", device) in self._active or device in explained_by:
                 continue
             info = self.model.devices.get(device)
             kind_name = "device" if info is None else info.kind
@@ -244,6 +272,33 @@ class AlarmManager:
             sev: Severity = self.device_severity.get(kind_name, "minor")
             self._raise("device", device, severity=sev, devices=(device,), services=services,
                         text=f"{kind_name} {device} silent or faulty", now=now, out=out)  # fmt: skip
+        return out
+
+    def presumed(self, stale: set[str] | frozenset[str], last_seen: Callable[[str], float | None]) -> set[str]:
+        """Devices presumed silent although not overdue yet, because an element above them failed.
+
+        When an element fails, its dependents go stale at different times: a camera reporting every
+        60 s after 3 minutes, a lamp reporting every 300 s after 15. Without this, the cameras would
+        raise device alarms for 12 minutes before the element is blamed. An element with at least
+        two stale dependents is presumed failed when none of its other dependents has reported
+        since the stale ones stopped (within the stale ones' reporting interval); its other
+        dependents are then presumed silent. A healthy element is cleared by its first report.
+        """
+        candidates: dict[str, list[str]] = {}
+        for d in stale:
+            for el in self.model.dependencies(d):
+                candidates.setdefault(el, []).append(d)
+        devices = self.model.devices
+        out: set[str] = set()
+        for el, silent in candidates.items():
+            if len(silent) < 2:
+                continue
+            t_silent = max(last_seen(d) or 0.0 for d in silent)
+            tolerance = max(float(devices[d].interval) for d in silent if d in devices) if silent else 0.0
+            horizon = t_silent + tolerance
+            others = [o for o in self.model.dependents(el) if o not in stale]
+            if others and not any((last_seen(o) or 0.0) > horizon for o in others):
+                out.update(others)
         return out
 
     def acknowledge(self, alarm_id: str, user: str, now: float) -> AlarmChange | None:

@@ -8,6 +8,7 @@ from functools import cache
 import pytest
 
 from supervisor.alarms import AFFECTED_MAX, AlarmManager, AlarmStateError, UnknownAlarmError
+from supervisor.alarms._manager import RECOVERY_GRACE_INTERVALS
 from supervisor.model import CityModel, city_from_dict
 from tests.model._small import small_city
 
@@ -81,8 +82,13 @@ def test_device_alarms_are_suppressed_when_a_root_cause_appears() -> None:
     assert [a.id for a in mgr.active()] == [root_id]
     assert mgr.get(ids["lamp-1"]).state == "cleared"
 
-    # power back except one lamp that really is broken
-    changes = mgr.update({"lamp-3"}, now=30.0)
+    # power back except one lamp that really is broken: while the cabinet's devices come back (a lamp
+    # reports every few minutes), the lamp not back yet stays attributed to the recovering cause
+    assert mgr.update({"lamp-3"}, now=30.0) == []
+    assert [a.id for a in mgr.active()] == [root_id]
+    # past the grace (3 reporting intervals), what is still failing is on its own
+    grace = RECOVERY_GRACE_INTERVALS * mgr.model.devices["lamp-3"].interval
+    changes = mgr.update({"lamp-3"}, now=30.0 + grace + 1)
     assert [(c.alarm.kind, c.alarm.element, c.state) for c in changes] == [
         ("root_cause", "lc-1", "cleared"),
         ("device", "lamp-3", "raised"),
@@ -141,3 +147,38 @@ def test_unknown_device_gets_a_device_alarm() -> None:
     mgr = AlarmManager(model())
     changes = mgr.update({"ghost-1"}, now=1.0)
     assert [(c.alarm.element, c.alarm.services, c.alarm.severity) for c in changes] == [("ghost-1", (), "minor")]
+
+
+def _intervals() -> dict[str, float]:
+    return {d: float(model().devices[d].interval) for d in CABINET}
+
+
+def test_fast_reporters_going_silent_first_are_correlated_before_the_slow_ones_are_overdue() -> None:
+    """A power cut at t=1000: the fast reporters are stale first, the slow ones are not overdue yet.
+
+    No device has reported since the cut, so the cabinet is blamed at once, listing all its devices,
+    and no device alarm is raised in the meantime."""
+    mgr = AlarmManager(model())
+    iv = _intervals()
+    fastest = min(iv.values())
+    fast = {d for d, i in iv.items() if i == fastest}
+    if len(fast) < 2:  # the small city's intervals: make two of its devices the fast ones
+        fast = set(sorted(CABINET)[:2])
+    now = 1000.0 + 3 * max(iv[d] for d in fast)  # when the fast ones are found stale
+    last = dict.fromkeys(model().devices, now - 1.0)  # the rest of the city keeps reporting
+    last.update({d: 1000.0 - (5.0 if d in fast else 100.0) for d in CABINET})  # the cabinet: all before the cut
+    changes = mgr.update(fast, now=now, stale=fast, last_seen=last.get)
+    assert [(c.alarm.kind, c.alarm.element) for c in changes] == [("root_cause", "lc-1")]
+    assert set(changes[0].alarm.devices) == CABINET
+
+
+def test_a_recent_report_from_a_sibling_keeps_the_element_innocent() -> None:
+    mgr = AlarmManager(model())
+    fast = set(sorted(CABINET)[:2])
+    tolerance = max(_intervals()[d] for d in fast)
+    last = dict.fromkeys(model().devices, 1000.0 + 4 * tolerance - 1.0)
+    last.update(dict.fromkeys(CABINET, 1000.0))
+    sibling = sorted(CABINET - fast)[0]
+    last[sibling] = 1000.0 + tolerance + 60.0  # it reported well after the two went silent
+    changes = mgr.update(fast, now=1000.0 + 4 * tolerance, stale=fast, last_seen=last.get)
+    assert sorted((c.alarm.kind, c.alarm.element) for c in changes) == sorted(("device", d) for d in fast)
