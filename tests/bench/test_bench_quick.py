@@ -1,0 +1,49 @@
+"""``bench ingest|model|rules --quick``: CI smoke of the main scenarios (no timing assertion).
+
+They must run to the end on the real Mosquitto and InfluxDB, measure their baselines in the same
+run, and (ingest) lose no point.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.services import INFLUX_URL
+
+pytestmark = pytest.mark.integration
+
+
+def _bench(*args: str) -> dict[str, Any]:
+    exe = Path(sys.executable).with_name("urban-supervisor")
+    out = subprocess.run([str(exe), "bench", *args, "--quick", "--influx-url", INFLUX_URL],
+                         capture_output=True, timeout=300, check=True)
+    report: dict[str, Any] = json.loads(out.stdout)
+    return report
+
+
+def test_ingest_quick(influx: object) -> None:
+    r = _bench("ingest")["ingest"]
+    for mode in ("live", "drain"):
+        e2e = r["supervisor_e2e"][mode]
+        assert e2e["lost"] == 0 and e2e["points_stored"] == e2e["points_expected"]
+        assert e2e["rate_msg_s"] > 0
+    assert r["broker_mosquitto_sub"]["drain_msg_s"] > 0 and r["paho_counting"]["drain_msg_s"] > 0
+    assert set(r["ratios"]) >= {"e2e_live_vs_broker_live", "e2e_live_vs_paho_live", "e2e_drain_vs_broker_drain",
+                                "e2e_drain_vs_paho_drain"}
+
+
+def test_model_quick() -> None:
+    r = _bench("model")["model"]["10000"]
+    assert r["devices"] == 10000 and r["load_s"] > 0 and r["rss_model_mb"] > 0 and r["impact_devices"] > 0
+
+
+def test_rules_quick(influx: object) -> None:
+    r = _bench("rules")["rules"]["load_1000"]
+    assert r["probes"] == 30 and r["missed"] < r["probes"]
+    assert r["latency_ms"]["p50"] > 0 and r["background_achieved_msg_s"] > 0
