@@ -161,9 +161,15 @@ class Driver(abc.ABC):
     measures: ClassVar[Mapping[tuple[str, str], str]]
     commands: ClassVar[tuple[str, ...]] = ()
     ignored: ClassVar[tuple[str, ...]] = ()
+    OPTIONS: ClassVar[frozenset[str] | None] = None  # the option names it accepts; None: not checked here
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: Mapping[str, Any] = dict(options or {})
+        if self.OPTIONS is not None:
+            unknown = sorted(set(self.options) - self.OPTIONS)
+            if unknown:
+                raise ConfigError(f"driver {self.name!r}: unknown option(s) {', '.join(unknown)}; "
+                                  f"known: {', '.join(sorted(self.OPTIONS)) or 'none'}")
 
     @abc.abstractmethod
     def decode(self, topic: str, payload: bytes) -> Decoded:

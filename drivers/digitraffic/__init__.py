@@ -72,9 +72,6 @@ class DigitrafficDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - self.OPTIONS)
-        if unknown:
-            raise ConfigError(f"driver {self.name!r}: unknown option(s) {', '.join(unknown)}; known: sensors, topic")
         self._topic = pattern_option(self.name, self.options, "topic", DEFAULT_TOPIC, ("device", "sensor"))
         object.__setattr__(self, "topics", (self._topic.filter,))
         extra = self.options.get("sensors", {})

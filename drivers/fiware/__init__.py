@@ -126,10 +126,6 @@ class FiwareDriver(Driver):
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         o = self.options
-        unknown = sorted(set(o) - self.OPTIONS)
-        if unknown:
-            raise ConfigError(f"driver {self.name!r}: unknown option(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(self.OPTIONS))}")
         self._topic = pattern_option(self.name, o, "topic", "fiware/{type}/{device}")
         self._iota = pattern_option(self.name, o, "iota_topic", "/json/{apikey}/{device}/attrs")
         object.__setattr__(self, "topics", (self._topic.filter, self._iota.filter))

@@ -63,10 +63,6 @@ class FrigateDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - self.OPTIONS)
-        if unknown:
-            raise ConfigError(f"driver 'frigate': unknown option(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(self.OPTIONS))}")
         prefix = self.options.get("topic_prefix", "frigate")
         if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "+#") or prefix.endswith("/"):
             raise ConfigError(f"driver 'frigate': topic_prefix must be a topic without wildcards, got {prefix!r}")

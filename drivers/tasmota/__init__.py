@@ -92,10 +92,6 @@ class TasmotaDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - self.OPTIONS)
-        if unknown:
-            raise ConfigError(f"driver 'tasmota': unknown option(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(self.OPTIONS))}")
         full_topic = self.options.get("full_topic", DEFAULT_FULL_TOPIC)
         if not isinstance(full_topic, str):
             raise ConfigError(f"driver 'tasmota': full_topic must be a string, got {full_topic!r}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._contract import ConfigError, Decoded, DecodeError, Driver, Reading, Value
+from .._contract import Decoded, DecodeError, Driver, Reading, Value
 from .._declarative import (
     BAD_TYPE,
     BAD_VALUE,
@@ -75,9 +75,6 @@ class TelraamDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - self.OPTIONS)
-        if unknown:
-            raise ConfigError(f"driver {self.name!r}: unknown option(s) {', '.join(unknown)}; known: topic")
         self._topic = pattern_option(self.name, self.options, "topic", DEFAULT_TOPIC)
         object.__setattr__(self, "topics", (self._topic.filter,))
 

@@ -62,9 +62,6 @@ class WmbusmetersDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - self.OPTIONS)
-        if unknown:
-            raise ConfigError(f"driver {self.name!r}: unknown option(s) {', '.join(unknown)}; known: topic")
         self._topic = pattern_option(self.name, self.options, "topic", DEFAULT_TOPIC)
         object.__setattr__(self, "topics", (self._topic.filter,))
 

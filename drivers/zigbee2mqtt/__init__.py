@@ -65,10 +65,6 @@ class Zigbee2MqttDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        unknown = sorted(set(self.options) - self.OPTIONS)
-        if unknown:
-            raise ConfigError(f"driver 'zigbee2mqtt': unknown option(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(sorted(self.OPTIONS))}")
         base = self.options.get("base_topic", "zigbee2mqtt")
         if not isinstance(base, str) or not base or any(c in base for c in "+#") or base.endswith("/"):
             raise ConfigError(f"driver 'zigbee2mqtt': base_topic must be a topic without wildcards, got {base!r}")
