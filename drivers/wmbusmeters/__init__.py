@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from .._contract import ConfigError, Decoded, DecodeError, Driver, Event, Reading, Value
+from .._contract import Decoded, DecodeError, Driver, Event, Reading, Value
 from .._declarative import (
     BAD_IDENTIFIER,
     MISSING_FIELD,
