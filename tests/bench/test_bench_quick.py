@@ -45,5 +45,5 @@ def test_model_quick() -> None:
 
 def test_rules_quick(influx: object) -> None:
     r = _bench("rules")["rules"]["load_1000"]
-    assert r["probes"] == 30 and r["missed"] < r["probes"]
+    assert 0 < r["probes"] <= 30 and r["missed"] < r["probes"]  # bounded in time: a slow CI may send fewer
     assert r["latency_ms"]["p50"] > 0 and r["background_achieved_msg_s"] > 0
