@@ -33,7 +33,7 @@ from supervisor.bench._load import (
     write_messages,
 )
 from supervisor.bench.procs import free_port, mosquitto
-from supervisor.bench.report import rss_mb
+from supervisor.bench.report import count_points, influx, rss_mb
 
 NAME = "ingest"
 HELP = "end-to-end msg/s (simulator → broker → supervisor → InfluxDB) vs mosquitto_sub and bare paho"
@@ -116,33 +116,13 @@ class SupervisorProcess:
             self.proc.kill()
 
 
-def _influx(url: str, q: str, db: str | None = None) -> Any:
-    import urllib.parse
-
-    params = {"q": q}
-    if db:
-        params["db"] = db
-    with urllib.request.urlopen(url + "/query", data=urllib.parse.urlencode(params).encode(), timeout=60) as r:
-        return json.loads(r.read())
-
-
-def _count_points(url: str, db: str, measurements: list[str]) -> dict[str, int]:
-    field = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
-    out = {}
-    for m in measurements:
-        res = _influx(url, f'SELECT count("{field[m]}") FROM "{m}"', db)["results"][0]
-        series = res.get("series")
-        out[m] = int(series[0]["values"][0][1]) if series else 0
-    return out
-
-
 def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: int,  # noqa: PLR0917
                    expected: dict[str, int]) -> dict[str, Any]:
     """Node-RED 4 (mqtt in → json → function → influxdb batch) live on the same messages."""
     from supervisor.bench._nodered import NodeRedProcess, influx_points_ok
 
     db = f"urban_bench_nodered_{int(time.time())}"
-    _influx(url, f'CREATE DATABASE "{db}"')
+    influx(url, f'CREATE DATABASE "{db}"')
     lines_expected = sum(expected.values())
     nr = NodeRedProcess(work, port, url, db)
     probe = ["mosquitto_pub", "-h", host, "-p", str(port), "-q", "1", "-t", "city/probe/traffic/probe/telemetry",
@@ -154,7 +134,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
             nr.check_alive()
             subprocess.run(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
             time.sleep(0.5)
-            series = _influx(url, probe_q, db)["results"][0].get("series")
+            series = influx(url, probe_q, db)["results"][0].get("series")
             if series:
                 break
             if time.monotonic() > deadline:
@@ -175,8 +155,8 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
         # confirm by counting (other writers may share the server's counter); poll sparsely
         t_end = t_hit
         while True:
-            stored = _count_points(url, db, sorted(expected))
-            series = _influx(url, probe_q, db)["results"][0].get("series")
+            stored = count_points(url, db, sorted(expected))
+            series = influx(url, probe_q, db)["results"][0].get("series")
             stored["traffic"] -= int(series[0]["values"][0][1]) if series else 0
             if sum(stored.values()) >= lines_expected or time.monotonic() > deadline:
                 break
@@ -188,7 +168,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
         nr.sample_rss()
     finally:
         nr.stop()
-        _influx(url, f'DROP DATABASE "{db}"')
+        influx(url, f'DROP DATABASE "{db}"')
     return {
         "rate_msg_s": round(n / (t_end - pub.started)),
         "seconds": round(t_end - pub.started, 2),
@@ -274,8 +254,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     final = sup.summary() or {}
                 finally:
                     sup.stop()
-                stored = _count_points(url, db, sorted(expected))
-                _influx(url, f'DROP DATABASE "{db}"')
+                stored = count_points(url, db, sorted(expected))
+                influx(url, f'DROP DATABASE "{db}"')
                 e2e[mode] = {
                     "rate_msg_s": round(n_timed / (t_end - t_start)),
                     "seconds": round(t_end - t_start, 2),

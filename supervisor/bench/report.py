@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,3 +52,26 @@ def table(title: str, rows: Mapping[str, Any]) -> str:
         shown = (f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}") if isinstance(v, float) else v
         out.append(f"{k.ljust(width)}  {shown}")
     return "\n".join(out)
+
+
+# a field present in every point of each measurement, to count points
+COUNT_FIELD = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
+
+
+def influx(url: str, q: str, db: str | None = None, timeout: float = 120.0) -> Any:
+    """Run an InfluxQL statement on InfluxDB 1.x's HTTP API and return the decoded answer."""
+    params = {"q": q}
+    if db:
+        params["db"] = db
+    with urllib.request.urlopen(url + "/query", data=urllib.parse.urlencode(params).encode(), timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def count_points(url: str, db: str, measurements: list[str]) -> dict[str, int]:
+    """Points per measurement (one ``count`` each: costly, so only once at the end of a scenario)."""
+    out = {}
+    for m in measurements:
+        res = influx(url, f'SELECT count("{COUNT_FIELD[m]}") FROM "{m}"', db)["results"][0]
+        series = res.get("series")
+        out[m] = int(series[0]["values"][0][1]) if series else 0
+    return out

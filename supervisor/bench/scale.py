@@ -39,7 +39,7 @@ import orjson
 
 from supervisor.bench._load import PahoCounter, PublisherProcess, mosquitto_sub_drain, mosquitto_sub_session
 from supervisor.bench.procs import mosquitto
-from supervisor.bench.report import rss_mb
+from supervisor.bench.report import count_points, influx, rss_mb
 
 NAME = "scale"
 HELP = "drain msg/s of 1..N zone-partitioned workers (run --workers N) vs mosquitto_sub, bare paho, InfluxDB"
@@ -124,24 +124,6 @@ def publish_chunks(host: str, port: int, paths: list[Path], parallel: int = 2) -
     return {"sent": sent, "acked": acked, "seconds": round(elapsed, 2), "rate_msg_s": round(sent / elapsed)}
 
 
-def influx(url: str, q: str, db: str | None = None) -> Any:
-    import urllib.parse
-
-    params = {"q": q}
-    if db:
-        params["db"] = db
-    with urllib.request.urlopen(url + "/query", data=urllib.parse.urlencode(params).encode(), timeout=120) as r:
-        return json.loads(r.read())
-
-
-def count_points(url: str, db: str, measurements: list[str]) -> dict[str, int]:
-    field = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
-    out = {}
-    for m in measurements:
-        res = influx(url, f'SELECT count("{field[m]}") FROM "{m}"', db)["results"][0]
-        series = res.get("series")
-        out[m] = int(series[0]["values"][0][1]) if series else 0
-    return out
 
 
 class WorkerSet:

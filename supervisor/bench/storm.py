@@ -25,12 +25,10 @@ from typing import Any
 import orjson
 
 from supervisor.bench.procs import mosquitto
-from supervisor.bench.report import rss_mb
+from supervisor.bench.report import count_points, influx, rss_mb
 from supervisor.bench.scale import (
     WorkerSet,
-    count_points,
     drain_baselines,
-    influx,
     publish_chunks,
     queue_baseline_sessions,
     write_chunks,
