@@ -31,7 +31,18 @@ if ! command -v mosquitto >/dev/null 2>&1; then
 fi
 if ! command -v curl >/dev/null 2>&1; then apt_install curl; fi
 
+# an InfluxDB that answers /ping can still be unusable (e.g. its data directory was removed): probe a write path
+influx_usable() {
+  curl -fsS -o /dev/null --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=CREATE DATABASE urban_services_probe" &&
+    curl -fsS -o /dev/null --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=DROP DATABASE urban_services_probe" &&
+    ! curl -fsS --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=SHOW DATABASES" | grep -q '"error"'
+}
+
 if ping_influx; then
+  if ! influx_usable; then
+    echo "services: InfluxDB at $INFLUX_URL answers /ping but cannot create a database; stop it or set URBAN_TEST_INFLUX_URL" >&2
+    exit 1
+  fi
   echo "services: InfluxDB answers at $INFLUX_URL"
 else
   port="${INFLUX_URL##*:}"; port="${port%%/*}"
