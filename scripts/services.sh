@@ -32,10 +32,11 @@ fi
 if ! command -v curl >/dev/null 2>&1; then apt_install curl; fi
 
 # an InfluxDB that answers /ping can still be unusable (e.g. its data directory was removed): probe a write path
+influx_query() { curl -fsS --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=$1"; }
 influx_usable() {
-  curl -fsS -o /dev/null --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=CREATE DATABASE urban_services_probe" &&
-    curl -fsS -o /dev/null --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=DROP DATABASE urban_services_probe" &&
-    ! curl -fsS --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=SHOW DATABASES" | grep -q '"error"'
+  local out
+  out="$(influx_query "CREATE DATABASE urban_services_probe")" && ! grep -q '"error"' <<<"$out" &&
+    out="$(influx_query "DROP DATABASE urban_services_probe")" && ! grep -q '"error"' <<<"$out"
 }
 
 if ping_influx; then
