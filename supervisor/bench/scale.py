@@ -25,7 +25,6 @@ import gzip
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +37,7 @@ from typing import Any
 import orjson
 
 from supervisor.bench._load import PahoCounter, PublisherProcess, mosquitto_sub_drain, mosquitto_sub_session
-from supervisor.bench.procs import mosquitto
+from supervisor.bench.procs import free_port_range, mosquitto
 from supervisor.bench.report import count_points, influx, rss_mb
 
 NAME = "scale"
@@ -55,23 +54,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # -- shared with bench storm ---------------------------------------------------------------------
-def free_port_range(n: int) -> int:
-    """A base port p with p .. p+n-1 free on loopback (bounded search)."""
-    start = 20000 + (os.getpid() * 37) % 20000
-    for base in range(start, start + 20000, 101):
-        socks: list[socket.socket] = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError(f"no {n} consecutive free ports")
 
 
 def write_chunks(work: Path, city: dict[str, Any], count: int, seed: int = 1,

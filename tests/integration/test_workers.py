@@ -9,9 +9,7 @@ restarted by the manager and drains what the broker queued for its session (no l
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import threading
 import time
 import urllib.request
@@ -26,6 +24,7 @@ import pytest
 from simulators.city import generate_city
 from simulators.publisher import Publisher
 from simulators.telemetry import Message
+from supervisor.bench.procs import free_port_range
 from supervisor.workers import (
     WorkerManager,
     WorkersError,
@@ -51,23 +50,6 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
-
-def _free_ports(n: int) -> int:
-    """A base port p with p .. p+n-1 free on loopback (bounded search)."""
-    for base in range(30000 + os.getpid() % 2000 * 10, 60000, 97):
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 def _summary(port: int) -> dict[str, Any] | None:
@@ -159,7 +141,7 @@ def _camera_events(city: dict[str, Any], zones: list[str], ts: float) -> list[Me
 def test_two_workers_no_loss_no_duplicates_rules_fire(tmp_path: Path, broker: Mosquitto, influx: Influx,
                                                       influx_db: str) -> None:
     city = generate_city(seed=5, devices=300)  # two zones
-    base = _free_ports(2)
+    base = free_port_range(2)
     cfg = _config(tmp_path, broker, influx, influx_db, city, rules_dir="rules/examples", clock_start=NIGHT,
                   api={"port": base})
     specs = plan_workers(cfg, 2)
@@ -209,7 +191,7 @@ def test_two_workers_no_loss_no_duplicates_rules_fire(tmp_path: Path, broker: Mo
 def test_killed_worker_is_restarted_and_drains_its_queue(tmp_path: Path, broker: Mosquitto, influx: Influx,
                                                           influx_db: str) -> None:
     city = generate_city(seed=6, devices=300)
-    base = _free_ports(2)
+    base = free_port_range(2)
     cfg = _config(tmp_path, broker, influx, influx_db, city, api={"port": base})
     specs = plan_workers(cfg, 2)
     first, second = (_messages(city, time.time() - 7200, 8000)[i::2] for i in range(2))
