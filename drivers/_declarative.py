@@ -431,6 +431,13 @@ class TopicPattern:
                               "an identifier ([A-Za-z0-9_.:-]+)")
         return None
 
+    def require(self, topic: str) -> dict[str, str]:
+        """:meth:`match`, refusing a topic that does not match with ``unknown_topic``."""
+        where = self.match(topic)
+        if where is None:
+            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {self.pattern}")
+        return where
+
     def __repr__(self) -> str:
         return f"TopicPattern({self.pattern!r})"
 
@@ -641,9 +648,7 @@ class DeclarativeDriver(Driver):
                 raise ConfigError(f"driver {self.name!r}: unknown timezone {zone!r}") from exc
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
-        where = self._topic.match(topic)
-        if where is None:
-            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {self.pattern}")
+        where = self._topic.require(topic)
         obj = parse_object(payload)
         ts = parse_timestamp(obj.get(self.ts_key), self.ts_key, tz=self._tz)
         values = self._fieldset.extract(obj)

@@ -17,7 +17,6 @@ from .._contract import Command, Decoded, DecodeError, Driver, EncodeError, Publ
 from .._declarative import (
     BAD_TYPE,
     MISSING_FIELD,
-    UNKNOWN_TOPIC,
     TopicPattern,
     check_range,
     parse_object,
@@ -48,9 +47,7 @@ class AsyncapiStreetlightsDriver(Driver):
     commands = ("set_level", "switch")
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
-        where = _MEASURED.match(topic)
-        if where is None:
-            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {_MEASURED.pattern}")
+        where = _MEASURED.require(topic)
         obj = parse_object(payload)
         raw = obj.get("lumens")
         if isinstance(raw, bool):

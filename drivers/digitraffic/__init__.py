@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 from .._contract import ConfigError, Decoded, DecodeError, Driver, Reading, Value
 from .._declarative import (
     MISSING_FIELD,
-    UNKNOWN_TOPIC,
     WRONG_KIND,
     check_range,
     parse_object,
@@ -81,9 +80,7 @@ class DigitrafficDriver(Driver):
         self._sensors.update({str(k): _sensor_option(self.name, str(k), v) for k, v in extra.items()})
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
-        where = self._topic.match(topic)
-        if where is None:
-            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {self._topic.pattern}")
+        where = self._topic.require(topic)
         sensor = self._sensors.get(where["sensor"])
         if sensor is None:
             raise DecodeError(WRONG_KIND, f"sensor id {where['sensor']!r} is not configured: its unit is unknown")

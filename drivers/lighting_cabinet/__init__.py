@@ -18,7 +18,6 @@ from .._declarative import (
     BAD_TYPE,
     BAD_VALUE,
     MISSING_FIELD,
-    UNKNOWN_TOPIC,
     Field,
     FieldSet,
     TopicPattern,
@@ -50,9 +49,7 @@ class LightingCabinetDriver(Driver):
     commands = ("set_level", "switch")
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
-        where = _TELEMETRY.match(topic)
-        if where is None:
-            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {_TELEMETRY.pattern}")
+        where = _TELEMETRY.require(topic)
         obj = parse_object(payload)
         device, zone = where["device"], where["zone"]
         ts = parse_timestamp(obj.get("ts"))

@@ -14,7 +14,6 @@ from .._declarative import (
     BAD_TYPE,
     BAD_VALUE,
     MISSING_FIELD,
-    UNKNOWN_TOPIC,
     WRONG_KIND,
     check_range,
     parse_object,
@@ -79,9 +78,7 @@ class TelraamDriver(Driver):
         object.__setattr__(self, "topics", (self._topic.filter,))
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
-        where = self._topic.match(topic)
-        if where is None:
-            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {self._topic.pattern}")
+        where = self._topic.require(topic)
         obj = parse_object(payload)
         status = obj.get("status_code")
         if status is not None and status != 200:

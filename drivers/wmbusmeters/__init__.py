@@ -13,7 +13,6 @@ from .._contract import Decoded, DecodeError, Driver, Event, Reading, Value
 from .._declarative import (
     BAD_IDENTIFIER,
     MISSING_FIELD,
-    UNKNOWN_TOPIC,
     WRONG_KIND,
     check_range,
     parse_object,
@@ -66,9 +65,7 @@ class WmbusmetersDriver(Driver):
         object.__setattr__(self, "topics", (self._topic.filter,))
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
-        where = self._topic.match(topic)
-        if where is None:
-            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} does not match {self._topic.pattern}")
+        where = self._topic.require(topic)
         obj = parse_object(payload)
         marker = obj.get("_")
         if marker is not None and marker != "telegram":
