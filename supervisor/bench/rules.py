@@ -201,11 +201,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         (rules_dir / "bench.yaml").write_text(RULES)
         n_bg = int(max(loads) * (probes * 0.1 + 10)) if max(loads) > 0 else 0
         background = work / "background.jsonl"
-        # the probe's sensor stays out of the background: its simulated flows would change the
-        # street's class between probes, and a probe that changes nothing sends no command
-        probe_sensor = _probe_target(city)[0]
+        # the road sensors of the probe's street stay out of the background: the street takes its
+        # busiest sensor's flow, so their simulated flows would change its class between probes,
+        # and a probe that changes nothing sends no command
+        street = _probe_target(city)[2]
+        quiet = {d["id"] for d in city["devices"] if d["kind"] == "road_sensor" and d.get("street") == street}
         write_messages(background, [m for m in generate_messages(2000, max(n_bg, 1), seed=1)
-                                    if m.device != probe_sensor])
+                                    if m.device not in quiet])
         with mosquitto(work / "mosquitto") as broker:
             for load in loads:
                 out[f"load_{int(load)}"] = _measure(
