@@ -66,17 +66,23 @@ class PublisherProcess:
 
 
 def publish_file(host: str, port: int, path: Path, rate: float | None = None) -> dict[str, Any]:
-    from simulators.publisher import Publisher
-    from simulators.telemetry import Message
+    """Publish a messages file at QoS 1 with the bulk publisher; every PUBACK is waited for.
 
-    msgs = []
+    ``first_send`` in the answer is the ``time.monotonic()`` of the first publish (the clock is
+    shared by every process of the machine): rates are timed from it, not from process start-up.
+    """
+    from simulators.rawpub import RawPublisher
+
+    msgs: list[tuple[str, bytes]] = []
     with open(path, "rb") as f:
         for line in f:
             topic, payload = orjson.loads(line)
-            msgs.append(Message(topic, payload.encode(), "", "", 0, ""))
-    with Publisher(host, port) as pub:
+            msgs.append((topic, payload.encode()))
+    with RawPublisher(host, port) as pub:
         rep = pub.run(msgs, rate=rate, ack_timeout=300)
-    return {"sent": rep.sent, "acked": rep.acked, "elapsed": rep.elapsed, "rate": rep.rate}
+    if not rep.complete:
+        raise RuntimeError(f"publisher: {rep.sent - rep.acked} of {rep.sent} messages unacknowledged")
+    return rep.to_dict()
 
 
 def mosquitto_sub_drain(host: str, port: int, topic: str, count: int, client_id: str, *,

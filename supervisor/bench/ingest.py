@@ -151,7 +151,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
             if influx_points_ok(url) - base >= lines_expected:
                 t_hit = time.monotonic()
                 break
-        pub.wait()
+        t0 = pub.wait()["first_send"]
         # confirm by counting (other writers may share the server's counter); poll sparsely
         t_end = t_hit
         while True:
@@ -170,8 +170,8 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
         nr.stop()
         influx(url, f'DROP DATABASE "{db}"')
     return {
-        "rate_msg_s": round(n / (t_end - pub.started)),
-        "seconds": round(t_end - pub.started, 2),
+        "rate_msg_s": round(n / (t_end - t0)),
+        "seconds": round(t_end - t0, 2),
         "peak_rss_mb": round(nr.peak_rss, 1),
         "points_stored": stored,
         "lost": lines_expected - sum(stored.values()),
@@ -200,9 +200,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             mosquitto_sub_session(host, port, TOPIC, "b-live")
             pub = PublisherProcess(host, port, path)
             mosquitto_sub_drain(host, port, TOPIC, n, "b-live", timeout=600)
-            # the subscription existed before publishing: elapsed counts from the publisher's start
-            broker_live = time.monotonic() - pub.started
+            # the subscription existed before publishing: elapsed counts from the first publish
+            t_done = time.monotonic()
             pub_live = pub.wait()
+            broker_live = t_done - pub_live["first_send"]
             mosquitto_sub_session(host, port, TOPIC, "b-drain")
             PublisherProcess(host, port, path).wait()
             broker_drain = mosquitto_sub_drain(host, port, TOPIC, n, "b-drain", timeout=600)
@@ -212,8 +213,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(0.3)
             pub = PublisherProcess(host, port, path)
             counter.done.wait(600)
-            paho_live = counter.last - pub.started
-            pub.wait()
+            paho_live = counter.last - pub.wait()["first_send"]
             counter.stop()
             sess = PahoCounter(host, port, TOPIC, "p-drain").start(10**12)
             sess.connected.wait(10)
@@ -247,10 +247,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         n_timed = n
                     else:
                         pub = PublisherProcess(host, port, path)
-                        t_start = pub.started
                         t_end = sup.wait_stored(n, lines_expected, 900)
                         n_timed = n
-                        pub.wait()
+                        t_start = pub.wait()["first_send"]
                     final = sup.summary() or {}
                 finally:
                     sup.stop()
