@@ -187,6 +187,7 @@ class RuleEngine:
     def on_readings(self, readings: Sequence[Reading], now: float) -> None:
         idx = self._reading_index
         pending = self._tracker.pending
+        touched: dict[RuleRuntime, set[str]] = {}
         for r in readings:
             handlers = idx.get(r.device)
             if handlers is not None:
@@ -195,10 +196,23 @@ class RuleEngine:
                         h.on_reading(r, now)
                     except BadInputError as exc:
                         self._bad_input(h.id, exc, r.device)
+                        continue
                     except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
                         self._rule_failed(h.id, exc, r.device)
+                        continue
+                    if h.reactive:
+                        devs = touched.get(h)
+                        if devs is None:
+                            touched[h] = {r.device}
+                        else:
+                            devs.add(r.device)
             if pending and r.device in pending:
                 self._tracker.observe(r, now)
+        for h, devs in touched.items():  # react within the batch, not at the next tick
+            try:
+                h.react(devs, now)
+            except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
+                self._rule_failed(h.id, exc, "-")
 
     def on_events(self, events: Sequence[Event], now: float) -> None:
         idx = self._event_index

@@ -115,6 +115,10 @@ class AdaptiveRuntime(RuleRuntime):
             if lights:
                 self.streets.append(_Street(street, sensors, lights))
         self.reading_devices = tuple(s for st in self.streets for s in st.sensors)
+        self._street_of: dict[str, list[_Street]] = {}
+        for st in self.streets:
+            for s in st.sensors:
+                self._street_of.setdefault(s, []).append(st)
         self._intervals = {
             s: float(iv) if (iv := ctx.devices[s].interval) else spec.default_interval_s
             for s in self.reading_devices
@@ -189,11 +193,24 @@ class AdaptiveRuntime(RuleRuntime):
                     break
         return level, f"curve ({_fmt(level)} % at {f:.0f} veh/h)"
 
-    def tick(self, now: float) -> None:
+    reactive = True
+
+    def _night(self, now: float) -> bool:
         sched = self.ctx.schedules.get(self.spec.schedule)
-        night = sched.is_night(now) if sched is not None else self.ctx.calendar.is_night(now)
+        return sched.is_night(now) if sched is not None else self.ctx.calendar.is_night(now)
+
+    def tick(self, now: float) -> None:
+        night = self._night(now)
         for st in self.streets:
             self._tick_street(st, now, night)
+
+    def react(self, devices: set[str], now: float) -> None:
+        """A sensor reported: re-evaluate its streets now (a new flow class is a command at once)."""
+        streets = {id(st): st for d in devices for st in self._street_of.get(d, ())}
+        if streets:
+            night = self._night(now)
+            for st in streets.values():
+                self._tick_street(st, now, night)
 
     def _withdraw(self, st: _Street, now: float, reason: str) -> None:
         if st.active:
@@ -221,7 +238,7 @@ class AdaptiveRuntime(RuleRuntime):
             cur = self.ctx.arbiter.level(st.lights[0])
             st.output = target if cur is None else cur
             st.last_tick = now
-        dt = max(0.0, now - (st.last_tick if st.last_tick is not None else now))
+        since = st.last_tick if st.last_tick is not None else now
         st.last_tick = now
         held = False
         if target < st.output:
@@ -232,10 +249,11 @@ class AdaptiveRuntime(RuleRuntime):
                 held = True
             else:
                 desired = target
+                since = max(since, st.lower_since + self.spec.hold_s)  # the ramp starts when the hold ends
         else:
             st.lower_since = None
             desired = target
-        step = self.spec.ramp_pct_per_min * dt / 60.0
+        step = self.spec.ramp_pct_per_min * max(0.0, now - since) / 60.0
         before = st.output
         st.output = before + max(-step, min(step, desired - before))
         reached = abs(st.output - desired) < 1e-9

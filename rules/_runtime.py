@@ -61,6 +61,8 @@ class RuleRuntime:
     """A rule bound to the city. Subclasses override what they need."""
 
     kind: str = ""
+    #: True when :meth:`react` acts on readings at once (the engine then calls it after each batch)
+    reactive: bool = False
 
     def __init__(self, rule_id: str, ctx: Context) -> None:
         self.id = rule_id
@@ -76,6 +78,13 @@ class RuleRuntime:
 
     def tick(self, now: float) -> None:
         """Periodic work (schedules, staleness, night windows)."""
+
+    def react(self, devices: set[str], now: float) -> None:
+        """After a batch in which ``devices`` (of ``reading_devices``) reported: act on it now.
+
+        Only called when :attr:`reactive` is set. Without it a rule acts at its next tick, which
+        the supervisor runs at a bounded cadence (50 ms): too late for a reaction-time target.
+        """
 
     def start(self, now: float) -> None:
         """Called once when the rule starts running (after a load or reload)."""

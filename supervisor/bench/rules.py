@@ -14,6 +14,7 @@ probes queue behind it: the figure then measures the backlog, and the report say
 from __future__ import annotations
 
 import argparse
+import random
 import tempfile
 import threading
 import time
@@ -152,6 +153,7 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         pub = PublisherProcess(host, port, background, rate=load) if load > 0 else None
         time.sleep(1.0)
         flows = (1200.0, 50.0)
+        rng = random.Random(7)
         deadline = time.monotonic() + max(60.0, probes * 2.0)
         for i in range(probes):
             if time.monotonic() > deadline:
@@ -163,7 +165,7 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
                 latencies.append((watch.first - t0) * 1000.0)
             else:
                 missed += 1
-            time.sleep(0.05)
+            time.sleep(rng.uniform(0.02, 0.08))  # random gaps: no phase lock with periodic work
         summary = sup.summary() or {}
         bg = pub.wait(600) if pub is not None else {"rate": 0.0}
     finally:

@@ -143,3 +143,22 @@ def test_bad_flow_is_counted_not_raised(h: Harness) -> None:
     h.engine.on_readings([Reading(s1[0], "traffic", {"flow": "lots"}), Reading(s1[0], "traffic", {"flow": -3.0})],
                          h.now)
     assert h.engine.errors == {"traffic-dims-lights:bad_type": 1, "traffic-dims-lights:out_of_range": 1}
+
+
+def test_a_new_flow_class_is_commanded_within_the_batch_not_at_the_next_tick(tmp_path: Path) -> None:
+    fast = ADAPTIVE.replace("hold_s: 300", "hold_s: 0").replace("ramp_pct_per_min: 20", "ramp_pct_per_min: 6000")
+    h = harness(tmp_path, "rules:" + SCHEDULE + fast, START)
+    h.tick()
+    along, others = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(700, sensors=s1, flow=50.0)
+    assert levels(h, along) == {30.0}
+    sent = len(h.sink.sent)
+    h.clock.advance(1.0)
+    h.flow(s1, 1200.0)  # no tick after it: the rule reacts to the readings themselves
+    new = h.sink.sent[sent:]
+    assert {c.device for c in new} == set(along), "only the lamps of the sensor's street are commanded"
+    assert {float(c.value) for c in new} == {100.0} and levels(h, along) == {100.0}
+    assert levels(h, others) == {100.0}
+    h.flow(s1, 1200.0)  # the same class again: nothing to say
+    assert len(h.sink.sent) == sent + len(new)
