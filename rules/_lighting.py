@@ -90,6 +90,7 @@ class _Street:
     eff_flow: float | None = None
     lower_since: float | None = None
     last_tick: float | None = None
+    direction: int = 0  # sign of the ramp in progress; 0 at rest
     inputs: dict[str, Value] = field(default_factory=dict)
 
 
@@ -255,7 +256,18 @@ class AdaptiveRuntime(RuleRuntime):
             desired = target
         step = self.spec.ramp_pct_per_min * max(0.0, now - since) / 60.0
         before = st.output
-        st.output = before + max(-step, min(step, desired - before))
+        gap = desired - before
+        move = max(-step, min(step, gap))
+        sign = (gap > 0) - (gap < 0)
+        if sign and sign != st.direction and st.active:
+            # a move starts (from rest, after a hold, or reversing): its first step of step_pct goes
+            # out at once and the ramp continues from there, so a change of traffic is a command
+            # now rather than step_pct / ramp later; no interval sees more than its ramp plus one step
+            lead = min(abs(gap), self.spec.step_pct)
+            if abs(move) < lead:
+                move = sign * lead
+        st.direction = sign
+        st.output = before + move
         reached = abs(st.output - desired) < 1e-9
         if (
             st.active

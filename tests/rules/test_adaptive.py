@@ -162,3 +162,18 @@ def test_a_new_flow_class_is_commanded_within_the_batch_not_at_the_next_tick(tmp
     assert levels(h, others) == {100.0}
     h.flow(s1, 1200.0)  # the same class again: nothing to say
     assert len(h.sink.sent) == sent + len(new)
+
+
+def test_a_ramped_move_sends_its_first_step_at_once(h: Harness) -> None:
+    along, _ = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(700, sensors=s1, flow=50.0)
+    assert levels(h, along) == {30.0}
+    sent = len(h.sink.sent)
+    h.clock.advance(0.5)
+    h.flow(s1, 1200.0)  # at 20 %/min a 5 % step would otherwise wait 15 s
+    first = h.sink.sent[sent:]
+    assert {c.device for c in first} == set(along) and {float(c.value) for c in first} == {35.0}
+    h.run(30, sensors=s1, flow=1200.0, step=1.0)  # then the ramp: 20 %/min, 5 % steps
+    (lv,) = levels(h, along)
+    assert lv is not None and 40.0 <= lv <= 45.0
