@@ -259,15 +259,18 @@ class AdaptiveRuntime(RuleRuntime):
         gap = desired - before
         move = max(-step, min(step, gap))
         sign = (gap > 0) - (gap < 0)
+        output = before + move
         if sign and sign != st.direction and st.active:
-            # a move starts (from rest, after a hold, or reversing): its first step of step_pct goes
-            # out at once and the ramp continues from there, so a change of traffic is a command
-            # now rather than step_pct / ramp later; no interval sees more than its ramp plus one step
-            lead = min(abs(gap), self.spec.step_pct)
-            if abs(move) < lead:
-                move = sign * lead
+            # a move starts (from rest, after a hold, or reversing): its first step of step_pct away
+            # from the level last commanded goes out at once and the ramp continues from there, so
+            # a change of traffic is a command now rather than step_pct / ramp later; no interval
+            # sees more than its ramp plus one step
+            ref = st.published if st.published is not None else before
+            ahead = desired - ref
+            lead_to = ref + sign * min(self.spec.step_pct, abs(ahead)) if ahead * sign > 0 else desired
+            output = max(output, lead_to) if sign > 0 else min(output, lead_to)
         st.direction = sign
-        st.output = before + move
+        st.output = output
         reached = abs(st.output - desired) < 1e-9
         if (
             st.active

@@ -177,3 +177,20 @@ def test_a_ramped_move_sends_its_first_step_at_once(h: Harness) -> None:
     h.run(30, sensors=s1, flow=1200.0, step=1.0)  # then the ramp: 20 %/min, 5 % steps
     (lv,) = levels(h, along)
     assert lv is not None and 40.0 <= lv <= 45.0
+
+
+def test_a_reversal_mid_ramp_is_commanded_at_once(tmp_path: Path) -> None:
+    nohold = ADAPTIVE.replace("hold_s: 300", "hold_s: 0")
+    h = harness(tmp_path, "rules:" + SCHEDULE + nohold, START)
+    h.tick()
+    along, _ = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(700, sensors=s1, flow=50.0)
+    h.clock.advance(1.0)
+    h.flow(s1, 1200.0)
+    assert levels(h, along) == {35.0}
+    h.run(10, sensors=s1, flow=1200.0, step=1.0)  # ramping up: 3.3 % more, not yet a 5 % step
+    assert levels(h, along) == {35.0}
+    sent = len(h.sink.sent)
+    h.flow(s1, 0.0)  # traffic drops again (below the hysteresis band): the ramp turns back at once
+    assert {float(c.value) for c in h.sink.sent[sent:]} == {30.0}
