@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import signal
@@ -38,6 +39,18 @@ def load_model(settings: Any) -> Any:
     return load_city(settings.city)
 
 
+def _freeze_heap() -> None:
+    """Take what start-up built (city model, device state, rules, modules) out of the collector's passes.
+
+    These objects live as long as the process, yet every full collection walked them all: with a
+    2,000-device city a gen-2 pass stalled the pipeline thread for ~55 ms (measured with a
+    ``gc.callbacks`` probe during ``bench rules``), a visible share of the reaction-time p99.
+    Only the process owner may freeze, hence here and not in :class:`Supervisor`.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "workers", 1) != 1:
         return main_workers(args)
@@ -68,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
         from supervisor.api.server import ApiServer
 
         api = ApiServer(sup, settings.api).start()
+    _freeze_heap()
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
