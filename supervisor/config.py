@@ -60,6 +60,9 @@ class MqttConfig(_Section):
     clean_start: bool = False  # persistent session: the broker keeps messages while we are down
     session_expiry: int = Field(7 * 24 * 3600, ge=0)
     receive_maximum: int = Field(20000, ge=1, le=65535)
+    # messages held between the network thread and the pipeline; when full the socket is not read
+    # (TCP back-pressure: the broker keeps the rest), whatever the broker makes of Receive Maximum
+    inbox_max: int = Field(20000, ge=100, le=1_000_000)
     reconnect_min_delay: float = Field(0.5, gt=0)
     reconnect_max_delay: float = Field(30.0, gt=0)
     share_group: str | None = None  # MQTT 5 shared subscription group for scale-out

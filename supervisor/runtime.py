@@ -106,7 +106,7 @@ class Supervisor:
         self.drivers = build_drivers(settings)
         self.router = Router(list(self.drivers.values()))
         topics = settings.mqtt.subscriptions or subscription_roots([flt for flt, _ in self.router.filters])
-        self.inbox = Inbox()
+        self.inbox = Inbox(settings.mqtt.inbox_max)
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
         self.writer = writer if writer is not None else make_writer(self._storage_config(settings))
         self._own_writer = writer is None
@@ -474,7 +474,8 @@ class Supervisor:
             "uptime_s": round(time.time() - self.started_at, 1) if self.started_at else 0.0,
             "mqtt": {"host": self.settings.mqtt.host, "port": self.settings.mqtt.port,
                      "connected": self.mqtt.stats.connected, "connects": self.mqtt.stats.connects,
-                     "received": self.mqtt.stats.received, "acked": self.mqtt.stats.acked},
+                     "received": self.mqtt.stats.received, "acked": self.mqtt.stats.acked,
+                     "inbox": len(self.inbox), "inbox_full_waits": self.inbox.full_waits},
             "ingest": c.as_dict(),
             "storage": {"backend": self.settings.storage.backend, "points_written": ws.points_written,
                         "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,

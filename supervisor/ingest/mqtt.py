@@ -42,11 +42,16 @@ class Inbox:
     is one list append; the consumer swaps the whole list out at once.
     """
 
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+    def __init__(self, max_items: int = 0) -> None:
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)
+        self._space = threading.Condition(lock)
         self._items: list[Message] = []
         self._waiting = False
+        self._producer_waiting = False
+        self.max_items = max_items  # 0: unbounded
         self.total = 0
+        self.full_waits = 0  # times the network thread found the inbox full (and stopped reading)
 
     def put(self, item: Message) -> None:
         with self._cond:
@@ -76,7 +81,28 @@ class Inbox:
                 items, self._items = self._items, []
             else:
                 items, self._items = self._items[:limit], self._items[limit:]
+            if self._producer_waiting and items:
+                self._producer_waiting = False
+                self._space.notify()
             return items
+
+    def wait_room(self, timeout: float) -> bool:
+        """Network thread: whether there is room; when full, first wait up to ``timeout`` s for some.
+
+        The broker may send far more than the session's Receive Maximum (Mosquitto 2.0 sends a
+        whole offline queue at once on reconnection, and MQTT 3.1.1 has no such limit): without a
+        bound, a storm of queued messages lands in memory (3 million messages took the process to
+        1.1 GB). While the inbox is full the socket is not read, and TCP pushes back on the broker,
+        which keeps the messages.
+        """
+        if not self.max_items or len(self._items) < self.max_items:
+            return True
+        with self._space:
+            if len(self._items) >= self.max_items:
+                self.full_waits += 1
+                self._producer_waiting = True
+                self._space.wait(timeout)
+            return len(self._items) < self.max_items
 
     def __len__(self) -> int:
         return len(self._items)
@@ -116,6 +142,7 @@ _PUBACK_PACKET = struct.Struct("!BBH").pack
 _READ_SIZE = 256 * 1024  # bytes per recv(): hundreds of telemetry messages
 _MAX_READS = 8  # recv() calls per loop_read, so that PUBACKs and pings still go out under a flood
 _ACK_CHUNK = 8192  # PUBACKs per queued write (32 KiB)
+_FULL_WAIT = 0.05  # s the network thread waits for room in a full inbox before servicing the socket again
 
 # a socket read's QoS 0/1 PUBLISH packets, handed over at once
 Deliver = Callable[[list[Message]], None]
@@ -142,6 +169,7 @@ class _Client(mqtt.Client):
     last_connect_error = ""
     deliver: Deliver | None = None
     on_bad_topic: Callable[[], None] | None = None
+    room: Callable[[float], bool] | None = None  # False: the consumer is full, do not read now
     _rbuf: bytearray | None = None
     _rsock: object = None
 
@@ -157,6 +185,9 @@ class _Client(mqtt.Client):
         deliver = self.deliver
         if deliver is None or self._in_packet["command"] != 0:
             return super().loop_read(max_packets)  # paho's own path (or a packet it started)
+        room = self.room
+        if room is not None and not room(_FULL_WAIT):
+            return MQTTErrorCode.MQTT_ERR_SUCCESS  # back-pressure: leave the bytes in the socket
         sock = self._sock
         if sock is None:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
@@ -165,6 +196,7 @@ class _Client(mqtt.Client):
         buf = self._rbuf
         lost = False
         got = False
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
         for _ in range(_MAX_READS):
             try:
                 data = self._sock_recv(_READ_SIZE)
@@ -179,12 +211,17 @@ class _Client(mqtt.Client):
                 break
             buf += data
             got = True
+            if room is not None:  # a bounded consumer: hand over each read, stop reading once it is full
+                rc = self._parse(buf, deliver)
+                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not room(0.0):
+                    break
             if len(data) < _READ_SIZE:
                 break  # drained: save the recv() that would only say EAGAIN
         if got:
             with self._msgtime_mutex:
                 self._last_bytes_received = mqtt.time_func()
-        rc = self._parse(buf, deliver)
+        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            rc = self._parse(buf, deliver)
         if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and lost:
             rc = MQTTErrorCode.MQTT_ERR_CONN_LOST
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -339,6 +376,7 @@ class MqttIngest:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_message = self._on_message  # QoS 2 and anything paho reads itself
         self._client.deliver = self._on_messages
+        self._client.room = inbox.wait_room if inbox.max_items else None
         self._client.on_bad_topic = self._on_bad_topic
         self._started = False
 
