@@ -42,7 +42,7 @@ TOPIC = "city/#"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ingest")
-    g.add_argument("--messages", type=int, default=None, help="messages per phase (default 60000, quick 6000)")
+    g.add_argument("--messages", type=int, default=None, help="messages per phase (default 200000, quick 6000)")
     g.add_argument("--devices", type=int, default=2000, help="devices of the generated city")
     g.add_argument("--node-red", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the Node-RED 4 baseline (default: when node and npm are installed)")
@@ -181,7 +181,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    n = args.messages or (6000 if args.quick else 60000)
+    n = args.messages or (6000 if args.quick else 200_000)
     url = args.influx_url.rstrip("/")
     t0 = time.monotonic()
     msgs = generate_messages(args.devices, n)
