@@ -82,6 +82,7 @@ class RawReport:
     rate: float = 0.0
     bytes_sent: int = 0
     first_send: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time during the run
 
     @property
     def complete(self) -> bool:
@@ -90,7 +91,7 @@ class RawReport:
     def to_dict(self) -> dict[str, float | int | bool]:
         return {"sent": self.sent, "acked": self.acked, "elapsed": round(self.elapsed, 3),
                 "rate": round(self.rate, 1), "bytes_sent": self.bytes_sent, "complete": self.complete,
-                "first_send": self.first_send}
+                "first_send": self.first_send, "cpu_s": round(self.cpu_s, 3)}
 
 
 class RawPublisher:
@@ -230,6 +231,7 @@ class RawPublisher:
         exhausted = False
         topic_of = self._topic
         acked = 0
+        cpu0 = time.process_time()
         start = time.monotonic()
         rep.first_send = start
         end = start + duration if duration is not None else None
@@ -286,5 +288,6 @@ class RawPublisher:
                 self._last_io = time.monotonic()
         rep.acked = acked
         rep.elapsed = time.monotonic() - start
+        rep.cpu_s = time.process_time() - cpu0
         rep.rate = rep.acked / rep.elapsed if rep.elapsed > 0 else 0.0
         return rep

@@ -33,7 +33,7 @@ from supervisor.bench._load import (
     write_messages,
 )
 from supervisor.bench.procs import free_port, mosquitto
-from supervisor.bench.report import count_points, influx, rss_mb
+from supervisor.bench.report import CpuMeter, count_points, influx, influxd_pid, rss_mb
 
 NAME = "ingest"
 HELP = "end-to-end msg/s (simulator → broker → supervisor → InfluxDB) vs mosquitto_sub and bare paho"
@@ -117,7 +117,7 @@ class SupervisorProcess:
 
 
 def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: int,  # noqa: PLR0917
-                   expected: dict[str, int]) -> dict[str, Any]:
+                   expected: dict[str, int], broker_pid: int | None) -> dict[str, Any]:
     """Node-RED 4 (mqtt in → json → function → influxdb batch) live on the same messages."""
     from supervisor.bench._nodered import NodeRedProcess, influx_points_ok
 
@@ -141,6 +141,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
                 raise TimeoutError(f"Node-RED wrote nothing in 120 s: {nr.log_path.read_text(errors='replace')[-800:]}")
         time.sleep(0.3)
         base = influx_points_ok(url)
+        meter = CpuMeter({"node_red": nr.proc.pid, "broker": broker_pid, "influxd": influxd_pid()})
         pub = PublisherProcess(host, port, path)
         t_hit = None
         deadline = time.monotonic() + 900
@@ -151,7 +152,9 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
             if influx_points_ok(url) - base >= lines_expected:
                 t_hit = time.monotonic()
                 break
-        t0 = pub.wait()["first_send"]
+        pub_rep = pub.wait()
+        t0 = pub_rep["first_send"]
+        cores = meter.cores({"publisher": pub_rep["cpu_s"]})
         # confirm by counting (other writers may share the server's counter); poll sparsely
         t_end = t_hit
         while True:
@@ -175,6 +178,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
         "peak_rss_mb": round(nr.peak_rss, 1),
         "points_stored": stored,
         "lost": lines_expected - sum(stored.values()),
+        "cpu_cores": cores,
         "flow": "mqtt in (QoS 1, city/#) -> json -> function (same points, batches of 5000 / 100 ms) "
                 "-> influxdb batch; acknowledged on receipt, no validation, no state, no rules",
     }
@@ -246,10 +250,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         t_end = t_start + max(1e-3, float(done["storage"]["last_write_at"]) - t_start)
                         n_timed = n
                     else:
+                        broker_pid = broker.proc.pid if broker.proc else None
+                        meter = CpuMeter({"supervisor": sup.proc.pid, "broker": broker_pid, "influxd": influxd_pid()})
                         pub = PublisherProcess(host, port, path)
                         t_end = sup.wait_stored(n, lines_expected, 900)
                         n_timed = n
-                        t_start = pub.wait()["first_send"]
+                        pub_rep = pub.wait()
+                        t_start = pub_rep["first_send"]
+                        cores = meter.cores({"publisher": pub_rep["cpu_s"]})
                     final = sup.summary() or {}
                 finally:
                     sup.stop()
@@ -264,6 +272,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "lost": sum(expected.values()) - sum(stored.values()),
                     "errors": final.get("ingest", {}).get("errors"),
                 }
+                if mode == "live":
+                    e2e[mode]["cpu_cores"] = cores
             # --- Node-RED 4, live, same messages, same InfluxDB
             node_red: dict[str, Any] | None = None
             want = getattr(args, "node_red", None)
@@ -273,7 +283,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 want = available()
             if want:
                 try:
-                    node_red = _node_red_live(work, host, port, url, path, n, expected)
+                    node_red = _node_red_live(work, host, port, url, path, n, expected,
+                                              broker.proc.pid if broker.proc else None)
                 except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
                     node_red = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
     b_live, b_drain = n / broker_live, n / broker_drain

@@ -24,6 +24,64 @@ def rss_mb(pid: int | None = None) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its threads (0.0 when it is gone)."""
+    if not pid:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+class CpuMeter:
+    """CPU used by named processes over a phase, in cores (CPU seconds / elapsed seconds).
+
+    On a shared 2-core machine it tells what bounds a rate: when the sum is near the core count,
+    the machine is saturated and the shares say who has the cores.
+    """
+
+    def __init__(self, pids: Mapping[str, int | None]) -> None:
+        import time
+
+        self._time = time.monotonic
+        self.pids = dict(pids)
+        self.t0 = self._time()
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.last = dict(self.start)
+
+    def sample(self) -> None:
+        """Read the counters now (a process that exits keeps its last reading)."""
+        for name, pid in self.pids.items():
+            v = cpu_seconds(pid)
+            if v:
+                self.last[name] = v
+
+    def cores(self, extra: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Cores used per process since the meter started; ``extra`` adds CPU seconds measured elsewhere."""
+        self.sample()
+        dt = max(self._time() - self.t0, 1e-6)
+        out = {name: round((self.last[name] - self.start[name]) / dt, 2) for name in self.pids}
+        for name, secs in (extra or {}).items():
+            out[name] = round(secs / dt, 2)
+        out["total"] = round(sum(out.values()), 2)
+        return out
+
+
+def influxd_pid() -> int | None:
+    """The pid of a local ``influxd`` (the bench's InfluxDB), if one runs."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["pgrep", "-x", "influxd"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    pids = [int(x) for x in out.stdout.split()]
+    return pids[0] if len(pids) == 1 else None
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
