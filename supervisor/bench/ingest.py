@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("ingest")
     g.add_argument("--messages", type=int, default=None, help="messages per phase (default 200000, quick 6000)")
     g.add_argument("--devices", type=int, default=2000, help="devices of the generated city")
+    g.add_argument("--ingest-workers", type=int, default=2,
+                   help="also measure live with run --workers N (zone-partitioned shared subscriptions; "
+                        "default 2, 1 to skip)")
     g.add_argument("--node-red", action=argparse.BooleanOptionalAction, default=None,
                    help="also run the Node-RED 4 baseline (default: when node and npm are installed)")
 
@@ -184,6 +187,45 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
     }
 
 
+def _workers_live(work: Path, host: str, port: int, url: str, path: Path, n: int,  # noqa: PLR0917
+                  expected: dict[str, int], workers: int, devices: int, broker_pid: int | None) -> dict[str, Any]:
+    """``run --workers N`` on the generated city (zones split among the workers), live, into InfluxDB."""
+    import orjson
+
+    from simulators.city import generate_city
+    from supervisor.bench.scale import WorkerSet
+
+    city_path = work / "ingest-city.json"
+    city_path.write_bytes(orjson.dumps(generate_city(seed=1, devices=devices)))  # the city of the messages
+    db = f"urban_bench_workers_{int(time.time())}"
+    lines_expected = sum(expected.values())
+    ws = WorkerSet(work, f"sup-w{workers}", workers, mqtt_port=port, influx_url=url, database=db,
+                   city_path=city_path).start()
+    try:
+        ws.wait_ready()
+        meter = CpuMeter({"broker": broker_pid, "influxd": influxd_pid()})
+        pub = PublisherProcess(host, port, path)
+        t_end = ws.wait_stored(n, lines_expected, 900)
+        pub_rep = pub.wait()
+        cores = meter.cores({"publisher": pub_rep["cpu_s"]})
+        final = ws.totals() or {}
+    finally:
+        ws.stop()
+    stored = count_points(url, db, sorted(expected))
+    influx(url, f'DROP DATABASE "{db}"')
+    elapsed = t_end - pub_rep["first_send"]
+    return {
+        "workers": workers,
+        "rate_msg_s": round(n / elapsed),
+        "seconds": round(elapsed, 2),
+        "peak_rss_mb": round(ws.peak_rss, 1),
+        "points_stored": stored,
+        "lost": lines_expected - sum(stored.values()),
+        "errors": final.get("errors"),
+        "cpu_cores_others": cores,
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.messages or (6000 if args.quick else 200_000)
     url = args.influx_url.rstrip("/")
@@ -274,6 +316,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 if mode == "live":
                     e2e[mode]["cpu_cores"] = cores
+            # --- the supervisor as N zone-partitioned workers (run --workers N), live
+            workers = max(1, int(getattr(args, "ingest_workers", 1) or 1))
+            if workers > 1:
+                e2e["live_workers"] = _workers_live(work, host, port, url, path, n, expected, workers,
+                                                    args.devices, broker.proc.pid if broker.proc else None)
             # --- Node-RED 4, live, same messages, same InfluxDB
             node_red: dict[str, Any] | None = None
             want = getattr(args, "node_red", None)
@@ -301,10 +348,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "e2e_drain_vs_paho_drain": round(e2e["drain"]["rate_msg_s"] / p_drain, 2),
         },
     })
+    if "live_workers" in e2e:
+        result["ratios"]["e2e_live_workers_vs_one"] = round(
+            e2e["live_workers"]["rate_msg_s"] / e2e["live"]["rate_msg_s"], 2)
     if node_red is not None:
         result["node_red"] = node_red
         if "rate_msg_s" in node_red:
             result["ratios"]["e2e_live_vs_node_red_live"] = round(e2e["live"]["rate_msg_s"] / node_red["rate_msg_s"], 2)
+            if "live_workers" in e2e:
+                result["ratios"]["e2e_live_workers_vs_node_red_live"] = round(
+                    e2e["live_workers"]["rate_msg_s"] / node_red["rate_msg_s"], 2)
             result["ratios"]["rss_vs_node_red"] = round(
                 max(e2e["live"]["peak_rss_mb"], e2e["drain"]["peak_rss_mb"]) / max(node_red["peak_rss_mb"], 1e-6), 2)
     return result
