@@ -155,6 +155,7 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
     probe.loop_start()
     latencies: list[float] = []
     hop: list[float] = []
+    when: list[float] = []  # s since the first probe
     missed = 0
     pub = None
     try:
@@ -168,6 +169,7 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         flows = (1200.0, 50.0)
         rng = random.Random(7)
         deadline = time.monotonic() + max(60.0, probes * 2.0)
+        t_probes = time.monotonic()
         for i in range(probes):
             if time.monotonic() > deadline:
                 break
@@ -176,6 +178,7 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
             probe.publish(topic, orjson.dumps({"flow": flows[i % 2], "speed": 40.0, "occupancy": 5.0}), qos=1)
             if watch.event.wait(5.0) and watch.first is not None:
                 latencies.append((watch.first - t0) * 1000.0)
+                when.append(round(t0 - t_probes, 2))
             else:
                 missed += 1
             if watch.probe_seen is not None:
@@ -196,6 +199,8 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         "missed": missed,
         "latency_ms": {"p50": round(percentile(latencies, 50), 1), "p90": round(percentile(latencies, 90), 1),
                        "p99": round(percentile(latencies, 99), 1), "max": round(max(latencies, default=0.0), 1)},
+        # the slowest probes and when they were sent (s after the first): start-up or periodic work?
+        "slowest": [{"ms": round(lat, 1), "at_s": at} for lat, at in sorted(zip(latencies, when, strict=True))[-3:]],
         # baseline: the probe's own trip through the broker to a bare paho subscriber (one hop; the
         # measured latency has two hops and the supervisor in between)
         "broker_hop_paho_ms": {"p50": round(percentile(hop, 50), 1), "p99": round(percentile(hop, 99), 1)},
