@@ -36,6 +36,25 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of ``pid`` and of its living descendants (a worker set: manager and workers)."""
+    if not pid:
+        return 0.0
+    total = cpu_seconds(pid)
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return total
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as f:
+                kids = [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+        total += sum(tree_cpu_seconds(k) for k in kids)
+    return total
+
+
 class CpuMeter:
     """CPU used by named processes over a phase, in cores (CPU seconds / elapsed seconds).
 
@@ -43,19 +62,29 @@ class CpuMeter:
     the machine is saturated and the shares say who has the cores.
     """
 
-    def __init__(self, pids: Mapping[str, int | None]) -> None:
+    def __init__(self, pids: Mapping[str, int | None], trees: Sequence[str] = ()) -> None:
         import time
 
         self._time = time.monotonic
         self.pids = dict(pids)
+        self.trees = set(trees)  # names whose descendants count too
         self.t0 = self._time()
-        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.start = {name: self._read(name, pid) for name, pid in self.pids.items()}
         self.last = dict(self.start)
+
+    def restart(self) -> None:
+        """Start the phase now (e.g. when the first message is seen, leaving start-up out)."""
+        self.t0 = self._time()
+        self.start = {name: self._read(name, pid) for name, pid in self.pids.items()}
+        self.last = dict(self.start)
+
+    def _read(self, name: str, pid: int | None) -> float:
+        return tree_cpu_seconds(pid) if name in self.trees else cpu_seconds(pid)
 
     def sample(self) -> None:
         """Read the counters now (a process that exits keeps its last reading)."""
         for name, pid in self.pids.items():
-            v = cpu_seconds(pid)
+            v = self._read(name, pid)
             if v:
                 self.last[name] = v
 

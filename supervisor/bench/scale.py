@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ import orjson
 
 from supervisor.bench._load import PahoCounter, PublisherProcess, mosquitto_sub_drain, mosquitto_sub_session
 from supervisor.bench.procs import free_port_range, mosquitto
-from supervisor.bench.report import count_points, influx, rss_mb
+from supervisor.bench.report import CpuMeter, count_points, influx, influxd_pid, rss_mb
 
 NAME = "scale"
 HELP = "drain msg/s of 1..N zone-partitioned workers (run --workers N) vs mosquitto_sub, bare paho, InfluxDB"
@@ -128,6 +128,7 @@ class WorkerSet:
         self.proc: subprocess.Popen[bytes] | None = None
         self.peak_rss = 0.0
         self.first: tuple[float, int] | None = None
+        self.on_first: Callable[[], None] | None = None  # called when the first messages are seen
 
     def start(self) -> WorkerSet:
         exe = Path(sys.executable).with_name("urban-supervisor")
@@ -190,6 +191,8 @@ class WorkerSet:
             t = self.totals()
             if t is not None and self.first is None and t["received"] > 0:
                 self.first = (time.monotonic(), t["received"])
+                if self.on_first is not None:
+                    self.on_first()
             if t is not None and t["received"] >= received and t["pending"] == 0 and t["points"] >= points:
                 return time.monotonic()
             time.sleep(0.05)
@@ -303,8 +306,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for k, ws in sets.items():
                 db = f"urban_bench_scale{k}_{stamp}"
                 ws.start()
+                meter = CpuMeter({"workers": ws.proc.pid if ws.proc else None,
+                                  "broker": broker.proc.pid if broker.proc else None, "influxd": influxd_pid()},
+                                 trees=("workers",))
+                ws.on_first = meter.restart
                 try:
                     ws.wait_stored(n, lines_expected, timeout)
+                    used = meter.cores()  # from the first messages seen to the last point stored
                     final = ws.totals() or {}
                     # timed by the workers' own clocks (start-up excluded; the API answers after MQTT)
                     t_start, t_end = float(final["first_received"]), float(final["last_write_at"])
@@ -315,7 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rate = n / max(t_end - t_start, 1e-6)
                 per[str(k)] = {"rate_msg_s": round(rate), "seconds": round(t_end - t_start, 2),
                                "peak_rss_mb": round(ws.peak_rss, 1), "lost": lines_expected - sum(stored.values()),
-                               "errors": final.get("errors"),
+                               "errors": final.get("errors"), "cpu_cores": used,
                                "vs_broker": round(rate / base["mosquitto_sub_msg_s"], 2),
                                "vs_paho": round(rate / base["paho_msg_s"], 2)}
     result["workers"] = per
