@@ -85,9 +85,19 @@ def test_simulate_cli_prints_a_json_summary(broker: Mosquitto, capsys: pytest.Ca
     assert out["sent_good"] == sum(out["per_family"].values())
 
 
+def test_simulate_cli_bulk_load(broker: Mosquitto, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["simulate", "--devices", "60", "--seed", "4", "--host", broker.host, "--port", str(broker.port),
+               "--speed", "0", "--messages", "3000", "--bulk", "--no-responders"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert out["sent"] == out["acked"] == out["sent_good"] == 3000 and out["complete"] is True
+
+
 def test_simulate_cli_refuses_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--devices", "10", "--speed", "0"]) == 2
     assert "--duration and/or --messages" in capsys.readouterr().err
+    assert main(["simulate", "--devices", "10", "--messages", "5", "--bulk", "--bad-ratio", "0.1"]) == 2
+    assert "bad_ratio must be 0 with bulk" in capsys.readouterr().err
     assert main(["simulate", "--city", "/nonexistent/city.json", "--messages", "1"]) == 2
     assert "cannot read" in capsys.readouterr().err
 

@@ -93,3 +93,37 @@ def test_refusals_and_bad_arguments_are_specific(tmp_path: Path) -> None:
             RawPublisher(b.host, b.port, username="load", password="wrong").connect()
         with RawPublisher(b.host, b.port, username="load", password="s3cret-load") as pub:
             assert pub.run([("t/auth", b"ok")]).acked == 1
+
+
+def test_a_simulated_city_in_bulk_sends_exactly_what_it_reports(broker: Mosquitto) -> None:
+    from simulators.runner import SimulatedCity
+    from tests.simulators.citydata import small_city
+
+    origin = 1_795_000_000.0
+    col = Collector(broker.host, broker.port)
+    try:
+        with SimulatedCity(small_city(), host=broker.host, port=broker.port, speed=None, start=origin, seed=3,
+                           bulk=True, responders=False) as sim:
+            rep = sim.run(messages=4000)
+            assert sim.bulk_publisher is not None
+            token = uuid.uuid4().hex.encode()
+            sim.bulk_publisher.run([(SENTINEL, token)])  # same connection: arrives after the data
+            got = _wait_sentinel(col, token)
+            summary = sim.summary(rep)
+    finally:
+        col.close()
+    assert rep.sent == rep.sent_good == rep.acked == 4000 == len(got) and rep.complete
+    assert sum(rep.per_family.values()) == 4000 and summary["sent_bad"] == 0
+    fams = {t.split("/")[2] for t, _ in got}
+    assert fams == set(rep.per_family)
+
+
+def test_bulk_refuses_what_it_cannot_do(broker: Mosquitto) -> None:
+    from simulators.publisher import TlsOptions
+    from simulators.runner import SimulatedCity
+    from tests.simulators.citydata import small_city
+
+    with pytest.raises(ValueError, match="plain TCP"):
+        SimulatedCity(small_city(), port=broker.port, bulk=True, tls=TlsOptions(insecure=True), responders=False)
+    with pytest.raises(ValueError, match="bad_ratio"):
+        SimulatedCity(small_city(), port=broker.port, bulk=True, bad_ratio=0.1, responders=False)
