@@ -165,7 +165,16 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         probe.publish(topic, orjson.dumps({"flow": 50.0, "speed": 40.0, "occupancy": 2.0}), qos=1)
         time.sleep(2.0)
         pub = PublisherProcess(host, port, background, rate=load) if load > 0 else None
-        time.sleep(1.0)
+        # warm up: probe once the background has flowed for a second (caches warm, steady batches);
+        # the first probe otherwise met the publisher's and the supervisor's start-up (~1 s)
+        base = (sup.summary() or {}).get("ingest", {}).get("received", 0)
+        warm = time.monotonic() + 30.0
+        while time.monotonic() < warm:
+            got = (sup.summary() or {}).get("ingest", {}).get("received", 0) - base
+            if got >= max(load, 1.0):
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
         flows = (1200.0, 50.0)
         rng = random.Random(7)
         deadline = time.monotonic() + max(60.0, probes * 2.0)
