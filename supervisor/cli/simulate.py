@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--no-responders", action="store_true", help="do not answer lighting commands")
     parser.add_argument("--bulk", action="store_true",
                         help="publish telemetry with the bulk raw-socket publisher (MQTT 3.1.1, plain TCP, no "
-                             "malformed messages): about 3x the paho publisher's rate, for load tests")
+                             "malformed messages): about 7x the paho publisher's rate, for load tests")
     parser.set_defaults(func=run)
 
 
