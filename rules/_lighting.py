@@ -96,6 +96,7 @@ class _Street:
 
 class AdaptiveRuntime(RuleRuntime):
     kind = "adaptive_lighting"
+    reactive = True  # a sensor's new flow is acted on within its batch (react), not at the next tick
 
     def __init__(self, spec: AdaptiveLightingRule, ctx: Context) -> None:
         super().__init__(spec.id, ctx)
@@ -193,8 +194,6 @@ class AdaptiveRuntime(RuleRuntime):
                     level = l0 + (l1 - l0) * (f - f0) / (f1 - f0)
                     break
         return level, f"curve ({_fmt(level)} % at {f:.0f} veh/h)"
-
-    reactive = True
 
     def _night(self, now: float) -> bool:
         sched = self.ctx.schedules.get(self.spec.schedule)

@@ -203,7 +203,8 @@ def _workers_live(work: Path, host: str, port: int, url: str, path: Path, n: int
                    city_path=city_path).start()
     try:
         ws.wait_ready()
-        meter = CpuMeter({"broker": broker_pid, "influxd": influxd_pid()})
+        meter = CpuMeter({"workers": ws.proc.pid if ws.proc else None, "broker": broker_pid,
+                          "influxd": influxd_pid()}, trees=("workers",))
         pub = PublisherProcess(host, port, path)
         t_end = ws.wait_stored(n, lines_expected, 900)
         pub_rep = pub.wait()
@@ -222,7 +223,7 @@ def _workers_live(work: Path, host: str, port: int, url: str, path: Path, n: int
         "points_stored": stored,
         "lost": lines_expected - sum(stored.values()),
         "errors": final.get("errors"),
-        "cpu_cores_others": cores,
+        "cpu_cores": cores,
     }
 
 
