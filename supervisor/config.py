@@ -70,6 +70,10 @@ class MqttConfig(_Section):
     # gives ``city/#``), so that messages on unknown topics under those roots are seen and counted.
     subscriptions: list[str] | None = None
     max_payload_bytes: int = Field(256 * 1024, ge=64)
+    # A broker counter of messages it dropped (Mosquitto's, republished every sys_interval): past
+    # max_queued_messages/max_queued_bytes the broker sheds messages it already acknowledged to the
+    # devices; an increase raises an alarm. None: not watched (brokers without $SYS, or no ACL).
+    broker_drop_counter: str | None = "$SYS/broker/publish/messages/dropped"
 
     @model_validator(mode="after")
     def _check(self) -> MqttConfig:

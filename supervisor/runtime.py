@@ -125,6 +125,8 @@ class Supervisor:
             max_payload_bytes=settings.mqtt.max_payload_bytes, on_status=self._on_status,
             identity=IdentityMap(settings.identity.map, model.devices if model is not None else None,
                                  settings.identity.unknown),
+            broker_counter=(settings.mqtt.broker_drop_counter, self._on_broker_dropped)
+            if settings.mqtt.broker_drop_counter else None,
         )
         self.device_driver = self.pipeline.device_driver
         if rule_set is None and settings.rules_dir is not None:
@@ -140,6 +142,8 @@ class Supervisor:
         self.commands_refused = 0
         self.spool_alarm = False
         self._sessions_lost_reported = 0
+        self.broker_dropped: int | None = None  # the broker's drop counter, last value read
+        self._broker_dropped_file = settings.data_dir / "broker-dropped.json"
         self._next_save = 0.0
         self._next_tick = 0.0
         self._saver: threading.Thread | None = None
@@ -376,6 +380,47 @@ class Supervisor:
         with self.lock:
             self.writer.submit(self._health_lines(self.clock(), time.monotonic()))
 
+    def _on_broker_dropped(self, payload: bytes, received: float) -> None:
+        """The broker's count of dropped messages (pipeline thread): alarm on any increase.
+
+        The count is the broker's, for every client since it started; the last value seen is kept
+        in ``data_dir`` so that drops while the supervisor was down (its own queue overflowing,
+        the likeliest case) are reported once it is back, and not again after a restart.
+        """
+        try:
+            value = int(payload.strip())
+        except ValueError:
+            _log.warning("broker drop counter %s: not an integer: %r", self.settings.mqtt.broker_drop_counter,
+                         payload[:40])
+            return
+        last = self.broker_dropped
+        if last is None:
+            try:
+                last = int(orjson.loads(self._broker_dropped_file.read_bytes())["dropped"])
+            except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+                last = None
+        self.broker_dropped = value
+        if last is not None and value == last:
+            return
+        if last is None or value < last:  # never seen, or the broker restarted (its counters too)
+            new, since = value, "since the broker started"
+        else:
+            new, since = value - last, f"since the last reading ({last})"
+        try:
+            self._broker_dropped_file.parent.mkdir(parents=True, exist_ok=True)
+            self._broker_dropped_file.write_bytes(orjson.dumps({"dropped": value, "at": received}))
+        except OSError as exc:
+            _log.warning("cannot keep the broker drop counter in %s: %s", self._broker_dropped_file, exc)
+        if new <= 0:
+            return
+        text = (f"the broker dropped {new} messages {since}: a queue reached max_queued_messages or "
+                "max_queued_bytes; messages of the supervisor's session may be lost")
+        _log.error("%s (counter %s = %d)", text, self.settings.mqtt.broker_drop_counter, value)
+        self.writer.submit([point_line(
+            "alarms", {"kind": "supervisor", "severity": "critical", "element": "broker-queue", "state": "raised"},
+            {"id": f"broker-dropped:{self.instance}:{value}", "devices": 0, "services": "", "text": text,
+             "affected": "[]"}, int(received * 1000))])
+
     def _spool_alarm(self, now: float) -> bytes | None:
         """Raise one alarm when the spool passes SPOOL_ALARM of its bound, clear it below SPOOL_CLEAR."""
         ws = self.writer.stats()
@@ -411,6 +456,7 @@ class Supervisor:
             "write_latency_ms": float(ws.last_latency_ms), "spool_bytes": ws.spool_bytes, "lag_ms": float(c.lag_ms),
             "msg_rate": float(self.msg_rate), "devices": len(self.state), "dead_letters": ws.dead_letters,
             "commands_refused": self.commands_refused, "sessions_lost": self.mqtt.stats.sessions_lost,
+            **({"broker_dropped": self.broker_dropped} if self.broker_dropped is not None else {}),
         }, ts)]
         for (driver, reason), n in sorted(c.errors.items()):
             lines.append(point_line("ingest_errors", {"instance": self.instance, "reason": reason, "driver": driver},
@@ -475,7 +521,8 @@ class Supervisor:
             "mqtt": {"host": self.settings.mqtt.host, "port": self.settings.mqtt.port,
                      "connected": self.mqtt.stats.connected, "connects": self.mqtt.stats.connects,
                      "received": self.mqtt.stats.received, "acked": self.mqtt.stats.acked,
-                     "inbox": len(self.inbox), "inbox_full_waits": self.inbox.full_waits},
+                     "inbox": len(self.inbox), "inbox_full_waits": self.inbox.full_waits,
+                     "broker_dropped": self.broker_dropped},
             "ingest": c.as_dict(),
             "storage": {"backend": self.settings.storage.backend, "points_written": ws.points_written,
                         "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,

@@ -208,7 +208,9 @@ def plan_workers(config: str | os.PathLike[str] | None, n: int, *, zones: Sequen
         over: dict[str, Any] = {
             "data_dir": str(data_dir),
             "mqtt": {"client_id": f"{settings.mqtt.client_id}-w{i}", "share_group": f"{group}-p{i}",
-                     "subscriptions": subs},
+                     "subscriptions": subs,
+                     # one watcher of the broker's drop counter is enough: worker 0
+                     **({} if i == 0 else {"broker_drop_counter": None})},
         }
         port: int | None = None
         if api and settings.api.enabled:

@@ -117,6 +117,7 @@ class MqttStats:
     published: int = 0
     bad_topics: int = 0
     sessions_lost: int = 0  # reconnections where the broker no longer had our persistent session
+    refused_subscriptions: int = 0  # filters the broker refused in a SUBACK (ACL, invalid filter)
     connected: bool = False
     last_error: str = ""
 
@@ -350,6 +351,8 @@ class MqttIngest:
         self.connected = threading.Event()
         prefix = f"$share/{cfg.share_group}/" if cfg.share_group else ""
         self.subscriptions = [prefix + t for t in topics]
+        if cfg.broker_drop_counter:  # a broker statistic: one plain subscription, never shared
+            self.subscriptions.append(cfg.broker_drop_counter)
         self._v5 = cfg.protocol == "5"
         self._manual_ack = manual_ack and cfg.qos > 0
         self._client = _Client(
@@ -374,6 +377,8 @@ class MqttIngest:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_subscribe = self._on_subscribe
+        self._pending_subs: dict[int, list[str]] = {}
         self._client.on_message = self._on_message  # QoS 2 and anything paho reads itself
         self._client.deliver = self._on_messages
         self._client.room = inbox.wait_room if inbox.max_items else None
@@ -427,8 +432,23 @@ class MqttIngest:
         # Subscribe even when the session is present: it is idempotent, and a broker that lost its
         # persistence would otherwise leave us deaf. paho does not block on the SUBACK.
         if self.subscriptions:
-            client.subscribe([(t, int(self.cfg.qos)) for t in self.subscriptions])
+            # the broker statistic at QoS 0: never queued for the offline session, where it would take
+            # a telemetry message's place under max_queued_messages
+            subs = [(t, 0 if t == self.cfg.broker_drop_counter else int(self.cfg.qos)) for t in self.subscriptions]
+            _, mid = client.subscribe(subs)
+            if mid is not None:
+                self._pending_subs[mid] = [t for t, _ in subs]
         self.connected.set()
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[ReasonCode],
+                      properties: Properties | None = None) -> None:
+        """A refused filter (ACL, bad filter) is said with its topic: otherwise the supervisor is deaf to it."""
+        topics = self._pending_subs.pop(mid, [])
+        for i, rc in enumerate(reason_codes):
+            if rc.is_failure:
+                topic = topics[i] if i < len(topics) else "?"
+                self.stats.refused_subscriptions += 1
+                _log.error("MQTT: %s:%s refused the subscription to %r: %s", self.cfg.host, self.cfg.port, topic, rc)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         reason = getattr(client, "last_connect_error", "") or "connection failed"

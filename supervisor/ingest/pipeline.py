@@ -129,6 +129,7 @@ class Pipeline:
         identity: IdentityMap | None = None,
         rules: ReadingConsumer | None = None,
         on_status: Callable[[list[StatusChange]], None] | None = None,
+        broker_counter: tuple[str, Callable[[bytes, float], None]] | None = None,
     ) -> None:
         self.router = router
         self.state = state
@@ -142,6 +143,8 @@ class Pipeline:
         self.device_driver: dict[str, str] = {}  # device -> the driver that decodes it (for commands)
         self.rules = rules
         self.on_status = on_status
+        # (topic, handler): a broker statistic taken aside before routing (no driver claims $SYS)
+        self.broker_counter = broker_counter
         self.counters = IngestCounters()
         self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letters)
         self._limiter = _LogLimiter()
@@ -176,9 +179,14 @@ class Pipeline:
         if not c.received:
             c.first_received = oldest
         c.received += len(batch)
+        sys_topic, on_sys = self.broker_counter if self.broker_counter is not None else (None, None)
         for topic, payload, mid, qos, received in batch:
             if qos:
                 acks.append((mid, qos))
+            if topic == sys_topic and on_sys is not None:
+                c.received -= 1  # broker statistics are not telemetry
+                on_sys(payload, received)
+                continue
             if len(payload) > max_size:
                 self._reject(topic, "-", "too_large", f"{len(payload)} bytes > limit {max_size}", b"", now)
                 continue

@@ -134,6 +134,7 @@ def test_a_bounded_broker_queue_is_the_only_place_that_drops_and_it_counts(tmp_p
         stored = wait_stored(InfluxHttp(influx.url), db, load.expected, 6, interval=2.0)
         sup.terminate(30)
         stored = InfluxHttp(influx.url).counts(db, sorted(load.expected))
+        alarms = influx.series('SELECT "text", "severity" FROM "alarms" WHERE "element" = \'broker-queue\'', db)
     finally:
         sup.terminate(30)
         broker.stop()
@@ -148,3 +149,8 @@ def test_a_bounded_broker_queue_is_the_only_place_that_drops_and_it_counts(tmp_p
     assert pub.progress == len(load.messages)  # every message was PUBACKed to the devices
     assert dropped == len(load.messages) - bound
     assert sum(stored.values()) == kept_points
+    # and the supervisor said so itself: it watches the broker's drop counter (and kept its last
+    # value while down), so the drops of its offline queue are one critical alarm once it is back
+    rows = alarms[0]["values"] if alarms else []  # type: ignore[index]
+    assert len(rows) == 1, rows
+    assert f"the broker dropped {dropped} messages since the last reading (0)" in rows[0][1], rows

@@ -37,6 +37,7 @@ ACL = """\
 user supervisor
 topic read city/#
 topic write city/+/+/+/cmd
+topic read $SYS/broker/publish/messages/dropped
 
 user observer
 topic read city/#
