@@ -102,6 +102,17 @@ def mosquitto_sub_session(host: str, port: int, topic: str, client_id: str) -> N
     subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=True)
 
 
+def drop_session(host: str, port: int, client_id: str) -> None:
+    """End ``client_id``'s persistent session (connect with a clean start and no expiry, leave).
+
+    Left behind, an offline session with ``city/#`` makes the broker queue every later message for
+    it, which slows the next measurement on the same broker.
+    """
+    cmd = ["mosquitto_sub", "-h", host, "-p", str(port), "-t", "$SYS/broker/uptime", "-i", client_id,
+           "-V", "mqttv5", "-x", "0", "-E"]  # -E: exit once subscribed; a clean start without -c
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30, check=False)
+
+
 class PahoCounter:
     """The Python ceiling: a bare paho MQTT 5 subscriber that only counts (QoS 1, auto ack)."""
 

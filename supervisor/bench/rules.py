@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from supervisor.bench._load import PublisherProcess, generate_messages, write_messages
+from supervisor.bench._load import PublisherProcess, drop_session, generate_messages, write_messages
 from supervisor.bench.ingest import SupervisorProcess
 from supervisor.bench.procs import mosquitto
 from supervisor.bench.report import percentile
@@ -209,6 +209,7 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         probe.loop_stop()
         watch.stop()
         sup.stop()
+        drop_session(host, port, f"sup-rules-{int(load)}")  # the next load must not queue for it
     return {
         "background_target_msg_s": load,
         "background_achieved_msg_s": round(bg.get("rate", 0.0)),
