@@ -367,12 +367,9 @@ class Supervisor:
             lost = self.mqtt.stats.sessions_lost
             if lost > self._sessions_lost_reported:
                 self._sessions_lost_reported = lost
-                lines.append(point_line(
-                    "alarms", {"kind": "supervisor", "severity": "critical", "element": "mqtt-session",
-                               "state": "raised"},
-                    {"id": f"mqtt-session:{self.instance}:{lost}", "devices": 0, "services": "",
-                     "text": "the broker lost the supervisor's persistent session; messages may be lost",
-                     "affected": "[]"}, int(now * 1000)))
+                lines.append(self._supervisor_alarm(
+                    "critical", "mqtt-session", "raised", f"mqtt-session:{self.instance}:{lost}",
+                    "the broker lost the supervisor's persistent session; messages may be lost", now))
             self.writer.submit(lines)
 
     def write_health(self) -> None:
@@ -416,10 +413,15 @@ class Supervisor:
         text = (f"the broker dropped {new} messages {since}: a queue reached max_queued_messages or "
                 "max_queued_bytes; messages of the supervisor's session may be lost")
         _log.error("%s (counter %s = %d)", text, self.settings.mqtt.broker_drop_counter, value)
-        self.writer.submit([point_line(
-            "alarms", {"kind": "supervisor", "severity": "critical", "element": "broker-queue", "state": "raised"},
-            {"id": f"broker-dropped:{self.instance}:{value}", "devices": 0, "services": "", "text": text,
-             "affected": "[]"}, int(received * 1000))])
+        self.writer.submit([self._supervisor_alarm("critical", "broker-queue", "raised",
+                                                   f"broker-dropped:{self.instance}:{value}", text, received)])
+
+    @staticmethod
+    def _supervisor_alarm(severity: str, element: str, state: str, alarm_id: str, text: str, ts: float) -> bytes:  # noqa: PLR0917
+        """An ``alarms`` point about the supervisor itself (no device, no service affected)."""
+        return point_line("alarms", {"kind": "supervisor", "severity": severity, "element": element, "state": state},
+                          {"id": alarm_id, "devices": 0, "services": "", "text": text, "affected": "[]"},
+                          int(ts * 1000))
 
     def _spool_alarm(self, now: float) -> bytes | None:
         """Raise one alarm when the spool passes SPOOL_ALARM of its bound, clear it below SPOOL_CLEAR."""
@@ -436,9 +438,7 @@ class Supervisor:
             _log.warning("spool back to %.0f%%: alarm cleared", ratio * 100)
         if state is None:
             return None
-        return point_line("alarms", {"kind": "supervisor", "severity": "major", "element": "spool", "state": state},
-                          {"id": f"spool:{self.instance}", "devices": 0, "services": "",
-                           "text": f"spool {ratio:.0%} full", "affected": "[]"}, int(now * 1000))
+        return self._supervisor_alarm("major", "spool", state, f"spool:{self.instance}", f"spool {ratio:.0%} full", now)
 
     def _status_line(self, ch: StatusChange) -> bytes:
         return point_line("device_status", {"family": ch.family, "zone": ch.zone, "device": ch.device},

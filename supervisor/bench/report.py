@@ -68,14 +68,12 @@ class CpuMeter:
         self._time = time.monotonic
         self.pids = dict(pids)
         self.trees = set(trees)  # names whose descendants count too
-        self.t0 = self._time()
-        self.start = {name: self._read(name, pid) for name, pid in self.pids.items()}
-        self.last = dict(self.start)
+        self.restart()
 
     def restart(self) -> None:
-        """Start the phase now (e.g. when the first message is seen, leaving start-up out)."""
-        self.t0 = self._time()
-        self.start = {name: self._read(name, pid) for name, pid in self.pids.items()}
+        """Start the phase now (also called when the first message is seen, leaving start-up out)."""
+        self.t0: float = self._time()
+        self.start: dict[str, float] = {name: self._read(name, pid) for name, pid in self.pids.items()}
         self.last = dict(self.start)
 
     def _read(self, name: str, pid: int | None) -> float:
