@@ -119,6 +119,19 @@ class SupervisorProcess:
             self.proc.kill()
 
 
+def _wait_node_red_writing(nr: Any, probe: list[str], probe_q: str, url: str, db: str) -> None:
+    """Publish a probe until it reaches InfluxDB: Node-RED is subscribed and writing."""
+    deadline = time.monotonic() + 120
+    while True:
+        nr.check_alive()
+        subprocess.run(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
+        time.sleep(0.5)
+        if influx(url, probe_q, db)["results"][0].get("series"):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Node-RED wrote nothing in 120 s: {nr.log_path.read_text(errors='replace')[-800:]}")
+
+
 def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: int,  # noqa: PLR0917
                    expected: dict[str, int], broker_pid: int | None) -> dict[str, Any]:
     """Node-RED 4 (mqtt in → json → function → influxdb batch) live on the same messages."""
@@ -132,16 +145,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
              "-m", '{"flow": 1.0}']
     probe_q = """SELECT count("flow") FROM "traffic" WHERE "device" = 'probe'"""
     try:
-        deadline = time.monotonic() + 120
-        while True:  # subscribed and writing: a probe reached InfluxDB
-            nr.check_alive()
-            subprocess.run(probe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=10, check=False)
-            time.sleep(0.5)
-            series = influx(url, probe_q, db)["results"][0].get("series")
-            if series:
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Node-RED wrote nothing in 120 s: {nr.log_path.read_text(errors='replace')[-800:]}")
+        _wait_node_red_writing(nr, probe, probe_q, url, db)
         time.sleep(0.3)
         base = influx_points_ok(url)
         meter = CpuMeter({"node_red": nr.proc.pid, "broker": broker_pid, "influxd": influxd_pid()})
@@ -227,6 +231,130 @@ def _workers_live(work: Path, host: str, port: int, url: str, path: Path, n: int
     }
 
 
+def _broker_phase(host: str, port: int, path: Path, n: int) -> tuple[dict[str, Any], float, float]:
+    """mosquitto_sub to /dev/null, live then drain: the broker's own ceiling on these messages."""
+    mosquitto_sub_session(host, port, TOPIC, "b-live")
+    pub = PublisherProcess(host, port, path)
+    mosquitto_sub_drain(host, port, TOPIC, n, "b-live", timeout=600)
+    # the subscription existed before publishing: elapsed counts from the first publish
+    t_done = time.monotonic()
+    pub_live = pub.wait()
+    broker_live = t_done - pub_live["first_send"]
+    mosquitto_sub_session(host, port, TOPIC, "b-drain")
+    PublisherProcess(host, port, path).wait()
+    broker_drain = mosquitto_sub_drain(host, port, TOPIC, n, "b-drain", timeout=600)
+    return pub_live, broker_live, broker_drain
+
+
+def _paho_phase(host: str, port: int, path: Path, n: int) -> tuple[float, float]:
+    """A bare paho subscriber that only counts, live then drain (seconds for ``n`` messages)."""
+    counter = PahoCounter(host, port, TOPIC, "p-live").start(n)
+    counter.connected.wait(10)
+    time.sleep(0.3)
+    pub = PublisherProcess(host, port, path)
+    counter.done.wait(600)
+    paho_live = counter.last - pub.wait()["first_send"]
+    counter.stop()
+    sess = PahoCounter(host, port, TOPIC, "p-drain").start(10**12)
+    sess.connected.wait(10)
+    time.sleep(0.3)
+    sess.stop()
+    PublisherProcess(host, port, path).wait()
+    counter = PahoCounter(host, port, TOPIC, "p-drain")
+    t_start = time.monotonic()
+    counter.start(n)
+    counter.done.wait(600)
+    paho_drain = counter.last - t_start
+    counter.stop()
+    return paho_live, paho_drain
+
+
+def _supervisor_phase(mode: str, work: Path, broker: Any, url: str, path: Path, n: int,  # noqa: PLR0917
+                      expected: dict[str, int]) -> dict[str, Any]:
+    """The supervisor end to end into InfluxDB: ``live`` (publisher running) or ``drain`` (queued while down)."""
+    host, port = broker.host, broker.port
+    lines_expected = sum(expected.values())
+    db = f"urban_bench_{mode}_{int(time.time())}"
+    sup = SupervisorProcess(work, port, url, db, f"sup-{mode}")
+    cores: dict[str, Any] | None = None
+    try:
+        sup.wait_ready()
+        if mode == "drain":
+            sup.stop()
+            PublisherProcess(host, port, path).wait()
+            sup = SupervisorProcess(work, port, url, db, f"sup-{mode}")
+            sup.wait_stored(n, lines_expected, 900)
+            # timed by the supervisor's own clock, from the first message received to the
+            # last batch InfluxDB accepted (process start-up excluded): the drain may be over
+            # before the API, which starts after MQTT, answers its first poll
+            done = sup.summary() or {}
+            t_start = float(done["ingest"]["first_received"])
+            t_end = t_start + max(1e-3, float(done["storage"]["last_write_at"]) - t_start)
+        else:
+            broker_pid = broker.proc.pid if broker.proc else None
+            meter = CpuMeter({"supervisor": sup.proc.pid, "broker": broker_pid, "influxd": influxd_pid()})
+            pub = PublisherProcess(host, port, path)
+            t_end = sup.wait_stored(n, lines_expected, 900)
+            pub_rep = pub.wait()
+            t_start = pub_rep["first_send"]
+            cores = meter.cores({"publisher": pub_rep["cpu_s"]})
+        final = sup.summary() or {}
+    finally:
+        sup.stop()
+    stored = count_points(url, db, sorted(expected))
+    influx(url, f'DROP DATABASE "{db}"')
+    out: dict[str, Any] = {
+        "rate_msg_s": round(n / (t_end - t_start)),
+        "seconds": round(t_end - t_start, 2),
+        "peak_rss_mb": round(sup.peak_rss, 1),
+        "points_expected": expected,
+        "points_stored": stored,
+        "lost": sum(expected.values()) - sum(stored.values()),
+        "errors": final.get("ingest", {}).get("errors"),
+    }
+    if cores is not None:
+        out["cpu_cores"] = cores
+    return out
+
+
+def _node_red_phase(args: argparse.Namespace, work: Path, broker: Any, url: str, path: Path, n: int,  # noqa: PLR0917
+                    expected: dict[str, int]) -> dict[str, Any] | None:
+    """Node-RED 4, live, same messages, same InfluxDB (None when Node-RED is not available or not wanted)."""
+    want = getattr(args, "node_red", None)
+    if want is None:
+        from supervisor.bench._nodered import available
+
+        want = available()
+    if not want:
+        return None
+    try:
+        return _node_red_live(work, broker.host, broker.port, url, path, n, expected,
+                              broker.proc.pid if broker.proc else None)
+    except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:1000]}
+
+
+def _ratios(e2e: dict[str, Any], node_red: dict[str, Any] | None, rates: dict[str, float]) -> dict[str, float]:
+    """Every ratio of the run, each between two figures measured in this same run."""
+    live = e2e["live"]["rate_msg_s"]
+    out = {
+        "e2e_live_vs_broker_live": round(live / rates["b_live"], 2),
+        "e2e_live_vs_paho_live": round(live / rates["p_live"], 2),
+        "e2e_drain_vs_broker_drain": round(e2e["drain"]["rate_msg_s"] / rates["b_drain"], 2),
+        "e2e_drain_vs_paho_drain": round(e2e["drain"]["rate_msg_s"] / rates["p_drain"], 2),
+    }
+    workers = e2e.get("live_workers")
+    if workers is not None:
+        out["e2e_live_workers_vs_one"] = round(workers["rate_msg_s"] / live, 2)
+    if node_red is not None and "rate_msg_s" in node_red:
+        out["e2e_live_vs_node_red_live"] = round(live / node_red["rate_msg_s"], 2)
+        if workers is not None:
+            out["e2e_live_workers_vs_node_red_live"] = round(workers["rate_msg_s"] / node_red["rate_msg_s"], 2)
+        out["rss_vs_node_red"] = round(
+            max(e2e["live"]["peak_rss_mb"], e2e["drain"]["peak_rss_mb"]) / max(node_red["peak_rss_mb"], 1e-6), 2)
+    return out
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n = args.messages or (6000 if args.quick else 200_000)
     url = args.influx_url.rstrip("/")
@@ -239,126 +367,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(tmp)
         path = work / "messages.jsonl"
         expected = write_messages(path, msgs)
-        lines_expected = sum(expected.values())
         del msgs
         with mosquitto(work / "mosquitto") as broker:
-            host, port = broker.host, broker.port
-            # --- broker: mosquitto_sub to /dev/null
-            mosquitto_sub_session(host, port, TOPIC, "b-live")
-            pub = PublisherProcess(host, port, path)
-            mosquitto_sub_drain(host, port, TOPIC, n, "b-live", timeout=600)
-            # the subscription existed before publishing: elapsed counts from the first publish
-            t_done = time.monotonic()
-            pub_live = pub.wait()
-            broker_live = t_done - pub_live["first_send"]
-            mosquitto_sub_session(host, port, TOPIC, "b-drain")
-            PublisherProcess(host, port, path).wait()
-            broker_drain = mosquitto_sub_drain(host, port, TOPIC, n, "b-drain", timeout=600)
-            # --- bare paho, counting only
-            counter = PahoCounter(host, port, TOPIC, "p-live").start(n)
-            counter.connected.wait(10)
-            time.sleep(0.3)
-            pub = PublisherProcess(host, port, path)
-            counter.done.wait(600)
-            paho_live = counter.last - pub.wait()["first_send"]
-            counter.stop()
-            sess = PahoCounter(host, port, TOPIC, "p-drain").start(10**12)
-            sess.connected.wait(10)
-            time.sleep(0.3)
-            sess.stop()
-            PublisherProcess(host, port, path).wait()
-            counter = PahoCounter(host, port, TOPIC, "p-drain")
-            t_start = time.monotonic()
-            counter.start(n)
-            counter.done.wait(600)
-            paho_drain = counter.last - t_start
-            counter.stop()
-            # --- the supervisor, end to end into InfluxDB
-            e2e: dict[str, Any] = {}
-            for mode in ("live", "drain"):
-                db = f"urban_bench_{mode}_{int(time.time())}"
-                sup = SupervisorProcess(work, port, url, db, f"sup-{mode}")
-                try:
-                    sup.wait_ready()
-                    if mode == "drain":
-                        sup.stop()
-                        PublisherProcess(host, port, path).wait()
-                        sup = SupervisorProcess(work, port, url, db, f"sup-{mode}")
-                        t_end = sup.wait_stored(n, lines_expected, 900)
-                        # timed by the supervisor's own clock, from the first message received to the
-                        # last batch InfluxDB accepted (process start-up excluded): the drain may be over
-                        # before the API, which starts after MQTT, answers its first poll
-                        done = sup.summary() or {}
-                        t_start = float(done["ingest"]["first_received"])
-                        t_end = t_start + max(1e-3, float(done["storage"]["last_write_at"]) - t_start)
-                        n_timed = n
-                    else:
-                        broker_pid = broker.proc.pid if broker.proc else None
-                        meter = CpuMeter({"supervisor": sup.proc.pid, "broker": broker_pid, "influxd": influxd_pid()})
-                        pub = PublisherProcess(host, port, path)
-                        t_end = sup.wait_stored(n, lines_expected, 900)
-                        n_timed = n
-                        pub_rep = pub.wait()
-                        t_start = pub_rep["first_send"]
-                        cores = meter.cores({"publisher": pub_rep["cpu_s"]})
-                    final = sup.summary() or {}
-                finally:
-                    sup.stop()
-                stored = count_points(url, db, sorted(expected))
-                influx(url, f'DROP DATABASE "{db}"')
-                e2e[mode] = {
-                    "rate_msg_s": round(n_timed / (t_end - t_start)),
-                    "seconds": round(t_end - t_start, 2),
-                    "peak_rss_mb": round(sup.peak_rss, 1),
-                    "points_expected": expected,
-                    "points_stored": stored,
-                    "lost": sum(expected.values()) - sum(stored.values()),
-                    "errors": final.get("ingest", {}).get("errors"),
-                }
-                if mode == "live":
-                    e2e[mode]["cpu_cores"] = cores
-            # --- the supervisor as N zone-partitioned workers (run --workers N), live
+            pub_live, broker_live, broker_drain = _broker_phase(broker.host, broker.port, path, n)
+            paho_live, paho_drain = _paho_phase(broker.host, broker.port, path, n)
+            e2e = {mode: _supervisor_phase(mode, work, broker, url, path, n, expected) for mode in ("live", "drain")}
+            # the supervisor as N zone-partitioned workers (run --workers N), live
             workers = max(1, int(getattr(args, "ingest_workers", 1) or 1))
             if workers > 1:
-                e2e["live_workers"] = _workers_live(work, host, port, url, path, n, expected, workers,
+                e2e["live_workers"] = _workers_live(work, broker.host, broker.port, url, path, n, expected, workers,
                                                     args.devices, broker.proc.pid if broker.proc else None)
-            # --- Node-RED 4, live, same messages, same InfluxDB
-            node_red: dict[str, Any] | None = None
-            want = getattr(args, "node_red", None)
-            if want is None:
-                from supervisor.bench._nodered import available
-
-                want = available()
-            if want:
-                try:
-                    node_red = _node_red_live(work, host, port, url, path, n, expected,
-                                              broker.proc.pid if broker.proc else None)
-                except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
-                    node_red = {"error": f"{type(exc).__name__}: {exc}"[:1000]}
-    b_live, b_drain = n / broker_live, n / broker_drain
-    p_live, p_drain = n / paho_live, n / paho_drain
+            node_red = _node_red_phase(args, work, broker, url, path, n, expected)
+    rates = {"b_live": n / broker_live, "b_drain": n / broker_drain, "p_live": n / paho_live, "p_drain": n / paho_drain}
     result.update({
         "publisher_rate_msg_s": round(pub_live["rate"]),
-        "broker_mosquitto_sub": {"live_msg_s": round(b_live), "drain_msg_s": round(b_drain)},
-        "paho_counting": {"live_msg_s": round(p_live), "drain_msg_s": round(p_drain)},
+        "broker_mosquitto_sub": {"live_msg_s": round(rates["b_live"]), "drain_msg_s": round(rates["b_drain"])},
+        "paho_counting": {"live_msg_s": round(rates["p_live"]), "drain_msg_s": round(rates["p_drain"])},
         "supervisor_e2e": e2e,
-        "ratios": {
-            "e2e_live_vs_broker_live": round(e2e["live"]["rate_msg_s"] / b_live, 2),
-            "e2e_live_vs_paho_live": round(e2e["live"]["rate_msg_s"] / p_live, 2),
-            "e2e_drain_vs_broker_drain": round(e2e["drain"]["rate_msg_s"] / b_drain, 2),
-            "e2e_drain_vs_paho_drain": round(e2e["drain"]["rate_msg_s"] / p_drain, 2),
-        },
+        "ratios": _ratios(e2e, node_red, rates),
     })
-    if "live_workers" in e2e:
-        result["ratios"]["e2e_live_workers_vs_one"] = round(
-            e2e["live_workers"]["rate_msg_s"] / e2e["live"]["rate_msg_s"], 2)
     if node_red is not None:
         result["node_red"] = node_red
-        if "rate_msg_s" in node_red:
-            result["ratios"]["e2e_live_vs_node_red_live"] = round(e2e["live"]["rate_msg_s"] / node_red["rate_msg_s"], 2)
-            if "live_workers" in e2e:
-                result["ratios"]["e2e_live_workers_vs_node_red_live"] = round(
-                    e2e["live_workers"]["rate_msg_s"] / node_red["rate_msg_s"], 2)
-            result["ratios"]["rss_vs_node_red"] = round(
-                max(e2e["live"]["peak_rss_mb"], e2e["drain"]["peak_rss_mb"]) / max(node_red["peak_rss_mb"], 1e-6), 2)
     return result

@@ -138,6 +138,56 @@ class _CommandWatch:
         self.client.loop_stop()
 
 
+def _wait_flowing(sup: SupervisorProcess, load: float) -> None:
+    """Warm up: probe once the background has flowed for a second (caches warm, steady batches);
+    the first probe otherwise met the publisher's and the supervisor's start-up (~1 s)."""
+    base = (sup.summary() or {}).get("ingest", {}).get("received", 0)
+    warm = time.monotonic() + 30.0
+    while time.monotonic() < warm:
+        got = (sup.summary() or {}).get("ingest", {}).get("received", 0) - base
+        if got >= max(load, 1.0):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
+_Timeline = list[tuple[float, float | None]]  # (s since the first probe, its broker hop in ms)
+
+
+def _probe_loop(watch: _CommandWatch, probe: Any, topic: str,
+                probes: int) -> tuple[list[float], list[float], _Timeline, int]:
+    """Send the probes one at a time and time each one's first command: (latencies, hops, when, missed)."""
+    latencies: list[float] = []
+    hop: list[float] = []
+    when: _Timeline = []
+    missed = 0
+    flows = (1200.0, 50.0)
+    rng = random.Random(7)
+    deadline = time.monotonic() + max(60.0, probes * 2.0)
+    # the harness itself must not pause: a full collection over what it generated (hundreds of
+    # thousands of messages, ~800 MB) stopped the watcher's thread for up to 1.25 s, which was
+    # then measured as the first probe's latency
+    gc.collect()
+    gc.freeze()
+    t_probes = time.monotonic()
+    for i in range(probes):
+        if time.monotonic() > deadline:
+            break
+        watch.arm()
+        t0 = time.monotonic()
+        probe.publish(topic, orjson.dumps({"flow": flows[i % 2], "speed": 40.0, "occupancy": 5.0}), qos=1)
+        if watch.event.wait(5.0) and watch.first is not None:
+            latencies.append((watch.first - t0) * 1000.0)
+            seen = watch.probe_seen
+            when.append((round(t0 - t_probes, 2), round((seen - t0) * 1000.0, 1) if seen is not None else None))
+        else:
+            missed += 1
+        if watch.probe_seen is not None:
+            hop.append((watch.probe_seen - t0) * 1000.0)
+        time.sleep(rng.uniform(0.02, 0.08))  # random gaps: no phase lock with periodic work
+    return latencies, hop, when, missed
+
+
 def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_path: Path, rules_dir: Path,
              load: float, probes: int, influx_url: str, background: Path) -> dict[str, Any]:
     import paho.mqtt.client as mqtt
@@ -154,10 +204,6 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
     probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe", protocol=mqtt.MQTTv5)
     probe.connect(host, port)
     probe.loop_start()
-    latencies: list[float] = []
-    hop: list[float] = []
-    when: list[tuple[float, float | None]] = []  # (s since the first probe, its broker hop in ms)
-    missed = 0
     pub = None
     try:
         sup.wait_ready(60)
@@ -168,38 +214,8 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         pub = PublisherProcess(host, port, background, rate=load) if load > 0 else None
         # warm up: probe once the background has flowed for a second (caches warm, steady batches);
         # the first probe otherwise met the publisher's and the supervisor's start-up (~1 s)
-        base = (sup.summary() or {}).get("ingest", {}).get("received", 0)
-        warm = time.monotonic() + 30.0
-        while time.monotonic() < warm:
-            got = (sup.summary() or {}).get("ingest", {}).get("received", 0) - base
-            if got >= max(load, 1.0):
-                break
-            time.sleep(0.1)
-        time.sleep(0.5)
-        flows = (1200.0, 50.0)
-        rng = random.Random(7)
-        deadline = time.monotonic() + max(60.0, probes * 2.0)
-        # the harness itself must not pause: a full collection over what it generated (hundreds of
-        # thousands of messages, ~800 MB) stopped the watcher's thread for up to 1.25 s, which was
-        # then measured as the first probe's latency
-        gc.collect()
-        gc.freeze()
-        t_probes = time.monotonic()
-        for i in range(probes):
-            if time.monotonic() > deadline:
-                break
-            watch.arm()
-            t0 = time.monotonic()
-            probe.publish(topic, orjson.dumps({"flow": flows[i % 2], "speed": 40.0, "occupancy": 5.0}), qos=1)
-            if watch.event.wait(5.0) and watch.first is not None:
-                latencies.append((watch.first - t0) * 1000.0)
-                seen = watch.probe_seen
-                when.append((round(t0 - t_probes, 2), round((seen - t0) * 1000.0, 1) if seen is not None else None))
-            else:
-                missed += 1
-            if watch.probe_seen is not None:
-                hop.append((watch.probe_seen - t0) * 1000.0)
-            time.sleep(rng.uniform(0.02, 0.08))  # random gaps: no phase lock with periodic work
+        _wait_flowing(sup, load)
+        latencies, hop, when, missed = _probe_loop(watch, probe, topic, probes)
         gc.unfreeze()
         summary = sup.summary() or {}
         bg = pub.wait(600) if pub is not None else {"rate": 0.0}

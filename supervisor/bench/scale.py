@@ -259,6 +259,54 @@ def drain_baselines(host: str, port: int, prefix: str, n: int, timeout: float) -
     return {"mosquitto_sub_msg_s": n / broker_s, "paho_msg_s": n / paho_s}
 
 
+def _drain_workers(ws: WorkerSet, broker: Any, url: str, db: str, n: int,  # noqa: PLR0917
+                   expected: dict[str, int], base: dict[str, float], timeout: float) -> dict[str, Any]:
+    """Start one worker set on its queued sessions and time its drain into its own database."""
+    lines_expected = sum(expected.values())
+    ws.start()
+    meter = CpuMeter({"workers": ws.proc.pid if ws.proc else None,
+                      "broker": broker.proc.pid if broker.proc else None, "influxd": influxd_pid()},
+                     trees=("workers",))
+    ws.on_first = meter.restart
+    try:
+        ws.wait_stored(n, lines_expected, timeout)
+        used = meter.cores()  # from the first messages seen to the last point stored
+        final = ws.totals() or {}
+        # timed by the workers' own clocks (start-up excluded; the API answers after MQTT)
+        t_start, t_end = float(final["first_received"]), float(final["last_write_at"])
+    finally:
+        ws.stop()
+    stored = count_points(url, db, sorted(expected))
+    influx(url, f'DROP DATABASE "{db}"')
+    rate = n / max(t_end - t_start, 1e-6)
+    return {"rate_msg_s": round(rate), "seconds": round(t_end - t_start, 2),
+            "peak_rss_mb": round(ws.peak_rss, 1), "lost": lines_expected - sum(stored.values()),
+            "errors": final.get("errors"), "cpu_cores": used,
+            "vs_broker": round(rate / base["mosquitto_sub_msg_s"], 2),
+            "vs_paho": round(rate / base["paho_msg_s"], 2)}
+
+
+def _influx_ceilings(url: str, db: str, points: int) -> dict[int, float]:
+    """InfluxDB's own write ceiling (points/s) with one and two writers, in a database of its own."""
+    influx(url, f'CREATE DATABASE "{db}"')
+    try:
+        return {w: influx_ceiling(url, db, points, w) for w in (1, 2)}
+    finally:
+        influx(url, f'DROP DATABASE "{db}"')
+
+
+def _bottleneck(top: float, broker_rate: float, influx_rate: float, cores: int, max_workers: int) -> str:
+    """Which resource held the largest worker set back, from this run's own ceilings."""
+    if top >= 0.8 * broker_rate:
+        return "broker: the workers drain at >= 80 % of mosquitto_sub's rate"
+    if top >= 0.8 * influx_rate:
+        return "InfluxDB: the workers write at >= 80 % of its measured write ceiling"
+    if cores < max_workers + 2:
+        return (f"CPU: {max_workers} workers + broker + InfluxDB share {cores} cores (the 1.6x target "
+                f"assumes at least {max_workers + 2})")
+    return "the workers (Python, one core each)"
+
+
 # -- the scenario ------------------------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import tempfile
@@ -302,55 +350,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             base = drain_baselines(host, port, "scale", n, timeout)
             result["broker_mosquitto_sub_drain_msg_s"] = round(base["mosquitto_sub_msg_s"])
             result["paho_counting_drain_msg_s"] = round(base["paho_msg_s"])
-            per: dict[str, Any] = {}
-            for k, ws in sets.items():
-                db = f"urban_bench_scale{k}_{stamp}"
-                ws.start()
-                meter = CpuMeter({"workers": ws.proc.pid if ws.proc else None,
-                                  "broker": broker.proc.pid if broker.proc else None, "influxd": influxd_pid()},
-                                 trees=("workers",))
-                ws.on_first = meter.restart
-                try:
-                    ws.wait_stored(n, lines_expected, timeout)
-                    used = meter.cores()  # from the first messages seen to the last point stored
-                    final = ws.totals() or {}
-                    # timed by the workers' own clocks (start-up excluded; the API answers after MQTT)
-                    t_start, t_end = float(final["first_received"]), float(final["last_write_at"])
-                finally:
-                    ws.stop()
-                stored = count_points(url, db, sorted(expected))
-                influx(url, f'DROP DATABASE "{db}"')
-                rate = n / max(t_end - t_start, 1e-6)
-                per[str(k)] = {"rate_msg_s": round(rate), "seconds": round(t_end - t_start, 2),
-                               "peak_rss_mb": round(ws.peak_rss, 1), "lost": lines_expected - sum(stored.values()),
-                               "errors": final.get("errors"), "cpu_cores": used,
-                               "vs_broker": round(rate / base["mosquitto_sub_msg_s"], 2),
-                               "vs_paho": round(rate / base["paho_msg_s"], 2)}
+            per = {str(k): _drain_workers(ws, broker, url, f"urban_bench_scale{k}_{stamp}", n, expected, base,
+                                          timeout) for k, ws in sets.items()}
     result["workers"] = per
-    db = f"urban_bench_scale_ceiling_{stamp}"
-    influx(url, f'CREATE DATABASE "{db}"')
-    try:
-        ceil_points = 20_000 if quick else 300_000
-        ceiling = {w: influx_ceiling(url, db, ceil_points, w) for w in (1, 2)}
-    finally:
-        influx(url, f'DROP DATABASE "{db}"')
+    ceiling = _influx_ceilings(url, f"urban_bench_scale_ceiling_{stamp}", 20_000 if quick else 300_000)
     ppm = lines_expected / n
     result["influx_ceiling"] = {f"{w}_writer_points_s": round(v) for w, v in ceiling.items()} | {
         f"{w}_writer_as_msg_s": round(v / ppm) for w, v in ceiling.items()}
     r1 = per["1"]["rate_msg_s"]
     result["speedup"] = {k: round(v["rate_msg_s"] / r1, 2) for k, v in per.items()}
-    top = per[str(max_workers)]["rate_msg_s"]
-    broker_rate = base["mosquitto_sub_msg_s"]
-    influx_rate = max(ceiling.values()) / ppm
-    if top >= 0.8 * broker_rate:
-        bottleneck = "broker: the workers drain at >= 80 % of mosquitto_sub's rate"
-    elif top >= 0.8 * influx_rate:
-        bottleneck = "InfluxDB: the workers write at >= 80 % of its measured write ceiling"
-    elif cores < max_workers + 2:
-        bottleneck = (f"CPU: {max_workers} workers + broker + InfluxDB share {cores} cores (the 1.6x target "
-                      f"assumes at least {max_workers + 2})")
-    else:
-        bottleneck = "the workers (Python, one core each)"
-    result["bottleneck"] = bottleneck
+    result["bottleneck"] = _bottleneck(per[str(max_workers)]["rate_msg_s"], base["mosquitto_sub_msg_s"],
+                                       max(ceiling.values()) / ppm, cores, max_workers)
     result["target_applies"] = cores >= max_workers + 2
     return result

@@ -48,6 +48,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also restart the broker (persistence on) between the storm and the drain")
 
 
+def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
+           expected: dict[str, int], timeout: float) -> dict[str, Any]:
+    """Start the supervisor on its queued session and time the drain into a database of its own."""
+    lines_expected = sum(expected.values())
+    influx(url, f'CREATE DATABASE "{db}"')
+    try:
+        t_proc = time.monotonic()
+        sup.start()
+        try:
+            t_seen = sup.wait_stored(n, lines_expected, timeout)
+            final = sup.totals() or {}
+            # the supervisor's own clock: first message received, last batch InfluxDB accepted
+            t_first, t_last = float(final["first_received"]), float(final["last_write_at"])
+            t_end = t_seen - (time.time() - t_last)  # on the monotonic scale of t_proc
+        finally:
+            sup.stop()
+        stored = count_points(url, db, sorted(expected))
+    finally:
+        influx(url, f'DROP DATABASE "{db}"')
+    rate = n / max(t_last - t_first, 1e-6)
+    lost = lines_expected - sum(stored.values())
+    return {
+        "drain_msg_s": round(rate),
+        "drain_s_from_first_message": round(t_last - t_first, 1),
+        "drain_s_from_process_start": round(t_end - t_proc, 1),
+        "received": final.get("received"),
+        "errors": final.get("errors"),
+        "peak_rss_mb": round(sup.peak_rss, 1),
+        "points_expected": lines_expected,
+        "points_stored": sum(stored.values()),
+        "lost": lost,
+        "zero_loss": lost == 0,
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from simulators.city import generate_city
 
@@ -73,7 +108,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         span_h = n / (devices * 0.0057) / 3600
         paths, expected = write_chunks(work, city, n, seed=2, hours_back=span_h + 0.1)
         result["generate_s"] = round(time.monotonic() - t0, 1)
-        lines_expected = sum(expected.values())
         with mosquitto(work / "mosquitto", extra_conf=extra, persistence=bool(args.restart_broker)) as broker:
             host, port = broker.host, broker.port
             queue_baseline_sessions(host, port, "storm")
@@ -93,35 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             base = drain_baselines(host, port, "storm", n, timeout)
             result["broker_mosquitto_sub_drain_msg_s"] = round(base["mosquitto_sub_msg_s"])
             result["paho_counting_drain_msg_s"] = round(base["paho_msg_s"])
-            influx(url, f'CREATE DATABASE "{db}"')
-            try:
-                t_proc = time.monotonic()
-                sup.start()
-                try:
-                    t_seen = sup.wait_stored(n, lines_expected, timeout)
-                    final = sup.totals() or {}
-                    # the supervisor's own clock: first message received, last batch InfluxDB accepted
-                    t_first, t_last = float(final["first_received"]), float(final["last_write_at"])
-                    t_end = t_seen - (time.time() - t_last)  # on the monotonic scale of t_proc
-                finally:
-                    sup.stop()
-                stored = count_points(url, db, sorted(expected))
-            finally:
-                influx(url, f'DROP DATABASE "{db}"')
-    rate = n / max(t_last - t_first, 1e-6)
-    lost = lines_expected - sum(stored.values())
-    result["supervisor"] = {
-        "drain_msg_s": round(rate),
-        "drain_s_from_first_message": round(t_last - t_first, 1),
-        "drain_s_from_process_start": round(t_end - t_proc, 1),
-        "received": final.get("received"),
-        "errors": final.get("errors"),
-        "peak_rss_mb": round(sup.peak_rss, 1),
-        "points_expected": lines_expected,
-        "points_stored": sum(stored.values()),
-        "lost": lost,
-        "zero_loss": lost == 0,
-    }
+            result["supervisor"] = _drain(sup, url, db, n, expected, timeout)
+    rate = result["supervisor"]["drain_msg_s"]
     result["ratios"] = {"vs_broker_drain": round(rate / base["mosquitto_sub_msg_s"], 2),
                         "vs_paho_drain": round(rate / base["paho_msg_s"], 2)}
     return result
