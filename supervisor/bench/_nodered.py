@@ -178,13 +178,9 @@ class NodeRedProcess:
                                f"{self.log_path.read_text(errors='replace')[-800:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        from supervisor.bench.procs import end_process
+
+        end_process(self.proc, 15)
         self._log.close()
 
 

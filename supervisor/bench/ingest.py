@@ -32,7 +32,7 @@ from supervisor.bench._load import (
     mosquitto_sub_session,
     write_messages,
 )
-from supervisor.bench.procs import free_port, mosquitto
+from supervisor.bench.procs import end_process, free_port, mosquitto
 from supervisor.bench.report import CpuMeter, count_points, influx, influxd_pid, rss_mb
 
 NAME = "ingest"
@@ -112,11 +112,7 @@ class SupervisorProcess:
         raise TimeoutError(f"supervisor did not store {points} points in {timeout}s: {self.summary()}")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        end_process(self.proc, 30)
 
 
 def _wait_node_red_writing(nr: Any, probe: list[str], probe_q: str, url: str, db: str) -> None:

@@ -43,6 +43,18 @@ def free_port_range(n: int) -> int:
     raise RuntimeError(f"no {n} consecutive free ports")
 
 
+def end_process(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a child if it still runs, wait up to ``timeout`` s, then SIGKILL it and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -101,13 +113,7 @@ class Mosquitto:
         return self
 
     def stop(self, timeout: float = 10) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, timeout)
         self.proc = None
 
     def restart(self) -> None:

@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from supervisor.bench.procs import Mosquitto, free_port
+from supervisor.bench.procs import Mosquitto, end_process, free_port
 
 NAME = "reliability"
 HELP = "fault scenarios (SIGKILL, InfluxDB outage, broker restart, full spool): sent, stored, lost, recovery"
@@ -172,13 +172,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         raise RuntimeError(f"influxd did not answer on {self.url}; see {d / 'influxd.log'}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, timeout)
         self.proc = None
 
 
@@ -265,13 +259,7 @@ class SupervisorProc:
         """SIGTERM, wait, and return the run's JSON summary (None when it had none)."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc, timeout)
         self.proc = None
         try:
             data: dict[str, Any] = json.loads((self.workdir / f"summary-{self.starts}.json").read_text())
@@ -534,6 +522,15 @@ def _finish(rig: _Rig, load: Load, pub: ChunkedPublisher, drain_timeout: float) 
 # -- scenarios ---------------------------------------------------------------------------------------------
 
 
+def _publish_and_watch(rig: _Rig, load: Load, rate: float) -> tuple[ChunkedPublisher, StoreMonitor]:
+    """Start publishing ``load`` at ``rate`` and watching the store catch up with it."""
+    pub = ChunkedPublisher(rig.broker.host, rig.broker.port, load, rate=rate)
+    mon = StoreMonitor(rig.influx, rig.db, load, pub)
+    pub.start()
+    mon.start()
+    return pub, mon
+
+
 def scenario_kill(workdir: Path, influx_url: str | None, *, devices: int = 1000, count: int = 20_000,
                   rate: float = 2000.0, down_s: float = 2.0, kills: int = 1) -> dict[str, Any]:
     """SIGKILL the supervisor under load (``kills`` times), restart it with the same client id."""
@@ -541,10 +538,7 @@ def scenario_kill(workdir: Path, influx_url: str | None, *, devices: int = 1000,
     rig = _rig(workdir, influx_url)
     try:
         rig.sup.start().wait_connected()
-        pub = ChunkedPublisher(rig.broker.host, rig.broker.port, load, rate=rate)
-        mon = StoreMonitor(rig.influx, rig.db, load, pub)
-        pub.start()
-        mon.start()
+        pub, mon = _publish_and_watch(rig, load, rate)
         restarts = []
         for k in range(kills):
             pub.wait_progress(int(count * (k + 1) / (kills + 1.5)), 120)
@@ -571,10 +565,7 @@ def scenario_influx_outage(workdir: Path, *, devices: int = 1000, count: int = 3
     data_dir = workdir / "var"
     try:
         rig.sup.start().wait_connected()
-        pub = ChunkedPublisher(rig.broker.host, rig.broker.port, load, rate=rate)
-        mon = StoreMonitor(rig.influx, rig.db, load, pub)
-        pub.start()
-        mon.start()
+        pub, mon = _publish_and_watch(rig, load, rate)
         pub.wait_progress(int(count * fault_at), 120)
         rig.own_influx.stop()
         t_down = time.monotonic()
@@ -610,10 +601,7 @@ def scenario_broker_restart(workdir: Path, influx_url: str | None, *, devices: i
     rig = _rig(workdir, influx_url, persistence=True)
     try:
         rig.sup.start().wait_connected()
-        pub = ChunkedPublisher(rig.broker.host, rig.broker.port, load, rate=rate)
-        mon = StoreMonitor(rig.influx, rig.db, load, pub)
-        pub.start()
-        mon.start()
+        pub, mon = _publish_and_watch(rig, load, rate)
         pub.wait_progress(int(count * 0.4), 120)
         rig.broker.stop()
         time.sleep(down_s)

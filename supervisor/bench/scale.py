@@ -24,7 +24,6 @@ import argparse
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -37,7 +36,7 @@ from typing import Any
 import orjson
 
 from supervisor.bench._load import PahoCounter, PublisherProcess, mosquitto_sub_drain, mosquitto_sub_session
-from supervisor.bench.procs import free_port_range, mosquitto
+from supervisor.bench.procs import end_process, free_port_range, mosquitto
 from supervisor.bench.report import CpuMeter, count_points, influx, influxd_pid, rss_mb
 
 NAME = "scale"
@@ -201,12 +200,7 @@ class WorkerSet:
     def stop(self, timeout: float = 60.0) -> None:
         if self.proc is None:
             return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, timeout)
         self.proc = None
 
 
