@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .._contract import ConfigError, Decoded, DecodeError, Driver, Reading, Value
-from .._declarative import (
+from .._schema import unit_of
+from ..kit import (
     MISSING_FIELD,
     WRONG_KIND,
     check_range,
@@ -19,7 +20,6 @@ from .._declarative import (
     pattern_option,
     to_float,
 )
-from .._schema import unit_of
 
 __all__ = ["SENSORS", "DigitrafficDriver", "Sensor"]
 

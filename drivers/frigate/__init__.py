@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._contract import ConfigError, Decoded, DecodeError, Driver, Event, Reading, Value
-from .._declarative import (
+from .._schema import measures_of
+from ..kit import (
     BAD_IDENTIFIER,
     BAD_TYPE,
     BAD_VALUE,
@@ -29,7 +30,6 @@ from .._declarative import (
     to_identifier,
     to_int,
 )
-from .._schema import measures_of
 
 __all__ = ["FrigateDriver"]
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .._contract import Decoded, DecodeError, Driver, Reading, Value
-from .._declarative import (
+from .._schema import unit_of
+from ..kit import (
     BAD_TYPE,
     BAD_VALUE,
     MISSING_FIELD,
@@ -22,7 +23,6 @@ from .._declarative import (
     to_float,
     to_identifier,
 )
-from .._schema import unit_of
 
 __all__ = ["TelraamDriver"]
 

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .._contract import Decoded, DecodeError, Driver, Event, Reading, Value
-from .._declarative import (
+from .._schema import measures_of
+from ..kit import (
     BAD_IDENTIFIER,
     MISSING_FIELD,
     WRONG_KIND,
@@ -22,7 +23,6 @@ from .._declarative import (
     to_identifier,
     to_tokens,
 )
-from .._schema import measures_of
 
 __all__ = ["WmbusmetersDriver"]
 
