@@ -55,6 +55,7 @@ __all__ = [
     "DefinitionError",
     "Field",
     "FieldSet",
+    "TopicOptionDriver",
     "TopicPattern",
     "check_range",
     "filter_matches",
@@ -71,6 +72,7 @@ __all__ = [
     "to_identifier",
     "to_int",
     "to_tokens",
+    "topic_root_option",
 ]
 
 # Stable reason codes (counter labels). Add, never rename.
@@ -510,6 +512,15 @@ def pattern_option(driver: str, options: Mapping[str, Any], key: str, default: s
 
 
 
+def topic_root_option(driver: str, options: Mapping[str, Any], key: str, default: str) -> str:
+    """A fixed topic root configured under ``options[key]`` (else ``default``): a non-empty topic with
+    no wildcard and no trailing ``/`` (``zigbee2mqtt``, ``frigate``); anything else is a :class:`ConfigError`."""
+    root = options.get(key, default)
+    if not isinstance(root, str) or not root or any(c in root for c in "+#") or root.endswith("/"):
+        raise ConfigError(f"driver {driver!r}: {key} must be a topic without wildcards, got {root!r}")
+    return root
+
+
 def timezone_option(driver: str, options: Mapping[str, Any], key: str = "timezone") -> tzinfo | None:
     """The IANA zone configured under ``options[key]`` (devices sending ISO times without an offset).
 
@@ -681,6 +692,29 @@ class DeclarativeDriver(Driver):
         """Events derived from one message; none by default."""
         return []
 
+
+
+class TopicOptionDriver(Driver):
+    """A driver whose topic layout is a deployment choice: option ``topic``, a pattern of
+    :class:`TopicPattern` (default ``default_topic``) that must capture ``topic_captures``.
+
+    The class's ``topics`` are the default pattern's filter; an instance's ``topics`` are those of
+    its configured pattern, which is what the router subscribes. ``self._topic`` matches topics.
+    """
+
+    OPTIONS: ClassVar[frozenset[str] | None] = frozenset({"topic"})
+    default_topic: ClassVar[str]
+    topic_captures: ClassVar[tuple[str, ...]] = ("device",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "default_topic" in cls.__dict__:
+            cls.topics = (TopicPattern(cls.default_topic).filter,)
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self._topic = pattern_option(self.name, self.options, "topic", self.default_topic, self.topic_captures)
+        object.__setattr__(self, "topics", (self._topic.filter,))
 
 # --------------------------------------------------------------------------- records
 

@@ -29,6 +29,7 @@ from ..kit import (
     to_bool,
     to_float,
     to_int,
+    topic_root_option,
 )
 from ..lighting import FAMILY, level_command, mired_to_kelvin, percent_to_zigbee, switch_command, zigbee_level
 
@@ -52,9 +53,7 @@ class Zigbee2MqttDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        base = self.options.get("base_topic", "zigbee2mqtt")
-        if not isinstance(base, str) or not base or any(c in base for c in "+#") or base.endswith("/"):
-            raise ConfigError(f"driver 'zigbee2mqtt': base_topic must be a topic without wildcards, got {base!r}")
+        base = topic_root_option(self.name, self.options, "base_topic", "zigbee2mqtt")
         percent = self.options.get("brightness_percent", False)
         if not isinstance(percent, bool):
             raise ConfigError(f"driver 'zigbee2mqtt': brightness_percent must be true or false, got {percent!r}")
