@@ -4,6 +4,21 @@ The equations are those of the NOAA Solar Calculator spreadsheet (after Meeus, *
 Algorithms*): accuracy is about a minute for latitudes between ±72°. Times are UTC epoch seconds.
 The "local date" is the calendar day whose solar noon is computed, so for a city far from
 Greenwich an event may fall on the previous or next UTC day, which is what a schedule wants.
+
+Why not ``astral`` (3.2, Apache-2.0, the same NOAA equations): measured against this module over
+27,027 cases (latitudes -65..65 every 5°, longitudes -180..180 every 30°, every 5th day of 2024
+plus three dates in 2000, 2050, 2099), astral anchors each crossing to a UTC date and cannot return
+a sunrise that falls a few minutes before 00:00 UTC of the solar day:
+
+- ``time_at_elevation`` (which keeps this module's zenith): 9 cases with no sunrise at all (read as
+  polar day: e.g. lat 55, lon 90, 2024-03-21, the equinox), the neighbouring day's sunrise elsewhere
+  (up to 186 s off); 16 of 2,196 high-latitude days (66..78°N, 70°S) with the wrong polar state;
+- ``sunrise``/``sunset`` with the local mean time as zone: "Unable to find a sunrise" in 7 cases,
+  up to 263 s off where it answers;
+- its ``noon`` takes the equation of time at 00:00 UTC: up to 30 s off;
+- 57 µs a day against 16 µs here (cached per local date, so not the reason).
+
+Where astral answers the right day it agrees with this module within 1 s.
 """
 
 from __future__ import annotations

@@ -9,34 +9,26 @@ See README.md.
 
 from __future__ import annotations
 
-import math
-
 import orjson
 
 from .._contract import Command, Decoded, DecodeError, Driver, EncodeError, Publish, Reading
-from .._declarative import (
+from .._schema import unit_of
+from ..kit import (
     BAD_TYPE,
     MISSING_FIELD,
     TopicPattern,
     check_range,
+    is_identifier,
     parse_object,
     parse_timestamp,
     to_float,
-    to_identifier,
 )
-from .._schema import unit_of
+from ..lighting import FAMILY, level_command, percent_to_whole, switch_command
 
 __all__ = ["AsyncapiStreetlightsDriver"]
 
-FAMILY = "lighting"
 BASE = "smartylighting/streetlights/1/0"
 _MEASURED = TopicPattern(BASE + "/event/{device}/lighting/measured")
-
-
-def percent_to_percentage(level: float) -> int:
-    """% → the contract's integer ``percentage``; above 0 never rounds down to 0."""
-    value = round(level)
-    return max(value, 1) if level > 0 else 0
 
 
 class AsyncapiStreetlightsDriver(Driver):
@@ -61,26 +53,15 @@ class AsyncapiStreetlightsDriver(Driver):
 
     def encode(self, command: Command) -> list[Publish]:
         device = command.device
-        try:
-            ok = to_identifier(device) is not None
-        except DecodeError:
-            ok = False
-        if not ok:
+        if not is_identifier(device):
             raise EncodeError(f"{self.name}: streetlight id {device!r} is not a topic level identifier")
         if command.channel is not None:
             raise EncodeError(f"{self.name}: the contract addresses whole streetlights, not channels")
         if command.action == "set_level":
-            level = command.value
-            if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level):
-                raise EncodeError(f"{self.name}: set_level needs a number, got {level!r}")
-            if not 0 <= level <= 100:
-                raise EncodeError(f"{self.name}: level {level!r} is outside 0..100 %")
-            body = {"percentage": percent_to_percentage(float(level))}
+            body = {"percentage": percent_to_whole(level_command(self.name, command.value))}
             return [Publish(f"{BASE}/action/{device}/dim", orjson.dumps(body), qos=1, retain=False)]
         if command.action == "switch":
-            if not isinstance(command.value, bool):
-                raise EncodeError(f"{self.name}: switch needs true or false, got {command.value!r}")
-            verb = "on" if command.value else "off"
+            verb = "on" if switch_command(self.name, command.value) else "off"
             body_s = {"command": verb}
             return [Publish(f"{BASE}/action/{device}/turn/{verb}", orjson.dumps(body_s), qos=1, retain=False)]
         raise EncodeError(f"{self.name}: cannot encode {command.action!r}")

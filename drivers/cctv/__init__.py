@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from .._contract import Decoded, DecodeError, Driver, Event, Reading, Value
-from .._declarative import (
+from ..kit import (
     BAD_TYPE,
     BAD_VALUE,
     MISSING_FIELD,

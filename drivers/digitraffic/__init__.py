@@ -9,16 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .._contract import ConfigError, Decoded, DecodeError, Driver, Reading, Value
-from .._declarative import (
-    MISSING_FIELD,
-    WRONG_KIND,
-    check_range,
-    parse_object,
-    parse_timestamp,
-    pattern_option,
-    to_float,
-)
+from .. import kit
+from .._contract import ConfigError, Decoded, DecodeError, Reading, Value
 from .._schema import unit_of
 
 __all__ = ["SENSORS", "DigitrafficDriver", "Sensor"]
@@ -62,17 +54,16 @@ def _sensor_option(driver: str, key: str, raw: Any) -> Sensor:
     return Sensor(str(measure), int(direction), float(window))
 
 
-class DigitrafficDriver(Driver):
+class DigitrafficDriver(kit.TopicOptionDriver):
     name = "digitraffic"
     families = ("traffic",)
-    topics: ClassVar[tuple[str, ...]] = ("tms-v2/+/+",)
+    default_topic = DEFAULT_TOPIC
+    topic_captures = ("device", "sensor")
     measures = {("traffic", m): unit_of("traffic", m) for m in (*_MEASURES, "interval")}
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"topic", "sensors"})
+    OPTIONS: ClassVar[frozenset[str] | None] = frozenset({"topic", "sensors"})
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self._topic = pattern_option(self.name, self.options, "topic", DEFAULT_TOPIC, ("device", "sensor"))
-        object.__setattr__(self, "topics", (self._topic.filter,))
         extra = self.options.get("sensors", {})
         if not isinstance(extra, Mapping):
             raise ConfigError(f"driver {self.name!r}: sensors must map sensor ids to {{measure, direction, window}}")
@@ -83,17 +74,17 @@ class DigitrafficDriver(Driver):
         where = self._topic.require(topic)
         sensor = self._sensors.get(where["sensor"])
         if sensor is None:
-            raise DecodeError(WRONG_KIND, f"sensor id {where['sensor']!r} is not configured: its unit is unknown")
-        obj = parse_object(payload)
-        value = to_float(obj.get("value"), "value")
+            raise DecodeError(kit.WRONG_KIND, f"sensor id {where['sensor']!r} is not configured: its unit is unknown")
+        obj = kit.parse_object(payload)
+        value = kit.to_float(obj.get("value"), "value")
         if value is None:
-            raise DecodeError(MISSING_FIELD, "value is required")
-        ts = parse_timestamp(obj.get("time"), "time")
-        start = parse_timestamp(obj.get("start"), "start")
-        end = parse_timestamp(obj.get("end"), "end")
+            raise DecodeError(kit.MISSING_FIELD, "value is required")
+        ts = kit.parse_timestamp(obj.get("time"), "time")
+        start = kit.parse_timestamp(obj.get("start"), "start")
+        end = kit.parse_timestamp(obj.get("end"), "end")
         window = float(sensor.window) if start is None or end is None else end - start
         values: dict[str, Value] = {
-            sensor.measure: check_range("traffic", sensor.measure, value),
-            "interval": check_range("traffic", "interval", window),
+            sensor.measure: kit.check_range("traffic", sensor.measure, value),
+            "interval": kit.check_range("traffic", "interval", window),
         }
         return Decoded([Reading(where["device"], "traffic", values, ts, None, sensor.channel)])

@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import tzinfo
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
 from .._contract import Command, ConfigError, Decoded, DecodeError, Driver, EncodeError, Event, Publish, Reading, Value
-from .._declarative import (
+from .._schema import unit_of
+from ..kit import (
     BAD_IDENTIFIER,
     BAD_TYPE,
     BAD_VALUE,
@@ -27,18 +27,19 @@ from .._declarative import (
     UNKNOWN_UNIT,
     WRONG_KIND,
     check_range,
+    is_identifier,
     parse_object,
     parse_timestamp,
     pattern_option,
+    timezone_option,
     to_bool,
     to_float,
     to_int,
 )
-from .._schema import unit_of
+from ..lighting import level_command
 
 __all__ = ["ENTITY_TYPES", "FiwareDriver", "device_id"]
 
-_IDENT = re.compile(r"[A-Za-z0-9_.:-]+")
 _LD_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty"})
 _PHASES = ("L1", "L2", "L3")  # cabinet R/S/T and feeder R/Y/B are the same physical phases
 _POWER_UNITS = {"W": 1.0, "kW": 1000.0}
@@ -132,12 +133,7 @@ class FiwareDriver(Driver):
         self._power = self._choice("power_unit", _POWER_UNITS)
         self._energy = self._choice("energy_unit", _ENERGY_UNITS)
         self._volume = self._choice("water_volume_unit", _VOLUME_UNITS)
-        self._tz: tzinfo | None = None
-        if o.get("timezone") is not None:
-            try:
-                self._tz = ZoneInfo(str(o["timezone"]))
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ConfigError(f"driver {self.name!r}: unknown timezone {o['timezone']!r}") from exc
+        self._tz: tzinfo | None = timezone_option(self.name, o)
         types = o.get("iota_types", {})
         if not isinstance(types, Mapping) or any(t not in ENTITY_TYPES for t in types.values()):
             raise ConfigError(f"driver {self.name!r}: iota_types maps IoT Agent device ids to one of "
@@ -148,7 +144,7 @@ class FiwareDriver(Driver):
             raise ConfigError(f"driver {self.name!r}: command_topic must contain {{device}} and no wildcard")
         self._command_topic = cmd
         apikey = o.get("iota_apikey")
-        if apikey is not None and (not isinstance(apikey, str) or _IDENT.fullmatch(apikey) is None):
+        if apikey is not None and (not isinstance(apikey, str) or not is_identifier(apikey)):
             raise ConfigError(f"driver {self.name!r}: iota_apikey must be an identifier")
         self._apikey: str | None = apikey
 
@@ -220,7 +216,7 @@ class FiwareDriver(Driver):
     def _device(entity: _Entity, fallback: str | None) -> str:
         if entity.id is not None:
             short = device_id(entity.id)
-            if _IDENT.fullmatch(short):
+            if is_identifier(short):
                 return short
         if fallback:  # an id that is a URL or has spaces: the topic names the device
             return fallback
@@ -447,15 +443,13 @@ class FiwareDriver(Driver):
     def encode(self, command: Command) -> list[Publish]:
         if command.action != "set_level":
             raise EncodeError(f"driver {self.name!r} cannot encode {command.action!r}")
-        level = command.value
-        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level <= 100:
-            raise EncodeError(f"set_level: {level!r} is not a level in % 0..100")
-        if _IDENT.fullmatch(command.device) is None:
+        level = level_command(self.name, command.value)
+        if not is_identifier(command.device):
             raise EncodeError(f"set_level: {command.device!r} is not a device identifier")
         if self._apikey is not None:  # device behind a FIWARE IoT Agent for JSON
-            body = orjson.dumps({"dim": float(level)})
+            body = orjson.dumps({"dim": level})
             return [Publish(f"/{self._apikey}/{command.device}/cmd", body)]
-        body = orjson.dumps({"illuminanceLevel": round(float(level) / 100.0, 9)})
+        body = orjson.dumps({"illuminanceLevel": round(level / 100.0, 9)})
         return [Publish(self._command_topic.replace("{device}", command.device), body)]
 
 

@@ -12,23 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .. import kit
 from .._contract import ConfigError, Decoded, DecodeError, Driver, Event, Reading, Value
-from .._declarative import (
-    BAD_IDENTIFIER,
-    BAD_TYPE,
-    BAD_VALUE,
-    MISSING_FIELD,
-    OUT_OF_RANGE,
-    UNKNOWN_TOPIC,
-    check_range,
-    parse_object,
-    parse_timestamp,
-    to_bool,
-    to_float,
-    to_float_or_unknown,
-    to_identifier,
-    to_int,
-)
 from .._schema import measures_of
 
 __all__ = ["FrigateDriver"]
@@ -63,11 +48,9 @@ class FrigateDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        prefix = self.options.get("topic_prefix", "frigate")
-        if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "+#") or prefix.endswith("/"):
-            raise ConfigError(f"driver 'frigate': topic_prefix must be a topic without wildcards, got {prefix!r}")
+        prefix = kit.topic_root_option(self.name, self.options, "topic_prefix", "frigate")
         instance = self.options.get("instance", prefix.replace("/", "."))
-        if not isinstance(instance, str) or _not_identifier(instance):
+        if not isinstance(instance, str) or not kit.is_identifier(instance):
             raise ConfigError(f"driver 'frigate': instance must be an identifier, got {instance!r}")
         self._prefix = prefix + "/"
         self._instance = instance
@@ -75,7 +58,7 @@ class FrigateDriver(Driver):
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
         if not topic.startswith(self._prefix):
-            raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} is not under {self._prefix}")
+            raise DecodeError(kit.UNKNOWN_TOPIC, f"{topic!r} is not under {self._prefix}")
         parts = topic[len(self._prefix):].split("/")
         n = len(parts)
         if n >= 2 and parts[-1] == "snapshot":
@@ -102,18 +85,18 @@ class FrigateDriver(Driver):
             state = _text(payload, "available").lower()
             if state not in ("online", "offline", "stopped"):
                 if not state:
-                    raise DecodeError(MISSING_FIELD, "available: empty payload")
-                raise DecodeError(BAD_VALUE, f"available: {state[:40]!r} is not online, offline or stopped")
+                    raise DecodeError(kit.MISSING_FIELD, "available: empty payload")
+                raise DecodeError(kit.BAD_VALUE, f"available: {state[:40]!r} is not online, offline or stopped")
             reading = Reading(self._instance, FAMILY, {"online": state == "online"})
             return Decoded([reading], [Event(self._instance, FAMILY, "available", None, None, {"state": state})])
         if name == "stats":
-            return self._stats(parse_object(payload))
+            return self._stats(kit.parse_object(payload))
         if name == "events":
-            return self._event(parse_object(payload))
+            return self._event(kit.parse_object(payload))
         if name == "reviews":
-            return self._review(parse_object(payload))
+            return self._review(kit.parse_object(payload))
         if name == "triggers":
-            return self._trigger(parse_object(payload))
+            return self._trigger(kit.parse_object(payload))
         return Decoded()  # onConnect, camera_activity, notifications...: nothing to measure
 
     def _stats(self, obj: dict[str, Any]) -> Decoded:
@@ -121,33 +104,33 @@ class FrigateDriver(Driver):
         if cameras is None:  # legacy (0.12 and earlier): camera objects at the top level
             cameras = {k: v for k, v in obj.items() if isinstance(v, dict) and "camera_fps" in v}
         elif not isinstance(cameras, dict):
-            raise DecodeError(BAD_TYPE, "stats.cameras: expected an object keyed by camera")
+            raise DecodeError(kit.BAD_TYPE, "stats.cameras: expected an object keyed by camera")
         service = obj.get("service")
         if service is not None and not isinstance(service, dict):
-            raise DecodeError(BAD_TYPE, "stats.service: expected an object")
+            raise DecodeError(kit.BAD_TYPE, "stats.service: expected an object")
         service = service or {}
-        ts = parse_timestamp(service.get("last_updated"), "service.last_updated")
+        ts = kit.parse_timestamp(service.get("last_updated"), "service.last_updated")
         readings: list[Reading] = []
         for name, cam in _items(cameras, "cameras"):
             camera = _camera(name)
             if not isinstance(cam, dict):
-                raise DecodeError(BAD_TYPE, f"cameras.{camera}: expected an object")
+                raise DecodeError(kit.BAD_TYPE, f"cameras.{camera}: expected an object")
             values: dict[str, Value] = {}
-            fps = to_float(cam.get("camera_fps"), f"cameras.{camera}.camera_fps")
+            fps = kit.to_float(cam.get("camera_fps"), f"cameras.{camera}.camera_fps")
             if fps is not None:
-                values["fps"] = check_range(FAMILY, "fps", fps)
+                values["fps"] = kit.check_range(FAMILY, "fps", fps)
             quality = cam.get("connection_quality")
             if quality is not None and not isinstance(quality, str):
-                raise DecodeError(BAD_TYPE, f"cameras.{camera}.connection_quality: expected a string")
+                raise DecodeError(kit.BAD_TYPE, f"cameras.{camera}.connection_quality: expected a string")
             unusable = isinstance(quality, str) and quality.strip().lower() == "unusable"
             if fps is not None or (quality or "").strip():
                 values["online"] = not unusable and (fps is None or fps > 0)
             if values:
                 readings.append(Reading(camera, FAMILY, values, ts))
         instance: dict[str, Value] = {}
-        uptime = to_float(service.get("uptime"), "service.uptime")
+        uptime = kit.to_float(service.get("uptime"), "service.uptime")
         if uptime is not None:
-            instance["uptime"] = check_range(FAMILY, "uptime", uptime)
+            instance["uptime"] = kit.check_range(FAMILY, "uptime", uptime)
         cpu = self._cpu(obj.get("cpu_usages"))
         if cpu is not None:
             instance["cpu"] = cpu
@@ -156,21 +139,21 @@ class FrigateDriver(Driver):
         detectors = obj.get("detectors")
         for name, det in _items(detectors, "detectors"):
             if not isinstance(det, dict):
-                raise DecodeError(BAD_TYPE, f"detectors.{name}: expected an object")
-            ms = to_float(det.get("inference_speed"), f"detectors.{name}.inference_speed")
+                raise DecodeError(kit.BAD_TYPE, f"detectors.{name}: expected an object")
+            ms = kit.to_float(det.get("inference_speed"), f"detectors.{name}.inference_speed")
             if ms is not None:
-                value = check_range(FAMILY, "inference_ms", ms)
+                value = kit.check_range(FAMILY, "inference_ms", ms)
                 readings.append(Reading(self._instance, FAMILY, {"inference_ms": value}, ts, None,
                                         _channel(name, "detectors")))
         for name, gpu in _items(obj.get("gpu_usages"), "gpu_usages"):
             if not isinstance(gpu, dict):
-                raise DecodeError(BAD_TYPE, f"gpu_usages.{name}: expected an object")
-            pct = to_float_or_unknown(gpu.get("gpu"), f"gpu_usages.{name}.gpu")
+                raise DecodeError(kit.BAD_TYPE, f"gpu_usages.{name}: expected an object")
+            pct = kit.to_float_or_unknown(gpu.get("gpu"), f"gpu_usages.{name}.gpu")
             if pct is not None:
-                readings.append(Reading(self._instance, FAMILY, {"gpu": check_range(FAMILY, "gpu", pct)}, ts, None,
+                readings.append(Reading(self._instance, FAMILY, {"gpu": kit.check_range(FAMILY, "gpu", pct)}, ts, None,
                                         _channel(name, "gpu_usages")))
         if not readings:
-            raise DecodeError(MISSING_FIELD, "stats has no camera, service, detector or GPU figure")
+            raise DecodeError(kit.MISSING_FIELD, "stats has no camera, service, detector or GPU figure")
         return Decoded(readings)
 
     @staticmethod
@@ -179,14 +162,14 @@ class FrigateDriver(Driver):
         total: float | None = None
         for pid, usage in _items(usages, "cpu_usages"):
             if not isinstance(usage, dict):
-                raise DecodeError(BAD_TYPE, f"cpu_usages.{pid}: expected an object")
-            pct = to_float_or_unknown(usage.get("cpu"), f"cpu_usages.{pid}.cpu")
+                raise DecodeError(kit.BAD_TYPE, f"cpu_usages.{pid}: expected an object")
+            pct = kit.to_float_or_unknown(usage.get("cpu"), f"cpu_usages.{pid}.cpu")
             if pct is None:
                 continue
             if pid == _FULL_SYSTEM:
-                return float(check_range(FAMILY, "cpu", pct))
+                return float(kit.check_range(FAMILY, "cpu", pct))
             total = (total or 0.0) + pct
-        return None if total is None else float(check_range(FAMILY, "cpu", round(total, 3)))
+        return None if total is None else float(kit.check_range(FAMILY, "cpu", round(total, 3)))
 
     def _event(self, obj: dict[str, Any]) -> Decoded:
         phase, after = _lifecycle(obj, "events")
@@ -196,7 +179,7 @@ class FrigateDriver(Driver):
         label = after.get("label")
         kind = label.strip().lower() if isinstance(label, str) and label.strip() else "object"
         if _KIND.fullmatch(kind) is None:
-            raise DecodeError(BAD_VALUE, f"events.after.label: {kind[:40]!r} is not an event kind")
+            raise DecodeError(kit.BAD_VALUE, f"events.after.label: {kind[:40]!r} is not an event kind")
         data: dict[str, Value] = {"phase": phase}
         ident = after.get("id")
         if isinstance(ident, str) and ident:
@@ -217,7 +200,7 @@ class FrigateDriver(Driver):
         for key in ("false_positive", "has_clip", "has_snapshot"):
             if isinstance(after.get(key), bool):
                 data[key] = after[key]
-        ts = parse_timestamp(after.get("end_time" if phase == "end" else "start_time"),
+        ts = kit.parse_timestamp(after.get("end_time" if phase == "end" else "start_time"),
                              f"events.after.{'end_time' if phase == 'end' else 'start_time'}")
         return Decoded([], [Event(camera, FAMILY, kind, ts, None, data)])
 
@@ -225,7 +208,7 @@ class FrigateDriver(Driver):
         phase, after = _lifecycle(obj, "reviews")
         severity = _required_str(after, "severity", "reviews.after").strip().lower()
         if severity not in ("alert", "detection"):
-            raise DecodeError(BAD_VALUE, f"reviews.after.severity: {severity[:40]!r} is not alert or detection")
+            raise DecodeError(kit.BAD_VALUE, f"reviews.after.severity: {severity[:40]!r} is not alert or detection")
         if phase == "update":
             before = obj.get("before")
             upgraded = isinstance(before, dict) and str(before.get("severity", "")).lower() != severity
@@ -239,7 +222,7 @@ class FrigateDriver(Driver):
         details = after.get("data")
         if details is not None:
             if not isinstance(details, dict):
-                raise DecodeError(BAD_TYPE, "reviews.after.data: expected an object")
+                raise DecodeError(kit.BAD_TYPE, "reviews.after.data: expected an object")
             for key in ("objects", "zones", "sub_labels", "audio"):
                 names = _names(details.get(key), f"reviews.after.data.{key}")
                 if names is not None:
@@ -247,7 +230,7 @@ class FrigateDriver(Driver):
             detections = details.get("detections")
             if isinstance(detections, list):
                 data["detections"] = len(detections)
-        ts = parse_timestamp(after.get("end_time" if phase == "end" else "start_time"), "reviews.after.time")
+        ts = kit.parse_timestamp(after.get("end_time" if phase == "end" else "start_time"), "reviews.after.time")
         return Decoded([], [Event(camera, FAMILY, f"review_{severity}", ts, None, data)])
 
     def _trigger(self, obj: dict[str, Any]) -> Decoded:
@@ -265,20 +248,20 @@ class FrigateDriver(Driver):
 
     def _camera_scalar(self, camera: str, name: str, payload: bytes) -> Decoded:
         if name == "motion":
-            on = to_bool(_text(payload, "motion"), "motion")
+            on = kit.to_bool(_text(payload, "motion"), "motion")
             if on is None:
-                raise DecodeError(MISSING_FIELD, "motion: empty payload")
+                raise DecodeError(kit.MISSING_FIELD, "motion: empty payload")
             return Decoded([Reading(camera, FAMILY, {"motion": on})])
         if name in _IGNORED_CAMERA:
             return Decoded()
         label = name.lower()
         if _KIND.fullmatch(label) is None:
-            raise DecodeError(BAD_IDENTIFIER, f"object label {name[:40]!r} is not [a-z0-9_.:-]")
+            raise DecodeError(kit.BAD_IDENTIFIER, f"object label {name[:40]!r} is not [a-z0-9_.:-]")
         text = _text(payload, name)
-        count = to_int(text, name)
+        count = kit.to_int(text, name)
         if count is None:
-            raise DecodeError(MISSING_FIELD, f"{name}: empty object count")
-        check_range(FAMILY, "objects", count)
+            raise DecodeError(kit.MISSING_FIELD, f"{name}: empty object count")
+        kit.check_range(FAMILY, "objects", count)
         channel = None if label == "all" else label
         return Decoded([Reading(camera, FAMILY, {"objects": count}, None, None, channel)])
 
@@ -286,8 +269,8 @@ class FrigateDriver(Driver):
         state = _text(payload, f"status/{role}").lower()
         if state not in _STATUS:
             if not state:
-                raise DecodeError(MISSING_FIELD, f"status/{role}: empty payload")
-            raise DecodeError(BAD_VALUE, f"status/{role}: {state[:40]!r} is not online, offline or disabled")
+                raise DecodeError(kit.MISSING_FIELD, f"status/{role}: empty payload")
+            raise DecodeError(kit.BAD_VALUE, f"status/{role}: {state[:40]!r} is not online, offline or disabled")
         if state == "disabled":
             return Decoded([], [Event(camera, FAMILY, "disabled", None, None, {"role": role})])
         measure = _ROLES.get(role)
@@ -298,15 +281,15 @@ class FrigateDriver(Driver):
     def _feature(self, camera: str, feature: str, payload: bytes) -> Decoded:
         if feature in _NUMERIC_FEATURES:
             return Decoded()
-        on = to_bool(_text(payload, f"{feature}/state"), f"{feature}/state")
+        on = kit.to_bool(_text(payload, f"{feature}/state"), f"{feature}/state")
         if on is None:
-            raise DecodeError(MISSING_FIELD, f"{feature}/state: empty payload")
+            raise DecodeError(kit.MISSING_FIELD, f"{feature}/state: empty payload")
         measure = _FEATURE_MEASURES.get(feature)
         if measure is not None:
             return Decoded([Reading(camera, FAMILY, {measure: on})])
         kind = feature.lower()
         if _KIND.fullmatch(kind) is None:
-            raise DecodeError(BAD_IDENTIFIER, f"feature {feature[:40]!r} is not [a-z0-9_.:-]")
+            raise DecodeError(kit.BAD_IDENTIFIER, f"feature {feature[:40]!r} is not [a-z0-9_.:-]")
         return Decoded([], [Event(camera, FAMILY, "feature", None, None, {"feature": kind, "on": on})])
 
 
@@ -314,14 +297,14 @@ class FrigateDriver(Driver):
 
 
 def _camera(name: str) -> str:
-    if _not_identifier(name):
-        raise DecodeError(BAD_IDENTIFIER, f"camera {name[:40]!r} is not an identifier ([A-Za-z0-9_.:-]+)")
+    if not kit.is_identifier(name):
+        raise DecodeError(kit.BAD_IDENTIFIER, f"camera {name[:40]!r} is not an identifier ([A-Za-z0-9_.:-]+)")
     return name
 
 
 def _channel(name: str, where: str) -> str:
-    if _not_identifier(name):
-        raise DecodeError(BAD_IDENTIFIER, f"{where}: {name[:40]!r} is not an identifier")
+    if not kit.is_identifier(name):
+        raise DecodeError(kit.BAD_IDENTIFIER, f"{where}: {name[:40]!r} is not an identifier")
     return name
 
 
@@ -329,9 +312,9 @@ def _items(block: Any, where: str) -> list[tuple[str, Any]]:
     if block is None:
         return []
     if not isinstance(block, dict):
-        raise DecodeError(BAD_TYPE, f"{where}: expected an object")
+        raise DecodeError(kit.BAD_TYPE, f"{where}: expected an object")
     if len(block) > _MAX_ITEMS:
-        raise DecodeError(BAD_VALUE, f"{where}: more than {_MAX_ITEMS} entries")
+        raise DecodeError(kit.BAD_VALUE, f"{where}: more than {_MAX_ITEMS} entries")
     return list(block.items())
 
 
@@ -339,36 +322,36 @@ def _text(payload: bytes, key: str) -> str:
     try:
         return payload.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise DecodeError(BAD_VALUE, f"{key}: payload is not UTF-8 text") from None
+        raise DecodeError(kit.BAD_VALUE, f"{key}: payload is not UTF-8 text") from None
 
 
 def _lifecycle(obj: dict[str, Any], where: str) -> tuple[str, dict[str, Any]]:
     phase = obj.get("type")
     if not isinstance(phase, str) or phase.strip().lower() not in ("new", "update", "end"):
         if phase is None or phase == "":
-            raise DecodeError(MISSING_FIELD, f"{where}: no type (new, update, end)")
-        raise DecodeError(BAD_VALUE, f"{where}.type: {str(phase)[:40]!r} is not new, update or end")
+            raise DecodeError(kit.MISSING_FIELD, f"{where}: no type (new, update, end)")
+        raise DecodeError(kit.BAD_VALUE, f"{where}.type: {str(phase)[:40]!r} is not new, update or end")
     after = obj.get("after")
     if after is None:
-        raise DecodeError(MISSING_FIELD, f"{where}: no after")
+        raise DecodeError(kit.MISSING_FIELD, f"{where}: no after")
     if not isinstance(after, dict):
-        raise DecodeError(BAD_TYPE, f"{where}.after: expected an object")
+        raise DecodeError(kit.BAD_TYPE, f"{where}.after: expected an object")
     return phase.strip().lower(), after
 
 
 def _required_str(obj: dict[str, Any], key: str, where: str) -> str:
     value = obj.get(key)
     if value is None or value == "":
-        raise DecodeError(MISSING_FIELD, f"{where}.{key} is required")
+        raise DecodeError(kit.MISSING_FIELD, f"{where}.{key} is required")
     if not isinstance(value, str):
-        raise DecodeError(BAD_TYPE, f"{where}.{key}: expected a string")
+        raise DecodeError(kit.BAD_TYPE, f"{where}.{key}: expected a string")
     return value
 
 
 def _score(raw: Any, key: str) -> float | None:
-    score = to_float(raw, key)
+    score = kit.to_float(raw, key)
     if score is not None and not 0.0 <= score <= 1.0:
-        raise DecodeError(OUT_OF_RANGE, f"{key}: {score!r} is outside 0..1")
+        raise DecodeError(kit.OUT_OF_RANGE, f"{key}: {score!r} is outside 0..1")
     return score
 
 
@@ -377,12 +360,5 @@ def _names(raw: Any, key: str) -> str | None:
     if raw is None:
         return None
     if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
-        raise DecodeError(BAD_TYPE, f"{key}: expected a list of names")
+        raise DecodeError(kit.BAD_TYPE, f"{key}: expected a list of names")
     return ",".join(raw) or None
-
-
-def _not_identifier(value: str) -> bool:
-    try:
-        return to_identifier(value) is None
-    except DecodeError:
-        return True

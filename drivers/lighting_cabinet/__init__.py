@@ -7,13 +7,12 @@ reading of cabinet totals plus one reading per circuit (``channel`` = circuit id
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
 
 from .._contract import Command, Decoded, DecodeError, Driver, EncodeError, Publish, Reading
-from .._declarative import (
+from ..kit import (
     BAD_IDENTIFIER,
     BAD_TYPE,
     BAD_VALUE,
@@ -21,14 +20,15 @@ from .._declarative import (
     Field,
     FieldSet,
     TopicPattern,
+    is_identifier,
     parse_object,
     parse_timestamp,
     to_identifier,
 )
+from ..lighting import FAMILY, level_command, switch_command
 
 __all__ = ["LightingCabinetDriver"]
 
-FAMILY = "lighting"
 _CABINET = FieldSet(
     FAMILY,
     (Field("power"), Field("energy"), Field("voltage"), Field("current"), Field("lamp_failures"),
@@ -88,30 +88,16 @@ class LightingCabinetDriver(Driver):
         if not command.zone:
             raise EncodeError(f"{self.name}: command for {command.device!r} has no zone")
         for what, ident in (("zone", command.zone), ("device", command.device), ("channel", command.channel)):
-            if ident is not None and _not_identifier(ident):
+            if ident is not None and not is_identifier(ident):
                 raise EncodeError(f"{self.name}: {what} {ident!r} is not an identifier")
         body: dict[str, Any]
         if command.action == "set_level":
-            level = command.value
-            if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level):
-                raise EncodeError(f"{self.name}: set_level needs a number, got {level!r}")
-            if not 0 <= level <= 100:
-                raise EncodeError(f"{self.name}: level {level!r} is outside 0..100 %")
-            body = {"level": float(level)}
+            body = {"level": level_command(self.name, command.value)}
         elif command.action == "switch":
-            if not isinstance(command.value, bool):
-                raise EncodeError(f"{self.name}: switch needs true or false, got {command.value!r}")
-            body = {"on": command.value}
+            body = {"on": switch_command(self.name, command.value)}
         else:
             raise EncodeError(f"{self.name}: cannot encode {command.action!r}")
         if command.channel is not None:
             body["circuit"] = command.channel
         topic = f"city/{command.zone}/lighting/{command.device}/cmd"
         return [Publish(topic, orjson.dumps(body), qos=1, retain=False)]
-
-
-def _not_identifier(value: str) -> bool:
-    try:
-        return to_identifier(value) is None
-    except DecodeError:
-        return True

@@ -5,7 +5,7 @@ Topic ``city/<zone>/traffic/<device>/telemetry``; see README.md in this folder.
 
 from __future__ import annotations
 
-from .._declarative import DeclarativeDriver, Field
+from ..kit import DeclarativeDriver, Field
 
 __all__ = ["RoadSensorDriver"]
 

@@ -7,11 +7,9 @@ become readings of the bridge with ``channel`` = the Zigbee device. See README.m
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
@@ -26,7 +24,8 @@ from .._contract import (
     Reading,
     Value,
 )
-from .._declarative import (
+from .._schema import measures_of
+from ..kit import (
     BAD_IDENTIFIER,
     BAD_TYPE,
     BAD_VALUE,
@@ -35,18 +34,26 @@ from .._declarative import (
     UNKNOWN_TOPIC,
     TopicPattern,
     check_range,
+    is_identifier,
     parse_object,
     parse_timestamp,
+    timezone_option,
     to_bool,
     to_float,
-    to_identifier,
     to_int,
 )
-from .._schema import measures_of
+from ..lighting import (
+    FAMILY,
+    level_command,
+    mired_to_kelvin,
+    percent_to_whole,
+    percent_to_zigbee,
+    switch_command,
+    zigbee_level,
+)
 
 __all__ = ["TasmotaDriver"]
 
-FAMILY = "lighting"
 DEFAULT_FULL_TOPIC = "%prefix%/%topic%/"
 _MEASURES = ("on", "level", "color_temp", "rssi", "online", "power", "energy", "energy_period", "voltage",
              "current", "power_factor", "lqi")
@@ -97,15 +104,7 @@ class TasmotaDriver(Driver):
             raise ConfigError(f"driver 'tasmota': full_topic must be a string, got {full_topic!r}")
         self._tele, self._stat, self._cmnd = _compile(full_topic)
         self.topics = (self._tele.filter, self._stat.filter)  # type: ignore[misc]  # per deployment
-        self._tz: tzinfo | None = None
-        zone = self.options.get("timezone")
-        if zone is not None:
-            if not isinstance(zone, str):
-                raise ConfigError(f"driver 'tasmota': timezone must be an IANA name, got {zone!r}")
-            try:
-                self._tz = ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ConfigError(f"driver 'tasmota': unknown timezone {zone!r}") from exc
+        self._tz: tzinfo | None = timezone_option(self.name, self.options)
 
     # ------------------------------------------------------------------ decode
 
@@ -185,7 +184,7 @@ class TasmotaDriver(Driver):
         level = to_float(obj.get("Dimmer"), "Dimmer")
         if level is not None:
             values["level"] = check_range(FAMILY, "level", level)
-        kelvin = _mired_to_kelvin(obj.get("CT"), "CT")
+        kelvin = mired_to_kelvin(obj.get("CT"), "CT")
         if kelvin is not None:
             values["color_temp"] = kelvin
         wifi = obj.get("Wifi")
@@ -236,10 +235,10 @@ class TasmotaDriver(Driver):
             on = to_bool(dev.get("Power"), f"{key}.{ref}.Power")
             if on is not None:
                 values["on"] = on
-            level = _zigbee_level(dev.get("Dimmer"), f"{key}.{ref}.Dimmer")
+            level = zigbee_level(dev.get("Dimmer"), f"{key}.{ref}.Dimmer")
             if level is not None:
                 values["level"] = level
-            kelvin = _mired_to_kelvin(dev.get("CT"), f"{key}.{ref}.CT")
+            kelvin = mired_to_kelvin(dev.get("CT"), f"{key}.{ref}.CT")
             if kelvin is not None:
                 values["color_temp"] = kelvin
             lqi = to_int(dev.get("LinkQuality"), f"{key}.{ref}.LinkQuality")
@@ -253,27 +252,26 @@ class TasmotaDriver(Driver):
 
     def encode(self, command: Command) -> list[Publish]:
         device = command.device
-        if _not_identifier(device):
+        if not is_identifier(device):
             raise EncodeError(f"tasmota: device {device!r} is not a Tasmota topic")
         channel = command.channel
-        if channel is not None and _not_identifier(channel):
+        if channel is not None and not is_identifier(channel):
             raise EncodeError(f"tasmota: channel {channel!r} is not an identifier")
         zigbee = channel is not None and not channel.isdigit()
         if command.action == "set_level":
-            level = _level(command.value)
+            level = level_command(self.name, command.value)
             if zigbee:
                 body = orjson.dumps({"Device": channel, "Send": {"Dimmer": percent_to_zigbee(level)}})
                 return [self._publish(device, "ZbSend", body)]
             if channel is not None:
                 raise EncodeError(f"tasmota: relay {channel} has no dimmer (Dimmer drives the whole light)")
-            return [self._publish(device, "Dimmer", str(percent_to_dimmer(level)).encode())]
+            return [self._publish(device, "Dimmer", str(percent_to_whole(level)).encode())]
         if command.action == "switch":
-            if not isinstance(command.value, bool):
-                raise EncodeError(f"tasmota: switch needs true or false, got {command.value!r}")
+            on = switch_command(self.name, command.value)
             if zigbee:
-                body = orjson.dumps({"Device": channel, "Send": {"Power": "On" if command.value else "Off"}})
+                body = orjson.dumps({"Device": channel, "Send": {"Power": "On" if on else "Off"}})
                 return [self._publish(device, "ZbSend", body)]
-            return [self._publish(device, f"Power{channel or ''}", b"ON" if command.value else b"OFF")]
+            return [self._publish(device, f"Power{channel or ''}", b"ON" if on else b"OFF")]
         raise EncodeError(f"tasmota: cannot encode {command.action!r}")
 
     def _publish(self, device: str, command: str, body: bytes) -> Publish:
@@ -282,49 +280,6 @@ class TasmotaDriver(Driver):
 
 
 # ---------------------------------------------------------------------- conversions
-
-
-def zigbee_to_percent(raw: int) -> float:
-    """Zigbee level 0..254 → % (2 decimals)."""
-    return round(raw * 100 / 254, 2)
-
-
-def percent_to_zigbee(level: float) -> int:
-    """% → Zigbee level 0..254; a level above 0 never rounds down to 0 (off)."""
-    value = round(level * 254 / 100)
-    return max(value, 1) if level > 0 else 0
-
-
-def percent_to_dimmer(level: float) -> int:
-    """% → Tasmota ``Dimmer`` 0..100 (integer); above 0 never rounds down to 0 (off)."""
-    value = round(level)
-    return max(value, 1) if level > 0 else 0
-
-
-def _level(value: float | bool) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise EncodeError(f"tasmota: set_level needs a number, got {value!r}")
-    if not 0 <= value <= 100:
-        raise EncodeError(f"tasmota: level {value!r} is outside 0..100 %")
-    return float(value)
-
-
-def _zigbee_level(raw: Any, key: str) -> float | None:
-    value = to_int(raw, key)
-    if value is None:
-        return None
-    if not 0 <= value <= 254:
-        raise DecodeError(OUT_OF_RANGE, f"{key}: {value} is outside the Zigbee level 0..254")
-    return zigbee_to_percent(value)
-
-
-def _mired_to_kelvin(raw: Any, key: str) -> float | None:
-    mired = to_float(raw, key)
-    if mired is None:
-        return None
-    if mired <= 0:
-        raise DecodeError(BAD_VALUE, f"{key}: {mired!r} mired is not a colour temperature")
-    return float(check_range(FAMILY, "color_temp", round(1_000_000 / mired, 1)))
 
 
 def _wifi_dbm(wifi: dict[str, Any]) -> float | None:
@@ -356,10 +311,10 @@ def _relay_channel(relay: str) -> str | None:
 
 def _zigbee_channel(ref: str, dev: dict[str, Any], key: str) -> str:
     name = dev.get("Name")
-    if isinstance(name, str) and name and not name.isdigit() and not _not_identifier(name):
+    if isinstance(name, str) and name and not name.isdigit() and is_identifier(name):
         return name
     for candidate in (ref, dev.get("Device")):  # ZbLight is keyed by name, ZbReceived by short address
-        if isinstance(candidate, str) and candidate and not candidate.isdigit() and not _not_identifier(candidate):
+        if isinstance(candidate, str) and candidate and not candidate.isdigit() and is_identifier(candidate):
             return candidate
     raise DecodeError(BAD_IDENTIFIER, f"{key}.{str(ref)[:40]}: no Name or Device usable as a channel")
 
@@ -370,9 +325,3 @@ def _text(payload: bytes, key: str) -> str:
     except UnicodeDecodeError:
         raise DecodeError(BAD_VALUE, f"{key}: payload is not UTF-8 text") from None
 
-
-def _not_identifier(value: str) -> bool:
-    try:
-        return to_identifier(value) is None
-    except DecodeError:
-        return True

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._contract import Event, Reading, Value
-from .._declarative import DeclarativeDriver, Field, to_tokens
+from ..kit import DeclarativeDriver, Field, to_tokens
 
 __all__ = ["WaterMeterDriver"]
 

@@ -6,22 +6,10 @@ See README.md in this folder.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
-from .._contract import Decoded, DecodeError, Driver, Event, Reading, Value
-from .._declarative import (
-    BAD_IDENTIFIER,
-    MISSING_FIELD,
-    WRONG_KIND,
-    check_range,
-    parse_object,
-    parse_timestamp,
-    pattern_option,
-    to_float,
-    to_identifier,
-    to_tokens,
-)
+from .. import kit
+from .._contract import Decoded, DecodeError, Event, Reading, Value
 from .._schema import measures_of
 
 __all__ = ["WmbusmetersDriver"]
@@ -49,51 +37,45 @@ def _meter_id(value: Any) -> str | None:
     JSON number lost its leading zeros, which are restored to 8 digits."""
     if type(value) is int and 0 <= value <= 99_999_999:
         return f"{value:08d}"
-    return to_identifier(value, "id")
+    return kit.to_identifier(value, "id")
 
 
-class WmbusmetersDriver(Driver):
+class WmbusmetersDriver(kit.TopicOptionDriver):
     name = "wmbusmeters"
     families = ("water",)
-    topics: ClassVar[tuple[str, ...]] = ("wmbusmeters/+",)
+    default_topic = DEFAULT_TOPIC
     measures = {k: v for k, v in measures_of("water").items() if k[1] not in ("battery",)}
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"topic"})
-
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        super().__init__(options)
-        self._topic = pattern_option(self.name, self.options, "topic", DEFAULT_TOPIC)
-        object.__setattr__(self, "topics", (self._topic.filter,))
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
         where = self._topic.require(topic)
-        obj = parse_object(payload)
+        obj = kit.parse_object(payload)
         marker = obj.get("_")
         if marker is not None and marker != "telegram":
-            raise DecodeError(WRONG_KIND, f"_: {marker!r} is not a decoded telegram")
+            raise DecodeError(kit.WRONG_KIND, f"_: {marker!r} is not a decoded telegram")
         media = obj.get("media")
         if media is not None and media != "" and not (isinstance(media, str) and "water" in media.lower()):
-            raise DecodeError(WRONG_KIND, f"media {media!r} is not a water meter")
+            raise DecodeError(kit.WRONG_KIND, f"media {media!r} is not a water meter")
         device = _meter_id(obj.get("id")) or where["device"]
         if not device:
-            raise DecodeError(BAD_IDENTIFIER, "no meter id in the topic or the payload")
-        ts = parse_timestamp(obj.get("timestamp"), "timestamp")
+            raise DecodeError(kit.BAD_IDENTIFIER, "no meter id in the topic or the payload")
+        ts = kit.parse_timestamp(obj.get("timestamp"), "timestamp")
 
         values: dict[str, Value] = {}
         for measure, candidates in _NUMBERS:
             for key, factor in candidates:
-                number = to_float(obj.get(key), key)
+                number = kit.to_float(obj.get(key), key)
                 if number is not None:
-                    values[measure] = check_range("water", measure, round(number * factor, 9))
+                    values[measure] = kit.check_range("water", measure, round(number * factor, 9))
                     break
         tokens: list[str] | None = None
         for key in _STATUS_KEYS:
-            found = to_tokens(obj.get(key), key)
+            found = kit.to_tokens(obj.get(key), key)
             if found is not None:
                 tokens = (tokens or []) + [t for t in found if t not in (tokens or [])]
         if tokens is not None:
             values["alarms"] = ",".join(tokens)
         if not values:
-            raise DecodeError(MISSING_FIELD, "no total_m3, total_l, flow, temperature, rssi_dbm or status")
+            raise DecodeError(kit.MISSING_FIELD, "no total_m3, total_l, flow, temperature, rssi_dbm or status")
         reading = Reading(device, "water", values, ts)
         events = [Event(device, "water", "alarm", ts, None, {"token": t}) for t in tokens or []]
         return Decoded([reading], events)

@@ -9,50 +9,38 @@ result, not an error). See README.md.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from .._contract import Command, ConfigError, Decoded, DecodeError, Driver, EncodeError, Publish, Reading, Value
-from .._declarative import (
+from .._schema import measures_of
+from ..kit import (
     BAD_IDENTIFIER,
     BAD_TYPE,
     BAD_VALUE,
     MISSING_FIELD,
-    OUT_OF_RANGE,
     UNKNOWN_TOPIC,
     check_range,
+    is_identifier,
     parse_object,
     parse_timestamp,
     to_bool,
     to_float,
-    to_identifier,
     to_int,
+    topic_root_option,
 )
-from .._schema import measures_of
+from ..lighting import FAMILY, level_command, mired_to_kelvin, percent_to_zigbee, switch_command, zigbee_level
 
 __all__ = ["Zigbee2MqttDriver"]
 
-FAMILY = "lighting"
 _MEASURES = ("on", "level", "color_temp", "lqi", "power", "energy", "voltage", "current", "online")
 _METERING = (("power", "power"), ("energy", "energy"), ("voltage", "voltage"), ("current", "current"))
 # attribute output mode (`<name>/<attr>` with a text value) duplicates the JSON state: ignored
 _ATTRIBUTES = frozenset({"state", "brightness", "color_temp", "color_mode", "linkquality", "last_seen", "power",
                          "energy", "voltage", "current", "update", "power_on_behavior", "color", "update_available"})
 _IGNORED_SUFFIXES = frozenset({"set", "get"})
-
-
-def brightness_to_percent(raw: int) -> float:
-    """Zigbee brightness 0..254 → % (2 decimals)."""
-    return round(raw * 100 / 254, 2)
-
-
-def percent_to_brightness(level: float) -> int:
-    """% → brightness 0..254; a level above 0 never rounds down to 0 (which means off)."""
-    value = round(level * 254 / 100)
-    return max(value, 1) if level > 0 else 0
 
 
 class Zigbee2MqttDriver(Driver):
@@ -65,9 +53,7 @@ class Zigbee2MqttDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        base = self.options.get("base_topic", "zigbee2mqtt")
-        if not isinstance(base, str) or not base or any(c in base for c in "+#") or base.endswith("/"):
-            raise ConfigError(f"driver 'zigbee2mqtt': base_topic must be a topic without wildcards, got {base!r}")
+        base = topic_root_option(self.name, self.options, "base_topic", "zigbee2mqtt")
         percent = self.options.get("brightness_percent", False)
         if not isinstance(percent, bool):
             raise ConfigError(f"driver 'zigbee2mqtt': brightness_percent must be true or false, got {percent!r}")
@@ -122,16 +108,12 @@ class Zigbee2MqttDriver(Driver):
         on = to_bool(state, "state")
         if on is not None:
             values["on"] = on
-        brightness = to_int(obj.get("brightness"), "brightness")
-        if brightness is not None:
-            if not 0 <= brightness <= 255:
-                raise DecodeError(OUT_OF_RANGE, f"brightness: {brightness} is outside 0..254")
-            values["level"] = brightness_to_percent(min(brightness, 254))
-        mired = to_float(obj.get("color_temp"), "color_temp")
-        if mired is not None:
-            if mired <= 0:
-                raise DecodeError(BAD_VALUE, f"color_temp: {mired!r} mired is not a colour temperature")
-            values["color_temp"] = check_range(FAMILY, "color_temp", round(1_000_000 / mired, 1))
+        level = zigbee_level(obj.get("brightness"), "brightness", clamp_255=True)
+        if level is not None:
+            values["level"] = level
+        kelvin = mired_to_kelvin(obj.get("color_temp"), "color_temp")
+        if kelvin is not None:
+            values["color_temp"] = kelvin
         lqi = to_int(obj.get("linkquality"), "linkquality")
         if lqi is not None:
             values["lqi"] = check_range(FAMILY, "lqi", lqi)
@@ -153,21 +135,15 @@ class Zigbee2MqttDriver(Driver):
         name = _friendly_name(command.device)
         body: dict[str, Any]
         if command.action == "set_level":
-            level = command.value
-            if isinstance(level, bool) or not isinstance(level, (int, float)) or not math.isfinite(level):
-                raise EncodeError(f"zigbee2mqtt: set_level needs a number, got {level!r}")
-            if not 0 <= level <= 100:
-                raise EncodeError(f"zigbee2mqtt: level {level!r} is outside 0..100 %")
+            level = level_command(self.name, command.value)
             if level == 0:
                 body = {"state": "OFF"}
             elif self._percent:
-                body = {"state": "ON", "brightness_percent": round(float(level), 2)}
+                body = {"state": "ON", "brightness_percent": round(level, 2)}
             else:
-                body = {"state": "ON", "brightness": percent_to_brightness(float(level))}
+                body = {"state": "ON", "brightness": percent_to_zigbee(level)}
         elif command.action == "switch":
-            if not isinstance(command.value, bool):
-                raise EncodeError(f"zigbee2mqtt: switch needs true or false, got {command.value!r}")
-            body = {"state": "ON" if command.value else "OFF"}
+            body = {"state": "ON" if switch_command(self.name, command.value) else "OFF"}
         else:
             raise EncodeError(f"zigbee2mqtt: cannot encode {command.action!r}")
         return [Publish(f"{self._base}/{name}/set", orjson.dumps(body), qos=1, retain=False)]
@@ -176,7 +152,7 @@ class Zigbee2MqttDriver(Driver):
 def _device_id(parts: list[str]) -> str:
     """Friendly name levels → device id (``/`` written ``:``)."""
     for p in parts:
-        if ":" in p or _not_identifier(p):
+        if ":" in p or not is_identifier(p):
             raise DecodeError(BAD_IDENTIFIER, f"friendly name {'/'.join(parts)[:60]!r}: a level is not "
                               "[A-Za-z0-9_.-]+ (':' is reserved for '/')")
     return ":".join(parts)
@@ -184,7 +160,7 @@ def _device_id(parts: list[str]) -> str:
 
 def _friendly_name(device: str) -> str:
     parts = device.split(":")
-    if any(not p or _not_identifier(p) for p in parts):
+    if any(not is_identifier(p) for p in parts):
         raise EncodeError(f"zigbee2mqtt: device {device!r} is not a friendly name id")
     return "/".join(parts)
 
@@ -193,9 +169,3 @@ def _last_seen(raw: Any) -> float | None:
     """``last_seen``: ISO 8601 (with offset) or epoch milliseconds, per the bridge's configuration."""
     return parse_timestamp(raw, "last_seen")
 
-
-def _not_identifier(value: str) -> bool:
-    try:
-        return to_identifier(value) is None
-    except DecodeError:
-        return True

@@ -23,7 +23,7 @@ import orjson
 import yaml
 
 from drivers import Command, DecodeError, Driver, EncodeError, available
-from drivers._declarative import records
+from drivers.kit import records
 
 SUFFIXES = (".yaml", ".yml", ".json")
 _DECODE_KEYS = {"topic", "payload", "payload_hex", "expect", "error", "description", "options"}

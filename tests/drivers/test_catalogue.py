@@ -20,7 +20,7 @@ import yaml
 
 from drivers import CANONICAL, FAMILIES, Command, EncodeError, available
 from drivers._contract import CommandAction
-from drivers._declarative import TopicPattern, filters_collide
+from drivers.kit import TopicPattern, filters_collide
 from supervisor.config import DriverConfig
 from tests.drivers.casefiles import Case, case_dir, cases_of, decode_outcome
 

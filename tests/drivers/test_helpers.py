@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from drivers import CANONICAL, Decoded, DecodeError, available
-from drivers._declarative import (
+from drivers.kit import (
     REASONS,
     TS_MAX,
     TS_MIN,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from drivers import ConfigError, DecodeError, available
-from drivers._declarative import records
 from drivers.air_quality import eaqi
+from drivers.kit import records
 from tests.drivers.casefiles import canonical
 
 SHARED = Path(os.environ.get("URBAN_SHARED_PAYLOADS", "/work/shared/payloads"))

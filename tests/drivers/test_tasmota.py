@@ -10,7 +10,9 @@ import orjson
 import pytest
 
 from drivers import Command, ConfigError, DecodeError
-from drivers.tasmota import TasmotaDriver, percent_to_dimmer, percent_to_zigbee, zigbee_to_percent
+from drivers.lighting import percent_to_whole as percent_to_dimmer
+from drivers.lighting import percent_to_zigbee, zigbee_to_percent
+from drivers.tasmota import TasmotaDriver
 
 Rows = list[tuple[str | None, dict[str, object], float | None]]
 

@@ -6,7 +6,9 @@ import orjson
 import pytest
 
 from drivers import Command, ConfigError, DecodeError
-from drivers.zigbee2mqtt import Zigbee2MqttDriver, brightness_to_percent, percent_to_brightness
+from drivers.lighting import percent_to_zigbee as percent_to_brightness
+from drivers.lighting import zigbee_to_percent as brightness_to_percent
+from drivers.zigbee2mqtt import Zigbee2MqttDriver
 
 
 def test_brightness_both_directions() -> None:
