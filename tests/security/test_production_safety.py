@@ -119,8 +119,14 @@ def test_the_safe_base_passes_without_warning(tmp_path: Path, city: Path,
     assert caplog.records == []
 
 
-def test_the_table_covers_every_waiver() -> None:
+def test_the_table_covers_every_waiver_and_the_docs_document_each() -> None:
     assert {name for name, _ in UNSAFE.values()} == set(Insecure) == set(INSECURE_COSTS)
+    security = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in security.splitlines() if line.startswith("|")]
+    for key, (name, _) in UNSAFE.items():
+        assert any(f"| `{key}`" in r and f"| `{name.value}` |" in r for r in rows), f"docs/security.md: {name.value}"
+        assert name.value in readme
 
 
 @pytest.mark.parametrize("key", sorted(UNSAFE))
