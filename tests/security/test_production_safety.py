@@ -266,6 +266,15 @@ def test_run_exits_2_and_names_the_key(tmp_path: Path, city: Path, key: str) -> 
     assert "running;" not in proc.stderr
 
 
+def test_no_api_means_the_api_exposure_is_not_checked(tmp_path: Path, city: Path) -> None:
+    from supervisor.cli.run import load_safe_settings
+
+    config = str(write(tmp_path, unsafe_config(tmp_path, city, "api.host")))
+    with pytest.raises(InsecureConfigError, match="api.host: production refuses"):
+        load_safe_settings(config)
+    assert load_safe_settings(config, api=False).api.enabled is False
+
+
 def test_run_workers_refuses_before_starting_any_worker(tmp_path: Path, city: Path) -> None:
     proc = run_cli(write(tmp_path, unsafe_config(tmp_path, city, "mqtt.username")), "--workers", "2")
     assert proc.returncode == 2, proc.stderr
