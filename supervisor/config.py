@@ -7,9 +7,15 @@ Secrets are ``SecretStr``: they never appear in ``repr``, logs or error messages
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -17,6 +23,42 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 ENV_PREFIX = "URBAN_"
 DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
+
+_log = logging.getLogger(__name__)
+
+
+class Insecure(StrEnum):
+    """What ``allow_insecure`` may waive in production: a closed set (docs/security.md)."""
+
+    ANONYMOUS_MQTT = "anonymous_mqtt"
+    PLAINTEXT_MQTT = "plaintext_mqtt"
+    PLAINTEXT_HTTP = "plaintext_http"
+    OPEN_API = "open_api"
+    NO_CITY = "no_city"
+
+
+# What each waiver costs, logged at WARNING on every start that uses it.
+INSECURE_COSTS: dict[Insecure, str] = {
+    Insecure.ANONYMOUS_MQTT: "the broker cannot tell the supervisor from any other client, nor limit it by ACL",
+    Insecure.PLAINTEXT_MQTT: "telemetry, commands and the MQTT password cross the network readable and forgeable",
+    Insecure.PLAINTEXT_HTTP: "the stored data and the endpoint's credentials cross the network readable and forgeable",
+    Insecure.OPEN_API: "anyone who reaches the API reads every device, alarm and the network topology",
+    Insecure.NO_CITY: "every device id is accepted as is (anyone allowed to publish creates series), commands are "
+                      "not limited to known devices, and there are no root-cause alarms or rules",
+}
+
+
+class _Endpoint:
+    """Marks a URL-bearing field: production refuses plain HTTP to a host that is not loopback."""
+
+    def __repr__(self) -> str:
+        return "ENDPOINT"
+
+
+ENDPOINT = _Endpoint()
+# A URL the supervisor sends data to. Annotate the field itself (``Annotated[str | None, ENDPOINT]``,
+# ``Annotated[list[str], ENDPOINT]``) so that :func:`endpoint_urls` finds it wherever it is nested.
+EndpointUrl = Annotated[str, ENDPOINT]
 
 
 class ConfigFileError(Exception):
@@ -86,7 +128,7 @@ class MqttConfig(_Section):
 
 class StorageConfig(_Section):
     backend: Literal["influx-v1", "influx-v2", "sqlite"] = "influx-v1"
-    url: str = "http://127.0.0.1:8086"
+    url: EndpointUrl = "http://127.0.0.1:8086"
     # v1
     database: str = "urban"
     retention_policy: str | None = None
@@ -181,6 +223,8 @@ class Settings(BaseSettings):
     )
 
     mode: Literal["production", "demo", "test"] = "production"
+    # production checks explicitly waived (see Insecure and enforce_production_safety)
+    allow_insecure: list[Insecure] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     data_dir: Path = Path("var")
     city: Path | None = None  # city description file (network model)
@@ -283,3 +327,126 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+# ----------------------------------------------------------------------------- production safety
+#
+# ``load_settings`` checks the shape of a configuration; ``enforce_production_safety`` is the policy
+# applied when the supervisor starts (``urban-supervisor run``): a production configuration that
+# would run anonymously, in plain text beyond loopback, with an open API or without a city model is
+# refused unless ``allow_insecure`` names the exception.
+
+LOOPBACK_NAMES = frozenset({"localhost"})
+SECURE_SCHEMES = frozenset({"https", "wss"})
+
+
+class InsecureConfigError(ConfigFileError):
+    """A production configuration refused by :func:`enforce_production_safety`; names the keys."""
+
+
+@dataclass(frozen=True)
+class Insecurity:
+    """One unsafe property of a production configuration (never carries a secret)."""
+
+    name: Insecure
+    key: str  # the configuration key to fix
+    what: str  # what production refuses
+    fix: str
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 (also IPv4-mapped) and ``localhost``.
+
+    Other host names are not resolved and count as remote: what a name resolves to depends on the
+    resolver of the moment (and can be changed by whoever controls it), the check must not.
+    """
+    h = host.strip().strip("[]").rstrip(".").lower()
+    if h in LOOPBACK_NAMES:
+        return True
+    try:
+        addr = ipaddress.ip_address(h.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
+
+
+def endpoint_urls(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """``(key, url)`` of every field marked :data:`ENDPOINT`, at any depth (sections, lists, dicts)."""
+    for name, field in type(model).model_fields.items():
+        key = f"{prefix}{name}"
+        value = getattr(model, name)
+        marked = any(m is ENDPOINT for m in field.metadata)
+        for sub, item in _items(key, value):
+            if marked and isinstance(item, str):
+                yield sub, item
+            elif isinstance(item, BaseModel):
+                yield from endpoint_urls(item, f"{sub}.")
+
+
+def _items(key: str, value: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield f"{key}.{i}", item
+    elif isinstance(value, dict):
+        for k, item in value.items():
+            yield f"{key}.{k}", item
+    else:
+        yield key, value
+
+
+def insecurities(settings: Settings) -> list[Insecurity]:
+    """Every property of ``settings`` that production refuses (whatever ``mode`` and ``allow_insecure`` say)."""
+    found: list[Insecurity] = []
+    m = settings.mqtt
+    cert_login = m.tls is not None and m.tls.cert_file is not None
+    if not (m.username or "").strip() and not cert_login:
+        found.append(Insecurity(Insecure.ANONYMOUS_MQTT, "mqtt.username", "anonymous MQTT",
+                                "set mqtt.username and mqtt.password (or a client certificate, "
+                                "mqtt.tls.cert_file)"))
+    if m.tls is None and not is_loopback(m.host):
+        found.append(Insecurity(Insecure.PLAINTEXT_MQTT, "mqtt.tls",
+                                f"plain MQTT to {m.host}, which is not loopback", "set mqtt.tls"))
+    for key, url in endpoint_urls(settings):
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        if parts.scheme.lower() not in SECURE_SCHEMES and not is_loopback(host):
+            found.append(Insecurity(Insecure.PLAINTEXT_HTTP, key,
+                                    f"plain {parts.scheme or 'http'}:// to {host or '(no host)'}, which is "
+                                    "not loopback", "use https://"))
+    a = settings.api
+    if a.enabled and not is_loopback(a.host) and not (a.viewer_tokens or a.operator_tokens):
+        found.append(Insecurity(Insecure.OPEN_API, "api.host",
+                                f"an API on {a.host or '(all interfaces)'}, beyond loopback, with no token",
+                                "set api.viewer_tokens and api.operator_tokens"))
+    if settings.city is None:
+        found.append(Insecurity(Insecure.NO_CITY, "city", "no city file", "set city (the network model)"))
+    return found
+
+
+def enforce_production_safety(settings: Settings, source: str = "configuration",
+                              log: logging.Logger = _log) -> list[Insecurity]:
+    """Refuse an unsafe production configuration; return the waived insecurities.
+
+    Raises :class:`InsecureConfigError` listing every refused property, one line each
+    (``<source>: <key>: production refuses ...``). Each ``allow_insecure`` entry is logged at
+    WARNING, with what it costs. Demo and test modes are not checked.
+    """
+    if settings.mode != "production":
+        return []
+    found = insecurities(settings)
+    allowed = dict.fromkeys(settings.allow_insecure)
+    refused = [f for f in found if f.name not in allowed]
+    if refused:
+        raise InsecureConfigError("\n".join(
+            f"{source}: {f.key}: production refuses {f.what}: {f.fix}, or list {f.name} in allow_insecure"
+            for f in refused))
+    for name in allowed:
+        hits = [f for f in found if f.name == name]
+        if not hits:
+            log.warning("allow_insecure: %s is listed but this configuration does not need it: remove it", name)
+        for f in hits:
+            log.warning("allow_insecure: %s: %s: running with %s; cost: %s", name, f.key, f.what,
+                        INSECURE_COSTS[name])
+    return [f for f in found if f.name in allowed]

@@ -10,9 +10,12 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from supervisor.cli import EXIT_INVALID, EXIT_OK
+
+if TYPE_CHECKING:
+    from supervisor.config import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -39,6 +42,20 @@ def load_model(settings: Any) -> Any:
     return load_city(settings.city)
 
 
+def load_safe_settings(config: str | None, *, api: bool = True) -> Settings:
+    """The settings of ``config``, refused when production would be unsafe (``ConfigFileError``).
+
+    ``api=False`` (``--no-api``): the API does not listen, so its exposure is not checked.
+    """
+    from supervisor.config import enforce_production_safety, load_settings
+
+    settings = load_settings(config)
+    if not api:
+        settings = settings.model_copy(update={"api": settings.api.model_copy(update={"enabled": False})})
+    enforce_production_safety(settings, source=config or "defaults")
+    return settings
+
+
 def _freeze_heap() -> None:
     """Take what start-up built (city model, device state, rules, modules) out of the collector's passes.
 
@@ -54,11 +71,11 @@ def _freeze_heap() -> None:
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "workers", 1) != 1:
         return main_workers(args)
-    from supervisor.config import ConfigFileError, load_settings
+    from supervisor.config import ConfigFileError
     from supervisor.runtime import Supervisor, SupervisorError
 
     try:
-        settings = load_settings(args.config)
+        settings = load_safe_settings(args.config, api=not args.no_api)
         clock = time.time
         if settings.clock_start is not None:
             from rules import VirtualClock
@@ -103,6 +120,7 @@ def main_workers(args: argparse.Namespace) -> int:
     try:
         if args.workers < 1:
             raise WorkersError(f"--workers must be >= 1, got {args.workers}")
+        load_safe_settings(args.config, api=not args.no_api)  # refused here rather than by every worker
         specs = plan_workers(args.config, args.workers, zones=zones, api=not args.no_api)
     except (ConfigFileError, WorkersError) as exc:
         print(f"urban-supervisor: {exc}", file=sys.stderr)

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from supervisor.config import ENV_PREFIX, Settings, load_settings
+from supervisor.config import ENV_PREFIX, InsecureConfigError, Settings, enforce_production_safety, load_settings
 from tests.deploy.compose import (
     CONTAINER_CONFIG,
     DOCKERFILE,
@@ -180,6 +180,32 @@ def test_container_config_validates_with_and_without_the_compose_environment(
     monkeypatch.setenv("URBAN_MQTT__PASSWORD", "changeme")
     with pytest.raises(Exception, match="default password"):
         load_settings(CONTAINER_CONFIG)
+
+
+def test_container_config_passes_the_production_checks_only_with_the_compose_environment(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """With compose's secrets the container starts, waiving only plain text on the private compose network."""
+    import logging
+    import os
+
+    for key in list(os.environ):
+        if key.upper().startswith(ENV_PREFIX):
+            monkeypatch.delenv(key)
+    with pytest.raises(InsecureConfigError) as e:  # the image alone, without compose's environment
+        enforce_production_safety(load_settings(CONTAINER_CONFIG))
+    assert [line.split(": ")[1] for line in str(e.value).splitlines()] == ["mqtt.username", "api.host"]
+    for key, value in service_env("urban-supervisor").items():
+        monkeypatch.setenv(key, value)
+    with caplog.at_level(logging.WARNING, logger="supervisor.config"):
+        waived = enforce_production_safety(load_settings(CONTAINER_CONFIG))
+    assert sorted((f.name.value, f.key) for f in waived) == [("plaintext_http", "storage.url"),
+                                                            ("plaintext_mqtt", "mqtt.tls")]
+    assert len(caplog.records) == 2 and all(r.levelno == logging.WARNING for r in caplog.records)
+    # the waived hosts are services of this compose project, not machines elsewhere
+    services = compose()["services"]
+    env = service_env("urban-supervisor")
+    assert env["URBAN_MQTT__HOST"] in services
+    assert urllib.parse.urlsplit(env["URBAN_STORAGE__URL"]).hostname in services
 
 
 def test_ports_match_the_listeners(monkeypatch: pytest.MonkeyPatch) -> None:
