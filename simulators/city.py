@@ -44,6 +44,8 @@ SERVICES: list[dict[str, Any]] = [
     {"id": "water", "vlan": 140, "subnet": "10.64.0.0/12", "gateway": "sw-core"},
 ]
 ALL_VLANS = [s["vlan"] for s in SERVICES]
+#: air-quality stations per zone in the cities of ``model generate``, ``simulate`` and ``demo``
+DEFAULT_AIR_PER_ZONE = 2
 #: the air-quality service, in a city only when it has air stations (``air_per_zone``)
 AIR_SERVICE: dict[str, Any] = {"id": catalogue.family("air").service, "vlan": 150, "subnet": "10.80.0.0/12",
                                "gateway": "sw-core"}

@@ -52,7 +52,8 @@ def _dusk_yesterday(lat: float, lon: float) -> float:
 
 def main(args: argparse.Namespace) -> int:
     import rules
-    from simulators.city import write_city
+    from drivers import catalogue
+    from simulators.city import DEFAULT_AIR_PER_ZONE, write_city
     from simulators.runner import SimulatedCity
     from supervisor.config import ConfigFileError, load_settings
     from supervisor.embedded import EmbeddedBroker
@@ -66,7 +67,7 @@ def main(args: argparse.Namespace) -> int:
     db_path = data / "urban.sqlite3"
     for stale in (db_path, data / "rules-state.json"):
         stale.unlink(missing_ok=True)
-    write_city(city_path, seed=args.seed, devices=args.devices)
+    write_city(city_path, seed=args.seed, devices=args.devices, air_per_zone=DEFAULT_AIR_PER_ZONE)
     model = load_city(city_path)
     rules_dir = Path(rules.__file__).parent / "examples"
     broker = EmbeddedBroker().start()
@@ -105,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    families = ("traffic", "lighting", "cctv", "water")
+    families = catalogue.families()
     counts = {f: sum(1 for d in model.devices.values() if d.family == f) for f in families}
     sql = "select measurement, count(distinct series || ts) from points group by 1"
     api_url = f"http://127.0.0.1:{api.port}" if api else "(disabled)"
@@ -119,8 +120,9 @@ def main(args: argparse.Namespace) -> int:
   metrics       {api_url}/metrics
 Look: curl {api_url}/api/v1/alarms ; curl {api_url}/api/v1/why/<lamp-id> ; sqlite3 {db_path} '{sql}'
 Grafana: run the compose stack (docker compose up, see docs/deploy.md), then publish the same simulated city to it
-  with `urban-supervisor simulate --host localhost --port 1883 --devices {args.devices} --username simulator` and open
-  http://localhost:3000 (boards: City overview, Lighting, Traffic, CCTV, Water, Network layers, Supervisor health).
+  with `urban-supervisor simulate --host localhost --port 1883 --devices {args.devices}
+  --air-per-zone {DEFAULT_AIR_PER_ZONE} --username simulator` and open http://localhost:3000
+  (boards: City overview, Lighting, Traffic, CCTV, Water, Air quality, Network layers, Supervisor health).
 Stop with Ctrl-C{'' if args.duration is None else f' (or after {args.duration:g} s)'}.""")
     sim_thread = threading.Thread(target=lambda: sim.run(duration=10 * 365 * 86400.0, timeout=10 * 86400.0),
                                   name="simulator", daemon=True)
@@ -168,9 +170,9 @@ Stop with Ctrl-C{'' if args.duration is None else f' (or after {args.duration:g}
         "errors": summary["ingest"]["errors_by_reason"],
         "per_family": {
             fam: {"messages": summary["ingest"]["per_family"].get(fam, 0), "points": stored.get(fam, 0),
-                  "errors": sum(n for k, n in summary["ingest"]["errors_by_driver"].items() if k.startswith(drv))}
-            for fam, drv in (("traffic", "road_sensor"), ("lighting", "lighting_cabinet"), ("cctv", "cctv"),
-                             ("water", "water_meter"))
+                  "errors": sum(n for k, n in summary["ingest"]["errors_by_driver"].items()
+                                if k.startswith(spec.driver))}
+            for fam, spec in families.items()
         },
         "alarms_active": summary["alarms"],
         "store": str(db_path),

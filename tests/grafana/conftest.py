@@ -74,6 +74,13 @@ def _level_at(minute: int) -> float:
     return 100.0 if minute < 120 else 50.0
 
 
+def _eaqi_level(pollutant: str, value: float) -> int:
+    """The EAQI level of one concentration, by the driver's own bands (drivers/air_quality)."""
+    from drivers.air_quality import EAQI_BANDS
+
+    return 1 + sum(value > upper for upper in EAQI_BANDS[pollutant])
+
+
 def _trapezoid_wh(samples: list[tuple[int, float]]) -> float:
     """Trapezoidal integral in watt-hours of (ts_ms, watts) samples, as InfluxQL integral(x, 1h)."""
     return sum((a[1] + b[1]) / 2 * (b[0] - a[0]) / 3_600_000 for a, b in itertools.pairwise(samples))
@@ -170,10 +177,21 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
             lines.append(line("water", {"device": dev, "zone": zone},
                               {"index": round(index, 6), "flow": flow, "alarms": alarms}, t[m]))
 
+    # --- air: three stations every 10 minutes; aq-s2 (by a road) turns poor (PM2.5 40) from minute 200
+    stations = {"aq-n1": ("north", 1.0), "aq-s1": ("south", 0.8), "aq-s2": ("south", 1.3)}
+    for dev, (zone, k) in stations.items():
+        for m in range(0, MINUTES, 10):
+            pm25 = 40.0 if dev == "aq-s2" and m >= 200 else round(8.0 * k, 1)
+            no2 = round(30.0 * k, 1)
+            values = {"no2": no2, "pm10": round(2 * pm25, 1), "pm25": pm25, "o3": 45.0}
+            level = max(_eaqi_level(p, v) for p, v in values.items())
+            lines.append(line("air", {"device": dev, "zone": zone},
+                              {**values, "eaqi": level, "temperature": 4.0, "humidity": 80.0}, t[m]))
+
     # --- fleet, every minute per family and zone
     fleet = {("traffic", "north"): 2, ("traffic", "south"): 2, ("lighting", "north"): 3,
              ("lighting", "south"): 2, ("cctv", "north"): 2, ("cctv", "south"): 2,
-             ("water", "north"): 2, ("water", "south"): 2}
+             ("water", "north"): 2, ("water", "south"): 2, ("air", "north"): 1, ("air", "south"): 2}
     for (fam, zone), total in fleet.items():
         for m, ts in enumerate(t):
             stale = 1 if (fam, zone) == ("cctv", "south") and m >= 183 else 0
@@ -224,7 +242,7 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
 
     facts.update({
         "zones": ["north", "south"],
-        "devices_per_family": {"traffic": 4, "lighting": 5, "cctv": 4, "water": 4},
+        "devices_per_family": {"traffic": 4, "lighting": 5, "cctv": 4, "water": 4, "air": 3},
         "fleet_status": {"cctv": {"ok": 3, "stale": 1, "fault": 0}},
         "failed_lamps": failed_last,
         "lamp_rated_w": LAMP_W,
@@ -236,6 +254,11 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
         "cameras_tampered": 1,
         "cameras_offline": ["cam-s2"],
         "leak_devices": ["wm-s2"],
+        "air_stations": 3,
+        "air_worst_index": 4,  # aq-s2: PM2.5 40 µg/m3 is in the "poor" band
+        "air_poor_stations": 1,
+        "air_last": {"aq-n1": {"eaqi": 1, "pm25": 8.0}, "aq-s1": {"eaqi": 1, "pm25": 6.4},
+                     "aq-s2": {"eaqi": 4, "pm25": 40.0}},
         "min_night_flow": {"north": 0.8, "south": 0.6},
         "active_alarms": 3,
         "active_root_causes": ["gw-north"],
