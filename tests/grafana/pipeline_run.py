@@ -26,6 +26,7 @@ from tests.support.services import Influx
 EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
 FAILED_LAMPS = 3
 AIR_PER_ZONE = 2
+HOTSPOT_POLLUTION = 12.0  # times a typical urban station's emissions
 
 
 def _evening_start(lat: float, lon: float) -> float:
@@ -48,6 +49,8 @@ def _wait(pred: Any, timeout: float) -> None:
 def pipeline_run(influx: Influx, db: str, workdir: Path) -> tuple[int, int, dict[str, Any]]:
     """Run the city; return (start_ms, end_ms, facts)."""
     city = generate_city(seed=5, devices=150, air_per_zone=AIR_PER_ZONE)
+    # one station next to a smoking chimney: its air is poor or worse at any hour (feeds "poor" panels)
+    next(d for d in city["devices"] if d["kind"] == "air_station")["pollution"] = HOTSPOT_POLLUTION
     model = city_from_dict(city)
     lon, lat = model.center
     start = _evening_start(lat, lon)

@@ -263,6 +263,14 @@ def test_air_quality_stations_index_and_last_readings(influx: Influx, grafana_db
     assert len(curves) == stations
     assert {v[1] for s in curves for v in s["values"] if v[1] is not None} <= set(range(1, 7))
     worst = row(one(influx, grafana_db, "air-quality.json", "Worst index now"))["eaqi"]
+    assert 1 <= worst <= 6
+    poor = row(one(influx, grafana_db, "air-quality.json", "Stations at poor or worse"))["poor"]
+    assert 1 <= poor <= stations and worst >= 4
+
+
+def test_air_quality_known_values(influx: Influx, grafana_db: GrafanaData) -> None:
+    last = one(influx, grafana_db, "air-quality.json", "Stations, last reading")
+    worst = row(one(influx, grafana_db, "air-quality.json", "Worst index now"))["eaqi"]
     assert worst == fact(grafana_db, "air_worst_index")
     poor = row(one(influx, grafana_db, "air-quality.json", "Stations at poor or worse"))["poor"]
     assert poor == fact(grafana_db, "air_poor_stations")
