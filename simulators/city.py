@@ -44,7 +44,8 @@ SERVICES: list[dict[str, Any]] = [
     {"id": "water", "vlan": 140, "subnet": "10.64.0.0/12", "gateway": "sw-core"},
 ]
 ALL_VLANS = [s["vlan"] for s in SERVICES]
-#: air-quality stations per zone in the cities of ``model generate``, ``simulate`` and ``demo``
+#: air-quality stations per zone in the cities of ``model generate``, ``simulate`` and ``demo`` (part
+#: of their ``--devices``)
 DEFAULT_AIR_PER_ZONE = 2
 #: the air-quality service, in a city only when it has air stations (``air_per_zone``)
 AIR_SERVICE: dict[str, Any] = {"id": catalogue.family("air").service, "vlan": 150, "subnet": "10.80.0.0/12",
@@ -108,8 +109,8 @@ def generate_city(
 ) -> dict[str, Any]:
     """The content of a city file with ``devices`` devices, deterministic for ``seed``.
 
-    ``air_per_zone`` air-quality stations are added to each zone, on top of ``devices`` (see
-    :func:`add_air_stations`).
+    ``air_per_zone`` air-quality stations stand in each zone (see :func:`add_air_stations`); they
+    are part of the ``devices`` (there are as many fewer lamps).
 
     The cyclic garbage collector is paused while the (acyclic) dicts are built: at a million
     devices it would otherwise rescan them over and over and triple the generation time.
@@ -119,13 +120,31 @@ def generate_city(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        city = _generate(seed, devices, zones, center, name)
+        others, zones = _air_budget(devices, zones, air_per_zone)
+        city = _generate(seed, others, zones, center, name)
         if air_per_zone:
             add_air_stations(city, air_per_zone, seed)
         return city
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _air_budget(devices: int, zones: int | None, per_zone: int) -> tuple[int, int | None]:
+    """(devices of the other kinds, zones) when ``per_zone`` air stations per zone are in ``devices``."""
+    if not per_zone:
+        return devices, zones
+    z = default_zones(devices) if zones is None else zones
+    while z >= 1:
+        others = devices - per_zone * z
+        if others < 5:
+            raise ValueError(f"a generated city needs at least 5 devices (one per kind) besides its {per_zone * z} "
+                             f"air stations ({per_zone} in each of {z} zones), got {devices} in all")
+        fitted = min(z, family_counts(others)["lighting_cabinet"])  # as _generate caps the zones
+        if fitted == z:
+            return others, z
+        z = fitted
+    return devices, z  # zones < 1: _generate says so
 
 
 def add_air_stations(city: dict[str, Any], per_zone: int, seed: int) -> None:

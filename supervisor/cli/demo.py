@@ -138,7 +138,6 @@ def _banner(args: argparse.Namespace, model: Any, city_path: Path, db_path: Path
             broker: str, api_url: str, token: str) -> str:
     """What the demo runs and where to look, printed once at the start."""
     from drivers import catalogue
-    from simulators.city import DEFAULT_AIR_PER_ZONE
 
     counts = {f: sum(1 for d in model.devices.values() if d.family == f) for f in catalogue.families()}
     sql = "select measurement, count(distinct series || ts) from points group by 1"
@@ -152,8 +151,8 @@ def _banner(args: argparse.Namespace, model: Any, city_path: Path, db_path: Path
   metrics       {api_url}/metrics
 Look: curl {api_url}/api/v1/alarms ; curl {api_url}/api/v1/why/<lamp-id> ; sqlite3 {db_path} '{sql}'
 Grafana: run the compose stack (docker compose up, see docs/deploy.md), then publish the same simulated city to it
-  with `urban-supervisor simulate --host localhost --port 1883 --devices {args.devices}
-  --air-per-zone {DEFAULT_AIR_PER_ZONE} --username simulator` and open http://localhost:3000
+  with `urban-supervisor simulate --host localhost --port 1883 --devices {args.devices} --username simulator` and open
+  http://localhost:3000
   (boards: City overview, Lighting, Traffic, CCTV, Water, Air quality, Network layers, Supervisor health).
 Stop with Ctrl-C{'' if args.duration is None else f' (or after {args.duration:g} s)'}."""
 

@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     gen.add_argument("--zones", type=int, default=None, metavar="Z", help="number of zones (default: by size)")
     gen.add_argument("--name", default="Simville")
     gen.add_argument("--air-per-zone", type=int, default=None, metavar="A",
-                     help="air-quality stations per zone, on top of --devices (default 2)")
+                     help="air-quality stations per zone, part of --devices (default 2)")
     gen.add_argument("out", metavar="OUT", help="output file (.json)")
     gen.set_defaults(func=_generate)
 
@@ -118,5 +118,6 @@ def _generate(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"urban-supervisor model generate: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INVALID
-    print(f"{path}: {args.devices} devices and {air} air stations per zone (seed {args.seed})", file=sys.stderr)
+    print(f"{path}: {args.devices} devices, {air} air stations per zone among them (seed {args.seed})",
+          file=sys.stderr)
     return EXIT_OK

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import orjson
 import pytest
 
 import drivers
 from drivers import CANONICAL, FAMILIES, catalogue, measures_of, spec, unit_of
 from drivers.catalogue import CatalogueError, DeviceKind, Family, MeasureSpec, UnknownFamilyError, UnknownKindError
 from simulators import telemetry
-from simulators.city import generate_city
+from simulators.city import DEFAULT_AIR_PER_ZONE, generate_city
 from supervisor.alarms._manager import DEVICE_SEVERITY
+from supervisor.cli import main
 from supervisor.config import Settings
 from supervisor.model import city_from_dict
 from supervisor.model._load import FAMILIES as MODEL_FAMILIES
@@ -134,5 +137,19 @@ def test_generated_air_stations_load_into_the_model() -> None:
     assert {d.driver for d in air} == {"air_quality"} and {d.service for d in air} == {"air"}
     assert all(d.interval == 600.0 and d.power is not None and d.port is not None for d in air)
     assert "air" in model.dependencies(air[0].id)  # reachable over its service's VLAN
-    assert len(model.devices) == 300 + len(air)
+    assert len(model.devices) == 300  # the stations are part of the devices asked for
     assert generate_city(seed=3, devices=300) == generate_city(seed=3, devices=300, air_per_zone=0)
+    too_few = r"at least 5 devices \(one per kind\) besides its 8 air stations \(4 in each of 2 zones\), got 12"
+    with pytest.raises(ValueError, match=too_few):
+        generate_city(devices=12, zones=2, air_per_zone=4)
+
+
+def test_model_generate_places_air_stations(tmp_path: Path) -> None:
+    out = tmp_path / "city.json"
+    assert main(["model", "generate", "--devices", "400", "--seed", "5", str(out)]) == 0
+    devices = orjson.loads(out.read_bytes())["devices"]
+    zones = {d["zone"] for d in devices}
+    assert len(devices) == 400
+    assert sum(d["kind"] == "air_station" for d in devices) == DEFAULT_AIR_PER_ZONE * len(zones)
+    assert main(["model", "generate", "--devices", "400", "--air-per-zone", "0", str(out)]) == 0
+    assert not any(d["kind"] == "air_station" for d in orjson.loads(out.read_bytes())["devices"])
