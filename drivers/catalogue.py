@@ -115,7 +115,7 @@ class Family:
 
     name: str
     kinds: tuple[DeviceKind, ...]
-    measures: Mapping[str, MeasureSpec]
+    measures: Mapping[str, MeasureSpec] = field(hash=False)  # a read-only mapping is not hashable
     driver: str
     interval: float
     service: str = ""
@@ -369,11 +369,12 @@ class _Registry:
 
 
 def _families_of(obj: object) -> list[Family]:
-    items = [obj] if isinstance(obj, Family) else list(obj) if isinstance(obj, Iterable) else [obj]
-    for it in items:
-        if not isinstance(it, Family):
-            raise CatalogueError(f"expected a Family (or a callable returning families), got {it!r}")
-    return items  # type: ignore[return-value]  # checked element by element just above
+    items: list[object] = [obj] if isinstance(obj, Family) else list(obj) if isinstance(obj, Iterable) else [obj]
+    found = [it for it in items if isinstance(it, Family)]
+    if len(found) != len(items):
+        bad = next(it for it in items if not isinstance(it, Family))
+        raise CatalogueError(f"expected a Family (or a callable returning families), got {bad!r}")
+    return found
 
 
 def _no_clash(fam: Family, known: Mapping[str, Family]) -> None:
