@@ -1,6 +1,7 @@
 """Device drivers: pure translation between MQTT payloads and canonical readings.
 
-Public API: the contract types, the canonical schema and the registry. Each driver lives in its
+Public API: the contract types, the family catalogue (:mod:`drivers.catalogue`), the canonical
+schema (a view over the catalogue) and the driver registry. Each driver lives in its
 own sub-package with a README, a sample configuration and test cases stored as files.
 """
 
@@ -20,6 +21,7 @@ from ._contract import (
 )
 from ._registry import UnknownDriverError, available, get, register
 from ._schema import CANONICAL, FAMILIES, MeasureSpec, measures_of, spec, unit_of
+from .catalogue import DeviceKind, Family, register_family
 
 __all__ = [
     "CANONICAL",
@@ -28,10 +30,12 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "Decoded",
+    "DeviceKind",
     "Driver",
     "DriverError",
     "EncodeError",
     "Event",
+    "Family",
     "MeasureSpec",
     "Observation",
     "Publish",
@@ -42,6 +46,7 @@ __all__ = [
     "get",
     "measures_of",
     "register",
+    "register_family",
     "spec",
     "unit_of",
 ]

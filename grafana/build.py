@@ -3,7 +3,7 @@
 # ruff: noqa: S608, RUF001, RUF003
 """Generate the Grafana dashboards of urban-supervisor (``grafana/dashboards/*.json``).
 
-One generator keeps the seven boards consistent: the same datasource uid, the same template
+One generator keeps the eight boards consistent: the same datasource uid, the same template
 variables, the same annotation of rule decisions, the same InfluxQL conventions:
 
 * every query is raw InfluxQL against the schema of ``docs/architecture.md``;
@@ -520,6 +520,68 @@ def water() -> Json:
                      [zone_var("water"), device_var("water")], panels)
 
 
+# European Air Quality Index levels (drivers/air_quality/README.md): name and colour of each level
+EAQI_LEVELS = (("good", "#50f0e6"), ("fair", "#50ccaa"), ("moderate", "#f0e641"), ("poor", "#ff5050"),
+               ("very poor", "#960032"), ("extremely poor", "#7d2181"))
+UG_M3 = "suffix: µg/m³"
+
+
+def _eaqi(p: Json) -> Json:
+    """``p`` showing an EAQI level (1..6) by its name, coloured as the EEA does."""
+    p["fieldConfig"]["defaults"].update({
+        "mappings": [{"type": "value", "options": {str(i): {"text": n, "color": c, "index": i - 1}
+                                                   for i, (n, c) in enumerate(EAQI_LEVELS, start=1)}}],
+        "thresholds": {"mode": "absolute", "steps": [{"color": c, "value": None if i == 1 else i}
+                                                     for i, (_, c) in enumerate(EAQI_LEVELS, start=1)]},
+        "min": 1, "max": 6, "color": {"mode": "thresholds"},
+    })
+    return p
+
+
+def _pollutant(title: str, field: str, description: str) -> Json:
+    return ts(title, description,
+              target(f'SELECT mean("{field}") AS "{field}" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+                     alias="$tag_device"), unit=UG_M3, w=12)
+
+
+def air() -> Json:
+    last_index = f'SELECT last("eaqi") AS "eaqi" FROM "air" WHERE {TF}{ZD} GROUP BY "device"'
+    panels = [
+        stat("Stations", "Air-quality stations that reported in the selected range.",
+             target(f'SELECT count("eaqi") AS "stations" FROM ({last_index}) WHERE {TF}')),
+        _eaqi(stat("Worst index now", "Highest European Air Quality Index among the stations' last reports.",
+                   target(f'SELECT max("eaqi") AS "eaqi" FROM ({last_index}) WHERE {TF}'),
+                   options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                            "colorMode": "background", "graphMode": "none", "textMode": "value"})),
+        stat("Stations at poor or worse", "Stations whose last index is 4 (poor) or above.",
+             target(f'SELECT count("eaqi") AS "poor" FROM ({last_index}) WHERE {TF} AND "eaqi" >= 4')),
+        stat("Mean PM2.5", "Mean fine-particle concentration over the stations and the range.",
+             target(f'SELECT mean("pm25") AS "pm25" FROM "air" WHERE {TF}{ZD}'), unit=UG_M3, decimals=1),
+        _eaqi(ts("European Air Quality Index", "Index level of each station (1 good .. 6 extremely poor): "
+                 "the worst band among NO2, PM10, PM2.5 and O3.",
+                 target(f'SELECT max("eaqi") AS "eaqi" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+                        alias="$tag_device"), w=24, custom={"lineInterpolation": "stepAfter"})),
+        _pollutant("Nitrogen dioxide (NO2)", "no2", "NO2 at each station: traffic's pollutant, peaks at rush hours."),
+        _pollutant("Ozone (O3)", "o3", "O3 at each station: made by sunlight, highest on summer afternoons."),
+        _pollutant("PM10", "pm10", "Particulate matter under 10 µm at each station."),
+        _pollutant("PM2.5", "pm25", "Fine particulate matter under 2.5 µm at each station."),
+        ts("Temperature", "Air temperature at each station.",
+           target(f'SELECT mean("temperature") AS "temperature" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+                  alias="$tag_device"), unit="celsius", w=12),
+        ts("Relative humidity", "Relative humidity at each station.",
+           target(f'SELECT mean("humidity") AS "humidity" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+                  alias="$tag_device"), unit="humidity", w=12),
+        table("Stations, last reading", "Last index and concentrations of each station.",
+              target('SELECT last("eaqi") AS "eaqi", last("no2") AS "no2", last("pm10") AS "pm10", '
+                     'last("pm25") AS "pm25", last("o3") AS "o3" '
+                     f'FROM "air" WHERE {TF}{ZD} GROUP BY "zone", "device"'), w=24),
+    ]
+    return dashboard("urban-air", "Urban · Air quality",
+                     "Air-quality stations: European Air Quality Index, NO2, O3, PM10, PM2.5, temperature "
+                     "and humidity per station.",
+                     [zone_var("air"), device_var("air")], panels)
+
+
 def network() -> Json:
     rc = " AND \"kind\" = 'root_cause'"
     panels = [
@@ -595,6 +657,7 @@ BOARDS = {
     "traffic": traffic,
     "cctv": cctv,
     "water": water,
+    "air-quality": air,
     "network-layers": network,
     "supervisor-health": supervisor,
 }

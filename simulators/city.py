@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from drivers import catalogue
+
 FORMAT = "urban-supervisor/city"
 VERSION = 1
 
@@ -42,6 +44,12 @@ SERVICES: list[dict[str, Any]] = [
     {"id": "water", "vlan": 140, "subnet": "10.64.0.0/12", "gateway": "sw-core"},
 ]
 ALL_VLANS = [s["vlan"] for s in SERVICES]
+#: air-quality stations per zone in the cities of ``model generate``, ``simulate`` and ``demo`` (part
+#: of their ``--devices``)
+DEFAULT_AIR_PER_ZONE = 2
+#: the air-quality service, in a city only when it has air stations (``air_per_zone``)
+AIR_SERVICE: dict[str, Any] = {"id": catalogue.family("air").service, "vlan": 150, "subnet": "10.80.0.0/12",
+                               "gateway": "sw-core"}
 _VLAN: dict[str, int] = {s["id"]: s["vlan"] for s in SERVICES}
 
 PORTS_PER_ACCESS = 24
@@ -96,19 +104,85 @@ def generate_city(
     zones: int | None = None,
     center: Sequence[float] = (2.3522, 48.8566),
     name: str = "Simville",
+    *,
+    air_per_zone: int = 0,
 ) -> dict[str, Any]:
     """The content of a city file with ``devices`` devices, deterministic for ``seed``.
+
+    ``air_per_zone`` air-quality stations stand in each zone (see :func:`add_air_stations`); they
+    are part of the ``devices`` (there are as many fewer lamps).
 
     The cyclic garbage collector is paused while the (acyclic) dicts are built: at a million
     devices it would otherwise rescan them over and over and triple the generation time.
     """
+    if air_per_zone < 0:
+        raise ValueError(f"air_per_zone must be >= 0, got {air_per_zone}")
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _generate(seed, devices, zones, center, name)
+        others, zones = _air_budget(devices, zones, air_per_zone)
+        city = _generate(seed, others, zones, center, name)
+        if air_per_zone:
+            add_air_stations(city, air_per_zone, seed)
+        return city
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _air_budget(devices: int, zones: int | None, per_zone: int) -> tuple[int, int | None]:
+    """(devices of the other kinds, zones) when ``per_zone`` air stations per zone are in ``devices``."""
+    if not per_zone:
+        return devices, zones
+    z = default_zones(devices) if zones is None else zones
+    while z >= 1:
+        others = devices - per_zone * z
+        if others < 5:
+            raise ValueError(f"a generated city needs at least 5 devices (one per kind) besides its {per_zone * z} "
+                             f"air stations ({per_zone} in each of {z} zones), got {devices} in all")
+        fitted = min(z, family_counts(others)["lighting_cabinet"])  # as _generate caps the zones
+        if fitted == z:
+            return others, z
+        z = fitted
+    return devices, z  # zones < 1: _generate says so
+
+
+def add_air_stations(city: dict[str, Any], per_zone: int, seed: int) -> None:
+    """Add ``per_zone`` air-quality stations to every zone of a generated ``city``, in place.
+
+    A station stands at a seeded spot of its zone, is powered by the zone's feeder and plugged
+    into a port of the zone switch on the air service's VLAN, which the trunks then carry. Half of
+    the stations sit by a busy road (more NO2 and PM), the others in the urban background.
+    """
+    rng = random.Random(f"air-{seed}")
+    fam = catalogue.family("air")
+    kind = fam.kinds[0].name
+    city["services"] = [*city["services"], AIR_SERVICE]
+    trunk = [*ALL_VLANS, AIR_SERVICE["vlan"]]
+    switches = {sw["id"]: sw for sw in city["switches"]}
+    for sw in switches.values():
+        for port in sw["ports"]:
+            if port["vlans"] is ALL_VLANS:  # the trunks (shared list): they now carry the air VLAN too
+                port["vlans"] = trunk
+    width = _width(len(city["zones"]) * per_zone, 3)
+    n = 0
+    for zone in city["zones"]:
+        ring = zone["geometry"]["coordinates"][0]
+        (w, s), (e, north) = ring[0], ring[2]
+        zsw = switches[f"sw-{zone['id']}"]
+        for k in range(per_zone):
+            n += 1
+            port = f"{zsw['id']}:aq{k + 1}"
+            zsw["ports"].append({"id": port, "vlans": [AIR_SERVICE["vlan"]]})
+            lon = round(w + (e - w) * rng.uniform(0.1, 0.9), 7)
+            lat = round(s + (north - s) * rng.uniform(0.1, 0.9), 7)
+            city["devices"].append({
+                "id": f"aq-{n:0{width}d}", "family": fam.name, "kind": kind, "driver": fam.driver,
+                "service": AIR_SERVICE["id"], "zone": zone["id"],
+                "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                "power": f"fd-{zone['id']}", "port": port, "interval": fam.interval,
+                "pollution": round(rng.uniform(1.1, 1.5) if k % 2 == 0 else rng.uniform(0.6, 0.9), 2),
+            })
 
 
 def _generate(seed: int, devices: int, zones: int | None, center: Sequence[float], name: str) -> dict[str, Any]:

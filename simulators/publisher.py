@@ -37,7 +37,7 @@ _log = logging.getLogger(__name__)
 BAD_KINDS: tuple[str, ...] = ("invalid_json", "wrong_type", "out_of_range", "nan_text", "unknown_topic",
                               "oversized")
 # the field a malformed message corrupts, per family and payload shape
-_MAIN_FIELD = {"traffic": "flow", "cctv": "fps", "water": "index"}
+_MAIN_FIELD = {"traffic": "flow", "cctv": "fps", "water": "index", "air": "no2"}
 DEFAULT_OVERSIZE = 300 * 1024  # above the supervisor's default mqtt.max_payload_bytes (256 KiB)
 
 

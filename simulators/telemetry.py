@@ -24,6 +24,10 @@ Behaviour, per family:
   :class:`Burst` adds a large flow for a while (alarm ``BURST``). ``LEAK`` is raised by the meter
   itself when its flow has not dropped to zero for 24 hours.
 
+- air: stations report NO2, PM10, PM2.5, O3, temperature and humidity with diurnal and seasonal
+  cycles (see :func:`air_values`); every other station also sends its own EAQI level, the driver
+  computes it for the others.
+
 Timestamps ``ts`` are rounded to the millisecond and strictly increasing per device (at least 1 ms
 apart), so that InfluxDB keeps exactly one point per message.
 """
@@ -35,7 +39,7 @@ import logging
 import math
 import random
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -43,17 +47,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from drivers import catalogue
+from drivers.air_quality import eaqi
+
 _log = logging.getLogger(__name__)
 
-FAMILIES = ("traffic", "lighting", "cctv", "water")
-KINDS = {
-    "road_sensor": "traffic",
-    "lighting_cabinet": "lighting",
-    "lamp": "lighting",
-    "camera": "cctv",
-    "water_meter": "water",
-}
-DEFAULT_INTERVAL = {"traffic": 60.0, "lighting": 300.0, "cctv": 60.0, "water": 900.0}
 NOMINAL_VOLTAGE = 230.0
 DEFAULT_LAMP_WATTAGE = 60.0
 DEFAULT_CABINET_LAMPS = 24
@@ -171,6 +169,29 @@ def traffic_curve(h: float) -> float:
     return min(1.0, v)
 
 
+def air_values(h: float, day_of_year: int, pollution: float, rng: random.Random) -> dict[str, float]:
+    """One air-quality report at local hour ``h``: concentrations in µg/m3, °C and % humidity.
+
+    NO2 follows road traffic (rush-hour peaks, scaled by the station's ``pollution``); O3 is made
+    by sunlight (afternoon, summer) and eaten by NO2; PM10 follows traffic plus winter heating, PM2.5
+    is 55-70 % of it; temperature swings +-5 °C around a seasonal mean (coldest ~03:00, warmest
+    ~15:00) and relative humidity falls as it warms.
+    """
+    rush = traffic_curve(h)
+    season = math.cos(2 * math.pi * (day_of_year - 200) / 365.0)  # +1 mid-July, -1 mid-January
+    mean_t = 12.0 + 9.0 * season
+    swing = math.cos(2 * math.pi * (h - 15.0) / 24.0)
+    temperature = mean_t + 5.0 * swing + rng.gauss(0.0, 0.5)
+    humidity = min(100.0, max(15.0, 79.0 - 16.0 * swing + rng.gauss(0.0, 3.0)))
+    no2 = pollution * (12.0 + 48.0 * rush) * rng.lognormvariate(0.0, 0.15)
+    sun = _bump(h, 14.5, 3.0) * (0.7 + 0.3 * season)
+    o3 = max(2.0, 25.0 + 85.0 * sun - 0.35 * no2) * rng.lognormvariate(0.0, 0.1)
+    pm10 = pollution * (12.0 + 12.0 * rush + 8.0 * (1.0 - season)) * rng.lognormvariate(0.0, 0.2)
+    pm25 = pm10 * rng.uniform(0.55, 0.7)
+    return {"no2": round(no2, 1), "pm10": round(pm10, 1), "pm25": round(pm25, 1), "o3": round(o3, 1),
+            "temperature": round(temperature, 1), "humidity": round(humidity, 1)}
+
+
 def water_curve(h: float) -> float:
     """Relative household consumption, 0..1: peaks at 07:30 and 20:00, minimum 02:00-05:00."""
     v = max(_bump(h, 7.5, 1.2), 0.8 * _bump(h, 20.0, 1.8), 0.35 * _bump(h, 13.0, 2.5))
@@ -237,6 +258,8 @@ class _DevState:
     base_flow: float = 0.03  # m3/h at the daily peak
     circuits: list[_Circuit] = field(default_factory=list)
     lamp: _Lamp | None = None
+    pollution: float = 1.0  # air: local emissions relative to a typical urban station
+    sends_index: bool = False  # air: the station computes the EAQI itself
 
 
 class CityTelemetry:
@@ -309,6 +332,9 @@ class CityTelemetry:
                 st.base_flow = _num(d.raw.get("peak_flow"), 0.0) or rng.uniform(0.02, 0.08)
             elif d.kind == "lighting_cabinet":
                 st.energy = rng.uniform(100.0, 50_000.0)
+            elif d.family == "air":
+                st.pollution = _num(d.raw.get("pollution"), 0.0) or rng.uniform(0.6, 1.5)
+                st.sends_index = n % 2 == 1
             self._state[d.id] = st
             heapq.heappush(self._heap, (st.next_t, n, d.id))
         # wire lamps into cabinet circuits
@@ -490,91 +516,104 @@ class CityTelemetry:
             return self._report(self._state[device], t)
 
     def _report(self, st: _DevState, t: float) -> list[Message]:
-        d = st.dev
-        rng = st.rng
         dt = 0.0 if st.last_t is None else max(0.0, t - st.last_t)
         st.last_t = t
         ts = self._stamp(st, t)
-        topic = d.base_topic + "/telemetry"
-        body: dict[str, Any]
-        points = 1
+        return _REPORTERS[st.dev.kind](self, st, t, ts, dt)
+
+    def _traffic(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        rng = st.rng
+        demand = traffic_curve(self.local_hour(t))
+        flow = max(0.0, st.capacity * 0.85 * demand * rng.gauss(1.0, 0.08))
+        ratio = min(1.0, flow / st.capacity)
+        speed = max(3.0, st.free_speed * (1.0 - 0.65 * ratio**2) * rng.gauss(1.0, 0.04))
+        occupancy = min(100.0, flow * 6.5 / (speed * 1000.0) * 100.0)
+        body = {"ts": ts, "flow": round(flow, 1), "speed": round(speed, 1),
+                "occupancy": round(occupancy, 2), "heavy_flow": round(flow * rng.uniform(0.04, 0.1), 1)}
+        return [_telemetry(st.dev, body)]
+
+    def _cabinet(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        dark = self.is_dark(t)
+        circuits = []
+        total = 0.0
+        lamps = failures = 0
+        for c in st.circuits:
+            lvl = self._circuit_level(c, dark)
+            p = 0.0
+            for lamp in c.lamps:
+                lamps += 1
+                if lamp.failed:
+                    failures += 1
+                    continue
+                p += lamp.wattage * self._lamp_level(lamp, dark) / 100.0
+            total += p
+            circuits.append({"id": c.id, "on": lvl > 0.0, "level": lvl, "power": round(p, 2)})
+        st.energy += total * dt / 3.6e6
+        voltage = st.rng.gauss(NOMINAL_VOLTAGE, 1.5)
+        body = {"ts": ts, "power": round(total, 2), "energy": round(st.energy, 4),
+                "voltage": round(voltage, 1), "current": round(total / voltage, 3),
+                "lamp_failures": failures, "lamps": lamps, "door_open": False, "circuits": circuits}
+        return [_telemetry(st.dev, body, points=1 + len(circuits))]
+
+    def _lamp(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        assert st.lamp is not None
+        lvl = self._lamp_level(st.lamp, self.is_dark(t))
+        p = 0.0 if st.lamp.failed else st.lamp.wattage * lvl / 100.0
+        return [_telemetry(st.dev, {"ts": ts, "on": lvl > 0.0, "level": lvl, "power": round(p, 2)})]
+
+    def _camera(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        d, rng = st.dev, st.rng
         extra: list[Message] = []
-        if d.family == "traffic":
-            demand = traffic_curve(self.local_hour(t))
-            flow = max(0.0, st.capacity * 0.85 * demand * rng.gauss(1.0, 0.08))
-            ratio = min(1.0, flow / st.capacity)
-            speed = max(3.0, st.free_speed * (1.0 - 0.65 * ratio**2) * rng.gauss(1.0, 0.04))
-            occupancy = min(100.0, flow * 6.5 / (speed * 1000.0) * 100.0)
-            body = {"ts": ts, "flow": round(flow, 1), "speed": round(speed, 1),
-                    "occupancy": round(occupancy, 2), "heavy_flow": round(flow * rng.uniform(0.04, 0.1), 1)}
-        elif d.kind == "lighting_cabinet":
-            dark = self.is_dark(t)
-            circuits = []
-            total = 0.0
-            lamps = failures = 0
-            for c in st.circuits:
-                lvl = self._circuit_level(c, dark)
-                p = 0.0
-                for lamp in c.lamps:
-                    lamps += 1
-                    if lamp.failed:
-                        failures += 1
-                        continue
-                    p += lamp.wattage * self._lamp_level(lamp, dark) / 100.0
-                total += p
-                circuits.append({"id": c.id, "on": lvl > 0.0, "level": lvl, "power": round(p, 2)})
-            st.energy += total * dt / 3.6e6
-            voltage = rng.gauss(NOMINAL_VOLTAGE, 1.5)
-            body = {"ts": ts, "power": round(total, 2), "energy": round(st.energy, 4),
-                    "voltage": round(voltage, 1), "current": round(total / voltage, 3),
-                    "lamp_failures": failures, "lamps": lamps, "door_open": False, "circuits": circuits}
-            points = 1 + len(circuits)
-        elif d.kind == "lamp":
-            assert st.lamp is not None
-            lvl = self._lamp_level(st.lamp, self.is_dark(t))
-            p = 0.0 if st.lamp.failed else st.lamp.wattage * lvl / 100.0
-            body = {"ts": ts, "on": lvl > 0.0, "level": lvl, "power": round(p, 2)}
-        elif d.family == "cctv":
-            body = {"ts": ts, "online": True, "recording": True, "fps": round(rng.gauss(25.0, 0.3), 2),
-                    "bitrate": round(max(100.0, rng.gauss(4096.0, 250.0)), 1), "tamper": False}
-            fault = self._camera_faults.get(d.id)
-            if fault == "tamper":
-                body["tamper"] = True
-                if d.id in self._tamper_events:  # a camera announces a tamper once, as an event
-                    self._tamper_events.discard(d.id)
-                    ev = {"ts": self._stamp(st, t), "type": "tamper", "score": 1.0}
-                    extra.append(Message(d.base_topic + "/event", orjson.dumps(ev), "cctv", "events", 1, d.id))
-            elif fault == "offline":
-                body.update(online=False, recording=False, fps=0.0, bitrate=0.0)
-            day = not self.is_dark(t)
-            if rng.random() < self.motion_probability * (1.0 if day else 0.4):
-                ets = self._stamp(st, t)
-                ev = {"ts": ets, "type": "motion", "score": round(rng.uniform(0.5, 0.99), 3)}
+        body: dict[str, Any] = {"ts": ts, "online": True, "recording": True, "fps": round(rng.gauss(25.0, 0.3), 2),
+                                "bitrate": round(max(100.0, rng.gauss(4096.0, 250.0)), 1), "tamper": False}
+        fault = self._camera_faults.get(d.id)
+        if fault == "tamper":
+            body["tamper"] = True
+            if d.id in self._tamper_events:  # a camera announces a tamper once, as an event
+                self._tamper_events.discard(d.id)
+                ev = {"ts": self._stamp(st, t), "type": "tamper", "score": 1.0}
                 extra.append(Message(d.base_topic + "/event", orjson.dumps(ev), "cctv", "events", 1, d.id))
-        else:  # water
-            use = st.base_flow * water_curve(self.local_hour(t))
-            # households use nothing most of the night: the night minimum is zero without a leak
-            flow = 0.0 if rng.random() < 0.75 * (1.0 - water_curve(self.local_hour(t))) ** 4 else \
-                use * rng.uniform(0.3, 1.7)
-            alarms: list[str] = []
-            leak = self.leaks.get(d.id)
-            if leak is not None and t >= self.night_start(leak.from_night):
-                flow += leak.rate
-            burst = self.bursts.get(d.id)
-            if burst is not None and burst.start <= t < burst.start + burst.duration:
-                flow += burst.rate
-                alarms.append("BURST")
-            st.index += flow * dt / 3600.0
-            if flow > 0.0:
-                if st.flowing_since is None:
-                    st.flowing_since = t
-                if t - st.flowing_since >= 86400.0:
-                    alarms.append("LEAK")
-            else:
-                st.flowing_since = None
-            body = {"ts": ts, "index": round(st.index, 4), "flow": round(flow, 5), "alarms": alarms}
-            return [Message(topic, orjson.dumps(body), d.family, d.family, points, d.id, len(alarms))]
-        return [Message(topic, orjson.dumps(body), d.family, d.family, points, d.id), *extra]
+        elif fault == "offline":
+            body.update(online=False, recording=False, fps=0.0, bitrate=0.0)
+        day = not self.is_dark(t)
+        if rng.random() < self.motion_probability * (1.0 if day else 0.4):
+            ets = self._stamp(st, t)
+            ev = {"ts": ets, "type": "motion", "score": round(rng.uniform(0.5, 0.99), 3)}
+            extra.append(Message(d.base_topic + "/event", orjson.dumps(ev), "cctv", "events", 1, d.id))
+        return [_telemetry(d, body), *extra]
+
+    def _water(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        d, rng = st.dev, st.rng
+        use = st.base_flow * water_curve(self.local_hour(t))
+        # households use nothing most of the night: the night minimum is zero without a leak
+        flow = 0.0 if rng.random() < 0.75 * (1.0 - water_curve(self.local_hour(t))) ** 4 else \
+            use * rng.uniform(0.3, 1.7)
+        alarms: list[str] = []
+        leak = self.leaks.get(d.id)
+        if leak is not None and t >= self.night_start(leak.from_night):
+            flow += leak.rate
+        burst = self.bursts.get(d.id)
+        if burst is not None and burst.start <= t < burst.start + burst.duration:
+            flow += burst.rate
+            alarms.append("BURST")
+        st.index += flow * dt / 3600.0
+        if flow > 0.0:
+            if st.flowing_since is None:
+                st.flowing_since = t
+            if t - st.flowing_since >= 86400.0:
+                alarms.append("LEAK")
+        else:
+            st.flowing_since = None
+        body = {"ts": ts, "index": round(st.index, 4), "flow": round(flow, 5), "alarms": alarms}
+        return [_telemetry(d, body, events=len(alarms))]
+
+    def _air(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        local = datetime.fromtimestamp(t, self.tz)
+        values = air_values(self.local_hour(t), local.timetuple().tm_yday, st.pollution, st.rng)
+        body: dict[str, Any] = {"ts": ts, **values}
+        if st.sends_index:  # some stations compute the index themselves; the driver does it for the others
+            body["eaqi"] = eaqi(values)
+        return [_telemetry(st.dev, body)]
 
     # -- the schedule --------------------------------------------------------------------------
 
@@ -616,6 +655,28 @@ class CityTelemetry:
 
     def _dark_lamp(self, st: _DevState, skip: Iterable[str]) -> bool:
         return st.dev.kind == "lamp" and st.dev.cabinet is not None and st.dev.cabinet in skip
+
+
+def _telemetry(d: SimDevice, body: Mapping[str, Any], *, points: int = 1, events: int = 0) -> Message:
+    """The telemetry message of ``d``, feeding its family's measurement."""
+    return Message(d.base_topic + "/telemetry", orjson.dumps(body), d.family, d.family, points, d.id, events)
+
+
+_Reporter = Callable[[CityTelemetry, _DevState, float, float, float], list[Message]]
+#: device kind -> how it reports (method of CityTelemetry taking the state, t, ts and dt)
+_REPORTERS: dict[str, _Reporter] = {
+    "road_sensor": CityTelemetry._traffic,
+    "lighting_cabinet": CityTelemetry._cabinet,
+    "lamp": CityTelemetry._lamp,
+    "camera": CityTelemetry._camera,
+    "water_meter": CityTelemetry._water,
+    "air_station": CityTelemetry._air,
+}
+#: the device kinds this simulator behaves like; kind -> family and family -> default reporting
+#: interval come from the family catalogue
+KINDS = {k: catalogue.family_of_kind(k).name for k in _REPORTERS}
+FAMILIES = tuple(dict.fromkeys(KINDS.values()))
+DEFAULT_INTERVAL = {f: catalogue.family(f).interval for f in FAMILIES}
 
 
 def _city_centre(city: Mapping[str, Any]) -> tuple[float, float]:

@@ -21,6 +21,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from drivers import catalogue
+
 ENV_PREFIX = "URBAN_"
 DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
 
@@ -168,12 +170,8 @@ class FamilyState(_Section):
 
 
 def _default_families() -> dict[str, FamilyState]:
-    return {
-        "traffic": FamilyState(interval=60),
-        "lighting": FamilyState(interval=300),
-        "cctv": FamilyState(interval=60),
-        "water": FamilyState(interval=900),
-    }
+    """Every family of the catalogue, at its default reporting interval."""
+    return {f.name: FamilyState(interval=f.interval) for f in catalogue.families().values()}
 
 
 class StateConfig(_Section):
@@ -212,7 +210,8 @@ class DriverConfig(_Section):
 
 
 def _default_drivers() -> dict[str, DriverConfig]:
-    return {n: DriverConfig() for n in ("road_sensor", "lighting_cabinet", "cctv", "water_meter")}
+    """The native driver of every family of the catalogue, enabled with its default options."""
+    return {f.driver: DriverConfig() for f in catalogue.families().values()}
 
 
 class Settings(BaseSettings):

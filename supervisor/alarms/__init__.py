@@ -4,6 +4,7 @@
 ``AlarmChange.as_point()`` is a ``(measurement, tags, fields, ts)`` tuple for storage.
 """
 
+from drivers.catalogue import Severity  # the alarm levels: one list, in the family catalogue
 from supervisor.alarms._manager import (
     AFFECTED_MAX,
     Alarm,
@@ -13,7 +14,6 @@ from supervisor.alarms._manager import (
     AlarmManager,
     AlarmState,
     AlarmStateError,
-    Severity,
     UnknownAlarmError,
 )
 

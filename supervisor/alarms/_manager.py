@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import orjson
 
+from drivers import catalogue
+from drivers.catalogue import Severity
 from supervisor.model import CityModel, RootCause
 
 log = logging.getLogger(__name__)
 
 AlarmKind = Literal["root_cause", "device"]
-Severity = Literal["critical", "major", "minor", "warning"]
 AlarmState = Literal["raised", "acknowledged", "cleared"]
 
 MEASUREMENT = "alarms"
@@ -30,13 +31,25 @@ MEASUREMENT = "alarms"
 AFFECTED_MAX = 1000
 RECOVERY_GRACE_INTERVALS = 3.0  # a recovering root cause keeps its devices this many intervals
 
-DEVICE_SEVERITY: Mapping[str, Severity] = {
-    "lighting_cabinet": "major",
-    "camera": "major",
-    "road_sensor": "minor",
-    "lamp": "minor",
-    "water_meter": "warning",
-}
+
+
+class _KindSeverity(Mapping[str, Severity]):
+    """device kind -> severity of its device alarm, read live from :mod:`drivers.catalogue`."""
+
+    def __getitem__(self, kind_name: str) -> Severity:
+        try:
+            return catalogue.kind(kind_name).severity
+        except catalogue.UnknownKindError:
+            raise KeyError(kind_name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.name for k in catalogue.kinds())
+
+    def __len__(self) -> int:
+        return sum(len(f.kinds) for f in catalogue.families().values())
+
+
+DEVICE_SEVERITY: Mapping[str, Severity] = _KindSeverity()
 
 
 class AlarmError(Exception):
@@ -140,7 +153,7 @@ class AlarmManager:
 
     model: CityModel
     history_size: int = 10_000
-    device_severity: Mapping[str, Severity] = field(default_factory=lambda: dict(DEVICE_SEVERITY))
+    device_severity: Mapping[str, Severity] = field(default_factory=lambda: DEVICE_SEVERITY)
     root_cause_severity: Callable[[RootCause], Severity] = _root_cause_severity
     history: deque[AlarmChange] = field(init=False)
     _active: dict[tuple[str, str], Alarm] = field(init=False, default_factory=dict)

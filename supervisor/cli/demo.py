@@ -52,13 +52,12 @@ def _dusk_yesterday(lat: float, lon: float) -> float:
 
 def main(args: argparse.Namespace) -> int:
     import rules
-    from simulators.city import write_city
+    from simulators.city import DEFAULT_AIR_PER_ZONE, write_city
     from simulators.runner import SimulatedCity
     from supervisor.config import ConfigFileError, load_settings
     from supervisor.embedded import EmbeddedBroker
     from supervisor.model import load_city
     from supervisor.runtime import Supervisor, SupervisorError
-    from supervisor.storage import SqliteSink
 
     data = Path(args.data_dir).resolve()
     data.mkdir(parents=True, exist_ok=True)
@@ -66,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     db_path = data / "urban.sqlite3"
     for stale in (db_path, data / "rules-state.json"):
         stale.unlink(missing_ok=True)
-    write_city(city_path, seed=args.seed, devices=args.devices)
+    write_city(city_path, seed=args.seed, devices=args.devices, air_per_zone=DEFAULT_AIR_PER_ZONE)
     model = load_city(city_path)
     rules_dir = Path(rules.__file__).parent / "examples"
     broker = EmbeddedBroker().start()
@@ -94,24 +93,57 @@ def main(args: argparse.Namespace) -> int:
         broker.stop()
         return EXIT_INVALID
     sup.start()
-    api = None
-    if settings.api.enabled:
-        from supervisor.api.server import ApiServer, ApiServerError
-
-        try:
-            api = ApiServer(sup, settings.api).start()
-        except ApiServerError:
-            api = ApiServer(sup, settings.api.model_copy(update={"port": 0})).start()
+    api = _start_api(sup, settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    families = ("traffic", "lighting", "cctv", "water")
-    counts = {f: sum(1 for d in model.devices.values() if d.family == f) for f in families}
-    sql = "select measurement, count(distinct series || ts) from points group by 1"
     api_url = f"http://127.0.0.1:{api.port}" if api else "(disabled)"
-    _say(f"""urban-supervisor demo
+    _say(_banner(args, model, city_path, db_path, rules_dir, f"{broker.host}:{broker.port}", api_url, token))
+    sim_thread = threading.Thread(target=lambda: sim.run(duration=10 * 365 * 86400.0, timeout=10 * 86400.0),
+                                  name="simulator", daemon=True)
+    sim_thread.start()
+    _drive(args, sim, sup, model, stop)
+    _shutdown(sim, sim_thread, api, sup, broker)
+    summary = sup.summary()
+    report = _report(summary, db_path)
+    print(json.dumps(report, indent=2))
+    ok = summary["ingest"]["received"] > 0 and sum(report["points_stored"].values()) > 0
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def _start_api(sup: Any, settings: Any) -> Any:
+    """The API server, on the configured port or, when that one is taken, on any free port."""
+    if not settings.api.enabled:
+        return None
+    from supervisor.api.server import ApiServer, ApiServerError
+
+    try:
+        return ApiServer(sup, settings.api).start()
+    except ApiServerError:
+        return ApiServer(sup, settings.api.model_copy(update={"port": 0})).start()
+
+
+def _shutdown(sim: Any, sim_thread: threading.Thread, api: Any, sup: Any, broker: Any) -> None:
+    """Stop in dependency order: the city first, then the API, the supervisor and the broker."""
+    sim.stop()
+    sim_thread.join(30)
+    sim.close()
+    if api is not None:
+        api.stop()
+    sup.stop()
+    broker.stop()
+
+
+def _banner(args: argparse.Namespace, model: Any, city_path: Path, db_path: Path, rules_dir: Path,  # noqa: PLR0917
+            broker: str, api_url: str, token: str) -> str:
+    """What the demo runs and where to look, printed once at the start."""
+    from drivers import catalogue
+
+    counts = {f: sum(1 for d in model.devices.values() if d.family == f) for f in catalogue.families()}
+    sql = "select measurement, count(distinct series || ts) from points group by 1"
+    return f"""urban-supervisor demo
   city          {model.name}: {len(model.devices)} devices {counts}, file {city_path}
-  MQTT broker   embedded (amqtt, MQTT 3.1.1) at {broker.host}:{broker.port}
+  MQTT broker   embedded (amqtt, MQTT 3.1.1) at {broker}
   store         embedded SQLite at {db_path}
   rules         {rules_dir}
   clock         virtual, x{args.speed:g}, starting at dusk yesterday
@@ -120,11 +152,13 @@ def main(args: argparse.Namespace) -> int:
 Look: curl {api_url}/api/v1/alarms ; curl {api_url}/api/v1/why/<lamp-id> ; sqlite3 {db_path} '{sql}'
 Grafana: run the compose stack (docker compose up, see docs/deploy.md), then publish the same simulated city to it
   with `urban-supervisor simulate --host localhost --port 1883 --devices {args.devices} --username simulator` and open
-  http://localhost:3000 (boards: City overview, Lighting, Traffic, CCTV, Water, Network layers, Supervisor health).
-Stop with Ctrl-C{'' if args.duration is None else f' (or after {args.duration:g} s)'}.""")
-    sim_thread = threading.Thread(target=lambda: sim.run(duration=10 * 365 * 86400.0, timeout=10 * 86400.0),
-                                  name="simulator", daemon=True)
-    sim_thread.start()
+  http://localhost:3000
+  (boards: City overview, Lighting, Traffic, CCTV, Water, Air quality, Network layers, Supervisor health).
+Stop with Ctrl-C{'' if args.duration is None else f' (or after {args.duration:g} s)'}."""
+
+
+def _drive(args: argparse.Namespace, sim: Any, sup: Any, model: Any, stop: threading.Event) -> None:
+    """Until the duration or a signal: inject the planned faults and print a status every 10 s."""
     t0 = time.monotonic()
     switch = next((s for s in model.switches.values() if not s.core and s.uplink is not None), None)
     cabinet = next((d.id for d in model.devices.values() if d.kind == "lighting_cabinet"), None)
@@ -153,28 +187,24 @@ Stop with Ctrl-C{'' if args.duration is None else f' (or after {args.duration:g}
                  f"errors={s['ingest']['errors']} alarms={s['alarms']}")
         if duration is not None and elapsed >= duration:
             break
-    sim.stop()
-    sim_thread.join(30)
-    sim.close()
-    if api is not None:
-        api.stop()
-    sup.stop()
-    broker.stop()
-    summary = sup.summary()
+
+
+def _report(summary: dict[str, Any], db_path: Path) -> dict[str, Any]:
+    """The closing JSON: messages, points stored and errors, per family of the catalogue."""
+    from drivers import catalogue
+    from supervisor.storage import SqliteSink
+
     stored = SqliteSink(db_path).query_counts()
-    report = {
+    errors_by_driver = summary["ingest"]["errors_by_driver"]
+    return {
         "messages_received": summary["ingest"]["received"],
         "points_stored": stored,
         "errors": summary["ingest"]["errors_by_reason"],
         "per_family": {
-            fam: {"messages": summary["ingest"]["per_family"].get(fam, 0), "points": stored.get(fam, 0),
-                  "errors": sum(n for k, n in summary["ingest"]["errors_by_driver"].items() if k.startswith(drv))}
-            for fam, drv in (("traffic", "road_sensor"), ("lighting", "lighting_cabinet"), ("cctv", "cctv"),
-                             ("water", "water_meter"))
+            name: {"messages": summary["ingest"]["per_family"].get(name, 0), "points": stored.get(name, 0),
+                   "errors": sum(n for k, n in errors_by_driver.items() if k.startswith(fam.driver))}
+            for name, fam in catalogue.families().items()
         },
         "alarms_active": summary["alarms"],
         "store": str(db_path),
     }
-    print(json.dumps(report, indent=2))
-    ok = summary["ingest"]["received"] > 0 and sum(stored.values()) > 0
-    return EXIT_OK if ok else EXIT_FAILURE

@@ -41,6 +41,8 @@ def register(subparsers: Any) -> None:
     gen.add_argument("--seed", type=int, default=1, metavar="S")
     gen.add_argument("--zones", type=int, default=None, metavar="Z", help="number of zones (default: by size)")
     gen.add_argument("--name", default="Simville")
+    gen.add_argument("--air-per-zone", type=int, default=None, metavar="A",
+                     help="air-quality stations per zone, part of --devices (default 2)")
     gen.add_argument("out", metavar="OUT", help="output file (.json)")
     gen.set_defaults(func=_generate)
 
@@ -104,15 +106,18 @@ def _shared(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from simulators.city import write_city
+    from simulators.city import DEFAULT_AIR_PER_ZONE, write_city
 
+    air = DEFAULT_AIR_PER_ZONE if args.air_per_zone is None else args.air_per_zone
     try:
-        path = write_city(args.out, seed=args.seed, devices=args.devices, zones=args.zones, name=args.name)
+        path = write_city(args.out, seed=args.seed, devices=args.devices, zones=args.zones, name=args.name,
+                          air_per_zone=air)
     except ValueError as exc:
         print(f"urban-supervisor model generate: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except OSError as exc:
         print(f"urban-supervisor model generate: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_INVALID
-    print(f"{path}: {args.devices} devices (seed {args.seed})", file=sys.stderr)
+    print(f"{path}: {args.devices} devices, {air} air stations per zone among them (seed {args.seed})",
+          file=sys.stderr)
     return EXIT_OK

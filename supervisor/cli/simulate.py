@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--city", metavar="FILE", help="city JSON file (default: generate one)")
     src.add_argument("--devices", type=int, default=200, metavar="N", help="devices of the generated city")
+    src.add_argument("--air-per-zone", type=int, default=None, metavar="A",
+                       help="air-quality stations per zone of the generated city, part of --devices (default 2)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated city and the telemetry")
     parser.add_argument("--host", default="127.0.0.1", help="MQTT broker host")
     parser.add_argument("--port", type=int, default=1883, help="MQTT broker port")
@@ -73,10 +75,11 @@ def run(args: argparse.Namespace) -> int:
     if args.city:
         city = args.city
     else:
-        from simulators.city import generate_city
+        from simulators.city import DEFAULT_AIR_PER_ZONE, generate_city
 
+        air = DEFAULT_AIR_PER_ZONE if args.air_per_zone is None else args.air_per_zone
         try:
-            city = generate_city(seed=args.seed, devices=args.devices)
+            city = generate_city(seed=args.seed, devices=args.devices, air_per_zone=air)
         except ValueError as exc:
             return _fail(str(exc))
     password = os.environ.get("URBAN_SIM_PASSWORD") if args.username else None

@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import orjson
 import pydantic_core
 import yaml
 
+from drivers import catalogue
 from supervisor.model._types import (
     CityFileError,
     Coord,
@@ -51,14 +52,23 @@ SITE_KINDS = ("street_cabinet", "lighting_cabinet", "pole", "radio_gateway", "ch
 POWER_SITE_KINDS = frozenset({"street_cabinet", "lighting_cabinet", "core"})
 LINK_KINDS = ("fibre", "copper", "power", "duct")
 UPLINK_LINK_KINDS = frozenset({"fibre", "copper"})
-#: family -> (device kinds, driver)
-FAMILIES: dict[str, tuple[tuple[str, ...], str]] = {
-    "traffic": (("road_sensor",), "road_sensor"),
-    "lighting": (("lighting_cabinet", "lamp"), "lighting_cabinet"),
-    "cctv": (("camera",), "cctv"),
-    "water": (("water_meter",), "water_meter"),
-    "air": (("air_station",), "air_quality"),
-}
+
+
+class _FamilyKinds(Mapping[str, tuple[tuple[str, ...], str]]):
+    """family -> (device kinds, native driver), read live from :mod:`drivers.catalogue`."""
+
+    def __getitem__(self, name: str) -> tuple[tuple[str, ...], str]:
+        fam = catalogue.families()[name]
+        return fam.kind_names, fam.driver
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(catalogue.families())
+
+    def __len__(self) -> int:
+        return len(catalogue.families())
+
+
+FAMILIES: Mapping[str, tuple[tuple[str, ...], str]] = _FamilyKinds()
 
 
 @functools.cache

@@ -74,26 +74,34 @@ def _level_at(minute: int) -> float:
     return 100.0 if minute < 120 else 50.0
 
 
+def _eaqi_level(pollutant: str, value: float) -> int:
+    """The EAQI level of one concentration, by the driver's own bands (drivers/air_quality)."""
+    from drivers.air_quality import EAQI_BANDS
+
+    return 1 + sum(value > upper for upper in EAQI_BANDS[pollutant])
+
+
 def _trapezoid_wh(samples: list[tuple[int, float]]) -> float:
     """Trapezoidal integral in watt-hours of (ts_ms, watts) samples, as InfluxQL integral(x, 1h)."""
     return sum((a[1] + b[1]) / 2 * (b[0] - a[0]) / 3_600_000 for a, b in itertools.pairwise(samples))
 
 
-def simulate() -> tuple[list[str], dict[str, Any]]:
-    """The simulated city: line protocol and the facts it fixes."""
+def _traffic(t: list[int]) -> list[str]:
+    """Traffic: four detectors, one reading a minute."""
     lines: list[str] = []
-    facts: dict[str, Any] = {}
-    t = [T0_MS + m * MIN_MS for m in range(MINUTES)]
-
-    # --- traffic: four detectors, one reading a minute
     traffic = {"tr-n1": "north", "tr-n2": "north", "tr-s1": "south", "tr-s2": "south"}
     for i, (dev, zone) in enumerate(traffic.items()):
         for m, ts in enumerate(t):
             flow = 300.0 + 100 * i + 50 * math.sin(m / 20)
             lines.append(line("traffic", {"device": dev, "zone": zone},
                               {"flow": round(flow, 1), "speed": 45.0 + i, "occupancy": round(flow / 60, 2)}, ts))
+    return lines
 
-    # --- lighting: three cabinets (two circuits each) and two individual lamps
+
+def _lighting(t: list[int]) -> tuple[list[str], int, float]:
+    """Lighting: three cabinets (two circuits each) and two individual lamps, with the decisions and
+    commands; also the lamps failed at the end and the kWh saved against full power."""
+    lines: list[str] = []
     cabinets = {"cab-n1": ("north", 24), "cab-s1": ("south", 12), "cab-s2": ("south", 18)}
     expected_kwh = 0.0
     failed_last = 0
@@ -142,8 +150,12 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
         lines.append(line("decisions", {"rule": "evening_dim", "device": dev, "zone": zone},
                           {"output": 50.0, "inputs": json.dumps({"hour": 20}),
                            "text": f"dim {dev} to 50 % after 20:00"}, t[119]))
+    return lines, failed_last, expected_kwh
 
-    # --- cctv: four cameras; cam-s2 goes offline at minute 180, cam-n2 is covered at minute 200
+
+def _cctv(t: list[int]) -> list[str]:
+    """CCTV: four cameras; cam-s2 goes offline at minute 180, cam-n2 is covered at minute 200."""
+    lines: list[str] = []
     cams = {"cam-n1": "north", "cam-n2": "north", "cam-s1": "south", "cam-s2": "south"}
     for dev, zone in cams.items():
         for m, ts in enumerate(t):
@@ -158,8 +170,12 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
                       {"value": 1, "data": json.dumps({"score": 0.81})}, t[60]))
     lines.append(line("device_status", {"family": "cctv", "zone": "south", "device": "cam-s2"},
                       {"status": "stale", "code": 1}, t[183]))
+    return lines
 
-    # --- water: four meters every 5 minutes; wm-s2 reports LEAK from minute 150
+
+def _water(t: list[int]) -> list[str]:
+    """Water: four meters every 5 minutes; wm-s2 reports LEAK from minute 150."""
+    lines: list[str] = []
     meters = {"wm-n1": ("north", 0.5), "wm-n2": ("north", 0.3), "wm-s1": ("south", 0.4), "wm-s2": ("south", 0.2)}
     for dev, (zone, base) in meters.items():
         index = 500.0
@@ -169,18 +185,42 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
             alarms = "LEAK" if dev == "wm-s2" and m >= 150 else ""
             lines.append(line("water", {"device": dev, "zone": zone},
                               {"index": round(index, 6), "flow": flow, "alarms": alarms}, t[m]))
+    return lines
 
-    # --- fleet, every minute per family and zone
+
+def _air(t: list[int]) -> list[str]:
+    """Air: three stations every 10 minutes; aq-s2 (by a road) turns poor (PM2.5 40) from minute 200."""
+    lines: list[str] = []
+    stations = {"aq-n1": ("north", 1.0), "aq-s1": ("south", 0.8), "aq-s2": ("south", 1.3)}
+    for dev, (zone, k) in stations.items():
+        for m in range(0, MINUTES, 10):
+            pm25 = 40.0 if dev == "aq-s2" and m >= 200 else round(8.0 * k, 1)
+            no2 = round(30.0 * k, 1)
+            values = {"no2": no2, "pm10": round(2 * pm25, 1), "pm25": pm25, "o3": 45.0}
+            level = max(_eaqi_level(p, v) for p, v in values.items())
+            lines.append(line("air", {"device": dev, "zone": zone},
+                              {**values, "eaqi": level, "temperature": 4.0, "humidity": 80.0}, t[m]))
+    return lines
+
+
+def _fleet(t: list[int]) -> list[str]:
+    """Fleet, every minute per family and zone."""
+    lines: list[str] = []
     fleet = {("traffic", "north"): 2, ("traffic", "south"): 2, ("lighting", "north"): 3,
              ("lighting", "south"): 2, ("cctv", "north"): 2, ("cctv", "south"): 2,
-             ("water", "north"): 2, ("water", "south"): 2}
+             ("water", "north"): 2, ("water", "south"): 2, ("air", "north"): 1, ("air", "south"): 2}
     for (fam, zone), total in fleet.items():
         for m, ts in enumerate(t):
             stale = 1 if (fam, zone) == ("cctv", "south") and m >= 183 else 0
             lines.append(line("fleet", {"family": fam, "zone": zone},
                               {"total": total, "ok": total - stale, "stale": stale, "fault": 0}, ts))
+    return lines
 
-    # --- supervisor health every 10 s, ingest errors every minute
+
+def _health(t: list[int]) -> tuple[list[str], dict[str, int]]:
+    """Supervisor health every 10 s, ingest errors every minute; also the errors counted in the
+    range, by reason."""
+    lines: list[str] = []
     errors = {("bad_json", "road_sensor"): 0, ("out_of_range", "water_meter"): 0}
     first: dict[tuple[str, str], int] = {}
     for k in range(MINUTES * 6):
@@ -197,10 +237,14 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
             first.setdefault((reason, driver), count)
             lines.append(line("ingest_errors", {"instance": INSTANCE, "reason": reason, "driver": driver},
                               {"count": count}, ts))
+    return lines, {r: errors[(r, d)] - first[(r, d)] for r, d in errors}
 
-    # --- alarms (supervisor/alarms and supervisor/runtime.py): a root cause still active, one
-    # cleared, a device alarm and a rule alarm (estimated lamp failures) active, and the rule
-    # alarms of the two day-burnings, each cleared
+
+def _alarms(t: list[int]) -> list[str]:
+    """Alarms (supervisor/alarms and supervisor/runtime.py): a root cause still active, one
+    cleared, a device alarm and a rule alarm (estimated lamp failures) active, and the rule alarms
+    of the two day-burnings, each cleared."""
+    lines: list[str] = []
     services = {"tr": "traffic", "cam": "cctv", "cab": "lighting", "lamp": "lighting", "wm": "water"}
 
     def alarm(kind: str, severity: str, element: str, state: str, *, aid: str, affected: list[str],
@@ -221,10 +265,18 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
     alarm("root_cause", "major", "gw-north", "raised", aid="A-2", affected=["tr-n1", "cam-n1", "cab-n1"], m=100)
     alarm("root_cause", "major", "gw-north", "acknowledged", aid="A-2", affected=["tr-n1", "cam-n1", "cab-n1"], m=110)
     alarm("device", "minor", "cam-s2", "raised", aid="A-3", affected=["cam-s2"], m=183)
+    return lines
 
-    facts.update({
+
+def simulate() -> tuple[list[str], dict[str, Any]]:
+    """The simulated city: line protocol and the facts it fixes."""
+    t = [T0_MS + m * MIN_MS for m in range(MINUTES)]
+    lighting, failed_last, expected_kwh = _lighting(t)
+    health, errors_by_reason = _health(t)
+    lines = [*_traffic(t), *lighting, *_cctv(t), *_water(t), *_air(t), *_fleet(t), *health, *_alarms(t)]
+    facts: dict[str, Any] = {
         "zones": ["north", "south"],
-        "devices_per_family": {"traffic": 4, "lighting": 5, "cctv": 4, "water": 4},
+        "devices_per_family": {"traffic": 4, "lighting": 5, "cctv": 4, "water": 4, "air": 3},
         "fleet_status": {"cctv": {"ok": 3, "stale": 1, "fault": 0}},
         "failed_lamps": failed_last,
         "lamp_rated_w": LAMP_W,
@@ -236,12 +288,17 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
         "cameras_tampered": 1,
         "cameras_offline": ["cam-s2"],
         "leak_devices": ["wm-s2"],
+        "air_stations": 3,
+        "air_worst_index": 4,  # aq-s2: PM2.5 40 µg/m3 is in the "poor" band
+        "air_poor_stations": 1,
+        "air_last": {"aq-n1": {"eaqi": 1, "pm25": 8.0}, "aq-s1": {"eaqi": 1, "pm25": 6.4},
+                     "aq-s2": {"eaqi": 4, "pm25": 40.0}},
         "min_night_flow": {"north": 0.8, "south": 0.6},
         "active_alarms": 3,
         "active_root_causes": ["gw-north"],
         "msg_rate": 20.0,
-        "errors_by_reason": {r: errors[(r, d)] - first[(r, d)] for r, d in errors},
-    })
+        "errors_by_reason": errors_by_reason,
+    }
     return lines, facts
 
 

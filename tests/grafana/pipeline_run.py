@@ -25,6 +25,8 @@ from tests.support.services import Influx
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
 FAILED_LAMPS = 3
+AIR_PER_ZONE = 2
+HOTSPOT_POLLUTION = 12.0  # times a typical urban station's emissions
 
 
 def _evening_start(lat: float, lon: float) -> float:
@@ -46,7 +48,9 @@ def _wait(pred: Any, timeout: float) -> None:
 
 def pipeline_run(influx: Influx, db: str, workdir: Path) -> tuple[int, int, dict[str, Any]]:
     """Run the city; return (start_ms, end_ms, facts)."""
-    city = generate_city(seed=5, devices=150)
+    city = generate_city(seed=5, devices=150, air_per_zone=AIR_PER_ZONE)
+    # one station next to a smoking chimney: its air is poor or worse at any hour (feeds "poor" panels)
+    next(d for d in city["devices"] if d["kind"] == "air_station")["pollution"] = HOTSPOT_POLLUTION
     model = city_from_dict(city)
     lon, lat = model.center
     start = _evening_start(lat, lon)
@@ -100,5 +104,6 @@ def pipeline_run(influx: Influx, db: str, workdir: Path) -> tuple[int, int, dict
         "cameras": sum(1 for d in model.devices.values() if d.family == "cctv"),
         "cameras_tampered": 1,
         "cameras_offline": [offline],
+        "air_stations": sum(1 for d in model.devices.values() if d.family == "air"),
     }
     return int(start * 1000) - 7 * 60_000, int(end * 1000) + 7 * 60_000, facts

@@ -20,6 +20,7 @@ STABLE_UIDS = {
     "traffic.json": "urban-traffic",
     "cctv.json": "urban-cctv",
     "water.json": "urban-water",
+    "air-quality.json": "urban-air",
     "network-layers.json": "urban-network",
     "supervisor-health.json": "urban-supervisor-health",
 }
@@ -109,7 +110,7 @@ def test_board_variables_cover_what_the_city_filters_by() -> None:
     def names(f: str) -> set[str]:
         return {v["name"] for v in BOARDS[f]["templating"]["list"]}
 
-    for f in ("traffic.json", "lighting.json", "cctv.json", "water.json"):
+    for f in ("traffic.json", "lighting.json", "cctv.json", "water.json", "air-quality.json"):
         assert {"zone", "device"} <= names(f)
     assert {"family", "zone"} <= names("city-overview.json")
     assert {"family", "zone"} <= names("network-layers.json")

@@ -113,7 +113,7 @@ def test_variables_and_annotations_run(influx: Influx, grafana_db: GrafanaData, 
 def test_device_variables_list_every_device(influx: Influx, grafana_db: GrafanaData) -> None:
     per_family = fact(grafana_db, "devices_per_family")
     for name, family in (("traffic.json", "traffic"), ("lighting.json", "lighting"), ("cctv.json", "cctv"),
-                         ("water.json", "water")):
+                         ("water.json", "water"), ("air-quality.json", "air")):
         board = BOARDS[name]
         (device,) = [v for v in board["templating"]["list"] if v["name"] == "device"]
         assert len(var_query(influx, grafana_db, board, device, {})) == per_family[family]
@@ -250,3 +250,30 @@ def test_traffic_one_row_per_segment(influx: Influx, grafana_db: GrafanaData) ->
     zone = sorted(fact(grafana_db, "zones"))[0]
     in_zone = one(influx, grafana_db, "traffic.json", "Segments, last reading", chosen={"zone": zone})
     assert {s["tags"]["zone"] for s in in_zone} == {zone}
+
+
+def test_air_quality_stations_index_and_last_readings(influx: Influx, grafana_db: GrafanaData) -> None:
+    stations = fact(grafana_db, "air_stations")
+    assert row(one(influx, grafana_db, "air-quality.json", "Stations"))["stations"] == stations
+    last = one(influx, grafana_db, "air-quality.json", "Stations, last reading")
+    assert len(last) == stations
+    assert all(1 <= r["eaqi"] <= 6 for r in (row([s]) for s in last))
+    # every station's index curve is within the index's levels
+    curves = one(influx, grafana_db, "air-quality.json", "European Air Quality Index")
+    assert len(curves) == stations
+    assert {v[1] for s in curves for v in s["values"] if v[1] is not None} <= set(range(1, 7))
+    worst = row(one(influx, grafana_db, "air-quality.json", "Worst index now"))["eaqi"]
+    assert 1 <= worst <= 6
+    poor = row(one(influx, grafana_db, "air-quality.json", "Stations at poor or worse"))["poor"]
+    assert 1 <= poor <= stations and worst >= 4
+
+
+def test_air_quality_known_values(influx: Influx, grafana_db: GrafanaData) -> None:
+    last = one(influx, grafana_db, "air-quality.json", "Stations, last reading")
+    worst = row(one(influx, grafana_db, "air-quality.json", "Worst index now"))["eaqi"]
+    assert worst == fact(grafana_db, "air_worst_index")
+    poor = row(one(influx, grafana_db, "air-quality.json", "Stations at poor or worse"))["poor"]
+    assert poor == fact(grafana_db, "air_poor_stations")
+    got = {s["tags"]["device"]: row([s]) for s in last}
+    for dev, expected in fact(grafana_db, "air_last").items():
+        assert {k: got[dev][k] for k in expected} == pytest.approx(expected), dev
