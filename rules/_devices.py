@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ._spec import Selector
+from ._spec import Selector, Where
 from ._types import Topology
 
 
@@ -61,4 +61,31 @@ def resolve(selector: Selector, devices: Mapping[str, DeviceRow]) -> list[str]:
         and (selector.kind is None or d.kind == selector.kind)
         and (zones is None or d.zone in zones)
     ]
+    if isinstance(selector, Where):
+        out = _where(selector, out, devices)
     return sorted(out)
+
+
+def _where(sel: Where, ids: list[str], devices: Mapping[str, DeviceRow]) -> list[str]:
+    """``ids`` narrowed by the street, cabinet and distance criteria of ``sel``."""
+    streets = set(sel.streets) if sel.streets is not None else None
+    cabinets = set(sel.cabinets) if sel.cabinets is not None else None
+    out = [
+        d for d in ids
+        if (streets is None or devices[d].street in streets) and (cabinets is None or devices[d].cabinet in cabinets)
+    ]
+    near = sel.near
+    if near is None:
+        return out
+    if not isinstance(devices, DeviceTable):
+        raise TypeError("a selector by distance needs the city's DeviceTable")
+    if near.element is not None:
+        centre = devices.get(near.element)
+        if centre is None:
+            return []
+        lon, lat = centre.lon, centre.lat
+    else:
+        assert near.lon is not None and near.lat is not None  # the model checks it
+        lon, lat = near.lon, near.lat
+    within = set(devices.topology.devices_within(lon, lat, near.radius_m))
+    return [d for d in out if d in within]

@@ -157,7 +157,7 @@ def check_references(rule: RuleSpec, devices: DeviceTable, file: str) -> list[Ru
     plugin = _kind_of(rule)
     issues: list[RuleIssue] = []
     for field in plugin.selectors:
-        sel: Selector | None = getattr(rule, field.name)
+        sel = field.get(rule)
         if sel is None:
             continue
         issues.extend(RuleIssue(file, rule.id, p, m) for p, m in _selector_issues(sel, field.name, devices))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
-from ._spec import RuleBase
+from ._spec import RuleBase, Selector
 
 if TYPE_CHECKING:
     from ._devices import DeviceTable
@@ -30,9 +30,20 @@ _cache: dict[str, RuleKind] | None = None
 class SelectorField:
     """A field of a spec holding a selector, and what the devices it selects must be."""
 
-    name: str
+    name: str  # a field of the spec, or a dotted path into nested models ("when.devices")
     families: frozenset[str] | None = None  # allowed device families (None: any)
     device_kind: str | None = None  # required device kind (None: any)
+
+    def get(self, spec: RuleBase) -> Selector | None:
+        """The selector at :attr:`name` in ``spec``; None when an optional part is absent."""
+        node: object = spec
+        for part in self.name.split("."):
+            node = getattr(node, part, None)
+            if node is None:
+                return None
+        if not isinstance(node, Selector):
+            raise TypeError(f"{type(spec).__name__}.{self.name} is not a Selector")
+        return node
 
 
 #: kind-specific checks against the city: (spec, devices) -> [(field path, message)]
@@ -55,7 +66,7 @@ class RuleKind:
         declared = self.spec.model_fields["kind"].annotation
         if getattr(declared, "__args__", None) != (self.name,):
             raise TypeError(f"rule kind {self.name!r}: its spec must declare kind: Literal[{self.name!r}]")
-        missing = [s.name for s in self.selectors if s.name not in self.spec.model_fields]
+        missing = [s.name for s in self.selectors if s.name.split(".")[0] not in self.spec.model_fields]
         if missing:
             raise TypeError(f"rule kind {self.name!r}: selector fields {missing} are not fields of its spec")
 
@@ -66,6 +77,12 @@ def register_kind(kind: RuleKind) -> RuleKind:
     _extra[kind.name] = kind
     _cache = None
     return kind
+
+
+def refresh_kinds() -> None:
+    """Read the entry points again at the next use (a package was installed at run time)."""
+    global _cache
+    _cache = None
 
 
 def unregister_kind(name: str) -> None:

@@ -78,6 +78,11 @@ class Context:
     def local_hhmm(self, ts: float) -> str:
         return self.calendar.local_datetime(ts).strftime("%H:%M")
 
+    def lamps_near(self, device: str, radius_m: float) -> list[Actuator]:
+        """The lamps within ``radius_m`` of ``device``, nearest first."""
+        d = self.devices[device]
+        return [(x, None) for x in self.topology.devices_within(d.lon, d.lat, radius_m, family="lighting", kind="lamp")]
+
     def is_night(self, now: float, schedule: str | None) -> bool:
         """Night by the named schedule rule when it runs, else by the sun."""
         sched = self.schedules.get(schedule) if schedule else None

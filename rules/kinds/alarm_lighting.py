@@ -36,12 +36,7 @@ class AlarmLightingRuntime(RuleRuntime):
     def __init__(self, spec: AlarmLightingRule, ctx: Context) -> None:
         super().__init__(spec.id, ctx)
         self.spec = spec
-        topo = ctx.topology
-        self.lights: dict[str, list[Actuator]] = {}
-        for cam in resolve(spec.cameras, ctx.devices):
-            d = ctx.devices[cam]
-            near = topo.devices_within(d.lon, d.lat, spec.radius_m, family="lighting", kind="lamp")
-            self.lights[cam] = [(x, None) for x in near]
+        self.lights = {cam: ctx.lamps_near(cam, spec.radius_m) for cam in resolve(spec.cameras, ctx.devices)}
         self.event_devices = tuple(self.lights)
         self._kinds = frozenset(spec.event_kinds)
         self.ignored_day = 0
