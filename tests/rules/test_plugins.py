@@ -11,8 +11,16 @@ import pytest
 from pydantic import BaseModel
 
 from drivers import Reading
-from rules import RuleFileError, RuleKind, SelectorField, kinds, load_rules, refresh_kinds, register_kind
-from rules import unregister_kind
+from rules import (
+    RuleFileError,
+    RuleKind,
+    SelectorField,
+    kinds,
+    load_rules,
+    refresh_kinds,
+    register_kind,
+    unregister_kind,
+)
 from tests.rules._city import harness, local, write_rules
 
 NIGHT = local(2025, 1, 15, 21, 0)
