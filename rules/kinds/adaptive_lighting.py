@@ -211,6 +211,26 @@ class AdaptiveRuntime(RuleRuntime):
         st.eff_flow = None
         st.last_tick = now
 
+    def _ramp(self, st: _Street, desired: float, since: float, now: float) -> None:
+        """Move ``st.output`` toward ``desired`` at the ramp speed since ``since``."""
+        step = self.spec.ramp_pct_per_min * max(0.0, now - since) / 60.0
+        before = st.output
+        gap = desired - before
+        move = max(-step, min(step, gap))
+        sign = (gap > 0) - (gap < 0)
+        output = before + move
+        if sign and sign != st.direction and st.active:
+            # a move starts (from rest, after a hold, or reversing): its first step of step_pct away
+            # from the level last commanded goes out at once and the ramp continues from there, so
+            # a change of traffic is a command now rather than step_pct / ramp later; no interval
+            # sees more than its ramp plus one step
+            ref = st.published if st.published is not None else before
+            ahead = desired - ref
+            lead_to = ref + sign * min(self.spec.step_pct, abs(ahead)) if ahead * sign > 0 else desired
+            output = max(output, lead_to) if sign > 0 else min(output, lead_to)
+        st.direction = sign
+        st.output = output
+
     def _tick_street(self, st: _Street, now: float, night: bool) -> None:
         if not night:
             self._withdraw(st, now, f"adaptive_lighting '{self.id}' inactive: day")
@@ -241,23 +261,8 @@ class AdaptiveRuntime(RuleRuntime):
         else:
             st.lower_since = None
             desired = target
-        step = self.spec.ramp_pct_per_min * max(0.0, now - since) / 60.0
         before = st.output
-        gap = desired - before
-        move = max(-step, min(step, gap))
-        sign = (gap > 0) - (gap < 0)
-        output = before + move
-        if sign and sign != st.direction and st.active:
-            # a move starts (from rest, after a hold, or reversing): its first step of step_pct away
-            # from the level last commanded goes out at once and the ramp continues from there, so
-            # a change of traffic is a command now rather than step_pct / ramp later; no interval
-            # sees more than its ramp plus one step
-            ref = st.published if st.published is not None else before
-            ahead = desired - ref
-            lead_to = ref + sign * min(self.spec.step_pct, abs(ahead)) if ahead * sign > 0 else desired
-            output = max(output, lead_to) if sign > 0 else min(output, lead_to)
-        st.direction = sign
-        st.output = output
+        self._ramp(st, desired, since, now)
         reached = abs(st.output - desired) < 1e-9
         if (
             st.active
