@@ -22,7 +22,7 @@ from ._engine import EngineOptions, ReloadResult, RuleEngine
 from ._errors import OverrideError, RuleError, RuleFileError, RuleIssue, UnknownDeviceError
 from ._loader import RuleSet, load_rules
 from ._registry import GROUP as RULE_KINDS_GROUP
-from ._registry import CityCheck, RuleKind, SelectorField, kinds, refresh_kinds, register_kind, unregister_kind
+from ._registry import CityCheck, RuleKind, SelectorField, refresh_kinds, register_kind, rule_kinds, unregister_kind
 from ._runtime import OPS, BadInputError, Context, NightSource, RuleRuntime, number
 from ._spec import Ident, Level, Near, Operator, RuleBase, Selector, SeverityName, Where, check_comparison
 from ._types import CommandSink, Decision, DeviceInfo, Point, RuleAlarm, StateView, Topology
@@ -72,11 +72,11 @@ __all__ = [
     "VirtualClock",
     "Where",
     "check_comparison",
-    "kinds",
     "load_rules",
     "number",
     "refresh_kinds",
     "register_kind",
     "resolve",
+    "rule_kinds",
     "unregister_kind",
 ]

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from ._devices import DeviceRow, DeviceTable, resolve
 from ._errors import RuleFileError, RuleIssue
-from ._registry import RuleKind, SelectorField, get_kind, kinds
+from ._registry import RuleKind, SelectorField, get_kind, rule_kinds
 from ._spec import RuleBase, Selector, Where
 from ._types import Topology
 
@@ -97,7 +97,7 @@ def _parse_rule(file: str, index: int, raw: Any, issues: list[RuleIssue]) -> Rul
     rid = raw.get("id")
     rule_id = rid if isinstance(rid, str) else None
     kind = raw.get("kind")
-    names = ", ".join(kinds())
+    names = ", ".join(rule_kinds())
     if kind is None:
         issues.append(RuleIssue(file, rule_id, f"{where}.kind", "missing; one of " + names))
         return None

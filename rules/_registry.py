@@ -110,7 +110,7 @@ def _load_entry_points() -> dict[str, RuleKind]:
     return found
 
 
-def kinds() -> dict[str, RuleKind]:
+def rule_kinds() -> dict[str, RuleKind]:
     """Every installed kind by name, sorted (entry points, overridden by registered kinds)."""
     global _cache
     if _cache is None:
@@ -121,4 +121,4 @@ def kinds() -> dict[str, RuleKind]:
 
 
 def get_kind(name: str) -> RuleKind | None:
-    return kinds().get(name)
+    return rule_kinds().get(name)

@@ -15,12 +15,13 @@ from rules import (
     RuleFileError,
     RuleKind,
     SelectorField,
-    kinds,
     load_rules,
     refresh_kinds,
     register_kind,
+    rule_kinds,
     unregister_kind,
 )
+from supervisor.cli import main
 from tests.rules._city import harness, local, write_rules
 
 NIGHT = local(2025, 1, 15, 21, 0)
@@ -108,8 +109,11 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fix
 
 
 @pytest.mark.parametrize("package", [True, False], ids=["entry_point", "register_kind"], indirect=True)
-def test_toy_kind_loads_validates_and_runs(package: Path, tmp_path: Path) -> None:
-    assert "toy_count" in kinds()
+def test_toy_kind_loads_validates_and_runs(package: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert "toy_count" in rule_kinds()
+    assert main(["rules", "kinds"]) == 0
+    listed = {line.split()[0]: line.split()[1] for line in capsys.readouterr().out.splitlines()}
+    assert listed["toy_count"] == "toy_rule_kind" and listed["when_then"] == "rules.kinds.when_then"
     h = harness(tmp_path, RULES, NIGHT)
     for _ in range(3):
         h.readings([Reading("wm-000001", "water", {"flow": 0.1}, ts=h.now)])
@@ -165,7 +169,7 @@ def test_a_broken_entry_point_is_logged_and_skipped(tmp_path: Path, monkeypatch:
     refresh_kinds()
     try:
         with caplog.at_level(logging.ERROR, logger="rules._registry"):
-            found = kinds()
+            found = rule_kinds()
         assert "missing" not in found and "wrong" not in found and "when_then" in found
         msgs = " | ".join(r.getMessage() for r in caplog.records)
         assert "missing" in msgs and "failed to load" in msgs and "is not a rules.RuleKind" in msgs
@@ -177,5 +181,5 @@ def test_a_broken_entry_point_is_logged_and_skipped(tmp_path: Path, monkeypatch:
 def test_builtin_kinds_come_from_the_entry_points() -> None:
     builtin = {"schedule", "adaptive_lighting", "alarm_lighting", "water_leak", "lamp_faults", "threshold",
                "no_signal", "when_then"}
-    assert builtin <= set(kinds())
-    assert all(isinstance(k.spec, type) and issubclass(k.spec, BaseModel) for k in kinds().values())
+    assert builtin <= set(rule_kinds())
+    assert all(isinstance(k.spec, type) and issubclass(k.spec, BaseModel) for k in rule_kinds().values())

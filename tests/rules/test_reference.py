@@ -10,7 +10,7 @@ import orjson
 import pytest
 import yaml
 
-from rules import kinds
+from rules import rule_kinds
 from supervisor.cli import main
 from tests.rules._city import city_data, with_air_stations
 
@@ -48,7 +48,7 @@ def _sections() -> dict[str, str]:
 def test_every_readme_example_is_an_example_rule() -> None:
     examples = _examples()
     shown = _readme_rules()
-    assert len(shown) >= len(kinds())
+    assert len(shown) >= len(rule_kinds())
     for rule in shown:
         assert rule == examples.get(rule["id"]), f"README example {rule['id']} differs from rules/examples"
 
@@ -56,7 +56,7 @@ def test_every_readme_example_is_an_example_rule() -> None:
 def test_every_kind_has_a_section_with_every_key_and_an_example() -> None:
     sections = _sections()
     shown = {r["kind"] for r in _readme_rules()}
-    for name, kind in kinds().items():
+    for name, kind in rule_kinds().items():
         assert name in sections, f"rules/README.md has no section for kind {name}"
         keys = set(kind.spec.model_fields) - {"id", "kind", "description", "enabled"}
         missing = sorted(k for k in keys if f"| `{k}` |" not in sections[name])
