@@ -97,7 +97,7 @@ def _parse_rule(file: str, index: int, raw: Any, issues: list[RuleIssue]) -> Rul
     rid = raw.get("id")
     rule_id = rid if isinstance(rid, str) else None
     kind = raw.get("kind")
-    names = ", ".join(rule_kinds())
+    names = ", ".join(rule_kinds()) or "none: no rule kind is installed (reinstall the package, `make install`)"
     if kind is None:
         issues.append(RuleIssue(file, rule_id, f"{where}.kind", "missing; one of " + names))
         return None

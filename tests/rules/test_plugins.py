@@ -183,3 +183,17 @@ def test_builtin_kinds_come_from_the_entry_points() -> None:
                "no_signal", "when_then"}
     assert builtin <= set(rule_kinds())
     assert all(isinstance(k.spec, type) and issubclass(k.spec, BaseModel) for k in rule_kinds().values())
+
+
+def test_no_installed_kind_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rules._registry as registry
+
+    monkeypatch.setattr(registry, "_load_entry_points", dict)
+    refresh_kinds()
+    try:
+        write_rules(tmp_path, RULES)
+        with pytest.raises(RuleFileError, match="no rule kind is installed"):
+            load_rules(tmp_path)
+    finally:
+        monkeypatch.undo()
+        refresh_kinds()
