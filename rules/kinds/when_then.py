@@ -183,7 +183,9 @@ class WhenThenRuntime(RuleRuntime):
         for key, (ends, trig) in list(self._active.items()):
             if ends <= now:
                 del self._active[key]
-                self._fire("cleared", _Trigger(key, trig.device, f"no {trig.text} since", trig.inputs), now)
+                quiet = self.spec.then.alarm.clear_after_s if self.spec.then.alarm else 0.0
+                what = f"no {trig.text} for {quiet:.0f} s"
+                self._fire("cleared", _Trigger(key, trig.device, what, trig.inputs), now)
         if self._cmp is not None:
             for key in self._held.due(now):
                 value = self._held.held(key, now)[1]
@@ -193,7 +195,7 @@ class WhenThenRuntime(RuleRuntime):
             self._poll_status(now)
 
     def _poll_status(self, now: float) -> None:
-        """Devices turning stale or faulty; a device never seen has not turned (``no_signal`` covers it)."""
+        """Devices turning stale or faulty; a device the state registry does not know yet is skipped."""
         status = self.spec.when.status
         assert status is not None
         self._next_check = now + self.CHECK_EVERY_S

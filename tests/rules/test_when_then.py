@@ -173,6 +173,7 @@ def test_event_alarm_clears_after_the_last_event(tmp_path: Path) -> None:
     assert [a.state for a in h.alarms] == ["raised"]
     h.run(30)
     assert [a.state for a in h.alarms] == ["raised", "cleared"]
+    assert f"no intrusion on {cam} for 120 s" in h.alarms[-1].text
 
 
 def _problems(tmp_path: Path, body: str, topo: CityModel | None = None) -> dict[str, str]:
