@@ -16,15 +16,12 @@ from drivers import Event, Reading, Value
 from ._arbiter import PRIORITY_MANUAL, Actuator, Arbiter, Request
 from ._clock import Clock
 from ._commands import CommandState, CommandTracker
+from ._devices import DeviceTable
 from ._errors import OverrideError, RuleFileError, RuleIssue, UnknownDeviceError
-from ._faults import LampFaultRuntime
-from ._generic import NoSignalRuntime, ThresholdRuntime
-from ._lighting import AdaptiveRuntime, AlarmLightingRuntime, ScheduleRuntime
-from ._loader import DeviceTable, RuleSet, load_dir, validate_rules
-from ._runtime import BadInputError, Context, RuleRuntime
-from ._spec import RuleSpec
+from ._loader import RuleSet, RuleSpec, load_dir, validate_rules
+from ._registry import get_kind
+from ._runtime import BadInputError, Context, NightSource, RuleRuntime
 from ._types import CommandSink, Decision, RuleAlarm, StateView, Topology
-from ._water import WaterLeakRuntime
 from .sun import SunCalendar
 
 log = logging.getLogger(__name__)
@@ -51,22 +48,10 @@ class ReloadResult:
 
 
 def _build(spec: RuleSpec, ctx: Context) -> RuleRuntime:
-    match spec.kind:
-        case "schedule":
-            return ScheduleRuntime(spec, ctx)
-        case "adaptive_lighting":
-            return AdaptiveRuntime(spec, ctx)
-        case "alarm_lighting":
-            return AlarmLightingRuntime(spec, ctx)
-        case "water_leak":
-            return WaterLeakRuntime(spec, ctx)
-        case "lamp_faults":
-            return LampFaultRuntime(spec, ctx)
-        case "threshold":
-            return ThresholdRuntime(spec, ctx)
-        case "no_signal":
-            return NoSignalRuntime(spec, ctx)
-    raise AssertionError(f"unhandled rule kind {spec.kind!r}")  # pragma: no cover
+    plugin = get_kind(spec.kind)
+    if plugin is None:
+        raise RuleFileError([RuleIssue("?", spec.id, "kind", f"rule kind {spec.kind!r} is not installed")])
+    return plugin.runtime(spec, ctx)
 
 
 class RuleEngine:
@@ -149,10 +134,11 @@ class RuleEngine:
         for rid in removed + changed:
             if rid in self._rules:
                 self._rules[rid].stop(now)
-        order = sorted(new.values(), key=lambda r: 0 if isinstance(r, ScheduleRuntime) else 1)
+        # the rules others refer to for the night (schedules) run first, so that others see them
+        order = sorted(new.values(), key=lambda r: 0 if isinstance(r, NightSource) else 1)
         self._rules = {r.id: r for r in order}
         self._specs = {s.id: s for s in ruleset}
-        self._ctx.schedules = {r.id: r for r in order if isinstance(r, ScheduleRuntime)}
+        self._ctx.schedules = {r.id: r for r in order if isinstance(r, NightSource)}
         self._reading_index = self._index(lambda r: r.reading_devices)
         self._event_index = self._index(lambda r: r.event_devices)
         for rid in added + changed:

@@ -6,65 +6,26 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from ._devices import DeviceRow, DeviceTable, resolve
 from ._errors import RuleFileError, RuleIssue
-from ._spec import KINDS, SELECTOR_FIELDS, RuleSpec, Selector
+from ._registry import RuleKind, SelectorField, get_kind, rule_kinds
+from ._spec import RuleBase, Selector, Where
 from ._types import Topology
+
+__all__ = ["DeviceRow", "DeviceTable", "RuleSet", "RuleSpec", "load_dir", "load_rules", "resolve", "validate_rules"]
+
+#: a validated rule of any kind
+RuleSpec = RuleBase
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_FILES = 1000
-
-# what each selector field may select: allowed device families
-_ALLOWED_FAMILIES: dict[tuple[str, str], frozenset[str]] = {
-    ("schedule", "lights"): frozenset({"lighting"}),
-    ("adaptive_lighting", "sensors"): frozenset({"traffic"}),
-    ("alarm_lighting", "cameras"): frozenset({"cctv"}),
-    ("water_leak", "meters"): frozenset({"water"}),
-    ("lamp_faults", "cabinets"): frozenset({"lighting"}),
-}
-_REQUIRED_KIND: dict[tuple[str, str], str] = {("lamp_faults", "cabinets"): "lighting_cabinet"}
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceRow:
-    """The device fields the rules read, copied once from the topology (cheap to look up)."""
-
-    id: str
-    family: str
-    kind: str
-    zone: str
-    lon: float
-    lat: float
-    street: str | None
-    cabinet: str | None
-    interval: float | None
-
-
-class DeviceTable(Mapping[str, DeviceRow]):
-    """A snapshot of the topology's devices, built once per load (the model builds objects lazily)."""
-
-    def __init__(self, topology: Topology) -> None:
-        self._rows = {
-            d.id: DeviceRow(d.id, d.family, d.kind, d.zone, d.lon, d.lat, d.street, d.cabinet, d.interval)
-            for d in topology.devices.values()
-        }
-        self.zones = frozenset(r.zone for r in self._rows.values())
-
-    def __getitem__(self, key: str) -> DeviceRow:
-        return self._rows[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
 
 @dataclass(frozen=True, slots=True)
 class RuleSet:
@@ -136,17 +97,16 @@ def _parse_rule(file: str, index: int, raw: Any, issues: list[RuleIssue]) -> Rul
     rid = raw.get("id")
     rule_id = rid if isinstance(rid, str) else None
     kind = raw.get("kind")
+    names = ", ".join(rule_kinds()) or "none: no rule kind is installed (reinstall the package, `make install`)"
     if kind is None:
-        issues.append(RuleIssue(file, rule_id, f"{where}.kind", "missing; one of " + ", ".join(KINDS)))
+        issues.append(RuleIssue(file, rule_id, f"{where}.kind", "missing; one of " + names))
         return None
-    model = KINDS.get(kind) if isinstance(kind, str) else None
-    if model is None:
-        issues.append(
-            RuleIssue(file, rule_id, f"{where}.kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-        )
+    plugin = get_kind(kind) if isinstance(kind, str) else None
+    if plugin is None:
+        issues.append(RuleIssue(file, rule_id, f"{where}.kind", f"unknown kind {kind!r}; expected one of {names}"))
         return None
     try:
-        return cast(RuleSpec, model.model_validate(raw))
+        return plugin.spec.model_validate(raw)
     except ValidationError as exc:
         for err in exc.errors(include_url=False, include_input=False):
             msg = err["msg"]
@@ -156,63 +116,66 @@ def _parse_rule(file: str, index: int, raw: Any, issues: list[RuleIssue]) -> Rul
         return None
 
 
-def resolve(selector: Selector, devices: Mapping[str, DeviceRow]) -> list[str]:
-    """Device ids matched by ``selector``, sorted. Explicit ids not in the city are skipped."""
-    zones = set(selector.zones) if selector.zones is not None else None
-    if selector.devices is not None:
-        candidates = [devices[d] for d in selector.devices if d in devices]
-    else:
-        candidates = list(devices.values())
-    out = [
-        d.id
-        for d in candidates
-        if (selector.family is None or d.family == selector.family)
-        and (selector.kind is None or d.kind == selector.kind)
-        and (zones is None or d.zone in zones)
+def _selector_issues(sel: Selector, fname: str, devices: DeviceTable) -> list[tuple[str, str]]:
+    """Names in ``sel`` that the city does not have."""
+    out: list[tuple[str, str]] = []
+    lists: list[tuple[str, tuple[str, ...] | None, Mapping[str, object] | frozenset[str], str]] = [
+        ("devices", sel.devices, devices, "device"), ("zones", sel.zones, devices.zones, "zone"),
     ]
-    return sorted(out)
+    if isinstance(sel, Where):
+        lists += [("streets", sel.streets, devices.streets, "street"), ("cabinets", sel.cabinets, devices, "element")]
+        if sel.near is not None and sel.near.element is not None:
+            lists.append(("near.element", (sel.near.element,), devices, "element"))
+    for key, names, known, what in lists:
+        for i, name in enumerate(names or ()):
+            if name not in known:
+                path = f"{fname}.{key}" if key == "near.element" else f"{fname}.{key}[{i}]"
+                out.append((path, f"unknown {what} {name!r}"))
+    if sel.kind is not None and sel.kind not in devices.kinds:
+        out.append((f"{fname}.kind", f"no device of kind {sel.kind!r} in the city"))
+    return out
+
+
+def _wrong_devices(field: SelectorField, ids: list[str], devices: DeviceTable) -> list[str]:
+    """What is wrong with the devices a selector field selects, for its kind."""
+    out: list[str] = []
+    if field.families is not None:
+        wrong = [d for d in ids if devices[d].family not in field.families]
+        if wrong:
+            fam = devices[wrong[0]].family
+            out.append(f"selects {len(wrong)} device(s) of family {fam!r} (e.g. {wrong[0]}); "
+                       f"expected family {'/'.join(sorted(field.families))}")
+    if field.device_kind is not None:
+        wrong = [d for d in ids if devices[d].kind != field.device_kind]
+        if wrong:
+            out.append(f"selects {len(wrong)} device(s) that are not {field.device_kind} (e.g. {wrong[0]})")
+    return out
 
 
 def check_references(rule: RuleSpec, devices: DeviceTable, file: str) -> list[RuleIssue]:
     """Problems of ``rule`` against the topology: selectors that resolve to nothing or to wrong devices."""
+    plugin = _kind_of(rule)
     issues: list[RuleIssue] = []
-    for fname in SELECTOR_FIELDS[rule.kind]:
-        sel: Selector = getattr(rule, fname)
-        if sel.devices is not None:
-            for i, d in enumerate(sel.devices):
-                if d not in devices:
-                    issues.append(RuleIssue(file, rule.id, f"{fname}.devices[{i}]", f"unknown device {d!r}"))
-        if sel.zones is not None:
-            for i, z in enumerate(sel.zones):
-                if z not in devices.zones:
-                    issues.append(RuleIssue(file, rule.id, f"{fname}.zones[{i}]", f"unknown zone {z!r}"))
+    for field in plugin.selectors:
+        sel = field.get(rule)
+        if sel is None:
+            continue
+        issues.extend(RuleIssue(file, rule.id, p, m) for p, m in _selector_issues(sel, field.name, devices))
         ids = resolve(sel, devices)
         if not ids:
-            issues.append(RuleIssue(file, rule.id, fname, "selector matches no device of the city"))
+            issues.append(RuleIssue(file, rule.id, field.name, "selector matches no device of the city"))
             continue
-        allowed = _ALLOWED_FAMILIES.get((rule.kind, fname))
-        if allowed is not None:
-            wrong = [d for d in ids if devices[d].family not in allowed]
-            if wrong:
-                fam = devices[wrong[0]].family
-                issues.append(
-                    RuleIssue(
-                        file, rule.id, fname,
-                        f"selects {len(wrong)} device(s) of family {fam!r} (e.g. {wrong[0]}); "
-                        f"expected family {'/'.join(sorted(allowed))}",
-                    )
-                )
-        need_kind = _REQUIRED_KIND.get((rule.kind, fname))
-        if need_kind is not None:
-            wrong = [d for d in ids if devices[d].kind != need_kind]
-            if wrong:
-                issues.append(
-                    RuleIssue(file, rule.id, fname, f"selects {len(wrong)} device(s) that are not {need_kind} "
-                              f"(e.g. {wrong[0]})")
-                )
-        if rule.kind == "adaptive_lighting" and not any(devices[d].street for d in ids):
-            issues.append(RuleIssue(file, rule.id, fname, "no selected road sensor is on a street"))
+        issues.extend(RuleIssue(file, rule.id, field.name, m) for m in _wrong_devices(field, ids, devices))
+    if plugin.city_check is not None and not issues:
+        issues.extend(RuleIssue(file, rule.id, p, m) for p, m in plugin.city_check(rule, devices))
     return issues
+
+
+def _kind_of(rule: RuleSpec) -> RuleKind:
+    plugin = get_kind(rule.kind)
+    if plugin is None:  # a spec built in code for a kind since unregistered
+        raise RuleFileError([RuleIssue("?", rule.id, "kind", f"rule kind {rule.kind!r} is not installed")])
+    return plugin
 
 
 def validate_rules(rules: list[tuple[str, RuleSpec]], devices: DeviceTable | None) -> list[RuleIssue]:
@@ -224,14 +187,16 @@ def validate_rules(rules: list[tuple[str, RuleSpec]], devices: DeviceTable | Non
             issues.append(RuleIssue(file, r.id, "id", f"duplicate rule id (first defined in {seen[r.id]})"))
         else:
             seen[r.id] = file
-    kinds = {r.id: r.kind for _, r in rules}
+    kinds_by_id = {r.id: r.kind for _, r in rules}
     for file, r in rules:
-        ref = getattr(r, "schedule", None) if r.kind in ("adaptive_lighting", "alarm_lighting") else None
-        if isinstance(ref, str):
-            if ref not in kinds:
-                issues.append(RuleIssue(file, r.id, "schedule", f"refers to unknown rule {ref!r}"))
-            elif kinds[ref] != "schedule":
-                issues.append(RuleIssue(file, r.id, "schedule", f"rule {ref!r} is a {kinds[ref]}, not a schedule"))
+        for fname, want in _kind_of(r).references.items():
+            ref = getattr(r, fname, None)
+            if not isinstance(ref, str):
+                continue
+            if ref not in kinds_by_id:
+                issues.append(RuleIssue(file, r.id, fname, f"refers to unknown rule {ref!r}"))
+            elif kinds_by_id[ref] != want:
+                issues.append(RuleIssue(file, r.id, fname, f"rule {ref!r} is a {kinds_by_id[ref]}, not a {want}"))
         if devices is not None:
             issues.extend(check_references(r, devices, file))
     return issues

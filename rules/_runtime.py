@@ -3,20 +3,42 @@
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 from drivers import Event, Reading, Value
 
 from ._arbiter import Actuator, Arbiter
+from ._devices import DeviceTable
 from ._errors import RuleError
-from ._loader import DeviceTable
 from ._types import Decision, RuleAlarm, StateView, Topology
 from .sun import SunCalendar
 
-if TYPE_CHECKING:
-    from ._lighting import ScheduleRuntime
+#: the comparison operators of rule files (no eval: a fixed table)
+OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@runtime_checkable
+class NightSource(Protocol):
+    """A running rule that says when it is night (a schedule); other rules may refer to it by id."""
+
+    id: str
+
+    def is_night(self, now: float) -> bool: ...
+
+
+def fmt_level(level: float) -> str:
+    """A level in % as the explanations write it: no decimal unless it matters."""
+    return f"{level:.0f}" if abs(level - round(level)) < 0.05 else f"{level:.1f}"
 
 
 class BadInputError(RuleError):
@@ -47,7 +69,7 @@ class Context:
     calendar: SunCalendar
     decide: Callable[[Decision], None]
     alarm: Callable[[RuleAlarm], None]
-    schedules: dict[str, ScheduleRuntime] = field(default_factory=dict)
+    schedules: dict[str, NightSource] = field(default_factory=dict)
 
     def zone_of(self, device: str) -> str | None:
         d = self.devices.get(device)
@@ -55,6 +77,16 @@ class Context:
 
     def local_hhmm(self, ts: float) -> str:
         return self.calendar.local_datetime(ts).strftime("%H:%M")
+
+    def lamps_near(self, device: str, radius_m: float) -> list[Actuator]:
+        """The lamps within ``radius_m`` of ``device``, nearest first."""
+        d = self.devices[device]
+        return [(x, None) for x in self.topology.devices_within(d.lon, d.lat, radius_m, family="lighting", kind="lamp")]
+
+    def is_night(self, now: float, schedule: str | None) -> bool:
+        """Night by the named schedule rule when it runs, else by the sun."""
+        sched = self.schedules.get(schedule) if schedule else None
+        return sched.is_night(now) if sched is not None else self.calendar.is_night(now)
 
 
 class RuleRuntime:

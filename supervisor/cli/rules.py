@@ -1,8 +1,11 @@
-"""``urban-supervisor rules``: check rule files.
+"""``urban-supervisor rules``: check rule files, list the installed rule kinds.
 
 ``rules check DIR [--city FILE]`` validates every rule file of DIR (and, with a city file, that
 every selector resolves to devices of the city) and prints one problem per line:
 ``file: rule ID: field.path: message``. Exit status 0 when valid, 2 otherwise.
+
+``rules kinds`` prints the installed rule kinds (built-in and third-party entry points), one per
+line: ``name  module  summary``; the reference of the built-in ones is ``rules/README.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,18 @@ def register(subparsers: Any) -> None:
     check.add_argument("dir", metavar="DIR", help="directory of rule files")
     check.add_argument("--city", metavar="FILE", help="city file: also check that selectors resolve")
     check.set_defaults(func=run_check)
+    kinds = sub.add_parser("kinds", help="list the installed rule kinds",
+                           description="List the installed rule kinds (entry points urban_supervisor.rule_kinds).")
+    kinds.set_defaults(func=run_kinds)
+
+
+def run_kinds(args: argparse.Namespace) -> int:
+    from rules import rule_kinds
+
+    for name, kind in rule_kinds().items():
+        summary = (kind.spec.__doc__ or "").strip().splitlines()
+        print(f"{name:<20} {kind.spec.__module__:<32} {summary[0] if summary else ''}")
+    return EXIT_OK
 
 
 def run_check(args: argparse.Namespace) -> int:

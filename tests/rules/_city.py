@@ -167,3 +167,22 @@ ALARM = """
     duration_s: 300
     schedule: night
 """
+
+
+def with_air_stations(city: dict[str, Any], n: int = 2) -> dict[str, Any]:
+    """``city`` plus ``n`` air stations (ids ``aq-0001``..), placed at water meters' positions.
+
+    The generated city has no air stations yet; they ride the water service's radio gateways
+    (the model checks the network path, and the water VLAN is carried there).
+    """
+    out = dict(city)
+    meters = [d for d in city["devices"] if d["family"] == "water"][:n]
+    assert len(meters) == n, "the city has too few water meters to place the stations"
+    stations = [
+        {"id": f"aq-{i + 1:04d}", "family": "air", "kind": "air_station", "driver": "air_quality",
+         "service": m["service"], "zone": m["zone"], "geometry": m["geometry"], "gateway": m["gateway"],
+         "interval": 600.0}
+        for i, m in enumerate(meters)
+    ]
+    out["devices"] = [*city["devices"], *stations]
+    return out

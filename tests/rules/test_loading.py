@@ -134,9 +134,10 @@ def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "check", str(tmp_path)]) == 2
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
+    # the installed kinds, sorted by name (the registry's order; when_then added by issue 16)
     assert lines[0].endswith("rules.yaml: rule a: rules[0].kind: unknown kind 'lasers'; expected one of "
-                             "schedule, adaptive_lighting, alarm_lighting, water_leak, lamp_faults, threshold, "
-                             "no_signal")
+                             "adaptive_lighting, alarm_lighting, lamp_faults, no_signal, schedule, threshold, "
+                             "water_leak, when_then")
     assert sorted(x.split(": ", 1)[1] for x in lines[1:]) == [
         "rule b: rules[1].after_s: Field required",
         "rule b: rules[1].devices: Value error, a selector needs at least one of family, kind, zones, devices",

@@ -4,19 +4,54 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field, field_validator, model_validator
 
 from drivers import Reading, Value
 
-from ._loader import resolve
-from ._runtime import BadInputError, Context, RuleRuntime, number
-from ._spec import WaterLeakRule, parse_hhmm
-from ._types import Decision, RuleAlarm
+from .._devices import resolve
+from .._registry import RuleKind, SelectorField
+from .._runtime import BadInputError, Context, RuleRuntime, number
+from .._spec import RuleBase, Selector, SeverityName, parse_hhmm
+from .._types import Decision, RuleAlarm
 
 log = logging.getLogger(__name__)
+
+
+class WaterLeakRule(RuleBase):
+    """Minimum night flow per meter and per district; bursts (alarms only)."""
+
+    kind: Literal["water_leak"]
+    meters: Selector
+    night_start: str = "02:00"
+    night_end: str = "04:00"
+    threshold_m3h: float = Field(gt=0, le=10000)
+    district_threshold_m3h: float | None = Field(None, gt=0, le=100000)
+    nights: int = Field(3, ge=1, le=60)
+    min_samples: int = Field(3, ge=1, le=10000)
+    buffer_size: int = Field(2048, ge=16, le=100_000)
+    burst_factor: float = Field(5.0, gt=1, le=1000)
+    burst_floor_m3h: float = Field(1.0, ge=0, le=10000)
+    burst_window: int = Field(96, ge=4, le=10_000)
+    burst_min_samples: int = Field(8, ge=2, le=10_000)
+    severity: SeverityName = "major"
+
+    @field_validator("night_start", "night_end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        parse_hhmm(v)
+        return v
+
+    @model_validator(mode="after")
+    def _window(self) -> WaterLeakRule:
+        if self.night_start == self.night_end:
+            raise ValueError("night_start and night_end must differ")
+        if self.burst_min_samples > self.burst_window:
+            raise ValueError("burst_min_samples cannot exceed burst_window")
+        return self
 
 
 class FlowRing:
@@ -199,3 +234,6 @@ class WaterLeakRuntime(RuleRuntime):
                 self._last_night = date.fromisoformat(last)
             except ValueError:
                 log.warning("rule %s: ignoring bad last_night %r in snapshot", self.id, last)
+
+
+KIND = RuleKind("water_leak", WaterLeakRule, WaterLeakRuntime, (SelectorField("meters", frozenset({"water"})),))

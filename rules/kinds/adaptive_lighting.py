@@ -1,81 +1,70 @@
-"""Lighting rules: astronomical schedule, adaptive lighting from traffic, alarm-driven lighting."""
+"""Kind ``adaptive_lighting``: traffic flow of road sensors sets the lights along their street."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from typing import Annotated, Literal
 
-from drivers import Event, Reading, Value
+from pydantic import Field, StringConstraints, model_validator
 
-from ._arbiter import PRIORITY_SAFETY, PRIORITY_SCHEDULE, PRIORITY_TRAFFIC, Actuator, Request
-from ._loader import resolve
-from ._runtime import BadInputError, Context, RuleRuntime, number
-from ._spec import AdaptiveLightingRule, AlarmLightingRule, ScheduleRule, night_position, parse_hhmm
+from drivers import Reading, Value
+
+from .._arbiter import PRIORITY_TRAFFIC, Actuator, Request
+from .._devices import DeviceTable, resolve
+from .._registry import RuleKind, SelectorField
+from .._runtime import BadInputError, Context, RuleRuntime, fmt_level, number
+from .._spec import Ident, Level, Model, RuleBase, Selector
 
 log = logging.getLogger(__name__)
 
+class CurvePoint(Model):
+    flow: float = Field(ge=0, le=20000)
+    level: Level
 
-def _fmt(level: float) -> str:
-    return f"{level:.0f}" if abs(level - round(level)) < 0.05 else f"{level:.1f}"
+
+class LightingClass(Model):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    min_flow: float = Field(ge=0, le=20000)
+    level: Level
 
 
-class ScheduleRuntime(RuleRuntime):
-    kind = "schedule"
+class AdaptiveLightingRule(RuleBase):
+    """Traffic flow of road sensors sets the lights along their street (priority 50)."""
 
-    def __init__(self, spec: ScheduleRule, ctx: Context) -> None:
-        super().__init__(spec.id, ctx)
-        self.spec = spec
-        self.lights: list[Actuator] = [(d, None) for d in resolve(spec.lights, ctx.devices)]
-        self._steps = [(night_position(*parse_hhmm(s.until)), s.level, s.until) for s in spec.profile]
-        self._on_s = spec.on_offset_min * 60.0
-        self._off_s = spec.off_offset_min * 60.0
-        self._current: tuple[float, str] | None = None
+    kind: Literal["adaptive_lighting"]
+    sensors: Selector
+    schedule: Ident
+    buffer_m: float = Field(25.0, gt=0, le=500)
+    curve: tuple[CurvePoint, ...] | None = Field(None, min_length=2)
+    classes: tuple[LightingClass, ...] | None = Field(None, min_length=1)
+    hysteresis: float = Field(50.0, ge=0, le=5000)
+    hold_s: float = Field(600.0, ge=0, le=86400)
+    ramp_pct_per_min: float = Field(20.0, gt=0, le=6000)  # 6000 %/min = 100 %/s: no practical ramp
+    step_pct: float = Field(5.0, gt=0, le=50)
+    min_level: Level = 20.0
+    stale_factor: float = Field(3.0, ge=1, le=100)
+    default_interval_s: float = Field(60.0, gt=0, le=86400)
 
-    def actuators(self) -> list[Actuator]:
-        return self.lights
-
-    def is_night(self, now: float) -> bool:
-        return self.ctx.calendar.is_night(now, self._on_s, self._off_s)
-
-    def level_at(self, now: float) -> tuple[float, str]:
-        """(level, explanation) of the schedule at ``now``."""
-        cal = self.ctx.calendar
-        lt = cal.local_datetime(now)
-        if not self.is_night(now):
-            return self.spec.day_level, "day"
-        day = lt.date() if lt.hour >= 12 else lt.date() - timedelta(days=1)
-        eve, morning = cal.times(day), cal.times(day + timedelta(days=1))
-        if eve.sunset is not None and morning.sunrise is not None:
-            night = f"night from {self.ctx.local_hhmm(eve.sunset + self._on_s)} to " \
-                    f"{self.ctx.local_hhmm(morning.sunrise + self._off_s)}"
-        else:
-            night = "polar night"
-        pos = night_position(lt.hour, lt.minute)
-        start = "sunset"
-        for p, level, until in self._steps:
-            if pos < p:
-                return level, f"{night}; profile {_fmt(level)} % from {start} until {until}"
-            start = until
-        return self.spec.level, f"{night}; profile {_fmt(self.spec.level)} % from {start} until sunrise"
-
-    def tick(self, now: float) -> None:
-        level, why = self.level_at(now)
-        if self._current == (level, why):
-            return
-        self._current = (level, why)
-        text = f"schedule '{self.id}' — {why}"
-        inputs: dict[str, Value] = {"night": why != "day", "local_time": self.ctx.local_hhmm(now)}
-        put = self.ctx.arbiter.put
-        for act in self.lights:
-            put(act, Request(self.id, PRIORITY_SCHEDULE, level, None, self.id, self.kind, text, inputs), now)
-
-    def stop(self, now: float) -> None:
-        for act in self.lights:
-            self.ctx.arbiter.withdraw(act, self.id, now, f"rule '{self.id}' removed")
-        self._current = None
+    @model_validator(mode="after")
+    def _one_mapping(self) -> AdaptiveLightingRule:
+        if (self.curve is None) == (self.classes is None):
+            raise ValueError("give exactly one of curve (flow→level points) or classes (thresholds)")
+        if self.curve is not None:
+            flows = [p.flow for p in self.curve]
+            if any(b <= a for a, b in itertools.pairwise(flows)):
+                raise ValueError("curve flows must be strictly increasing")
+        if self.classes is not None:
+            mins = [c.min_flow for c in self.classes]
+            if len(set(mins)) != len(mins):
+                raise ValueError("classes must have distinct min_flow")
+            if min(mins) != 0:
+                raise ValueError("the lowest class must have min_flow 0 so that every flow has a class")
+            names = [c.name for c in self.classes]
+            if len(set(names)) != len(names):
+                raise ValueError("class names must be distinct")
+        return self
 
 
 @dataclass(slots=True)
@@ -178,7 +167,7 @@ class AdaptiveRuntime(RuleRuntime):
             elif flow < cls[st.cls].min_flow - h:
                 st.cls = max(st.cls, classify(flow + h))
             c = cls[st.cls]
-            return c.level, f"class {c.name} ({_fmt(c.level)} %)"
+            return c.level, f"class {c.name} ({fmt_level(c.level)} %)"
         if st.eff_flow is None or abs(flow - st.eff_flow) > h:
             st.eff_flow = flow
         f = st.eff_flow
@@ -193,11 +182,10 @@ class AdaptiveRuntime(RuleRuntime):
                 if f0 <= f <= f1:
                     level = l0 + (l1 - l0) * (f - f0) / (f1 - f0)
                     break
-        return level, f"curve ({_fmt(level)} % at {f:.0f} veh/h)"
+        return level, f"curve ({fmt_level(level)} % at {f:.0f} veh/h)"
 
     def _night(self, now: float) -> bool:
-        sched = self.ctx.schedules.get(self.spec.schedule)
-        return sched.is_night(now) if sched is not None else self.ctx.calendar.is_night(now)
+        return self.ctx.is_night(now, self.spec.schedule)
 
     def tick(self, now: float) -> None:
         night = self._night(now)
@@ -222,6 +210,26 @@ class AdaptiveRuntime(RuleRuntime):
         st.cls = None
         st.eff_flow = None
         st.last_tick = now
+
+    def _ramp(self, st: _Street, desired: float, since: float, now: float) -> None:
+        """Move ``st.output`` toward ``desired`` at the ramp speed since ``since``."""
+        step = self.spec.ramp_pct_per_min * max(0.0, now - since) / 60.0
+        before = st.output
+        gap = desired - before
+        move = max(-step, min(step, gap))
+        sign = (gap > 0) - (gap < 0)
+        output = before + move
+        if sign and sign != st.direction and st.active:
+            # a move starts (from rest, after a hold, or reversing): its first step of step_pct away
+            # from the level last commanded goes out at once and the ramp continues from there, so
+            # a change of traffic is a command now rather than step_pct / ramp later; no interval
+            # sees more than its ramp plus one step
+            ref = st.published if st.published is not None else before
+            ahead = desired - ref
+            lead_to = ref + sign * min(self.spec.step_pct, abs(ahead)) if ahead * sign > 0 else desired
+            output = max(output, lead_to) if sign > 0 else min(output, lead_to)
+        st.direction = sign
+        st.output = output
 
     def _tick_street(self, st: _Street, now: float, night: bool) -> None:
         if not night:
@@ -253,23 +261,8 @@ class AdaptiveRuntime(RuleRuntime):
         else:
             st.lower_since = None
             desired = target
-        step = self.spec.ramp_pct_per_min * max(0.0, now - since) / 60.0
         before = st.output
-        gap = desired - before
-        move = max(-step, min(step, gap))
-        sign = (gap > 0) - (gap < 0)
-        output = before + move
-        if sign and sign != st.direction and st.active:
-            # a move starts (from rest, after a hold, or reversing): its first step of step_pct away
-            # from the level last commanded goes out at once and the ramp continues from there, so
-            # a change of traffic is a command now rather than step_pct / ramp later; no interval
-            # sees more than its ramp plus one step
-            ref = st.published if st.published is not None else before
-            ahead = desired - ref
-            lead_to = ref + sign * min(self.spec.step_pct, abs(ahead)) if ahead * sign > 0 else desired
-            output = max(output, lead_to) if sign > 0 else min(output, lead_to)
-        st.direction = sign
-        st.output = output
+        self._ramp(st, desired, since, now)
         reached = abs(st.output - desired) < 1e-9
         if (
             st.active
@@ -281,13 +274,13 @@ class AdaptiveRuntime(RuleRuntime):
         level = round(st.output, 1)
         text = (
             f"adaptive_lighting '{self.id}' — flow {flow:.0f} veh/h on {st.street} (sensor {sensor}) "
-            f"→ {mapping} → {_fmt(level)} %"
+            f"→ {mapping} → {fmt_level(level)} %"
         )
         if held:
-            text += f"; holding before dimming to {_fmt(target)} % (hold {self.spec.hold_s:.0f} s)"
+            text += f"; holding before dimming to {fmt_level(target)} % (hold {self.spec.hold_s:.0f} s)"
         elif not reached:
             prev = st.published if st.published is not None else before
-            text += f"; ramp limited from {_fmt(prev)} % toward {_fmt(desired)} %"
+            text += f"; ramp limited from {fmt_level(prev)} % toward {fmt_level(desired)} %"
         inputs: dict[str, Value] = {
             "flow": flow, "street": st.street, "sensor": sensor, "target": target, "mapping": mapping,
         }
@@ -303,57 +296,13 @@ class AdaptiveRuntime(RuleRuntime):
             self._withdraw(st, now, f"rule '{self.id}' removed")
 
 
-class AlarmLightingRuntime(RuleRuntime):
-    kind = "alarm_lighting"
+def _on_a_street(spec: AdaptiveLightingRule, devices: DeviceTable) -> list[tuple[str, str]]:
+    if any(devices[d].street for d in resolve(spec.sensors, devices)):
+        return []
+    return [("sensors", "no selected road sensor is on a street")]
 
-    def __init__(self, spec: AlarmLightingRule, ctx: Context) -> None:
-        super().__init__(spec.id, ctx)
-        self.spec = spec
-        topo = ctx.topology
-        self.lights: dict[str, list[Actuator]] = {}
-        for cam in resolve(spec.cameras, ctx.devices):
-            d = ctx.devices[cam]
-            near = topo.devices_within(d.lon, d.lat, spec.radius_m, family="lighting", kind="lamp")
-            self.lights[cam] = [(x, None) for x in near]
-        self.event_devices = tuple(self.lights)
-        self._kinds = frozenset(spec.event_kinds)
-        self.ignored_day = 0
 
-    def actuators(self) -> list[Actuator]:
-        return [a for acts in self.lights.values() for a in acts]
-
-    def on_event(self, e: Event, now: float) -> None:
-        if e.kind not in self._kinds:
-            return
-        if self.spec.night_only:
-            sched = self.ctx.schedules.get(self.spec.schedule) if self.spec.schedule else None
-            night = sched.is_night(now) if sched is not None else self.ctx.calendar.is_night(now)
-            if not night:
-                self.ignored_day += 1
-                return
-        acts = self.lights.get(e.device, [])
-        if not acts:
-            return
-        until = now + self.spec.duration_s
-        score = e.data.get("score")
-        what = e.kind if score is None else f"{e.kind} (score {score})"
-        text = (
-            f"alarm_lighting '{self.id}' — {what} on camera {e.device} at {self.ctx.local_hhmm(now)} "
-            f"→ {_fmt(self.spec.level)} % within {self.spec.radius_m:.0f} m until {self.ctx.local_hhmm(until)}"
-        )
-        inputs: dict[str, Value] = {"camera": e.device, "event": e.kind, "radius_m": self.spec.radius_m}
-        if score is not None:
-            inputs["score"] = score
-        src = f"{self.id}@{e.device}"
-        for act in acts:
-            self.ctx.arbiter.put(
-                act, Request(src, PRIORITY_SAFETY, self.spec.level, until, self.id, self.kind, text, inputs), now
-            )
-
-    def stop(self, now: float) -> None:
-        for cam, acts in self.lights.items():
-            for act in acts:
-                self.ctx.arbiter.withdraw(act, f"{self.id}@{cam}", now, f"rule '{self.id}' removed")
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"ignored_day": self.ignored_day}
+KIND = RuleKind(
+    "adaptive_lighting", AdaptiveLightingRule, AdaptiveRuntime, (SelectorField("sensors", frozenset({"traffic"})),),
+    references={"schedule": "schedule"}, city_check=_on_a_street,
+)

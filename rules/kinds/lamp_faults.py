@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from drivers import Reading, Value
 
-from ._loader import resolve
-from ._runtime import Context, RuleRuntime, number
-from ._spec import LampFaultRule
-from ._types import Decision, RuleAlarm
+from .._devices import resolve
+from .._registry import RuleKind, SelectorField
+from .._runtime import Context, RuleRuntime, number
+from .._spec import RuleBase, Selector, SeverityName
+from .._types import Decision, RuleAlarm
+
+
+class LampFaultRule(RuleBase):
+    """Lamp failures from cabinet power, and day-burning."""
+
+    kind: Literal["lamp_faults"]
+    cabinets: Selector
+    wattage_w: float = Field(100.0, gt=0, le=5000)
+    tolerance_pct: float = Field(10.0, ge=0, le=100)
+    tolerance_w: float = Field(20.0, ge=0, le=100000)
+    day_burning_w: float = Field(50.0, ge=0, le=100000)
+    day_margin_min: float = Field(30.0, ge=0, le=180)
+    severity: SeverityName = "warning"
 
 
 class LampFaultRuntime(RuleRuntime):
@@ -111,3 +127,9 @@ class LampFaultRuntime(RuleRuntime):
         if isinstance(f, dict):
             self._failures = {str(k): int(v) for k, v in f.items() if isinstance(v, int) and v > 0}
         self._day_burning = {str(x) for x in data.get("day_burning", []) if isinstance(x, str)}
+
+
+KIND = RuleKind(
+    "lamp_faults", LampFaultRule, LampFaultRuntime,
+    (SelectorField("cabinets", frozenset({"lighting"}), "lighting_cabinet"),),
+)
