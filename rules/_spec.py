@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from drivers import catalogue
 from drivers._schema import CANONICAL, FAMILIES
 
 Ident = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]+$", min_length=1, max_length=128)]
@@ -44,7 +45,7 @@ class Selector(Model):
     """Devices chosen by family, kind, zone and/or explicit ids (all given criteria must match)."""
 
     family: Ident | None = None  # a family of the catalogue (drivers._schema.FAMILIES)
-    kind: Ident | None = None  # a device kind; checked against the city when one is given
+    kind: Ident | None = None  # a device kind of the catalogue; also checked against the city when one is given
     zones: tuple[Ident, ...] | None = Field(None, min_length=1)
     devices: tuple[Ident, ...] | None = Field(None, min_length=1)
 
@@ -53,6 +54,14 @@ class Selector(Model):
     def _known_family(cls, v: str | None) -> str | None:
         if v is not None and v not in FAMILIES:
             raise ValueError(f"unknown family {v!r}; expected one of {', '.join(FAMILIES)}")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str | None) -> str | None:
+        known = sorted(k.name for k in catalogue.kinds())
+        if v is not None and v not in known:
+            raise ValueError(f"unknown device kind {v!r}; expected one of {', '.join(known)}")
         return v
 
     @model_validator(mode="after")

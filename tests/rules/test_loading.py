@@ -37,6 +37,19 @@ def test_unknown_kind_and_missing_kind(tmp_path: Path) -> None:
     assert got[1][:2] == ("b", "rules[1].kind") and "missing" in got[1][2]
 
 
+def test_device_kinds_and_families_come_from_the_catalogue(tmp_path: Path) -> None:
+    got = issues(tmp_path, """
+        rules:
+          - {id: a, kind: threshold, devices: {kind: toaster}, measure: no2, op: ">", value: 1}
+          - {id: b, kind: threshold, devices: {family: parking}, measure: no2, op: ">", value: 1}
+    """)
+    paths = {p: m for _, p, m in got}
+    assert "unknown device kind 'toaster'" in paths["rules[0].devices.kind"]
+    assert "air_station" in paths["rules[0].devices.kind"]  # the catalogue's kinds are listed
+    assert "unknown family 'parking'" in paths["rules[1].devices.family"]
+    assert "air" in paths["rules[1].devices.family"]
+
+
 def test_unknown_field_bad_type_bad_range(tmp_path: Path) -> None:
     got = issues(tmp_path, """
         rules:

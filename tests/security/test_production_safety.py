@@ -270,7 +270,7 @@ def test_no_api_means_the_api_exposure_is_not_checked(tmp_path: Path, city: Path
     from supervisor.cli.run import load_safe_settings
 
     config = str(write(tmp_path, unsafe_config(tmp_path, city, "api.host")))
-    with pytest.raises(InsecureConfigError, match="api.host: production refuses"):
+    with pytest.raises(InsecureConfigError, match=r"api\.host: production refuses"):
         load_safe_settings(config)
     assert load_safe_settings(config, api=False).api.enabled is False
 
