@@ -1,7 +1,7 @@
 """Air-quality station (native scheme): NO2, PM10, PM2.5, O3 and the European Air Quality Index.
 
 Topic ``city/<zone>/air/<device>/telemetry``; see README.md in this folder. The driver is a
-:class:`~drivers._declarative.DeclarativeDriver`; the only code is the index computed when the
+:class:`~drivers.kit.DeclarativeDriver`; the only code is the index computed when the
 station does not send one.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .._contract import Decoded, Value
-from .._declarative import DeclarativeDriver, Field
+from ..kit import DeclarativeDriver, Field
 
 __all__ = ["EAQI_BANDS", "AirQualityDriver", "eaqi"]
 

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import yaml
 
     from drivers import DecodeError, Driver, DriverError, UnknownDriverError, available, get
-    from drivers._declarative import filter_matches, records
+    from drivers.kit import filter_matches, records
 
     topic: str = args.topic
     options: dict[str, Any] = {}

@@ -41,7 +41,7 @@ WASTE = Family(
 """
 
 DRIVER_PY = """
-from drivers._declarative import DeclarativeDriver, Field
+from drivers.kit import DeclarativeDriver, Field
 
 
 class WasteBinDriver(DeclarativeDriver):

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from drivers import CANONICAL, FAMILIES, Command, Decoded, DecodeError, Driver, DriverError, Publish, available
-from drivers._declarative import REASONS, TS_MAX, TS_MIN
+from drivers.kit import REASONS, TS_MAX, TS_MIN
 from supervisor.storage.lineprotocol import event_line, reading_line
 from tests.drivers.casefiles import cases_of
 
