@@ -292,19 +292,21 @@ def _method_mismatches() -> list[str]:
     return out
 
 
+# instance attribute -> what it holds on a client that never connected (MQTT 5, manual acknowledgement)
+_ATTRIBUTES: dict[str, Callable[[Any], bool]] = {
+    "_in_packet": lambda v: v == _in_packet(),
+    "_sock": lambda v: v is None,
+    "_protocol": lambda v: v == MQTTProtocolVersion.MQTTv5,
+    "_manual_ack": lambda v: v is True,
+    "_msgtime_mutex": lambda v: callable(getattr(v, "__enter__", None)) and callable(getattr(v, "__exit__", None)),
+    "_last_bytes_received": lambda v: isinstance(v, float),
+}
+
+
 def _instance_mismatches() -> list[str]:
-    """The instance attributes, on a client that never connected (no network)."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
-    expected: dict[str, Callable[[Any], bool]] = {
-        "_in_packet": lambda v: v == _in_packet(),
-        "_sock": lambda v: v is None,
-        "_protocol": lambda v: v == MQTTProtocolVersion.MQTTv5,
-        "_manual_ack": lambda v: v is True,
-        "_msgtime_mutex": lambda v: callable(getattr(v, "__enter__", None)) and callable(getattr(v, "__exit__", None)),
-        "_last_bytes_received": lambda v: isinstance(v, float),
-    }
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)  # no network
     out = []
-    for name, ok in expected.items():
+    for name, ok in _ATTRIBUTES.items():
         if not hasattr(c, name):
             out.append(f"paho.mqtt.client.Client().{name} is gone (the fast path uses it)")
         elif not ok(getattr(c, name)):
