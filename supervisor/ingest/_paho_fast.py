@@ -11,8 +11,9 @@ SUBACK, PUBACK, PINGRESP, DISCONNECT, QoS 2 PUBLISH) goes through paho's own han
 :meth:`FastClient.ack_many` queues the PUBACKs of a batch as one write. Measured with
 ``urban-supervisor bench ingest``: 48k msg/s end to end, against 22k for a bare paho subscriber.
 
-The price: it relies on paho internals, verified with paho-mqtt 2.1 and 2.2 (``pyproject.toml`` pins
-``>=2.1,<2.3``). Every private member used, and why (checked by :func:`paho_mismatches`, which
+The price: it relies on paho internals, verified with paho-mqtt 2.2.0 (``pyproject.toml`` pins
+``>=2.2,<2.3``; 2.1 has no ``paho.mqtt.exception`` and its packet reader does not catch
+``MalformedPacket``). Every private member used, and why (checked by :func:`paho_mismatches`, which
 ``tests/core/test_paho_fast.py`` runs and :class:`~supervisor.ingest.mqtt.MqttIngest` runs at start,
 falling back to the plain path with an error log if anything changed):
 
@@ -263,7 +264,7 @@ class FastClient(ReconnectingClient):
             self._packet_queue(_PUBACK, packet, 0, 1)
 
 
-# -- the shape of every private member above, as paho-mqtt 2.1/2.2 have it ----------------------------
+# -- the shape of every private member above, as paho-mqtt 2.2 has it ----------------------------
 # method name -> its parameters (names and kinds, self excluded)
 _P = inspect.Parameter
 _METHODS: dict[str, list[tuple[str, Any]]] = {

@@ -10,9 +10,14 @@ from __future__ import annotations
 import inspect
 import logging
 import re
+import tomllib
+from pathlib import Path
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
 import pytest
+from packaging.requirements import Requirement
+from packaging.version import Version
 
 from supervisor.config import MqttConfig, load_settings
 from supervisor.ingest import _paho_fast
@@ -108,3 +113,15 @@ def test_the_switch_selects_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
     ing = MqttIngest(cfg, ["city/#"], Inbox())
     assert not ing.fast_path and type(ing._client) is ReconnectingClient
     assert isinstance(MqttIngest(MqttConfig(fast_path=True), ["city/#"], Inbox())._client, FastClient)
+
+
+def test_paho_pins_agree_and_hold_the_installed_version() -> None:
+    """pyproject's range, constraints.txt's pin and the installed paho: one verified minor version."""
+    root = Path(__file__).resolve().parents[2]
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    (spec,) = [Requirement(d).specifier for d in deps if Requirement(d).name == "paho-mqtt"]
+    (pin,) = [line.split("==")[1].strip() for line in (root / "constraints.txt").read_text().splitlines()
+              if line.startswith("paho-mqtt==")]
+    assert spec.contains(pin), f"constraints.txt pins paho-mqtt {pin}, outside pyproject's {spec}"
+    assert paho.mqtt.__version__ == pin, f"installed paho-mqtt {paho.mqtt.__version__}, constraints.txt says {pin}"
+    assert not spec.contains(f"{Version(pin).major}.{Version(pin).minor + 1}.0"), "the range must stop at this minor"
