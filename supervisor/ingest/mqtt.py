@@ -1,8 +1,10 @@
 """MQTT ingestion on paho-mqtt: QoS 1, persistent session, manual acknowledgement, batched hand-over.
 
-paho runs its network loop in its own thread; ``on_message`` only appends to an :class:`Inbox`.
-The pipeline thread takes whole batches from the inbox, so it is woken once per batch, not once
-per message (iterating aiomqtt's stream costs 2.5-3x a bare paho callback loop here).
+paho runs its network loop in its own thread and hands messages to an :class:`Inbox`. The pipeline
+thread takes whole batches from the inbox, so it is woken once per batch, not once per message
+(iterating aiomqtt's stream costs 2.5-3x a bare paho callback loop here). Two paths, chosen by
+``mqtt.fast_path``: the fast one (``_paho_fast.py``, on paho internals, checked at start) hands over
+a whole socket read at once; the plain one (paho's public API) appends in ``on_message``.
 
 With MQTT 5 (the default) the client announces a large *Receive Maximum*, so the broker may keep
 thousands of QoS 1 messages unacknowledged while their points travel to InfluxDB; the supervisor
@@ -242,9 +244,9 @@ class MqttIngest:
         )
         self._client.loop_start()
         self._started = True
-        _log.info("MQTT: connecting to %s:%s as %r (MQTT %s, QoS %s, %s session)", self.cfg.host, self.cfg.port,
-                  self.cfg.client_id, self.cfg.protocol, self.cfg.qos,
-                  "clean" if self.cfg.clean_start else "persistent")
+        _log.info("MQTT: connecting to %s:%s as %r (MQTT %s, QoS %s, %s session, %s paho path)", self.cfg.host,
+                  self.cfg.port, self.cfg.client_id, self.cfg.protocol, self.cfg.qos,
+                  "clean" if self.cfg.clean_start else "persistent", "fast" if self.fast_path else "plain")
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
