@@ -202,6 +202,11 @@ def test_a_queued_flood_is_read_no_faster_than_the_pipeline_takes_it(
         waits = second.inbox.full_waits
     finally:
         second.stop()
-    # one socket read (256 KiB, ~2,500 of these messages) may land past the bound, never the flood
-    assert waits > 0 and deepest <= 1000 + 3000, (waits, deepest)
+    if fast_path:
+        # one socket read (256 KiB, ~2,500 of these messages) may land past the bound, never the flood
+        assert waits > 0 and deepest <= 1000 + 3000, (waits, deepest)
+    else:
+        # paho's own loop (one packet per read) may not outpace the pipeline, so the inbox need not
+        # fill here (tests/core/test_mqtt_plain_path.py holds it full); when it does, it stops at the bound
+        assert deepest <= 1000, (waits, deepest)
     assert {m: _count(influx, influx_db, m) for m in expected} == expected
