@@ -107,6 +107,10 @@ class MqttConfig(_Section):
     # messages held between the network thread and the pipeline; when full the socket is not read
     # (TCP back-pressure: the broker keeps the rest), whatever the broker makes of Receive Maximum
     inbox_max: int = Field(20000, ge=100, le=1_000_000)
+    # paho with a batched read path and batched PUBACKs (supervisor/ingest/_paho_fast.py, relies on
+    # paho internals); false: paho's public API only, slower (figures: docs/architecture.md). A paho
+    # that is not as the fast path was verified with falls back to the plain path with an error log.
+    fast_path: bool = True
     reconnect_min_delay: float = Field(0.5, gt=0)
     reconnect_max_delay: float = Field(30.0, gt=0)
     share_group: str | None = None  # MQTT 5 shared subscription group for scale-out

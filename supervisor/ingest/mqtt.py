@@ -1,8 +1,10 @@
 """MQTT ingestion on paho-mqtt: QoS 1, persistent session, manual acknowledgement, batched hand-over.
 
-paho runs its network loop in its own thread; ``on_message`` only appends to an :class:`Inbox`.
-The pipeline thread takes whole batches from the inbox, so it is woken once per batch, not once
-per message (iterating aiomqtt's stream costs 2.5-3x a bare paho callback loop here).
+paho runs its network loop in its own thread and hands messages to an :class:`Inbox`. The pipeline
+thread takes whole batches from the inbox, so it is woken once per batch, not once per message
+(iterating aiomqtt's stream costs 2.5-3x a bare paho callback loop here). Two paths, chosen by
+``mqtt.fast_path``: the fast one (``_paho_fast.py``, on paho internals, checked at start) hands over
+a whole socket read at once; the plain one (paho's public API) appends in ``on_message``.
 
 With MQTT 5 (the default) the client announces a large *Receive Maximum*, so the broker may keep
 thousands of QoS 1 messages unacknowledged while their points travel to InfluxDB; the supervisor
@@ -14,20 +16,23 @@ from __future__ import annotations
 
 import logging
 import ssl
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+import paho.mqtt
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.exception import MalformedPacket
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from supervisor.config import MqttConfig
+
+if TYPE_CHECKING:
+    from supervisor.ingest._paho_fast import FastClient
 
 _log = logging.getLogger(__name__)
 
@@ -137,42 +142,13 @@ def _tls_context(cfg: MqttConfig) -> ssl.SSLContext | None:
     return ctx
 
 
-_PUBLISH = 0x30
-_PUBACK = 0x40
-_PUBACK_PACKET = struct.Struct("!BBH").pack
-_READ_SIZE = 256 * 1024  # bytes per recv(): hundreds of telemetry messages
-_MAX_READS = 8  # recv() calls per loop_read, so that PUBACKs and pings still go out under a flood
-_ACK_CHUNK = 8192  # PUBACKs per queued write (32 KiB)
-_FULL_WAIT = 0.05  # s the network thread waits for room in a full inbox before servicing the socket again
-
-# a socket read's QoS 0/1 PUBLISH packets, handed over at once
-Deliver = Callable[[list[Message]], None]
+FULL_WAIT = 0.05  # s the network thread waits for room in a full inbox before servicing the socket again
 
 
-class _Malformed(Exception):
-    pass
-
-
-class _Client(mqtt.Client):
-    """paho's client with a batched read path and batched PUBACKs; keeps the last connection error.
-
-    paho reads a packet with three ``recv`` calls and one ``select`` (its loop reads one packet per
-    wake-up), then builds an ``MQTTMessage`` with MQTT 5 ``Properties``, a debug log call, a topic
-    matcher walk and two locks, and queues one PUBACK (one ``send`` plus one wake-up byte) per
-    message: together about 30 µs per message, the whole of one core at ~30k msg/s. Here, with
-    ``deliver`` set, :meth:`loop_read` reads up to 256 KiB per ``recv``, parses every complete
-    QoS 0/1 PUBLISH itself (topic, packet id, payload; MQTT 5 properties are skipped, as the
-    supervisor never used them, and topic aliases are never granted) and hands them over in one
-    call. Every other packet (CONNACK, SUBACK, PUBACK, PINGRESP, DISCONNECT, QoS 2 PUBLISH) goes
-    through paho's own handler, in order. :meth:`ack_many` queues the PUBACKs of a batch as one write.
-    """
+class ReconnectingClient(mqtt.Client):
+    """paho's client, public API only (the plain path): keeps the last connection error, acknowledges batches."""
 
     last_connect_error = ""
-    deliver: Deliver | None = None
-    on_bad_topic: Callable[[], None] | None = None
-    room: Callable[[float], bool] | None = None  # False: the consumer is full, do not read now
-    _rbuf: bytearray | None = None
-    _rsock: object = None
 
     def reconnect(self) -> MQTTErrorCode:
         try:
@@ -181,164 +157,26 @@ class _Client(mqtt.Client):
             self.last_connect_error = f"{type(exc).__name__}: {exc}"
             raise
 
-    # -- batched read path (network thread) ------------------------------------------------------
-    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        deliver = self.deliver
-        if deliver is None or self._in_packet["command"] != 0:
-            return super().loop_read(max_packets)  # paho's own path (or a packet it started)
-        room = self.room
-        if room is not None and not room(_FULL_WAIT):
-            return MQTTErrorCode.MQTT_ERR_SUCCESS  # back-pressure: leave the bytes in the socket
-        sock = self._sock
-        if sock is None:
-            return MQTTErrorCode.MQTT_ERR_NO_CONN
-        if self._rsock is not sock or self._rbuf is None:  # a new connection starts with an empty buffer
-            self._rbuf, self._rsock = bytearray(), sock
-        buf = self._rbuf
-        lost = False
-        got = False
-        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
-        for _ in range(_MAX_READS):
-            try:
-                data = self._sock_recv(_READ_SIZE)
-            except BlockingIOError:
-                break
-            except OSError as err:
-                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
-                lost = True
-                break
-            if not data:
-                lost = True
-                break
-            buf += data
-            got = True
-            if room is not None:  # a bounded consumer: hand over each read, stop reading once it is full
-                rc = self._parse(buf, deliver)
-                if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or not room(0.0):
-                    break
-            if len(data) < _READ_SIZE:
-                break  # drained: save the recv() that would only say EAGAIN
-        if got:
-            with self._msgtime_mutex:
-                self._last_bytes_received = mqtt.time_func()
-        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-            rc = self._parse(buf, deliver)
-        if rc == MQTTErrorCode.MQTT_ERR_SUCCESS and lost:
-            rc = MQTTErrorCode.MQTT_ERR_CONN_LOST
-        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            self._rbuf = None
-            return self._loop_rc_handle(rc)
-        return rc
-
-    def _parse(self, buf: bytearray, deliver: Deliver) -> MQTTErrorCode:
-        """Handle every complete packet in ``buf`` and remove them from it."""
-        out: list[Message] = []
-        v5 = self._protocol == MQTTProtocolVersion.MQTTv5
-        auto_ack = not self._manual_ack
-        now = time.time()
-        n = len(buf)
-        pos = 0
-        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
-        with memoryview(buf) as mv:
-            try:
-                while pos < n:
-                    hdr = buf[pos]
-                    i = pos + 1
-                    length = 0
-                    shift = 0
-                    complete = False
-                    while i < n:
-                        b = buf[i]
-                        i += 1
-                        length |= (b & 0x7F) << shift
-                        if not b & 0x80:
-                            complete = True
-                            break
-                        shift += 7
-                        if shift > 21:
-                            raise _Malformed("remaining length longer than 4 bytes")
-                    if not complete:
-                        break  # the length itself is incomplete: wait for more bytes
-                    end = i + length
-                    if end > n:
-                        break  # the packet is incomplete: wait for more bytes
-                    qos = (hdr >> 1) & 3
-                    if hdr & 0xF0 == _PUBLISH and qos < 2:
-                        if length < 2:
-                            raise _Malformed("PUBLISH too short")
-                        tlen = (buf[i] << 8) | buf[i + 1]
-                        j = i + 2 + tlen
-                        raw_topic = bytes(mv[i + 2:j])
-                        mid = 0
-                        if qos:
-                            if j + 2 > end:
-                                raise _Malformed("PUBLISH without packet identifier")
-                            mid = (buf[j] << 8) | buf[j + 1]
-                            j += 2
-                        if v5:
-                            plen = 0
-                            shift = 0
-                            while True:
-                                if j >= end:
-                                    raise _Malformed("PUBLISH properties truncated")
-                                b = buf[j]
-                                j += 1
-                                plen |= (b & 0x7F) << shift
-                                if not b & 0x80:
-                                    break
-                                shift += 7
-                                if shift > 21:
-                                    raise _Malformed("property length longer than 4 bytes")
-                            j += plen
-                        elif not tlen:
-                            raise _Malformed("empty topic in MQTT 3.1.1")
-                        if j > end:
-                            raise _Malformed("PUBLISH header longer than the packet")
-                        try:
-                            topic = raw_topic.decode()
-                        except UnicodeDecodeError:
-                            topic = raw_topic.decode("utf-8", "replace")  # refused by the pipeline
-                            if self.on_bad_topic is not None:
-                                self.on_bad_topic()
-                        out.append((topic, bytes(mv[j:end]), mid, qos, now))
-                        if qos and auto_ack:
-                            self._send_puback(mid)
-                    else:
-                        if out:
-                            deliver(out)
-                            out = []
-                        self._in_packet = {
-                            "command": hdr, "have_remaining": 1, "remaining_count": [], "remaining_mult": 1,
-                            "remaining_length": length, "packet": bytearray(mv[i:end]), "to_process": 0, "pos": 0,
-                        }
-                        try:
-                            rc = self._packet_handle()
-                        except MalformedPacket as exc:
-                            self._easy_log(mqtt.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
-                            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
-                        finally:
-                            self._in_packet = {
-                                "command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
-                                "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0,
-                            }
-                        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                            pos = end
-                            break
-                    pos = end
-            except (_Malformed, IndexError) as exc:
-                self._easy_log(mqtt.MQTT_LOG_ERR, "Received malformed packet: %s", exc)
-                rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
-        if out:
-            deliver(out)
-        del buf[:pos]
-        return rc
-
-    # -- batched acknowledgement (any thread) --------------------------------------------------------
     def ack_many(self, mids: list[int]) -> None:
-        """Queue the PUBACKs (success, no properties) of QoS 1 messages as one write per chunk."""
-        for k in range(0, len(mids), _ACK_CHUNK):
-            packet = b"".join([_PUBACK_PACKET(_PUBACK, 2, mid) for mid in mids[k:k + _ACK_CHUNK]])
-            self._packet_queue(_PUBACK, packet, 0, 1)
+        """Acknowledge QoS 1 messages (one queued PUBACK each; the fast path queues one write)."""
+        for mid in mids:
+            self.ack(mid, 1)
+
+
+def _fast_client_class() -> type[FastClient] | None:
+    """The fast path's client class if paho is as it was verified with; None (logged): the plain path."""
+    # imported here: the plain path must keep working if a paho upgrade breaks the fast module itself
+    try:
+        from supervisor.ingest import _paho_fast
+    except ImportError as exc:
+        _log.error("MQTT: the paho fast path cannot load (%s): using the plain paho path", exc)
+        return None
+    problems = _paho_fast.paho_mismatches()
+    if problems:
+        _log.error("MQTT: paho-mqtt %s is not what the fast path was verified with (%s): using the plain paho path",
+                   paho.mqtt.__version__, "; ".join(problems))
+        return None
+    return _paho_fast.FastClient
 
 
 class MqttIngest:
@@ -355,13 +193,9 @@ class MqttIngest:
             self.subscriptions.append(cfg.broker_drop_counter)
         self._v5 = cfg.protocol == "5"
         self._manual_ack = manual_ack and cfg.qos > 0
-        self._client = _Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.client_id,
-            protocol=mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
-            clean_session=None if self._v5 else cfg.clean_start,
-            manual_ack=self._manual_ack,
-        )
+        self._stopping = threading.Event()
+        self._client = self._new_client(cfg.fast_path)
+        self.fast_path = type(self._client) is not ReconnectingClient  # False: asked so, or paho changed
         self._client.enable_logger(_log)
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
@@ -379,11 +213,22 @@ class MqttIngest:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_subscribe = self._on_subscribe
         self._pending_subs: dict[int, list[str]] = {}
-        self._client.on_message = self._on_message  # QoS 2 and anything paho reads itself
-        self._client.deliver = self._on_messages
-        self._client.room = inbox.wait_room if inbox.max_items else None
-        self._client.on_bad_topic = self._on_bad_topic
+        self._client.on_message = self._on_message  # the plain path; QoS 2 and what paho reads itself
         self._started = False
+
+    def _new_client(self, fast_path: bool) -> ReconnectingClient:
+        kwargs: dict[str, Any] = {
+            "client_id": self.cfg.client_id, "protocol": mqtt.MQTTv5 if self._v5 else mqtt.MQTTv311,
+            "clean_session": None if self._v5 else self.cfg.clean_start, "manual_ack": self._manual_ack,
+        }
+        fast = _fast_client_class() if fast_path else None
+        if fast is None:
+            return ReconnectingClient(CallbackAPIVersion.VERSION2, **kwargs)
+        client = fast(CallbackAPIVersion.VERSION2, **kwargs)
+        client.deliver = self._on_messages
+        client.room = self.inbox.wait_room if self.inbox.max_items else None
+        client.on_bad_topic = self._on_bad_topic
+        return client
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -399,9 +244,9 @@ class MqttIngest:
         )
         self._client.loop_start()
         self._started = True
-        _log.info("MQTT: connecting to %s:%s as %r (MQTT %s, QoS %s, %s session)", self.cfg.host, self.cfg.port,
-                  self.cfg.client_id, self.cfg.protocol, self.cfg.qos,
-                  "clean" if self.cfg.clean_start else "persistent")
+        _log.info("MQTT: connecting to %s:%s as %r (MQTT %s, QoS %s, %s session, %s paho path)", self.cfg.host,
+                  self.cfg.port, self.cfg.client_id, self.cfg.protocol, self.cfg.qos,
+                  "clean" if self.cfg.clean_start else "persistent", "fast" if self.fast_path else "plain")
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
@@ -413,9 +258,11 @@ class MqttIngest:
         # "Client is not connected" as an ERROR (seen in 1 of 5 demo shutdowns, before and after
         # this session's changes): a stop is not an error, so paho's log is detached first
         self._client.disable_logger()
+        self._stopping.set()  # a plain-path on_message waiting for room in the inbox gives up
         self._client.disconnect()
         self._client.loop_stop()
         self._started = False
+        self._stopping.clear()
 
     # -- paho callbacks (network thread) ------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
@@ -476,8 +323,20 @@ class MqttIngest:
         except UnicodeDecodeError:
             topic = msg._topic.decode("utf-8", "replace")  # counted as a bad topic by the pipeline
             self.stats.bad_topics += 1
+        if self.inbox.max_items and not self.fast_path:
+            self._wait_room()
         self.stats.received += 1
         self.inbox.put((topic, bytes(msg.payload), msg.mid, msg.qos, time.time()))
+
+    def _wait_room(self) -> None:
+        """Plain path: hold paho's network thread (so the socket is not read) while the inbox is full.
+
+        The fast path stops reading and keeps servicing the socket; this one sends no PUBACK and no
+        ping meanwhile, so a pipeline stalled for 1.5x the keepalive makes the broker close the
+        connection, and it redelivers every unacknowledged message: slower, nothing lost.
+        """
+        while not self.inbox.wait_room(FULL_WAIT) and not self._stopping.is_set():
+            pass
 
     def _on_messages(self, messages: list[Message]) -> None:
         self.stats.received += len(messages)

@@ -25,16 +25,21 @@ from tests.support.services import Influx, Mosquitto
 
 pytestmark = pytest.mark.integration
 
+# every test runs on both paho paths: the fast path (batched reads and PUBACKs on paho internals)
+# and the plain one (paho's public API only, mqtt.fast_path: false)
+PATHS = pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "plain"])
+
 # a field present in every point of each measurement, to count points
 COUNT_FIELD = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
 
 
 def _settings(broker: Mosquitto, influx: Influx, db: str, client_id: str, *, inbox_max: int = 20000,
-              **storage: object) -> Settings:
+              fast_path: bool = True, **storage: object) -> Settings:
     return load_settings(
         None,
         mode="test",
-        mqtt={"host": broker.host, "port": broker.port, "client_id": client_id, "inbox_max": inbox_max},
+        mqtt={"host": broker.host, "port": broker.port, "client_id": f"{client_id}-{'fast' if fast_path else 'plain'}",
+              "inbox_max": inbox_max, "fast_path": fast_path},
         storage={"backend": "influx-v1", "url": influx.url, "database": db, "batch_size": 5000,
                  "flush_interval": 0.2, **storage},
         api={"enabled": False},
@@ -66,15 +71,18 @@ def _count(influx: Influx, db: str, measurement: str) -> int:
 
 
 @pytest.mark.slow
-def test_city_through_broker_into_influxdb_exactly(broker: Mosquitto, influx: Influx, influx_db: str) -> None:
+@PATHS
+def test_city_through_broker_into_influxdb_exactly(broker: Mosquitto, influx: Influx, influx_db: str,
+                                                   fast_path: bool) -> None:
     city = generate_city(seed=7, devices=1000)
     families = {d["family"] for d in city["devices"]}  # type: ignore[index]
     assert families == {"traffic", "lighting", "cctv", "water"}
     start = time.time() - 6 * 3600  # device clocks in the recent past
     msgs = _messages(city, start, 20_500)
-    sup = Supervisor(_settings(broker, influx, influx_db, "spine-test"))
+    sup = Supervisor(_settings(broker, influx, influx_db, "spine-test", fast_path=fast_path))
     sup.start()
     try:
+        assert sup.mqtt.fast_path is fast_path
         assert sup.mqtt.wait_connected(10)
         time.sleep(0.3)  # SUBACK
         with Publisher(broker.host, broker.port) as pub:
@@ -111,12 +119,13 @@ def test_city_through_broker_into_influxdb_exactly(broker: Mosquitto, influx: In
             assert row[f] == pytest.approx(body[f]), (m.device, f)
 
 
+@PATHS
 def test_persistent_session_receives_what_was_published_while_down(
-        broker: Mosquitto, influx: Influx, influx_db: str) -> None:
+        broker: Mosquitto, influx: Influx, influx_db: str, fast_path: bool) -> None:
     """QoS 1 + fixed client id + no clean start: the broker keeps messages while we are down."""
     city = generate_city(seed=2, devices=60)
     msgs = _messages(city, time.time() - 3600, 600)
-    settings = _settings(broker, influx, influx_db, "persistent-test")
+    settings = _settings(broker, influx, influx_db, "persistent-test", fast_path=fast_path)
     first = Supervisor(settings)
     first.start()
     assert first.mqtt.wait_connected(10)
@@ -135,11 +144,13 @@ def test_persistent_session_receives_what_was_published_while_down(
     assert {m: _count(influx, influx_db, m) for m in rep.expected_points} == rep.expected_points
 
 
-def test_supervisor_reconnects_after_a_broker_restart(tmp_path: Path, influx: Influx, influx_db: str) -> None:
+@PATHS
+def test_supervisor_reconnects_after_a_broker_restart(tmp_path: Path, influx: Influx, influx_db: str,
+                                                      fast_path: bool) -> None:
     from supervisor.bench.procs import mosquitto
 
     with mosquitto(tmp_path / "mq", persistence=True) as broker:
-        sup = Supervisor(_settings(broker, influx, influx_db, "reconnect-test"))
+        sup = Supervisor(_settings(broker, influx, influx_db, "reconnect-test", fast_path=fast_path))
         sup.start()
         try:
             assert sup.mqtt.wait_connected(10)
@@ -158,15 +169,16 @@ def test_supervisor_reconnects_after_a_broker_restart(tmp_path: Path, influx: In
     assert {m: _count(influx, influx_db, m) for m in rep.expected_points} == rep.expected_points
 
 
+@PATHS
 def test_a_queued_flood_is_read_no_faster_than_the_pipeline_takes_it(
-        broker: Mosquitto, influx: Influx, influx_db: str) -> None:
+        broker: Mosquitto, influx: Influx, influx_db: str, fast_path: bool) -> None:
     """Mosquitto sends a whole offline queue at once on reconnection, whatever the Receive Maximum:
     the inbox bound stops the socket reads (TCP back-pressure), and nothing is lost."""
     from simulators.rawpub import RawPublisher
 
     city = generate_city(seed=3, devices=200)
     msgs = _messages(city, time.time() - 3600, 30_000)
-    settings = _settings(broker, influx, influx_db, "flood-test", inbox_max=1000)
+    settings = _settings(broker, influx, influx_db, "flood-test", inbox_max=1000, fast_path=fast_path)
     first = Supervisor(settings)
     first.start()
     assert first.mqtt.wait_connected(10)
@@ -190,6 +202,11 @@ def test_a_queued_flood_is_read_no_faster_than_the_pipeline_takes_it(
         waits = second.inbox.full_waits
     finally:
         second.stop()
-    # one socket read (256 KiB, ~2,500 of these messages) may land past the bound, never the flood
-    assert waits > 0 and deepest <= 1000 + 3000, (waits, deepest)
+    if fast_path:
+        # one socket read (256 KiB, ~2,500 of these messages) may land past the bound, never the flood
+        assert waits > 0 and deepest <= 1000 + 3000, (waits, deepest)
+    else:
+        # paho's own loop (one packet per read) may not outpace the pipeline, so the inbox need not
+        # fill here (tests/core/test_mqtt_plain_path.py holds it full); when it does, it stops at the bound
+        assert deepest <= 1000, (waits, deepest)
     assert {m: _count(influx, influx_db, m) for m in expected} == expected
