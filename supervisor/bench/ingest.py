@@ -33,7 +33,7 @@ from supervisor.bench._load import (
     write_messages,
 )
 from supervisor.bench.procs import end_process, free_port, mosquitto
-from supervisor.bench.report import CpuMeter, count_points, influx, influxd_pid, rss_mb
+from supervisor.bench.report import CpuMeter, bench_db, count_points, influx, influxd_pid, rss_mb
 
 NAME = "ingest"
 HELP = "end-to-end msg/s (simulator → broker → supervisor → InfluxDB) vs mosquitto_sub and bare paho"
@@ -133,7 +133,7 @@ def _node_red_live(work: Path, host: str, port: int, url: str, path: Path, n: in
     """Node-RED 4 (mqtt in → json → function → influxdb batch) live on the same messages."""
     from supervisor.bench._nodered import NodeRedProcess, influx_points_ok
 
-    db = f"urban_bench_nodered_{int(time.time())}"
+    db = bench_db("nodered")
     influx(url, f'CREATE DATABASE "{db}"')
     lines_expected = sum(expected.values())
     nr = NodeRedProcess(work, port, url, db)
@@ -197,7 +197,7 @@ def _workers_live(work: Path, host: str, port: int, url: str, path: Path, n: int
 
     city_path = work / "ingest-city.json"
     city_path.write_bytes(orjson.dumps(generate_city(seed=1, devices=devices)))  # the city of the messages
-    db = f"urban_bench_workers_{int(time.time())}"
+    db = bench_db("workers")
     lines_expected = sum(expected.values())
     ws = WorkerSet(work, f"sup-w{workers}", workers, mqtt_port=port, influx_url=url, database=db,
                    city_path=city_path).start()
@@ -270,7 +270,7 @@ def _supervisor_phase(mode: str, work: Path, broker: Any, url: str, path: Path, 
     """The supervisor end to end into InfluxDB: ``live`` (publisher running) or ``drain`` (queued while down)."""
     host, port = broker.host, broker.port
     lines_expected = sum(expected.values())
-    db = f"urban_bench_{mode}_{int(time.time())}"
+    db = bench_db(mode)
     sup = SupervisorProcess(work, port, url, db, f"sup-{mode}")
     cores: dict[str, Any] | None = None
     try:

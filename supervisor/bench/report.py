@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import secrets
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -141,6 +143,12 @@ def table(title: str, rows: Mapping[str, Any]) -> str:
 
 # a field present in every point of each measurement, to count points
 COUNT_FIELD = {"traffic": "flow", "lighting": "power", "cctv": "online", "water": "index", "events": "value"}
+
+
+def bench_db(name: str) -> str:
+    """A database name of its own for one bench phase: the time alone let two benches started in the same
+    second (two checkouts sharing one InfluxDB) write into, and drop, each other's database."""
+    return f"urban_bench_{name}_{int(time.time())}_{os.getpid()}_{secrets.token_hex(3)}"
 
 
 def influx(url: str, q: str, db: str | None = None, timeout: float = 120.0) -> Any:

@@ -30,7 +30,7 @@ import orjson
 from supervisor.bench._load import PublisherProcess, drop_session, generate_messages, write_messages
 from supervisor.bench.ingest import SupervisorProcess
 from supervisor.bench.procs import mosquitto
-from supervisor.bench.report import percentile
+from supervisor.bench.report import bench_db, percentile
 
 NAME = "rules"
 HELP = "rule reaction latency (traffic message → command), p50/p99, under background load"
@@ -195,7 +195,7 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
 
     sensor, zone, _street, lamps = _probe_target(city)
     lon, lat = city["devices"][0]["geometry"]["coordinates"]
-    db = f"urban_bench_rules_{int(time.time())}"
+    db = bench_db("rules")
     cfg_extra = {"city": str(city_path), "rules_dir": str(rules_dir), "clock_start": _night_start(lat, lon),
                  "commands": {"rate_per_device": 1000.0, "burst": 1000}}
     sup = SupervisorProcess(work, port, influx_url, db, f"sup-rules-{int(load)}", extra=cfg_extra)

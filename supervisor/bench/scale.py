@@ -37,7 +37,7 @@ import orjson
 
 from supervisor.bench._load import PahoCounter, PublisherProcess, mosquitto_sub_drain, mosquitto_sub_session
 from supervisor.bench.procs import end_process, free_port_range, mosquitto
-from supervisor.bench.report import CpuMeter, count_points, influx, influxd_pid, rss_mb
+from supervisor.bench.report import CpuMeter, bench_db, count_points, influx, influxd_pid, rss_mb
 
 NAME = "scale"
 HELP = "drain msg/s of 1..N zone-partitioned workers (run --workers N) vs mosquitto_sub, bare paho, InfluxDB"
@@ -319,7 +319,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(f"{max_workers} workers need {max_workers} zones; the city of {devices} devices has "
                            f"{len(city['zones'])} (raise --scale-devices)")
     result: dict[str, Any] = {"messages": n, "devices": devices, "zones": len(city["zones"]), "cores": cores}
-    stamp = int(time.time())
+    dbs = {k: bench_db(f"scale{k}") for k in range(1, max_workers + 1)}
     with tempfile.TemporaryDirectory(prefix="urban-bench-scale-") as tmp:
         work = Path(tmp)
         city_path = work / "city.json"
@@ -332,7 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             queue_baseline_sessions(host, port, "scale")
             sets: dict[int, WorkerSet] = {}
             for k in range(1, max_workers + 1):  # create each worker set's sessions, then leave
-                db = f"urban_bench_scale{k}_{stamp}"
+                db = dbs[k]
                 ws = WorkerSet(work, f"scale{k}", k, mqtt_port=port, influx_url=url, database=db,
                                city_path=city_path).start()
                 try:
@@ -344,10 +344,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             base = drain_baselines(host, port, "scale", n, timeout)
             result["broker_mosquitto_sub_drain_msg_s"] = round(base["mosquitto_sub_msg_s"])
             result["paho_counting_drain_msg_s"] = round(base["paho_msg_s"])
-            per = {str(k): _drain_workers(ws, broker, url, f"urban_bench_scale{k}_{stamp}", n, expected, base,
+            per = {str(k): _drain_workers(ws, broker, url, dbs[k], n, expected, base,
                                           timeout) for k, ws in sets.items()}
     result["workers"] = per
-    ceiling = _influx_ceilings(url, f"urban_bench_scale_ceiling_{stamp}", 20_000 if quick else 300_000)
+    ceiling = _influx_ceilings(url, bench_db("scale_ceiling"), 20_000 if quick else 300_000)
     ppm = lines_expected / n
     result["influx_ceiling"] = {f"{w}_writer_points_s": round(v) for w, v in ceiling.items()} | {
         f"{w}_writer_as_msg_s": round(v / ppm) for w, v in ceiling.items()}

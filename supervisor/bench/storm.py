@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from supervisor.bench.procs import mosquitto
-from supervisor.bench.report import count_points, influx, rss_mb
+from supervisor.bench.report import bench_db, count_points, influx, rss_mb
 from supervisor.bench.scale import (
     WorkerSet,
     drain_baselines,
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     city = generate_city(seed=2, devices=devices)
     result: dict[str, Any] = {"messages": n, "devices": devices, "workers": workers,
                               "restart_broker": bool(args.restart_broker)}
-    db = f"urban_bench_storm_{int(time.time())}"
+    db = bench_db("storm")
     # persistence: Mosquitto drops privileges to `mosquitto` unless told otherwise when run as root;
     # the autosave interval is long so that the queue is written at shutdown, not every second
     extra = "autosave_interval 3600\n" + ("user root\n" if os.geteuid() == 0 else "")
