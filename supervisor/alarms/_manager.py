@@ -18,6 +18,7 @@ from typing import Any, Literal
 import orjson
 
 from supervisor.model import CityModel, RootCause
+from supervisor.storage.schema import ALARMS
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ AlarmKind = Literal["root_cause", "device"]
 Severity = Literal["critical", "major", "minor", "warning"]
 AlarmState = Literal["raised", "acknowledged", "cleared"]
 
-MEASUREMENT = "alarms"
+MEASUREMENT = ALARMS.name  # the stored schema: supervisor/storage/schema.py
 #: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
 AFFECTED_MAX = 1000
 RECOVERY_GRACE_INTERVALS = 3.0  # a recovering root cause keeps its devices this many intervals
