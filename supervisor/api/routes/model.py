@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
-from supervisor.api.deps import ModelDep, SupervisorDep, ViewerDep
+from supervisor.api.deps import ModelDep, ServiceDep, ViewerDep
 
 router = APIRouter(prefix="/model", tags=["model"])
 
@@ -33,7 +33,7 @@ def layer(
     *,
     layer: geojson.Layer,
     request: Request,
-    sup: SupervisorDep,
+    svc: ServiceDep,
     _: ViewerDep,
     model: ModelDep,
     family: Annotated[str | None, Query(description="devices layer only")] = None,
@@ -41,8 +41,7 @@ def layer(
 ) -> dict[str, Any]:
     """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: physical, l2, l3 or devices."""
     if layer == "devices":
-        with sup.lock:
-            feats = geojson.devices(model, sup.state, family, zone)
+        feats = svc.device_layer(lambda m, state: geojson.devices(m, state, family, zone))
     elif layer == "physical":
         feats = geojson.physical(model, _services_of(request, model))
     elif layer == "l2":
