@@ -74,8 +74,8 @@ class MetricsView:
     msg_rate: float
     devices: dict[tuple[str, str], int]  # (family, status) -> devices
     families: list[str]
-    writer: WriterStats
-    mqtt: MqttStats  # the client's own counters (read as they are)
+    writer_stats: WriterStats
+    mqtt_stats: MqttStats  # the client's own counters (read as they are)
     alarms_active: dict[tuple[str, str], int] | None  # (kind, severity) -> active alarms
     rules_stats: dict[str, Any] | None
     commands_by_state: dict[str, int] | None

@@ -30,7 +30,7 @@ def summary(sup: Supervisor) -> dict[str, Any]:
                     "pending": ws.pending, "dead_letters": ws.dead_letters,
                     "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms,
                     "last_write_at": ws.last_write_at,
-                    "spool_alarm": sup.spool_alarm},
+                    "spool_alarm": sup.spool_alarm, "points_refused": sup.points_refused},
         "devices": {"total": len(sup.state),
                     "by_status": {s: sum(1 for d in sup.state if d.status == s) for s in STATUS_CODE}},
         "alarms": None if sup.alarms is None else len(sup.alarms.active()),

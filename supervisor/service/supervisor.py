@@ -39,7 +39,7 @@ from supervisor.service.report import summary
 from supervisor.service.rulestate import RuleStateFile
 from supervisor.service.wiring import build_drivers, storage_config, subscription_roots
 from supervisor.state.registry import StateRegistry, StatusChange
-from supervisor.storage import StorageError, schema
+from supervisor.storage import LineProtocolError, StorageError, schema
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class Supervisor:
 
             self.alarms = AlarmManager(model)
         self.rules: RuleEngine | None = None
+        self.points_refused = 0  # points of the rule engine that did not fit the stored schema
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()
         self.device_driver = self.pipeline.device_driver
@@ -141,16 +142,27 @@ class Supervisor:
         self.periodic.rules = engine
         return engine
 
+    def _store(self, what: str, make: Callable[[], bytes]) -> None:
+        """Submit one point; one that does not fit the schema is logged and counted, never raised
+        into the rule engine (which would abandon the rest of its tick)."""
+        try:
+            line = make()
+        except LineProtocolError as exc:
+            self.points_refused += 1
+            _log.error("%s not stored: %s", what, exc)
+            return
+        self.writer.submit([line])
+
     def _on_decision(self, decision: Decision) -> None:
-        self.writer.submit([schema.decision_line(decision)])
+        self._store("rule decision", lambda: schema.decision_line(decision))
 
     def _on_rule_alarm(self, alarm: RuleAlarm) -> None:
-        self.writer.submit([schema.rule_alarm_line(alarm)])
+        self._store("rule alarm", lambda: schema.rule_alarm_line(alarm))
         log = _log.warning if alarm.state == "raised" else _log.info
         log("rule alarm %s %s: %s", alarm.key, alarm.state, alarm.text)
 
     def _on_command(self, cs: CommandState) -> None:
-        self.writer.submit([schema.command_line(cs)])
+        self._store("command state", lambda: schema.command_line(cs))
 
     @property
     def state_path(self) -> Path:

@@ -68,7 +68,7 @@ def _state(out: Exposition, view: MetricsView) -> None:
 
 
 def _writer(out: Exposition, view: MetricsView) -> None:
-    ws = view.writer
+    ws = view.writer_stats
     out.counter("writer_points_written_total", "Points the store accepted (replays included).", ws.points_written)
     out.counter("writer_batches_total", "Batches written.", ws.batches)
     out.counter("writer_retries_total", "Write re-attempts after an error.", ws.retries)
@@ -86,7 +86,7 @@ def _writer(out: Exposition, view: MetricsView) -> None:
 
 
 def _mqtt(out: Exposition, view: MetricsView) -> None:
-    s = view.mqtt
+    s = view.mqtt_stats
     out.gauge("mqtt_connected", "1 while connected to the broker.", s.connected)
     out.counter("mqtt_connects_total", "Successful connections to the broker.", s.connects)
     out.counter("mqtt_disconnects_total", "Disconnections from the broker.", s.disconnects)
