@@ -373,6 +373,58 @@ def _parse_simple(s: str) -> ParsedPoint | None:
     return ParsedPoint(head[0], tags, fields, ts)
 
 
+def _parse_tags(s: str, i: int) -> tuple[dict[str, str], int]:
+    tags: dict[str, str] = {}
+    n = len(s)
+    while i < n and s[i] == ",":
+        key, i = _scan_name(s, i + 1, "=, ", _UNESC_NAME)
+        if i >= n or s[i] != "=" or not key:
+            raise LineProtocolError("bad_line", f"malformed tag in {_short(s)}")
+        val, i = _scan_name(s, i + 1, ", ", _UNESC_NAME)
+        if not val:
+            raise LineProtocolError("bad_line", f"missing tag value for {key!r} in {_short(s)}")
+        tags[key] = val
+    return tags, i
+
+
+def _parse_string(s: str, i: int) -> tuple[str, int]:
+    """A quoted string field value starting after its opening quote; returns (value, index after)."""
+    n = len(s)
+    buf: list[str] = []
+    while i < n and s[i] != '"':
+        if s[i] == "\\" and i + 1 < n and s[i + 1] in '"\\':
+            buf.append(s[i + 1])
+            i += 2
+        else:
+            buf.append(s[i])
+            i += 1
+    if i >= n:
+        raise LineProtocolError("bad_line", f"unterminated string in {_short(s)}")
+    return "".join(buf), i + 1
+
+
+def _parse_fields(s: str, i: int) -> tuple[dict[str, Value], int]:
+    fields: dict[str, Value] = {}
+    n = len(s)
+    while True:
+        key, i = _scan_name(s, i, "=", _UNESC_NAME)
+        if i >= n or not key:
+            raise LineProtocolError("bad_line", f"malformed field in {_short(s)}")
+        i += 1
+        if i < n and s[i] == '"':
+            fields[key], i = _parse_string(s, i + 1)
+        else:
+            j = i
+            while j < n and s[j] not in ", ":
+                j += 1
+            fields[key] = _parse_value(s[i:j], s)
+            i = j
+        if i < n and s[i] == ",":
+            i += 1
+            continue
+        return fields, i
+
+
 def parse_line(line: bytes | str) -> ParsedPoint:
     """Parse one line of line protocol; raise :class:`LineProtocolError` when it is malformed."""
     s = line.decode("utf-8") if isinstance(line, bytes) else line
@@ -385,55 +437,15 @@ def parse_line(line: bytes | str) -> ParsedPoint:
     measurement, i = _scan_name(s, 0, ", ", {",", " "})
     if not measurement:
         raise LineProtocolError("bad_line", f"missing measurement in {_short(s)}")
-    tags: dict[str, str] = {}
-    n = len(s)
-    while i < n and s[i] == ",":
-        key, i = _scan_name(s, i + 1, "=, ", _UNESC_NAME)
-        if i >= n or s[i] != "=" or not key:
-            raise LineProtocolError("bad_line", f"malformed tag in {_short(s)}")
-        val, i = _scan_name(s, i + 1, ", ", _UNESC_NAME)
-        if not val:
-            raise LineProtocolError("bad_line", f"missing tag value for {key!r} in {_short(s)}")
-        tags[key] = val
-    if i >= n or s[i] != " ":
+    tags, i = _parse_tags(s, i)
+    if i >= len(s) or s[i] != " ":
         raise LineProtocolError("bad_line", f"missing fields in {_short(s)}")
-    i += 1
-    fields: dict[str, Value] = {}
-    while True:
-        key, i = _scan_name(s, i, "=", _UNESC_NAME)
-        if i >= n or not key:
-            raise LineProtocolError("bad_line", f"malformed field in {_short(s)}")
-        i += 1
-        if i < n and s[i] == '"':
-            i += 1
-            buf: list[str] = []
-            while i < n and s[i] != '"':
-                if s[i] == "\\" and i + 1 < n and s[i + 1] in '"\\':
-                    buf.append(s[i + 1])
-                    i += 2
-                else:
-                    buf.append(s[i])
-                    i += 1
-            if i >= n:
-                raise LineProtocolError("bad_line", f"unterminated string in {_short(s)}")
-            fields[key] = "".join(buf)
-            i += 1
-        else:
-            j = i
-            while j < n and s[j] not in ", ":
-                j += 1
-            fields[key] = _parse_value(s[i:j], s)
-            i = j
-        if i < n and s[i] == ",":
-            i += 1
-            continue
-        break
+    fields, i = _parse_fields(s, i + 1)
     ts: int | None = None
-    if i < n:
-        rest = s[i:].strip()
-        if rest:
-            try:
-                ts = int(rest)
-            except ValueError:
-                raise LineProtocolError("bad_line", f"bad timestamp {_short(rest)}") from None
+    rest = s[i:].strip()
+    if rest:
+        try:
+            ts = int(rest)
+        except ValueError:
+            raise LineProtocolError("bad_line", f"bad timestamp {_short(rest)}") from None
     return ParsedPoint(measurement, tags, fields, ts)
