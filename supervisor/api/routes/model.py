@@ -9,13 +9,14 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
 from supervisor.api.deps import ModelDep, ServiceDep, ViewerDep
+from supervisor.model import CityModel
 
 router = APIRouter(prefix="/model", tags=["model"])
 
 MAX_DEPENDENTS = 1000
 
 
-def _services_of(request: Request, model: Any) -> geojson.ServicesOf:
+def _services_of(request: Request, model: CityModel) -> geojson.ServicesOf:
     cached: geojson.ServicesOf | None = getattr(request.app.state, "services_of", None)
     if cached is None or getattr(request.app.state, "services_of_model", None) is not model:
         cached = geojson.ServicesOf(model)
