@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 
-class _TokenBucket:
+class TokenBucket:
     __slots__ = ("stamp", "tokens")
 
     def __init__(self, tokens: float, stamp: float) -> None:
@@ -55,7 +55,7 @@ class CommandSender:
         self.mqtt = mqtt
         self.clock = clock
         self.refused = 0
-        self._buckets: dict[str, _TokenBucket] = {}
+        self.buckets: dict[str, TokenBucket] = {}
 
     def send(self, cmd: Command) -> list[str]:
         """Publish ``cmd``; returns the topics published. :class:`CommandRefusedError` says why not."""
@@ -85,9 +85,9 @@ class CommandSender:
     def _take_token(self, cmd: Command) -> None:
         now = self.clock()  # the supervisor's clock: a virtual night is rate limited in its own time
         burst, rate = float(self.cfg.burst), self.cfg.rate_per_device
-        b = self._buckets.get(cmd.device)
+        b = self.buckets.get(cmd.device)
         if b is None:
-            b = self._buckets[cmd.device] = _TokenBucket(burst, now)
+            b = self.buckets[cmd.device] = TokenBucket(burst, now)
         b.tokens = min(burst, b.tokens + (now - b.stamp) * rate)
         b.stamp = now
         if b.tokens < 1.0:

@@ -31,7 +31,7 @@ from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
-from supervisor.service.commands import CommandSender, RuleCommandSink
+from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBucket
 from supervisor.service.errors import SupervisorError
 from supervisor.service.health import Health
 from supervisor.service.periodic import PeriodicWork
@@ -252,6 +252,11 @@ class Supervisor:
     def send_command(self, cmd: Command) -> list[str]:
         """Encode ``cmd`` with the device's driver and publish it (see :class:`CommandSender`)."""
         return self.commands.send(cmd)
+
+    @property
+    def _buckets(self) -> dict[str, TokenBucket]:
+        """The command sender's token buckets, by device (tests shift their stamps instead of sleeping)."""
+        return self.commands.buckets
 
     @property
     def commands_refused(self) -> int:
