@@ -9,14 +9,16 @@ routes read and write only through it); ``ViewerDep`` and ``OperatorDep`` resolv
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from supervisor.api.auth import ANONYMOUS, Principal, TokenAuth
-from supervisor.model import CityModel
 from supervisor.service.facade import Service, ServiceError
+
+if TYPE_CHECKING:
+    from supervisor.model import CityModel
 
 _bearer = HTTPBearer(auto_error=False, description="viewer or operator token from api.*_tokens")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -105,6 +107,9 @@ def require_rules(svc: ServiceDep) -> None:
         raise _unavailable(exc) from None
 
 
-ModelDep = Annotated[CityModel, Depends(get_model)]
+if TYPE_CHECKING:
+    ModelDep = Annotated[CityModel, Depends(get_model)]
+else:  # the network model package (numpy, shapely, networkx) loads only when a city is configured
+    ModelDep = Annotated[object, Depends(get_model)]
 AlarmsDep = Annotated[None, Depends(require_alarms)]
 RulesDep = Annotated[None, Depends(require_rules)]

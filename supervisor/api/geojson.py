@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from supervisor.model import CityModel
 from supervisor.state.registry import StateRegistry
+
+if TYPE_CHECKING:
+    from supervisor.model import CityModel  # the model package loads only when a city is configured
 
 Layer = Literal["physical", "l2", "l3", "devices"]
 LAYERS: tuple[Layer, ...] = ("physical", "l2", "l3", "devices")

@@ -68,3 +68,15 @@ def test_routes_go_through_the_facade() -> None:
         used |= {a.name.rsplit(".", 1)[-1] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
         used |= {(n.module or "").rsplit(".", 1)[-1] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert not used & banned, f"{path.name} uses {sorted(used & banned)}"
+
+
+def test_the_api_does_not_load_the_network_model() -> None:
+    """The API starts while the pipeline drains the broker's backlog: the model package (numpy,
+    shapely, networkx: ~0.25 s of imports holding the GIL) loads only when a city is configured."""
+    import subprocess
+    import sys
+
+    code = ("import sys, supervisor.runtime, supervisor.api.server; "
+            "print(sorted(m for m in ('supervisor.model', 'networkx', 'shapely') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60)
+    assert out.stdout.strip() == "[]"

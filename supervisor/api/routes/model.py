@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
 from supervisor.api.deps import ModelDep, ServiceDep, ViewerDep
-from supervisor.model import CityModel
+
+if TYPE_CHECKING:
+    from supervisor.model import CityModel  # the model package loads only when a city is configured
 
 router = APIRouter(prefix="/model", tags=["model"])
 
