@@ -20,13 +20,14 @@ import orjson
 from drivers import catalogue
 from drivers.catalogue import Severity
 from supervisor.model import CityModel, RootCause
+from supervisor.storage.schema import ALARMS
 
 log = logging.getLogger(__name__)
 
 AlarmKind = Literal["root_cause", "device"]
 AlarmState = Literal["raised", "acknowledged", "cleared"]
 
-MEASUREMENT = "alarms"
+MEASUREMENT = ALARMS.name  # the stored schema: supervisor/storage/schema.py
 #: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
 AFFECTED_MAX = 1000
 RECOVERY_GRACE_INTERVALS = 3.0  # a recovering root cause keeps its devices this many intervals

@@ -6,16 +6,40 @@ clients keep stable method names. CORS is closed unless ``api.cors_origins`` lis
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, status
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from supervisor.api.auth import TokenAuth
 from supervisor.api.routes import api_router, root_router
+from supervisor.api.routes.metrics import metrics_registry
 from supervisor.config import ApiConfig
 from supervisor.runtime import Supervisor
+from supervisor.service.facade import (
+    ConflictError,
+    InvalidError,
+    NotFoundError,
+    Service,
+    ServiceError,
+    UnavailableError,
+)
 
 API_PREFIX = "/api/v1"
+
+#: the HTTP status of each kind of refusal of the service
+SERVICE_ERROR_STATUS: dict[type[ServiceError], int] = {
+    NotFoundError: status.HTTP_404_NOT_FOUND,
+    ConflictError: status.HTTP_409_CONFLICT,
+    InvalidError: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    UnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
+
+
+async def service_error(_: Request, exc: Exception) -> JSONResponse:
+    """A refusal of the service, answered as FastAPI answers an HTTPException (``{"detail": ...}``)."""
+    code = next((c for kind, c in SERVICE_ERROR_STATUS.items() if isinstance(exc, kind)), status.HTTP_400_BAD_REQUEST)
+    return JSONResponse({"detail": str(exc)}, status_code=code)
 
 
 def route_id(route: APIRoute) -> str:
@@ -39,7 +63,9 @@ def create_app(sup: Supervisor, cfg: ApiConfig) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
     )
-    app.state.supervisor = sup
+    app.state.service = Service(sup)
+    app.state.metrics = metrics_registry(app.state.service)
+    app.add_exception_handler(ServiceError, service_error)
     app.state.auth = TokenAuth(cfg)
     if cfg.cors_origins:
         app.add_middleware(

@@ -1,20 +1,24 @@
-"""Dependencies shared by the routes: the supervisor, the caller's role, the optional parts.
+"""Dependencies shared by the routes: the service, the caller's role, the optional parts.
 
-``SupervisorDep`` is the running :class:`~supervisor.runtime.Supervisor`; ``ViewerDep`` and
-``OperatorDep`` resolve the caller (see :mod:`supervisor.api.auth` for the rules); ``ModelDep``,
-``AlarmsDep`` and ``RulesDep`` are the network model, the alarm manager and the rule engine, and
-answer 503 "not configured" when the supervisor runs without them.
+``ServiceDep`` is the :class:`~supervisor.service.facade.Service` of the running supervisor (the
+routes read and write only through it); ``ViewerDep`` and ``OperatorDep`` resolve the caller (see
+:mod:`supervisor.api.auth` for the rules); ``ModelDep`` is the network model; ``AlarmsDep`` and
+``RulesDep`` check that the alarm manager and the rule engine are there. All three answer 503
+"not configured" when the supervisor runs without them.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from supervisor.api.auth import ANONYMOUS, Principal, TokenAuth
-from supervisor.runtime import Supervisor
+from supervisor.service.facade import Service, ServiceError
+
+if TYPE_CHECKING:
+    from supervisor.model import CityModel
 
 _bearer = HTTPBearer(auto_error=False, description="viewer or operator token from api.*_tokens")
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -22,15 +26,15 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def get_supervisor(request: Request) -> Supervisor:
-    return cast(Supervisor, request.app.state.supervisor)
+def get_service(request: Request) -> Service:
+    return cast(Service, request.app.state.service)
 
 
 def get_auth(request: Request) -> TokenAuth:
     return cast(TokenAuth, request.app.state.auth)
 
 
-SupervisorDep = Annotated[Supervisor, Depends(get_supervisor)]
+ServiceDep = Annotated[Service, Depends(get_service)]
 AuthDep = Annotated[TokenAuth, Depends(get_auth)]
 
 
@@ -78,28 +82,34 @@ OperatorDep = Annotated[Principal, Depends(require_operator)]
 MetricsReaderDep = Annotated[Principal, Depends(require_metrics_reader)]
 
 
-def _not_configured(what: str, how: str) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"not configured: {what} ({how})")
+def _unavailable(exc: ServiceError) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc))
 
 
-def get_model(sup: SupervisorDep) -> Any:
-    if sup.model is None:
-        raise _not_configured("no network model is loaded", "set `city` in the configuration")
-    return sup.model
+def get_model(svc: ServiceDep) -> CityModel:
+    try:
+        return svc.model
+    except ServiceError as exc:
+        raise _unavailable(exc) from None
 
 
-def get_alarms(sup: SupervisorDep) -> Any:
-    if sup.alarms is None:
-        raise _not_configured("no alarm manager", "alarms need a network model: set `city`")
-    return sup.alarms
+def require_alarms(svc: ServiceDep) -> None:
+    try:
+        svc.require_alarms()
+    except ServiceError as exc:
+        raise _unavailable(exc) from None
 
 
-def get_rules(sup: SupervisorDep) -> Any:
-    if sup.rules is None:
-        raise _not_configured("no rule engine is loaded", "set `rules_dir` in the configuration")
-    return sup.rules
+def require_rules(svc: ServiceDep) -> None:
+    try:
+        svc.require_rules()
+    except ServiceError as exc:
+        raise _unavailable(exc) from None
 
 
-ModelDep = Annotated[Any, Depends(get_model)]
-AlarmsDep = Annotated[Any, Depends(get_alarms)]
-RulesDep = Annotated[Any, Depends(get_rules)]
+if TYPE_CHECKING:
+    ModelDep = Annotated[CityModel, Depends(get_model)]
+else:  # the network model package (numpy, shapely, networkx) loads only when a city is configured
+    ModelDep = Annotated[object, Depends(get_model)]
+AlarmsDep = Annotated[None, Depends(require_alarms)]
+RulesDep = Annotated[None, Depends(require_rules)]

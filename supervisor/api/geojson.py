@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from supervisor.state.registry import StateRegistry
+
+if TYPE_CHECKING:
+    from supervisor.model import CityModel  # the model package loads only when a city is configured
 
 Layer = Literal["physical", "l2", "l3", "devices"]
 LAYERS: tuple[Layer, ...] = ("physical", "l2", "l3", "devices")
@@ -44,7 +47,7 @@ def collection(layer: str, features: list[Feature]) -> dict[str, Any]:
 class ServicesOf:
     """``services(element)``: sorted service ids depending on an element (cached per element)."""
 
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: CityModel) -> None:
         self._model = model
         self._cache: dict[str, list[str]] = {}
         self._lock = threading.Lock()
@@ -59,7 +62,7 @@ class ServicesOf:
         return got
 
 
-def physical(model: Any, services: Callable[[str], list[str]]) -> list[Feature]:
+def physical(model: CityModel, services: Callable[[str], list[str]]) -> list[Feature]:
     out: list[Feature] = []
     for s in model.sites.values():
         out.append(feature(point(s.lon, s.lat), s.id, {
@@ -80,7 +83,7 @@ def _switch_point(model: Any, switch: Any) -> dict[str, Any] | None:
     return point(site.lon, site.lat) if site is not None else None
 
 
-def l2(model: Any, services: Callable[[str], list[str]]) -> list[Feature]:
+def l2(model: CityModel, services: Callable[[str], list[str]]) -> list[Feature]:
     out: list[Feature] = []
     for sw in model.switches.values():
         out.append(feature(_switch_point(model, sw), sw.id, {
@@ -100,7 +103,7 @@ def l2(model: Any, services: Callable[[str], list[str]]) -> list[Feature]:
     return out
 
 
-def l3(model: Any) -> list[Feature]:
+def l3(model: CityModel) -> list[Feature]:
     by_vlan: dict[int, list[str]] = {}
     for svc in model.services.values():
         by_vlan.setdefault(int(svc.vlan), []).append(svc.id)
@@ -119,7 +122,8 @@ def l3(model: Any) -> list[Feature]:
     return out
 
 
-def devices(model: Any, state: StateRegistry, family: str | None = None, zone: str | None = None) -> list[Feature]:
+def devices(model: CityModel, state: StateRegistry, family: str | None = None,
+            zone: str | None = None) -> list[Feature]:
     out: list[Feature] = []
     for dev in model.devices.values():
         if (family is not None and dev.family != family) or (zone is not None and dev.zone != zone):

@@ -21,7 +21,8 @@ from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.mqtt import Message
 from supervisor.ingest.router import Ignored, Router
 from supervisor.state.registry import StateRegistry, StatusChange
-from supervisor.storage.lineprotocol import LineProtocolError, event_line, reading_line
+from supervisor.storage.lineprotocol import LineProtocolError
+from supervisor.storage.schema import event_point, reading_point
 
 _log = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class Pipeline:
                     break
                 r.ts = ts
                 try:
-                    good.append(reading_line(r, int(ts * 1000)))
+                    good.append(reading_point(r, ts))
                 except LineProtocolError as exc:
                     bad = f"{exc.reason}:{exc}"
                     break
@@ -251,7 +252,7 @@ class Pipeline:
                     continue
                 e.ts = ets
                 try:
-                    good.append(event_line(e, int(ets * 1000)))
+                    good.append(event_point(e, ets))
                 except LineProtocolError as exc:
                     self._reject(topic, driver.name, exc.reason, str(exc), payload, now)
             lines.extend(good)

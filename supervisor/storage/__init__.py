@@ -14,16 +14,12 @@ from ._errors import PartialWriteError, Sink, StorageConfigError, StorageError
 from ._influx import InfluxV1Sink, InfluxV2Sink
 from ._sqlite import SqliteSink, StoredPoint
 from .lineprotocol import (
-    Encoded,
     LineProtocolError,
     ParsedPoint,
-    encode_events,
-    encode_readings,
     event_line,
     parse_line,
     point_line,
     reading_line,
-    ts_to_ms,
 )
 from .spool import ReplayResult, Spool, SpoolError, SpoolFullError, SpoolStats
 from .writer import (
@@ -39,7 +35,6 @@ from .writer import (
 __all__ = [
     "BatchWriter",
     "DeadLetter",
-    "Encoded",
     "InfluxV1Sink",
     "InfluxV2Sink",
     "LineProtocolError",
@@ -58,13 +53,10 @@ __all__ = [
     "WriterBusyError",
     "WriterStats",
     "WriterStoppedError",
-    "encode_events",
-    "encode_readings",
     "event_line",
     "make_sink",
     "make_writer",
     "parse_line",
     "point_line",
     "reading_line",
-    "ts_to_ms",
 ]

@@ -26,8 +26,8 @@ field keys (bounded ``lru_cache`` of pure functions), and builds each line with 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 
 import orjson
@@ -36,16 +36,14 @@ from drivers._contract import Event, Reading, Value
 from drivers._schema import CANONICAL
 
 __all__ = [
-    "Encoded",
+    "FieldFormatter",
     "LineProtocolError",
     "ParsedPoint",
-    "encode_events",
-    "encode_readings",
     "event_line",
+    "field_formatters",
     "parse_line",
     "point_line",
     "reading_line",
-    "ts_to_ms",
 ]
 
 _INT_MIN = -(2**63)
@@ -206,7 +204,13 @@ def _fmt_auto(key: str, v: Value) -> str:
 
 
 _Formatter = Callable[[str, Value], str]
+FieldFormatter = _Formatter
 _BY_KIND: dict[type, _Formatter] = {float: _fmt_float, int: _fmt_int, bool: _fmt_bool, str: _fmt_str}
+
+
+def field_formatters(kinds: Mapping[str, type]) -> dict[str, FieldFormatter]:
+    """Formatters for :func:`point_line` from declared field types (float, int, bool or str)."""
+    return {k: _BY_KIND[t] for k, t in kinds.items()}
 
 # (family, measure) -> formatter, built once from the canonical schema (read-only afterwards)
 _SCHEMA_FMT: dict[str, dict[str, _Formatter]] = {
@@ -226,11 +230,6 @@ def _fields(values: Mapping[str, Value], fmts: Mapping[str, _Formatter]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # public encoders
-
-
-def ts_to_ms(ts: float) -> int:
-    """UTC epoch seconds (float) to integer milliseconds, rounded to the nearest."""
-    return round(ts * 1000)
 
 
 # (family, measure) -> ("escaped_key=", formatter): the schema's field keys escaped once
@@ -274,10 +273,12 @@ def event_line(e: Event, ts_ms: int) -> bytes:
     return f"{prefix}value=1i,data={_fmt_str('data', data)} {ts_ms}".encode()
 
 
-def point_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, Value], ts_ms: int) -> bytes:
+def point_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, Value], ts_ms: int,
+               formats: Mapping[str, FieldFormatter] = _NO_SCHEMA) -> bytes:
     """One line for any other measurement (device_status, fleet, supervisor, alarms, ...).
 
-    Tags are sorted by key; field values are typed by their Python type.
+    Tags are sorted by key; field values are typed by ``formats`` (see :func:`field_formatters`,
+    built from :mod:`supervisor.storage.schema`), those it does not name by their Python type.
     """
     parts = [_esc_measurement(measurement)]
     for k in sorted(tags):
@@ -286,40 +287,9 @@ def point_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, V
             raise LineProtocolError("bad_tag", f"tag {k!r}: expected a string, got {type(v).__name__}")
         parts.append("," + _esc_tag_key(k) + "=" + _esc_tag_value(v))
     parts.append(" ")
-    parts.append(_fields(fields, _NO_SCHEMA))
+    parts.append(_fields(fields, formats))
     parts.append(f" {int(ts_ms)}")
     return "".join(parts).encode()
-
-
-@dataclass(slots=True)
-class Encoded:
-    """Result of a bulk encode: the good lines, and one error per refused item (with its index)."""
-
-    lines: list[bytes] = field(default_factory=list)
-    errors: list[tuple[int, LineProtocolError]] = field(default_factory=list)
-
-
-def encode_readings(readings: Iterable[Reading], now_ms: int) -> Encoded:
-    """Encode many readings; ones without ``ts`` get ``now_ms``. Bad ones are collected, not raised."""
-    out = Encoded()
-    append = out.lines.append
-    for i, r in enumerate(readings):
-        try:
-            append(reading_line(r, now_ms if r.ts is None else round(r.ts * 1000)))
-        except LineProtocolError as exc:
-            out.errors.append((i, exc))
-    return out
-
-
-def encode_events(events: Iterable[Event], now_ms: int) -> Encoded:
-    """Encode many events; same conventions as :func:`encode_readings`."""
-    out = Encoded()
-    for i, e in enumerate(events):
-        try:
-            out.lines.append(event_line(e, now_ms if e.ts is None else round(e.ts * 1000)))
-        except LineProtocolError as exc:
-            out.errors.append((i, exc))
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,6 +373,58 @@ def _parse_simple(s: str) -> ParsedPoint | None:
     return ParsedPoint(head[0], tags, fields, ts)
 
 
+def _parse_tags(s: str, i: int) -> tuple[dict[str, str], int]:
+    tags: dict[str, str] = {}
+    n = len(s)
+    while i < n and s[i] == ",":
+        key, i = _scan_name(s, i + 1, "=, ", _UNESC_NAME)
+        if i >= n or s[i] != "=" or not key:
+            raise LineProtocolError("bad_line", f"malformed tag in {_short(s)}")
+        val, i = _scan_name(s, i + 1, ", ", _UNESC_NAME)
+        if not val:
+            raise LineProtocolError("bad_line", f"missing tag value for {key!r} in {_short(s)}")
+        tags[key] = val
+    return tags, i
+
+
+def _parse_string(s: str, i: int) -> tuple[str, int]:
+    """A quoted string field value starting after its opening quote; returns (value, index after)."""
+    n = len(s)
+    buf: list[str] = []
+    while i < n and s[i] != '"':
+        if s[i] == "\\" and i + 1 < n and s[i + 1] in '"\\':
+            buf.append(s[i + 1])
+            i += 2
+        else:
+            buf.append(s[i])
+            i += 1
+    if i >= n:
+        raise LineProtocolError("bad_line", f"unterminated string in {_short(s)}")
+    return "".join(buf), i + 1
+
+
+def _parse_fields(s: str, i: int) -> tuple[dict[str, Value], int]:
+    fields: dict[str, Value] = {}
+    n = len(s)
+    while True:
+        key, i = _scan_name(s, i, "=", _UNESC_NAME)
+        if i >= n or not key:
+            raise LineProtocolError("bad_line", f"malformed field in {_short(s)}")
+        i += 1
+        if i < n and s[i] == '"':
+            fields[key], i = _parse_string(s, i + 1)
+        else:
+            j = i
+            while j < n and s[j] not in ", ":
+                j += 1
+            fields[key] = _parse_value(s[i:j], s)
+            i = j
+        if i < n and s[i] == ",":
+            i += 1
+            continue
+        return fields, i
+
+
 def parse_line(line: bytes | str) -> ParsedPoint:
     """Parse one line of line protocol; raise :class:`LineProtocolError` when it is malformed."""
     s = line.decode("utf-8") if isinstance(line, bytes) else line
@@ -415,55 +437,15 @@ def parse_line(line: bytes | str) -> ParsedPoint:
     measurement, i = _scan_name(s, 0, ", ", {",", " "})
     if not measurement:
         raise LineProtocolError("bad_line", f"missing measurement in {_short(s)}")
-    tags: dict[str, str] = {}
-    n = len(s)
-    while i < n and s[i] == ",":
-        key, i = _scan_name(s, i + 1, "=, ", _UNESC_NAME)
-        if i >= n or s[i] != "=" or not key:
-            raise LineProtocolError("bad_line", f"malformed tag in {_short(s)}")
-        val, i = _scan_name(s, i + 1, ", ", _UNESC_NAME)
-        if not val:
-            raise LineProtocolError("bad_line", f"missing tag value for {key!r} in {_short(s)}")
-        tags[key] = val
-    if i >= n or s[i] != " ":
+    tags, i = _parse_tags(s, i)
+    if i >= len(s) or s[i] != " ":
         raise LineProtocolError("bad_line", f"missing fields in {_short(s)}")
-    i += 1
-    fields: dict[str, Value] = {}
-    while True:
-        key, i = _scan_name(s, i, "=", _UNESC_NAME)
-        if i >= n or not key:
-            raise LineProtocolError("bad_line", f"malformed field in {_short(s)}")
-        i += 1
-        if i < n and s[i] == '"':
-            i += 1
-            buf: list[str] = []
-            while i < n and s[i] != '"':
-                if s[i] == "\\" and i + 1 < n and s[i + 1] in '"\\':
-                    buf.append(s[i + 1])
-                    i += 2
-                else:
-                    buf.append(s[i])
-                    i += 1
-            if i >= n:
-                raise LineProtocolError("bad_line", f"unterminated string in {_short(s)}")
-            fields[key] = "".join(buf)
-            i += 1
-        else:
-            j = i
-            while j < n and s[j] not in ", ":
-                j += 1
-            fields[key] = _parse_value(s[i:j], s)
-            i = j
-        if i < n and s[i] == ",":
-            i += 1
-            continue
-        break
+    fields, i = _parse_fields(s, i + 1)
     ts: int | None = None
-    if i < n:
-        rest = s[i:].strip()
-        if rest:
-            try:
-                ts = int(rest)
-            except ValueError:
-                raise LineProtocolError("bad_line", f"bad timestamp {_short(rest)}") from None
+    rest = s[i:].strip()
+    if rest:
+        try:
+            ts = int(rest)
+        except ValueError:
+            raise LineProtocolError("bad_line", f"bad timestamp {_short(rest)}") from None
     return ParsedPoint(measurement, tags, fields, ts)

@@ -12,7 +12,8 @@ import sys
 import time
 
 from drivers import Event, Reading
-from supervisor.storage import BatchWriter, InfluxV1Sink, encode_readings, event_line, reading_line
+from supervisor.storage import BatchWriter, InfluxV1Sink, event_line, reading_line
+from supervisor.storage.schema import reading_point
 
 N = 50_000
 TS = 1_764_115_200_000
@@ -40,8 +41,9 @@ def main() -> None:
     for name, readings in _shapes().items():
         best = min(_time(lambda rs=readings: [reading_line(r, TS + i) for i, r in enumerate(rs)])
                    for _ in range(3))
-        bulk = min(_time(lambda rs=readings: encode_readings(rs, TS)) for _ in range(3))
-        print(f"{name:20s} reading_line {best / N * 1e6:5.2f} µs/line   encode_readings {bulk / N * 1e6:5.2f} µs/line")
+        point = min(_time(lambda rs=readings: [reading_point(r, TS / 1000 + i) for i, r in enumerate(rs)])
+                    for _ in range(3))
+        print(f"{name:20s} reading_line {best / N * 1e6:5.2f} µs/line   reading_point {point / N * 1e6:5.2f} µs/line")
     events = [Event(f"cam-{i % 300}", "cctv", "motion", zone="z1", data={"score": 0.87}) for i in range(N)]
     t = min(_time(lambda: [event_line(e, TS + i) for i, e in enumerate(events)]) for _ in range(3))
     print(f"{'cctv event':20s} event_line   {t / N * 1e6:5.2f} µs/line")

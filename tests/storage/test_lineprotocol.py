@@ -13,12 +13,12 @@ from drivers import Event, Reading
 from supervisor.storage import (
     InfluxV1Sink,
     LineProtocolError,
-    encode_readings,
     event_line,
     parse_line,
     point_line,
     reading_line,
 )
+from supervisor.storage.schema import ms, reading_point
 from tests.support.services import INFLUX_URL, Influx
 
 TS = 1_764_115_200_000
@@ -114,12 +114,13 @@ def test_point_line_sorts_tags_and_types_fields() -> None:
         point_line("m", {}, {}, 1)
 
 
-def test_encode_readings_collects_errors_and_uses_receive_time() -> None:
-    rs = [Reading("a", "traffic", {"flow": 1.0}, ts=1.2346), Reading("b", "traffic", {"flow": math.nan}),
-          Reading("c", "traffic", {"flow": 2.0})]
-    out = encode_readings(rs, now_ms=777)
-    assert out.lines == [b"traffic,device=a flow=1.0 1235", b"traffic,device=c flow=2.0 777"]
-    assert [(i, e.reason) for i, e in out.errors] == [(1, "bad_value")]
+def test_reading_points_truncate_milliseconds_and_refuse_non_finite_values() -> None:
+    """The production formatter (the pipeline's): stored milliseconds are truncated, never rounded."""
+    assert reading_point(Reading("a", "traffic", {"flow": 1.0}), 1.2346) == b"traffic,device=a flow=1.0 1234"
+    assert ms(1.2349) == 1234
+    with pytest.raises(LineProtocolError) as exc:
+        reading_point(Reading("b", "traffic", {"flow": math.nan}), 1.0)
+    assert exc.value.reason == "bad_value"
 
 
 def test_series_cache_does_not_mix_devices() -> None:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
-from drivers import Command, DriverError
-from supervisor.api.deps import OperatorDep, RulesDep, SupervisorDep, ViewerDep
-from supervisor.ingest.mqtt import MqttError
-from supervisor.runtime import SupervisorError
+from drivers import Command
+from supervisor.api.deps import OperatorDep, RulesDep, ServiceDep, ViewerDep
 
 router = APIRouter(prefix="/commands", tags=["commands"])
 
@@ -25,16 +23,13 @@ CommandState = Literal["pending", "confirmed", "failed"]
 
 @router.get("", name="commands-list")
 def list_commands(
-    sup: SupervisorDep,
+    svc: ServiceDep,
     _: ViewerDep,
-    rules: RulesDep,
+    _rules: RulesDep,
     state: Annotated[CommandState | None, Query()] = None,
 ) -> dict[str, Any]:
     """Last command the rule engine sent per actuator (``device`` or ``device/circuit``) and its state."""
-    with sup.lock:
-        items = {k: v for k, v in sorted(rules.commands().items()) if state is None or v.get("state") == state}
-    counts = {s: sum(1 for v in items.values() if v.get("state") == s) for s in ("pending", "confirmed", "failed")}
-    return {"counts": counts if state is None else {state: len(items)}, "commands": items}
+    return svc.commands(state)
 
 
 class CommandIn(BaseModel):
@@ -62,23 +57,8 @@ class CommandOut(BaseModel):
 
 
 @router.post("", name="commands-send", response_model=CommandOut, status_code=status.HTTP_202_ACCEPTED)
-def send_command(body: CommandIn, _: OperatorDep, sup: SupervisorDep) -> CommandOut:
+def send_command(body: CommandIn, _: OperatorDep, svc: ServiceDep) -> CommandOut:
     """Publish one command now (202: sent, not confirmed; the device confirms through its telemetry)."""
     value: float | bool = body.value if isinstance(body.value, bool) else float(body.value)
-    with sup.lock:
-        model = sup.model
-        known = body.device in model.devices if model is not None else body.device in sup.device_driver
-        if not known:
-            where = "the network model" if model is not None else "the known devices (no network model is loaded)"
-            raise HTTPException(status.HTTP_404_NOT_FOUND,
-                                f"device {body.device!r} is not in {where}: commands go only to known devices")
-        try:
-            topics = sup.send_command(Command(body.device, body.action, value, channel=body.channel))
-        except DriverError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                                f"device {body.device!r} cannot take this command: {exc}") from None
-        except SupervisorError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        except MqttError as exc:
-            raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    topics = svc.send_command(Command(body.device, body.action, value, channel=body.channel))
     return CommandOut(device=body.device, action=body.action, value=value, topics=topics)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from supervisor.api._json import to_jsonable
-from supervisor.api.deps import SupervisorDep, ViewerDep
+from supervisor.api.deps import ServiceDep, ViewerDep
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -26,7 +26,7 @@ class DevicePage(BaseModel):
 @router.get("", name="devices-list", response_model=DevicePage)
 def list_devices(
     *,
-    sup: SupervisorDep,
+    svc: ServiceDep,
     _: ViewerDep,
     family: str | None = None,
     zone: str | None = None,
@@ -35,26 +35,17 @@ def list_devices(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> DevicePage:
     """Device states sorted by id; ``total`` counts every match so a client can page through."""
-    with sup.lock:
-        matches = sorted(sup.state.select(family, zone, status_), key=lambda st: st.device)
-        page = [st.as_dict() for st in matches[offset:offset + limit]]
-    return DevicePage(total=len(matches), limit=limit, offset=offset, items=page)
+    total, page = svc.devices(family, zone, status_, limit, offset)
+    return DevicePage(total=total, limit=limit, offset=offset, items=page)
 
 
 @router.get("/{device_id}", name="devices-get")
-def get_device(device_id: str, sup: SupervisorDep, _: ViewerDep) -> dict[str, Any]:
+def get_device(device_id: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """State of one device, plus its model entry and what it depends on when a model is loaded."""
-    with sup.lock:
-        st = sup.state.get(device_id)
-        model = sup.model
-        info = model.devices.get(device_id) if model is not None else None
-        if st is None and info is None:
-            where = "in the device state or the network model" if model is not None else "in the device state"
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} not found {where}")
-        out: dict[str, Any] = {
-            "id": device_id,
-            "state": st.as_dict() if st is not None else None,
-            "model": to_jsonable(info) if info is not None else None,
-            "dependencies": to_jsonable(model.dependencies(device_id)) if info is not None else None,
-        }
-    return out
+    found = svc.device(device_id)
+    return {
+        "id": device_id,
+        "state": found["state"],
+        "model": to_jsonable(found["model"]) if found["model"] is not None else None,
+        "dependencies": to_jsonable(found["dependencies"]) if found["dependencies"] is not None else None,
+    }

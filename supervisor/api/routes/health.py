@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from supervisor.api.deps import SupervisorDep
-from supervisor.runtime import Supervisor
+from supervisor.api.deps import ServiceDep
 
 router = APIRouter(tags=["health"])
 
@@ -24,30 +22,15 @@ class Health(BaseModel):
 
 
 @router.get("/health", name="health-get", response_model=Health)
-def health(sup: SupervisorDep) -> Health:
+def health(svc: ServiceDep) -> Health:
     """Always 200 while the process answers (a liveness probe must not restart it for a broker outage);
     ``status`` says whether the broker connection and the writer are healthy."""
-    mqtt_ok = sup.mqtt.stats.connected
-    writer_ok, detail = writer_health(sup)
+    h = svc.health()
     return Health(
-        status="ok" if mqtt_ok and writer_ok else "degraded",
+        status="ok" if h.mqtt_connected and h.writer_ok else "degraded",
         alive=True,
-        mqtt_connected=mqtt_ok,
-        writer_ok=writer_ok,
-        writer_detail=detail,
-        uptime_s=round(time.time() - sup.started_at, 1) if sup.started_at else 0.0,
+        mqtt_connected=h.mqtt_connected,
+        writer_ok=h.writer_ok,
+        writer_detail=h.writer_detail,
+        uptime_s=h.uptime_s,
     )
-
-
-def writer_health(sup: Supervisor) -> tuple[bool, str]:
-    """The writer is ok when nothing waits in its spool and nothing was left unsaved: every line it
-    was given reached the store (a spool that holds data means the store refused or did not answer)."""
-    ws = sup.writer.stats()
-    problems = []
-    if ws.spool_records:
-        problems.append(f"{ws.spool_records} batch(es) spooled, waiting for the store ({ws.spool_bytes} bytes)")
-    if ws.unsaved:
-        problems.append(f"{ws.unsaved} line(s) could be neither written nor spooled")
-    if problems:
-        return False, "; ".join(problems)
-    return True, f"{ws.points_written} points written, {ws.pending} pending"

@@ -1,20 +1,20 @@
-"""``GET /metrics``: Prometheus text exposition, written by hand (no client library).
+"""``GET /metrics``: Prometheus text exposition, through ``prometheus_client``.
 
 Open unless viewer tokens are configured. Families are prefixed ``urban_``; counters end in
 ``_total``; everything else is a gauge. Parts that are not configured (model, alarms, rules)
-simply have no metrics.
+simply have no metrics. Each app scrapes its own registry (``app.state.metrics``, made by
+:func:`metrics_registry`), never the process-wide default one.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry
 
-from supervisor.api.deps import MetricsReaderDep, SupervisorDep
-from supervisor.api.prometheus import CONTENT_TYPE, Exposition
-from supervisor.runtime import Supervisor
+from supervisor.api.deps import MetricsReaderDep
+from supervisor.api.prometheus import CONTENT_TYPE, Exposition, app_registry, render
+from supervisor.service.facade import MetricsView, Service
 from supervisor.state.registry import STATUS_CODE
 
 router = APIRouter(tags=["metrics"])
@@ -25,24 +25,26 @@ class _PrometheusText(PlainTextResponse):
 
 
 @router.get("/metrics", name="metrics-get", response_class=_PrometheusText)
-def metrics(sup: SupervisorDep, _: MetricsReaderDep) -> _PrometheusText:
-    return _PrometheusText(render_metrics(sup), media_type=CONTENT_TYPE)
+def metrics(request: Request, _: MetricsReaderDep) -> _PrometheusText:
+    return _PrometheusText(render(request.app.state.metrics), media_type=CONTENT_TYPE)
 
 
-def render_metrics(sup: Supervisor) -> str:
-    out = Exposition("urban_")
-    with sup.lock:
-        _ingest(out, sup)
-        _state(out, sup)
-        _alarms(out, sup)
-        _rules(out, sup)
-    _writer(out, sup)
-    _mqtt(out, sup)
-    return out.render()
+def metrics_registry(svc: Service) -> CollectorRegistry:
+    """The app's registry: every scrape reads the service once and writes every family."""
+    return app_registry("urban_", lambda out: fill_metrics(out, svc.metrics()))
 
 
-def _ingest(out: Exposition, sup: Supervisor) -> None:
-    c = sup.pipeline.counters
+def fill_metrics(out: Exposition, view: MetricsView) -> None:
+    _ingest(out, view)
+    _state(out, view)
+    _alarms(out, view)
+    _rules(out, view)
+    _writer(out, view)
+    _mqtt(out, view)
+
+
+def _ingest(out: Exposition, view: MetricsView) -> None:
+    c = view.counters
     out.counter("ingest_received_total", "MQTT messages handed to the pipeline.", c.received)
     out.counter("ingest_decoded_total", "Messages decoded without error.", c.decoded)
     out.add("ingest_decoded_by_family_total", "counter", "Messages decoded, by device family.",
@@ -56,23 +58,17 @@ def _ingest(out: Exposition, sup: Supervisor) -> None:
     out.gauge("ingest_last_batch_size", "Messages in the last batch.", c.last_batch_size)
     out.gauge("ingest_lag_seconds", "Receive-to-processed delay of the oldest message of the last batch.",
               c.lag_ms / 1000.0)
-    out.gauge("ingest_dead_letters", "Refused messages kept in the dead-letter sample.", len(sup.pipeline.dead_letters))
-    out.gauge("ingest_message_rate", "Messages per second over the last health period.", sup.msg_rate)
+    out.gauge("ingest_dead_letters", "Refused messages kept in the dead-letter sample.", view.dead_letters)
+    out.gauge("ingest_message_rate", "Messages per second over the last health period.", view.msg_rate)
 
 
-def _state(out: Exposition, sup: Supervisor) -> None:
-    counts: Counter[tuple[str, str]] = Counter()
-    families: set[str] = set()
-    for (family, _zone), by_status in sup.state.counts().items():
-        families.add(family)
-        for st, n in by_status.items():
-            counts[(family, st)] += n
+def _state(out: Exposition, view: MetricsView) -> None:
     out.add("devices", "gauge", "Devices by family and status (ok, stale, fault).",
-            [({"family": f, "status": s}, counts[(f, s)]) for f in sorted(families) for s in STATUS_CODE])
+            [({"family": f, "status": s}, view.devices.get((f, s), 0)) for f in view.families for s in STATUS_CODE])
 
 
-def _writer(out: Exposition, sup: Supervisor) -> None:
-    ws = sup.writer.stats()
+def _writer(out: Exposition, view: MetricsView) -> None:
+    ws = view.writer_stats
     out.counter("writer_points_written_total", "Points the store accepted (replays included).", ws.points_written)
     out.counter("writer_batches_total", "Batches written.", ws.batches)
     out.counter("writer_retries_total", "Write re-attempts after an error.", ws.retries)
@@ -89,8 +85,8 @@ def _writer(out: Exposition, sup: Supervisor) -> None:
     out.gauge("writer_unsaved_lines", "Lines that could be neither written nor spooled at stop.", ws.unsaved)
 
 
-def _mqtt(out: Exposition, sup: Supervisor) -> None:
-    s = sup.mqtt.stats
+def _mqtt(out: Exposition, view: MetricsView) -> None:
+    s = view.mqtt_stats
     out.gauge("mqtt_connected", "1 while connected to the broker.", s.connected)
     out.counter("mqtt_connects_total", "Successful connections to the broker.", s.connects)
     out.counter("mqtt_disconnects_total", "Disconnections from the broker.", s.disconnects)
@@ -100,20 +96,17 @@ def _mqtt(out: Exposition, sup: Supervisor) -> None:
     out.counter("mqtt_bad_topics_total", "Messages received on a topic that is not printable.", s.bad_topics)
 
 
-def _alarms(out: Exposition, sup: Supervisor) -> None:
-    if sup.alarms is None:
+def _alarms(out: Exposition, view: MetricsView) -> None:
+    if view.alarms_active is None:
         return
-    counts: Counter[tuple[str, str]] = Counter()
-    for a in sup.alarms.active():
-        counts[(str(a.kind), str(a.severity))] += 1
     out.add("alarms_active", "gauge", "Active alarms by kind and severity.",
-            [({"kind": k, "severity": s}, n) for (k, s), n in sorted(counts.items())])
+            [({"kind": k, "severity": s}, n) for (k, s), n in sorted(view.alarms_active.items())])
 
 
-def _rules(out: Exposition, sup: Supervisor) -> None:
-    if sup.rules is None:
+def _rules(out: Exposition, view: MetricsView) -> None:
+    st = view.rules_stats
+    if st is None:
         return
-    st = sup.rules.stats()
     out.gauge("rules_loaded", "Rules running.", int(st["rules"]))
     out.counter("rules_decisions_total", "Rule decisions taken.", int(st["decisions"]))
     out.counter("rules_alarms_total", "Alarms raised or cleared by rules.", int(st["alarms"]))
@@ -122,6 +115,6 @@ def _rules(out: Exposition, sup: Supervisor) -> None:
     errors = st.get("errors") or {}
     out.add("rules_errors_total", "counter", "Rule errors by rule and reason.",
             [({"rule": k.partition(":")[0], "reason": k.partition(":")[2]}, int(n)) for k, n in sorted(errors.items())])
-    by_state: Counter[str] = Counter(str(v.get("state")) for v in sup.rules.commands().values())
+    by_state = view.commands_by_state or {}
     out.add("rules_commands", "gauge", "Last command per actuator, by state.",
-            [({"state": s}, by_state[s]) for s in ("pending", "confirmed", "failed")])
+            [({"state": s}, by_state.get(s, 0)) for s in ("pending", "confirmed", "failed")])

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
-from supervisor.api.deps import ModelDep, SupervisorDep, ViewerDep
+from supervisor.api.deps import ModelDep, ServiceDep, ViewerDep
+
+if TYPE_CHECKING:
+    from supervisor.model import CityModel  # the model package loads only when a city is configured
 
 router = APIRouter(prefix="/model", tags=["model"])
 
 MAX_DEPENDENTS = 1000
 
 
-def _services_of(request: Request, model: Any) -> geojson.ServicesOf:
+def _services_of(request: Request, model: CityModel) -> geojson.ServicesOf:
     cached: geojson.ServicesOf | None = getattr(request.app.state, "services_of", None)
     if cached is None or getattr(request.app.state, "services_of_model", None) is not model:
         cached = geojson.ServicesOf(model)
@@ -33,7 +36,7 @@ def layer(
     *,
     layer: geojson.Layer,
     request: Request,
-    sup: SupervisorDep,
+    svc: ServiceDep,
     _: ViewerDep,
     model: ModelDep,
     family: Annotated[str | None, Query(description="devices layer only")] = None,
@@ -41,8 +44,7 @@ def layer(
 ) -> dict[str, Any]:
     """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: physical, l2, l3 or devices."""
     if layer == "devices":
-        with sup.lock:
-            feats = geojson.devices(model, sup.state, family, zone)
+        feats = svc.device_layer(lambda m, state: geojson.devices(m, state, family, zone))
     elif layer == "physical":
         feats = geojson.physical(model, _services_of(request, model))
     elif layer == "l2":

@@ -6,14 +6,13 @@ after ``duration_s``) and its author is recorded as ``<user> (<operator#n>)``.
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field, model_validator
 
 from supervisor.api.auth import Principal
-from supervisor.api.deps import OperatorDep, RulesDep, SupervisorDep
+from supervisor.api.deps import OperatorDep, RulesDep, ServiceDep
 
 router = APIRouter(prefix="/overrides", tags=["overrides"])
 
@@ -49,30 +48,11 @@ def audit_user(user: str, principal: Principal) -> str:
     return f"{user.strip()} ({principal.name})"
 
 
-def _rule_error(exc: Exception) -> HTTPException:
-    from rules import UnknownDeviceError
-
-    if isinstance(exc, UnknownDeviceError):
-        code = status.HTTP_404_NOT_FOUND if exc.reason == "not in the city model" else (
-            status.HTTP_422_UNPROCESSABLE_CONTENT)
-        return HTTPException(code, str(exc))
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
-
-
 @router.post("", name="overrides-create", response_model=OverrideOut, status_code=status.HTTP_201_CREATED)
-def create_override(body: OverrideIn, principal: OperatorDep, sup: SupervisorDep, rules: RulesDep) -> OverrideOut:
-    from rules import RuleError
-
+def create_override(body: OverrideIn, principal: OperatorDep, svc: ServiceDep, _rules: RulesDep) -> OverrideOut:
     user = audit_user(body.user, principal)
-    with sup.lock:
-        until = body.until if body.until is not None else sup.clock() + (body.duration_s or 0.0)
-        if not math.isfinite(until):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "until must be a finite epoch")
-        try:
-            rules.override(body.device, body.level, until, user, channel=body.channel)
-        except RuleError as exc:
-            raise _rule_error(exc) from None
-        active = rules.level(body.device, body.channel)
+    until, active = svc.override(body.device, body.level, until=body.until, duration_s=body.duration_s, user=user,
+                                 channel=body.channel)
     return OverrideOut(device=body.device, channel=body.channel, level=body.level, until=until, user=user,
                        active_level=active)
 
@@ -81,18 +61,9 @@ def create_override(body: OverrideIn, principal: OperatorDep, sup: SupervisorDep
 def delete_override(
     device_id: str,
     principal: OperatorDep,
-    sup: SupervisorDep,
-    rules: RulesDep,
+    svc: ServiceDep,
+    _rules: RulesDep,
     channel: Annotated[str | None, Query(max_length=50)] = None,
 ) -> dict[str, Any]:
-    from rules import RuleError
-
-    with sup.lock:
-        try:
-            removed = rules.clear_override(device_id, channel=channel, user=principal.name)
-        except RuleError as exc:
-            raise _rule_error(exc) from None
-        if not removed:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"device {device_id!r} has no manual override")
-        active = rules.level(device_id, channel)
+    active = svc.clear_override(device_id, channel, principal.name)
     return {"device": device_id, "channel": channel, "removed": True, "active_level": active}

@@ -4,40 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 
 from supervisor.api._json import to_jsonable
-from supervisor.api.deps import RulesDep, SupervisorDep, ViewerDep
+from supervisor.api.deps import RulesDep, ServiceDep, ViewerDep
 
 router = APIRouter(tags=["rules"])
 
 
 @router.get("/rules", name="rules-list")
-def list_rules(sup: SupervisorDep, _: ViewerDep, rules: RulesDep) -> dict[str, Any]:
+def list_rules(svc: ServiceDep, _: ViewerDep, _rules: RulesDep) -> dict[str, Any]:
     """Ids of the running rules and the engine's counters (decisions, alarms, commands, errors)."""
-    with sup.lock:
-        return {"rules": list(rules.rules()), "stats": to_jsonable(rules.stats())}
+    out: dict[str, Any] = to_jsonable(svc.rules())
+    return out
 
 
 @router.get("/why/{device_id}", name="rules-why")
 def why(
     device_id: str,
-    sup: SupervisorDep,
+    svc: ServiceDep,
     _: ViewerDep,
-    rules: RulesDep,
+    _rules: RulesDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     """Recent decisions about a device, newest first: rule, inputs, output and the explanation text,
     with the level the arbitration asks now and the priority stack behind it."""
-    with sup.lock:
-        decisions = list(rules.why(device_id))
-        known = (sup.model is not None and device_id in sup.model.devices) or sup.state.get(device_id) is not None
-        if not decisions and not known:
-            raise HTTPException(status.HTTP_404_NOT_FOUND,
-                                f"device {device_id!r} is unknown (not in the network model nor the device state)")
-        return {
-            "device": device_id,
-            "level": rules.level(device_id),
-            "requests": to_jsonable(rules.requests(device_id)),
-            "decisions": [to_jsonable(d) for d in reversed(decisions)][:limit],
-        }
+    out: dict[str, Any] = to_jsonable(svc.why(device_id, limit))
+    return out

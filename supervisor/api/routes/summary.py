@@ -7,13 +7,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from supervisor.api._json import to_jsonable
-from supervisor.api.deps import SupervisorDep, ViewerDep
+from supervisor.api.deps import ServiceDep, ViewerDep
 
 router = APIRouter(tags=["summary"])
 
 
 @router.get("/summary", name="summary-get")
-def get_summary(sup: SupervisorDep, _: ViewerDep) -> dict[str, Any]:
-    with sup.lock:
-        out: dict[str, Any] = to_jsonable(sup.summary())
+def get_summary(svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
+    out: dict[str, Any] = to_jsonable(svc.summary())
     return out

@@ -1,0 +1,40 @@
+"""The supervisor's summary (``GET /api/v1/summary``, ``urban-supervisor run`` logs)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from supervisor.state.registry import STATUS_CODE
+
+if TYPE_CHECKING:
+    from supervisor.service.supervisor import Supervisor
+
+
+def summary(sup: Supervisor) -> dict[str, Any]:
+    c = sup.pipeline.counters
+    ws = sup.writer.stats()
+    identity = sup.pipeline.identity
+    stats = sup.mqtt.stats
+    return {
+        "instance": sup.instance,
+        "uptime_s": round(time.time() - sup.started_at, 1) if sup.started_at else 0.0,
+        "mqtt": {"host": sup.settings.mqtt.host, "port": sup.settings.mqtt.port,
+                 "connected": stats.connected, "connects": stats.connects,
+                 "received": stats.received, "acked": stats.acked,
+                 "inbox": len(sup.inbox), "inbox_full_waits": sup.inbox.full_waits,
+                 "broker_dropped": sup.broker_dropped},
+        "ingest": c.as_dict(),
+        "storage": {"backend": sup.settings.storage.backend, "points_written": ws.points_written,
+                    "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,
+                    "pending": ws.pending, "dead_letters": ws.dead_letters,
+                    "spool_bytes": ws.spool_bytes, "last_latency_ms": ws.last_latency_ms,
+                    "last_write_at": ws.last_write_at,
+                    "spool_alarm": sup.spool_alarm, "points_refused": sup.points_refused},
+        "devices": {"total": len(sup.state),
+                    "by_status": {s: sum(1 for d in sup.state if d.status == s) for s in STATUS_CODE}},
+        "alarms": None if sup.alarms is None else len(sup.alarms.active()),
+        "identity": {"unknown": (identity.report()[:20] if identity else []),
+                     "unplaced": len(identity.unplaced) if identity else 0},
+        "commands_refused": sup.commands_refused,
+    }

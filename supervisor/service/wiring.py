@@ -1,0 +1,48 @@
+"""Building the parts from the configuration: drivers, subscriptions, storage paths."""
+
+from __future__ import annotations
+
+from drivers import Driver, DriverError
+from drivers import get as get_driver
+from supervisor.config import Settings, StorageConfig
+from supervisor.service.errors import SupervisorError
+
+
+def build_drivers(settings: Settings) -> dict[str, Driver]:
+    out: dict[str, Driver] = {}
+    for name, dcfg in settings.drivers.items():
+        if not dcfg.enabled:
+            continue
+        try:
+            cls = get_driver(name)
+        except KeyError as exc:
+            raise SupervisorError(f"drivers.{name}: {exc}") from None
+        try:
+            out[name] = cls(dcfg.options)
+        except DriverError as exc:
+            raise SupervisorError(f"drivers.{name}.options: {exc}") from None
+    if not out:
+        raise SupervisorError("drivers: no driver enabled")
+    return out
+
+
+def subscription_roots(filters: list[str]) -> list[str]:
+    """``root/#`` for each filter whose first level is literal, the filter itself otherwise."""
+    out: list[str] = []
+    for flt in filters:
+        first = flt.split("/", 1)[0]
+        sub = flt if first in ("+", "#") or "/" not in flt else f"{first}/#"
+        if sub not in out:
+            out.append(sub)
+    return out
+
+
+def storage_config(settings: Settings) -> StorageConfig:
+    """The storage configuration with relative spool and SQLite paths under ``data_dir``."""
+    st = settings.storage
+    update = {}
+    for key in ("spool_dir", "sqlite_path"):
+        path = getattr(st, key)
+        if not path.is_absolute():
+            update[key] = settings.data_dir / path
+    return st.model_copy(update=update)

@@ -1,0 +1,262 @@
+"""What the supervisor stores in InfluxDB: every measurement (tags, fields, field types, meaning),
+and the functions that format its points. Nothing else in the supervisor writes line protocol.
+
+- the family measurements (``traffic``, ``lighting``...) come from the canonical measures of
+  :mod:`drivers._schema`; their lines are the ingest hot path (:func:`reading_point`);
+- the other measurements are declared below; :meth:`Measurement.line` refuses a tag or a field
+  the declaration does not name, and types each field as declared (an ``int`` given for a float
+  field is written ``1.0``, never ``1i``, so a field keeps one type in every shard).
+
+Timestamps are UTC epoch seconds, written as integer milliseconds **truncated** (``precision=ms``).
+A tag whose value is ``None`` or empty is left out (InfluxDB has no empty tag value: a missing
+tag is what a query sees as ``''``).
+
+The README's "What lands in InfluxDB" table is :func:`markdown_table` (checked by a test), and
+the Grafana boards are checked against :data:`MEASUREMENTS` by ``tests/grafana``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import orjson
+
+from drivers._contract import Event, Reading, Value
+from drivers._schema import CANONICAL
+from supervisor.storage.lineprotocol import (
+    FieldFormatter,
+    LineProtocolError,
+    event_line,
+    field_formatters,
+    point_line,
+    reading_line,
+)
+
+if TYPE_CHECKING:
+    from supervisor.alarms import AlarmChange
+    from supervisor.state.registry import StatusChange
+
+__all__ = [
+    "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES", "FLEET", "INGEST_ERRORS",
+    "MEASUREMENTS", "SUPERVISOR", "Measurement", "alarm_change_line", "command_line", "decision_line",
+    "device_status_line", "event_point", "fleet_lines", "ingest_error_lines", "markdown_table", "ms",
+    "reading_point", "rule_alarm_line", "supervisor_alarm_line", "supervisor_line",
+]
+
+
+def ms(ts: float) -> int:
+    """Epoch seconds to the stored integer milliseconds (truncated, as every point is written)."""
+    return int(ts * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One InfluxDB measurement: its tags, its fields with their types, and what a point means.
+
+    ``optional`` fields may be absent from a point; ``open_fields`` admits fields not declared
+    here (typed by their Python type): drivers may report measures the catalogue does not know.
+    """
+
+    name: str
+    doc: str
+    tags: tuple[str, ...]
+    fields: Mapping[str, type]
+    optional: frozenset[str] = frozenset()
+    open_fields: bool = False
+    _formats: Mapping[str, FieldFormatter] = field(init=False, repr=False, compare=False)
+    _required: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_formats", field_formatters(self.fields))
+        object.__setattr__(self, "_required", frozenset(self.fields) - self.optional)
+
+    def line(self, tags: Mapping[str, str | None], fields: Mapping[str, Value], ts: float) -> bytes:
+        """One point of this measurement; :class:`LineProtocolError` names what does not fit."""
+        unknown = tags.keys() - set(self.tags)
+        if unknown:
+            raise LineProtocolError("bad_tag", f"{self.name}: tag(s) {sorted(unknown)} not in the schema")
+        if not self.open_fields:
+            extra = fields.keys() - self.fields.keys()
+            if extra:
+                raise LineProtocolError("bad_field", f"{self.name}: field(s) {sorted(extra)} not in the schema")
+        missing = self._required - fields.keys()
+        if missing:
+            raise LineProtocolError("no_fields", f"{self.name}: field(s) {sorted(missing)} missing")
+        kept = {k: v for k, v in tags.items() if v}
+        return point_line(self.name, kept, fields, ms(ts), self._formats)
+
+
+F, I, S = float, int, str  # noqa: E741 (a table of types reads better short)
+
+FAMILIES: dict[str, Measurement] = {
+    fam: Measurement(fam, "one reading of a device of the family, in canonical units",
+                     ("channel", "device", "zone"), {m: spec.kind for m, spec in measures.items()},
+                     optional=frozenset(measures), open_fields=True)
+    for fam, measures in CANONICAL.items()
+}
+EVENTS = Measurement("events", "something a device reported once (motion, tamper, leak...); `data` is JSON",
+                     ("device", "family", "kind", "zone"), {"value": I, "data": S})
+DEVICE_STATUS = Measurement("device_status", "a device's status changed (ok, stale, fault) and why",
+                            ("family", "zone", "device"), {"status": S, "code": I, "reason": S})
+FLEET = Measurement("fleet", "devices per family and zone by status, every health period (zone `-`: none)",
+                    ("family", "zone"), {"total": I, "ok": I, "stale": I, "fault": I})
+ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledged, cleared): root causes, "
+                     "rule alarms (`rule:<kind>`) and the supervisor's own (`supervisor`)",
+                     ("kind", "severity", "element", "state"),
+                     {"id": S, "devices": I, "services": S, "affected": S, "text": S}, optional=frozenset({"text"}))
+DECISIONS = Measurement("decisions", "one explained rule decision (`inputs` is JSON)",
+                        ("rule", "device", "zone"), {"output": F, "inputs": S, "text": S})
+COMMANDS = Measurement("commands", "a rule command changed state (pending, confirmed, failed)",
+                       ("device", "state"), {"level": F, "attempts": I})
+SUPERVISOR = Measurement(
+    "supervisor", "the supervisor's health, every health period",
+    ("instance",),
+    {"received": I, "decoded": I, "errors": I, "points_written": I, "write_latency_ms": F, "spool_bytes": I,
+     "lag_ms": F, "msg_rate": F, "devices": I, "dead_letters": I, "commands_refused": I, "sessions_lost": I,
+     "broker_dropped": I},
+    optional=frozenset({"broker_dropped"}))
+INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by driver and reason",
+                            ("instance", "reason", "driver"), {"count": I})
+
+MEASUREMENTS: dict[str, Measurement] = {
+    m.name: m for m in (*FAMILIES.values(), EVENTS, DEVICE_STATUS, FLEET, ALARMS, DECISIONS, COMMANDS, SUPERVISOR,
+                        INGEST_ERRORS)
+}
+
+
+# -- the ingest hot path: the family measurements and events ---------------------------------------
+def reading_point(r: Reading, ts: float) -> bytes:
+    """A reading of ``FAMILIES[r.family]`` (tags channel, device, zone) at ``ts``."""
+    return reading_line(r, int(ts * 1000))
+
+
+def event_point(e: Event, ts: float) -> bytes:
+    """An ``events`` point at ``ts``."""
+    return event_line(e, int(ts * 1000))
+
+
+# -- state, fleet and health ----------------------------------------------------------------------
+def device_status_line(ch: StatusChange) -> bytes:
+    from supervisor.state.registry import STATUS_CODE
+
+    return DEVICE_STATUS.line({"family": ch.family, "zone": ch.zone, "device": ch.device},
+                              {"status": ch.new, "code": STATUS_CODE[ch.new], "reason": ch.reason}, ch.at)
+
+
+def fleet_lines(counts: Mapping[tuple[str, str], Mapping[str, int]], ts: float) -> list[bytes]:
+    return [FLEET.line({"family": family, "zone": zone or "-"},
+                       {"total": sum(c.values()), "ok": c.get("ok", 0), "stale": c.get("stale", 0),
+                        "fault": c.get("fault", 0)}, ts)
+            for (family, zone), c in sorted(counts.items())]
+
+
+def supervisor_line(instance: str, fields: Mapping[str, Value], ts: float) -> bytes:
+    return SUPERVISOR.line({"instance": instance}, fields, ts)
+
+
+def ingest_error_lines(instance: str, errors: Mapping[tuple[str, str], int], ts: float) -> list[bytes]:
+    return [INGEST_ERRORS.line({"instance": instance, "reason": reason, "driver": driver}, {"count": n}, ts)
+            for (driver, reason), n in sorted(errors.items())]
+
+
+# -- alarms -----------------------------------------------------------------------------------------
+def alarm_change_line(change: AlarmChange) -> bytes:
+    """A root-cause alarm's change (the alarm manager's :meth:`~supervisor.alarms.AlarmChange.as_point`)."""
+    measurement, tags, fields, ts = change.as_point()
+    return MEASUREMENTS[measurement].line(tags, fields, ts)
+
+
+class _RuleAlarm(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def ts(self) -> float: ...
+
+
+def rule_alarm_line(alarm: _RuleAlarm) -> bytes:
+    """A rule's alarm about one device: kind ``rule:<kind>``, the device as element."""
+    return ALARMS.line({"kind": f"rule:{alarm.kind}", "severity": alarm.severity, "element": alarm.device,
+                        "state": alarm.state},
+                       {"id": alarm.key, "devices": 1, "services": "", "text": alarm.text,
+                        "affected": orjson.dumps([alarm.device]).decode()}, alarm.ts)
+
+
+def supervisor_alarm_line(severity: str, element: str, state: str, alarm_id: str, text: str,  # noqa: PLR0917
+                          ts: float) -> bytes:
+    """An alarm about the supervisor itself (kind ``supervisor``: no device, no service affected)."""
+    return ALARMS.line({"kind": "supervisor", "severity": severity, "element": element, "state": state},
+                       {"id": alarm_id, "devices": 0, "services": "", "text": text, "affected": "[]"}, ts)
+
+
+# -- rules: decisions and commands ------------------------------------------------------------------
+class _Point(Protocol):
+    @property
+    def measurement(self) -> str: ...
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+    @property
+    def fields(self) -> Mapping[str, float | int | bool | str]: ...
+    @property
+    def ts(self) -> float: ...
+
+
+class _Decision(Protocol):
+    def as_point(self) -> _Point: ...
+
+
+class _CommandState(Protocol):
+    @property
+    def device(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def level(self) -> float: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def since(self) -> float: ...
+
+
+def decision_line(decision: _Decision) -> bytes:
+    p = decision.as_point()
+    return MEASUREMENTS[p.measurement].line(p.tags, p.fields, p.ts)
+
+
+def command_line(cs: _CommandState) -> bytes:
+    return COMMANDS.line({"device": cs.device, "state": cs.state}, {"level": cs.level, "attempts": cs.attempts},
+                         cs.since)
+
+
+# -- documentation ----------------------------------------------------------------------------------
+_TYPE_NAME = {float: "float", int: "integer", bool: "boolean", str: "string"}
+
+
+def _row(names: Iterable[str], m: Measurement, fields: str) -> str:
+    tags = ", ".join(f"`{t}`" for t in m.tags)
+    return f"| {', '.join(f'`{n}`' for n in names)} | {tags} | {fields} | {m.doc} |"
+
+
+def markdown_table() -> str:
+    """The README's "What lands in InfluxDB" table."""
+    rows = ["| measurement | tags | fields (type) | what a point is |", "| --- | --- | --- | --- |",
+            _row(FAMILIES, next(iter(FAMILIES.values())), "the family's canonical measures "
+                 "(`drivers/_schema.py`), typed as declared there")]
+    for m in MEASUREMENTS.values():
+        if m.name in FAMILIES:
+            continue
+        fields = ", ".join(f"`{k}` {_TYPE_NAME[t]}{' (optional)' if k in m.optional else ''}"
+                           for k, t in m.fields.items())
+        rows.append(_row([m.name], m, fields))
+    return "\n".join(rows) + "\n"

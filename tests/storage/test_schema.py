@@ -1,0 +1,115 @@
+"""The stored schema: every point the supervisor formats fits its declared measurement, and the
+README's table is the schema's."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from drivers import Event, Reading
+from drivers._schema import CANONICAL
+from rules import CommandState, Decision, RuleAlarm
+from supervisor.alarms import AlarmManager
+from supervisor.state.registry import StatusChange
+from supervisor.storage import LineProtocolError, ParsedPoint, parse_line, schema
+from supervisor.storage.schema import MEASUREMENTS, Measurement
+
+ROOT = Path(__file__).resolve().parents[2]
+TYPES = {float: float, int: int, bool: bool, str: str}
+
+
+def fits(line: bytes) -> ParsedPoint:
+    """Parse a line and check it against its declared measurement: tags, fields and their types."""
+    p = parse_line(line)
+    m = MEASUREMENTS[p.measurement]
+    assert set(p.tags) <= set(m.tags), (p.measurement, p.tags)
+    for k, v in p.fields.items():
+        if k in m.fields:
+            assert type(v) is TYPES[m.fields[k]], (p.measurement, k, v)
+        else:
+            assert m.open_fields, (p.measurement, k)
+    assert set(m.fields) - m.optional <= set(p.fields), (p.measurement, p.fields)
+    return p
+
+
+def test_readme_table_is_the_schema() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## What lands in InfluxDB\n", 1)[1].split("\n## ", 1)[0]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|")) + "\n"
+    assert table == schema.markdown_table(), "README.md is stale: paste supervisor.storage.schema.markdown_table()"
+
+
+def test_family_measurements_are_the_canonical_measures() -> None:
+    assert set(schema.FAMILIES) == set(CANONICAL)
+    for fam, measures in CANONICAL.items():
+        assert {k: t for k, t in schema.FAMILIES[fam].fields.items()} == {k: s.kind for k, s in measures.items()}
+
+
+def test_reading_and_event_points_fit_and_truncate_ms() -> None:
+    line = schema.reading_point(Reading("cab-1", "lighting", {"power": 12, "lamps": 24, "door_open": False},
+                                        zone="z1", channel="2"), 10.0009)
+    p = fits(line)
+    assert p.fields == {"power": 12.0, "lamps": 24, "door_open": False} and p.ts_ms == 10000
+    assert fits(schema.event_point(Event("cam-1", "cctv", "motion", zone="z", data={"s": 1}), 2.5)).ts_ms == 2500
+
+
+def test_measurement_refuses_what_it_does_not_declare() -> None:
+    with pytest.raises(LineProtocolError, match="tag"):
+        schema.FLEET.line({"family": "cctv", "zone": "z", "device": "x"}, {"total": 1, "ok": 1, "stale": 0,
+                                                                          "fault": 0}, 1.0)
+    with pytest.raises(LineProtocolError, match="field"):
+        schema.COMMANDS.line({"device": "d", "state": "pending"}, {"level": 1.0, "attempts": 1, "extra": 1}, 1.0)
+    with pytest.raises(LineProtocolError, match="missing"):
+        schema.COMMANDS.line({"device": "d", "state": "pending"}, {"level": 1.0}, 1.0)
+    with pytest.raises(LineProtocolError, match="expected an integer"):
+        schema.COMMANDS.line({"device": "d", "state": "pending"}, {"level": 1.0, "attempts": 1.5}, 1.0)
+
+
+def test_fields_are_typed_as_declared_and_empty_tags_left_out() -> None:
+    m = Measurement("m", "doc", ("a", "b"), {"f": float, "i": int})
+    assert m.line({"a": "x", "b": ""}, {"f": 3, "i": 2}, 1.5) == b"m,a=x f=3.0,i=2i 1500"
+    assert m.line({"a": "x", "b": None}, {"f": 3, "i": 2.0}, 1.5) == b"m,a=x f=3.0,i=2i 1500"
+
+
+def test_every_point_the_supervisor_formats_fits() -> None:
+    lines = [
+        schema.device_status_line(StatusChange("d1", "traffic", "z", "ok", "stale", 5.0, "silent 300 s")),
+        *schema.fleet_lines({("traffic", "z"): {"ok": 3, "fault": 1}, ("cctv", ""): {"stale": 2}}, 5.0),
+        schema.supervisor_line("h:1", {"received": 1, "decoded": 1, "errors": 0, "points_written": 0,
+                                       "write_latency_ms": 0, "spool_bytes": 0, "lag_ms": 1.5, "msg_rate": 0.0,
+                                       "devices": 3, "dead_letters": 0, "commands_refused": 0,
+                                       "sessions_lost": 0}, 5.0),
+        *schema.ingest_error_lines("h:1", {("-", "unknown_topic"): 2}, 5.0),
+        schema.supervisor_alarm_line("major", "spool", "raised", "spool:h:1", "spool 80% full", 5.0),
+        schema.rule_alarm_line(RuleAlarm(5.0, "r1", "day_burning", "lamp-1", "raised", "minor", "lit by day")),
+        schema.decision_line(Decision(5.0, "r1", "dimming", "lamp-1", 60, "traffic high", {"flow": 900.0})),
+        schema.command_line(CommandState("lamp-1", None, "z", 60, "pending", 1, 5.0, 5.0)),
+    ]
+    parsed = [fits(line) for line in lines]
+    assert parsed[1].tags == {"family": "cctv", "zone": "-"}  # fleet without a zone (sorted first)
+    assert parsed[-2].fields["output"] == 60.0 and "zone" not in parsed[-2].tags  # no zone: no empty tag
+    assert parsed[-1].fields == {"level": 60.0, "attempts": 1}
+
+
+def test_root_cause_alarm_points_fit() -> None:
+    from tests.alarms.test_manager import model
+
+    change = AlarmManager(model()).update({"wm-1", "wm-2"}, now=42.5)[0]
+    p = fits(schema.alarm_change_line(change))
+    assert p.tags["kind"] == "root_cause" and p.ts_ms == 42500
+
+
+def test_only_the_schema_formats_points() -> None:
+    """No module of the supervisor but the storage package builds line protocol itself."""
+    offenders = []
+    for path in (ROOT / "supervisor").rglob("*.py"):
+        if path.parent.name == "storage":
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"\b(point_line|reading_line|event_line)\b|storage\.lineprotocol import (?!LineProtocolError\b)",
+                     text):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert offenders == []
+
