@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from supervisor.notify.config import NotificationsConfig
+
 ENV_PREFIX = "URBAN_"
 DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
 
@@ -197,6 +199,7 @@ class Settings(BaseSettings):
     state_file: Path = Path("rules-state.json")  # rule state surviving restarts (under data_dir)
     state_save_interval: float = Field(10.0, gt=0)
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # docs/notifications.md
 
     @classmethod
     def settings_customise_sources(
