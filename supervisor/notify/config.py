@@ -144,6 +144,9 @@ class NotificationsConfig(_Section):
     retry_max_delay: float = Field(300.0, gt=0)
     retry_horizon: float = Field(24 * 3600.0, gt=0, description="seconds of retries before a message fails")
     outbox_file: Path = Path("notify-outbox.sqlite3")  # under data_dir unless absolute
+    # delivered, failed and cancelled notifications are kept this long (seconds), then deleted: the
+    # outbox stays bounded, and an alarm re-submitted within it is still recognised as already sent
+    history_retention: float = Field(30 * 86400.0, ge=3600)
     check_timeout: float = Field(5.0, gt=0, le=60, description="the start-up reachability check, per channel")
 
     @model_validator(mode="after")

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: the dispatcher looks at the outbox at least this often (seconds), whatever it expects
 IDLE_POLL = 5.0
+#: finished notifications older than ``history_retention`` are deleted this often (seconds)
+PRUNE_INTERVAL = 3600.0
 
 
 def route_matches(route: Route, event: AlarmEvent) -> bool:
@@ -116,14 +118,18 @@ class Notifier:
         self.outbox.close()
 
     def _run(self) -> None:
+        next_prune = 0.0
         while not self._stop.is_set():
+            self._wake.clear()  # before the pass: a submit during it wakes the next wait at once
             try:
+                if time.time() >= next_prune:
+                    self.outbox.prune(time.time() - self.config.history_retention)
+                    next_prune = time.time() + PRUNE_INTERVAL
                 wait = self.dispatch_once()
             except Exception:
                 log.exception("notify: dispatcher pass failed; retrying")
                 wait = IDLE_POLL
             self._wake.wait(wait)
-            self._wake.clear()
 
     def dispatch_once(self) -> float:
         """One pass: bind due notifications to messages, send those due; returns seconds to sleep."""

@@ -211,6 +211,14 @@ class Outbox:
             db.execute("UPDATE messages SET attempts=attempts+1, next_attempt=?, last_error=? WHERE key=?",
                        (when, error, key))
 
+    def prune(self, before: float) -> int:
+        """Delete finished notifications (and their messages) created before ``before``."""
+        with self._tx() as db:
+            n = db.execute("DELETE FROM notifications WHERE state!='pending' AND created<?", (before,)).rowcount
+            db.execute("DELETE FROM messages WHERE state!='pending' AND created<? AND NOT EXISTS "
+                       "(SELECT 1 FROM notifications WHERE message=messages.key)", (before,))  # fmt: skip
+        return n
+
     def next_wakeup(self, window: float) -> float | None:
         """When the dispatcher has something to do next (a retry, a window that closes)."""
         with self._lock:

@@ -64,7 +64,7 @@ class _MailHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.mails.append(email.message_from_bytes(envelope.content))
         self.authenticated.append(bool(session.authenticated))
-        self.tls.append(session.ssl is not None)
+        self.tls.append(session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None)
         return "250 OK"
 
 
@@ -80,6 +80,7 @@ class SmtpServer:
 
     cert: Path
     key: Path
+    implicit_tls: bool = False  # TLS from the first byte (port 465 style) instead of STARTTLS
     port: int = field(default_factory=free_port)
     handler: _MailHandler = field(default_factory=_MailHandler)
     controller: Controller | None = None
@@ -87,9 +88,13 @@ class SmtpServer:
     def start(self) -> SmtpServer:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(self.cert), str(self.key))
+        # aiosmtpd's auth_require_tls knows STARTTLS only; over implicit TLS the whole session is encrypted
+        tls: dict[str, Any] = {"ssl_context": ctx, "auth_require_tls": False}
+        if not self.implicit_tls:
+            tls = {"tls_context": ctx, "require_starttls": True, "auth_require_tls": True}
         self.controller = Controller(
-            self.handler, hostname="127.0.0.1", port=self.port, tls_context=ctx, require_starttls=True,
-            auth_required=True, auth_require_tls=True, authenticator=_authenticator)  # fmt: skip
+            self.handler, hostname="127.0.0.1", port=self.port, auth_required=True, authenticator=_authenticator,
+            **tls)  # fmt: skip
         self.controller.start()
         return self
 
@@ -103,9 +108,9 @@ class SmtpServer:
 
     def channel(self, **over: Any) -> dict[str, Any]:
         cfg: dict[str, Any] = {
-            "type": "email", "host": "localhost", "port": self.port, "starttls": True, "username": SMTP_USER,
+            "type": "email", "host": "localhost", "port": self.port, "username": SMTP_USER,
             "password": SMTP_PASSWORD, "from": "supervisor@city.test", "to": ["night-crew@city.test"],
-            "ca_file": str(self.cert), "timeout": 5,
+            "ca_file": str(self.cert), "timeout": 5, "tls": self.implicit_tls, "starttls": not self.implicit_tls,
         }  # fmt: skip
         cfg.update(over)
         return cfg

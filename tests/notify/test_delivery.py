@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from supervisor.notify import Notifier
+import pytest
+
+from supervisor.notify import NotificationsConfig, Notifier, check_reachable
 from tests.notify.conftest import event
 from tests.notify.support import Receiver, SmtpServer, wait_for
 
@@ -45,6 +48,19 @@ def test_one_event_gives_one_mail_and_one_signed_webhook(
     assert set(n.outbox.message_states().items()) == {(hook.key, "delivered"), (mail_key, "delivered")}
     stats = n.stats()
     assert (stats["sent"], stats["failed"], stats["pending"], stats["retried"]) == (2, 0, 0, 0)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_implicit_tls_delivers_too(tls_cert: tuple[Path, Path], make_notifier: MakeNotifier) -> None:
+    server = SmtpServer(*tls_cert, implicit_tls=True).start()
+    try:
+        cfg = {"channels": {"mail": server.channel()}, "routes": [{"name": "all", "channels": ["mail"]}]}
+        check_reachable(NotificationsConfig(**cfg))
+        make_notifier(**cfg).submit(event())
+        wait_for(lambda: len(server.mails) == 1, 20, "the mail over implicit TLS")
+        assert server.handler.tls == [True] and server.handler.authenticated == [True]
+    finally:
+        server.stop()
 
 
 def test_a_resubmitted_event_is_not_sent_twice(receiver: Receiver, make_notifier: MakeNotifier) -> None:
