@@ -138,3 +138,12 @@ def test_a_bad_event_is_refused_with_the_field_named() -> None:
         event("")
     ev = event()
     assert AlarmEvent.from_json(ev.to_json()) == ev
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "notifications.md").read_text(encoding="utf-8")
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0].replace('"…"', '"a-real-secret-of-the-city-0042"')
+    path = tmp_path / "urban.yaml"
+    path.write_text(example, encoding="utf-8")
+    cfg = load_settings(path).notifications
+    assert sorted(cfg.channels) == ["night-crew", "ops-hook"] and [r.name for r in cfg.routes] == ["night", "chiefs"]
