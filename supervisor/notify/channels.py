@@ -96,6 +96,17 @@ def webhook_body(message: Message, channel_name: str) -> bytes:
     return orjson.dumps(doc)
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not an acceptance: following it would turn the POST into a GET and
+    hand the signed request to another host."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 def send_webhook(channel: WebhookChannel, name: str, message: Message) -> str | None:
     """POST ``message``; the receiver's 2xx answer is the acceptance (returns no note)."""
     body = webhook_body(message, name)
@@ -109,7 +120,7 @@ def send_webhook(channel: WebhookChannel, name: str, message: Message) -> str | 
     })  # fmt: skip
     where = channel.display()
     try:
-        with urllib.request.urlopen(req, timeout=channel.timeout) as resp:  # noqa: S310
+        with _OPENER.open(req, timeout=channel.timeout) as resp:
             status = resp.status
     except urllib.error.HTTPError as exc:
         raise DeliveryError(f"{where} answered HTTP {exc.code}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
 from supervisor.notify.config import SEVERITIES
@@ -65,7 +65,8 @@ class AlarmEvent:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AlarmEvent:
-        data = dict(data)
+        """The inverse of :meth:`to_json`; keys this version does not know are ignored."""
+        data = {k: v for k, v in data.items() if k in _FIELDS}
         data["services"] = tuple(data.get("services") or ())
         pos = data.get("position")
         data["position"] = (float(pos[0]), float(pos[1])) if pos is not None else None
@@ -74,3 +75,6 @@ class AlarmEvent:
     def severity_rank(self) -> int:
         """0 for critical ... 3 for warning."""
         return SEVERITIES.index(self.severity)
+
+
+_FIELDS = frozenset(f.name for f in fields(AlarmEvent))

@@ -158,6 +158,10 @@ class Notifier:
         except DeliveryError as exc:
             self._retry(message, str(exc))
             return
+        except Exception as exc:  # a bug must not wedge the queue: this message retries, the others go on
+            log.exception("notify: channel %s, message %s: unexpected error", message.channel, message.key)
+            self._retry(message, f"{type(exc).__name__}: {exc}")
+            return
         if note:
             log.warning("notify: channel %s, message %s: %s", message.channel, message.key, note)
         self.outbox.finish(message.key, "delivered", time.time())

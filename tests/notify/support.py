@@ -135,6 +135,8 @@ class Receiver:
         self.processed: list[Delivery] = []  # unique keys, in arrival order
         self.requests: list[Delivery] = []  # every request with a valid signature
         self.bad_signatures = 0
+        self.fail_next = 0  # answer 503 to this many (valid) requests before processing any
+        self.redirect_to: str | None = None  # answer 307 to there instead of processing
         self.hold = threading.Event()  # set: the next request is held until `release` is set
         self.release = threading.Event()
         self.got_request = threading.Event()
@@ -166,6 +168,11 @@ class Receiver:
         key = headers.get("Idempotency-Key", "")
         doc = json.loads(body)
         with self._lock:
+            if self.redirect_to is not None:
+                return 307
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return 503
             dup = any(d.key == key for d in self.processed)
             delivery = Delivery(key, doc, dup)
             self.requests.append(delivery)
@@ -186,6 +193,8 @@ class Receiver:
                 status = receiver.handle(self.headers, body)
                 try:
                     self.send_response(status)
+                    if status == 307 and receiver.redirect_to:
+                        self.send_header("Location", receiver.redirect_to)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 except OSError:

@@ -10,7 +10,7 @@ import pytest
 
 from supervisor.notify import NotificationsConfig, Notifier, check_reachable
 from tests.notify.conftest import event
-from tests.notify.support import Receiver, SmtpServer, wait_for
+from tests.notify.support import WEBHOOK_SECRET, Receiver, SmtpServer, wait_for
 
 MakeNotifier = Callable[..., Notifier]
 
@@ -192,3 +192,27 @@ def test_a_bad_signature_is_refused_and_retried(make_notifier: MakeNotifier) -> 
         assert strict.bad_signatures >= 2 and strict.processed == []
     finally:
         strict.stop()
+
+
+def test_a_refusing_receiver_is_retried_until_it_accepts(receiver: Receiver, make_notifier: MakeNotifier) -> None:
+    receiver.fail_next = 2
+    n = make_notifier(channels={"hook": receiver.channel()}, routes=[{"name": "all", "channels": ["hook"]}])
+    n.submit(event())
+    wait_for(lambda: len(receiver.processed) == 1, 20, "the third attempt to be accepted")
+    time.sleep(1.0)
+    stats = n.stats()
+    assert (stats["retried"], stats["sent"], stats["pending"]) == (2, 1, 0)
+    assert stats["channels"] == {"hook": {"retried": 2, "sent": 1, "notifications_sent": 1}}
+
+
+def test_a_redirect_is_not_followed(receiver: Receiver, make_notifier: MakeNotifier) -> None:
+    elsewhere = Receiver(secret=WEBHOOK_SECRET).start()
+    try:
+        receiver.redirect_to = elsewhere.url
+        n = make_notifier(channels={"hook": receiver.channel()}, routes=[{"name": "all", "channels": ["hook"]}],
+                          retry_horizon=1.0)  # fmt: skip
+        n.submit(event())
+        wait_for(lambda: n.stats()["failed"] == 1, 15, "the redirected message to fail")
+        assert elsewhere.requests == [] and receiver.processed == []
+    finally:
+        elsewhere.stop()
