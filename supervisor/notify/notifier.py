@@ -204,12 +204,15 @@ class Notifier:
     def stats(self) -> dict[str, object]:
         """Counters since start (messages ``sent``/``retried``/``failed``...) and the outbox's backlog.
 
-        ``pending``: notifications not yet delivered (waiting for a delay, a window or a retry).
+        ``pending``: notifications due and not yet delivered (in a grouping window, being retried):
+        a backlog that grows while a receiver is down. ``scheduled``: waiting for their time (a
+        route's delay, an escalation deadline that an acknowledgement may still cancel).
         """
         with self._stats_lock:
             out: dict[str, object] = {k: self._counts[k] for k in (
                 "sent", "retried", "failed", "notifications_sent", "notifications_failed", "queued",
                 "cancelled", "suppressed_maintenance", "errors")}  # fmt: skip
             out["channels"] = {ch: dict(c) for ch, c in self._by_channel.items()}
-        out["pending"] = self.outbox.counts()["pending"]
+        counts = self.outbox.counts(time.time())
+        out["pending"], out["scheduled"] = counts["pending"], counts["scheduled"]
         return out

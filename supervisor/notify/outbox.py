@@ -228,12 +228,18 @@ class Outbox:
         times = [t for t in (retry, None if first is None else first + window) if t is not None]
         return min(times) if times else None
 
-    def counts(self) -> dict[str, int]:
-        """Notifications (rows) by state."""
+    def counts(self, now: float | None = None) -> dict[str, int]:
+        """Notifications (rows) by state; with ``now``, ``scheduled`` splits off the pending rows
+        whose time has not come (a delay, an escalation deadline)."""
         with self._lock:
             rows = self._db.execute("SELECT state, COUNT(*) FROM notifications GROUP BY state").fetchall()
+            (later,) = self._db.execute("SELECT COUNT(*) FROM notifications WHERE state='pending' AND not_before>?",
+                                        (now if now is not None else float("inf"),)).fetchone()  # fmt: skip
         out = {"pending": 0, "delivered": 0, "failed": 0, "cancelled": 0}
         out.update({state: n for state, n in rows})
+        if now is not None:
+            out["pending"] -= later
+            out["scheduled"] = later
         return out
 
     def message_states(self) -> dict[str, str]:

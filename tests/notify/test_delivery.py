@@ -100,7 +100,9 @@ def test_escalation_goes_to_the_second_route_unless_acknowledged(make_notifier: 
         n.submit(event("a:ignored"))
         n.submit(event("a:acked"))
         wait_for(lambda: len(first.notification_keys()) == 2, 10, "both raises")
+        assert n.stats()["scheduled"] == 2  # the two escalations
         n.submit(event("a:acked", "acknowledged", acknowledged_by="alice"))
+        assert n.stats()["scheduled"] == 1 and n.stats()["cancelled"] == 1
         wait_for(lambda: len(second.processed) == 1, 10, "the escalation")
         time.sleep(3.0)  # past the acknowledged alarm's escalation deadline
         escalated = [x for d in second.processed for x in d.body["notifications"]]

@@ -96,4 +96,5 @@ def test_prune_keeps_the_pending_and_the_recent(tmp_path: Path) -> None:
     box.submit(event("recent"), [Target("hook", "r", T0 + 500, "raised")], T0 + 500)
     assert box.prune(T0 + 100) == 1
     assert box.counts() == {"pending": 2, "delivered": 0, "failed": 0, "cancelled": 0}
+    assert box.counts(T0 + 600) == {"pending": 1, "scheduled": 1, "delivered": 0, "failed": 0, "cancelled": 0}
     assert box.message_states() == {}
