@@ -67,6 +67,8 @@ class EmailChannel(_Section):
             raise ValueError("tls (implicit TLS) and starttls exclude each other: choose one")
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
+        if self.password is not None and not (self.tls or self.starttls):
+            raise ValueError("a login needs starttls or tls: the password would cross the network in clear")
         return self
 
     def ssl_context(self) -> ssl.SSLContext:

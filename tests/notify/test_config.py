@@ -85,6 +85,9 @@ def test_other_shape_errors(tmp_path: Path) -> None:
         tmp_path, {"channels": {"m": {**mail, "tls": True}}})
     assert "not an e-mail address: 'crew'" in _load(tmp_path, {"channels": {"m": {**mail, "to": ["crew"]}}})
     assert "username and password go together" in _load(tmp_path, {"channels": {"m": {**mail, "username": "u"}}})
+    assert "a login needs starttls or tls" in _load(tmp_path, {"channels": {"m": {
+        **mail, "starttls": False, "username": "u", "password": "a-password-here"}}})  # fmt: skip
+    NotificationsConfig(channels={"m": {**mail, "starttls": False}})  # a local relay without login: plain is fine
     assert "at least 16 characters" in _load(tmp_path, {"channels": {"h": {**_hook("https://h.test"),
                                                                           "secret": "short"}}})  # fmt: skip
     assert "duplicate route name(s) r" in _load(tmp_path, {"channels": {"h": _hook("https://h.test")}, "routes": [
