@@ -20,7 +20,8 @@ escalates by itself when a route's ``escalation.after`` passes without an acknow
 thread-safe, stores the notifications durably before it returns (one SQLite transaction), never
 raises for a notification it cannot store (counted as ``errors``), and returns how many it added.
 
-- An event with ``in_maintenance`` set is never notified (counted as ``suppressed_maintenance``).
+- An event with ``in_maintenance`` set is never notified (counted as ``suppressed_maintenance``),
+  and cancels what still waited for that alarm (a delayed raise, an escalation).
 - Routes match on severity (at least ``min_severity``), services, zone and kind. A raise waits
   for the route's ``delay``: an acknowledgement or a clear within it cancels it, and cancels
   pending escalations. ``acknowledged``/``cleared`` go only to channels that were told of the

@@ -54,13 +54,13 @@ class Notifier:
 
         Never raises for an event it cannot store: that is counted (``errors``) and logged.
         """
-        if event.in_maintenance:
-            self._count("suppressed_maintenance")
-            return 0
         now = time.time()
-        targets = self.targets(event, now)
         try:
-            added, cancelled = self.outbox.submit(event, targets, now)
+            if event.in_maintenance:  # and what was still waiting for this alarm stays quiet too
+                self._count("suppressed_maintenance")
+                self._count("cancelled", self.outbox.cancel_waiting(event.alarm_id))
+                return 0
+            added, cancelled = self.outbox.submit(event, self.targets(event, now), now)
         except Exception:
             log.exception("notify: could not store the notification of alarm %s (%s)", event.alarm_id,
                           event.transition)

@@ -154,6 +154,12 @@ class Outbox:
                 added += n
         return added, cancelled
 
+    def cancel_waiting(self, alarm_id: str) -> int:
+        """Cancel every notification of ``alarm_id`` not yet bound to a message (maintenance)."""
+        with self._tx() as db:
+            return db.execute("UPDATE notifications SET state='cancelled' WHERE alarm_id=? AND state='pending' "
+                              "AND message IS NULL", (alarm_id,)).rowcount  # fmt: skip
+
     @staticmethod
     def _told(db: sqlite3.Connection, alarm_id: str, channel: str) -> bool:
         row = db.execute(

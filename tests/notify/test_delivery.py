@@ -22,6 +22,15 @@ def _both(smtp: SmtpServer, receiver: Receiver, **route: object) -> dict[str, ob
     }
 
 
+def _escalating(crew: Receiver, chief: Receiver, after: float) -> dict[str, object]:
+    """Route "crew" escalates to route "chief", which receives nothing else."""
+    return {
+        "channels": {"crew": crew.channel(), "chief": chief.channel()},
+        "routes": [{"name": "crew", "channels": ["crew"], "escalation": {"after": after, "route": "chief"}},
+                   {"name": "chief", "channels": ["chief"], "kinds": ["none"]}],
+    }  # fmt: skip
+
+
 def test_one_event_gives_one_mail_and_one_signed_webhook(
     smtp: SmtpServer, receiver: Receiver, make_notifier: MakeNotifier
 ) -> None:
@@ -93,10 +102,7 @@ def test_a_burst_of_50_events_is_one_digest_per_channel(
 def test_escalation_goes_to_the_second_route_unless_acknowledged(make_notifier: MakeNotifier) -> None:
     first, second = Receiver().start(), Receiver().start()
     try:
-        n = make_notifier(
-            channels={"crew": first.channel(), "chief": second.channel()},
-            routes=[{"name": "crew", "channels": ["crew"], "escalation": {"after": 5.0, "route": "chief"}},
-                    {"name": "chief", "channels": ["chief"], "kinds": ["none"]}])  # fmt: skip
+        n = make_notifier(**_escalating(first, second, after=5.0))
         n.submit(event("a:ignored"))
         n.submit(event("a:acked"))
         wait_for(lambda: len(first.notification_keys()) == 2, 10, "both raises")
@@ -162,6 +168,20 @@ def test_maintenance_is_never_notified(receiver: Receiver, make_notifier: MakeNo
     assert n.submit(event(transition="cleared", in_maintenance=True)) == 0
     time.sleep(1.0)
     assert receiver.requests == [] and n.stats()["suppressed_maintenance"] == 2
+
+
+def test_maintenance_declared_later_silences_what_still_waits(make_notifier: MakeNotifier) -> None:
+    crew, chief = Receiver().start(), Receiver().start()
+    try:
+        n = make_notifier(**_escalating(crew, chief, after=2.0))
+        n.submit(event())
+        wait_for(lambda: len(crew.processed) == 1, 10, "the raise")
+        n.submit(event(transition="raised", in_maintenance=True))  # the lifecycle: the switch is now in works
+        time.sleep(3.0)
+        assert chief.requests == [] and n.stats()["cancelled"] == 1 and n.stats()["scheduled"] == 0
+    finally:
+        crew.stop()
+        chief.stop()
 
 
 def test_a_follow_up_of_an_alarm_nobody_was_told_of_is_not_sent(
