@@ -10,8 +10,10 @@ from supervisor.notify.config import SEVERITIES
 
 Transition = Literal["raised", "acknowledged", "cleared", "escalated", "flapping"]
 TRANSITIONS: tuple[str, ...] = get_args(Transition)
-#: transitions that tell about an alarm someone was already told of (never sent alone)
-FOLLOW_UPS = frozenset({"acknowledged", "cleared", "flapping"})
+#: transitions that tell about an alarm someone was already told of (never sent alone, never delayed)
+FOLLOW_UPS = frozenset({"acknowledged", "cleared"})
+#: transitions that start an alarm's trouble (a route's delay and escalation apply)
+STARTS = frozenset({"raised", "flapping"})
 
 
 class InvalidEventError(ValueError):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from supervisor.notify.channels import DeliveryError, send_email, send_webhook
 from supervisor.notify.config import SEVERITIES, EmailChannel, NotificationsConfig, Route
-from supervisor.notify.events import FOLLOW_UPS, AlarmEvent
+from supervisor.notify.events import FOLLOW_UPS, STARTS, AlarmEvent
 from supervisor.notify.outbox import Message, Outbox, Target
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Notifier:
                 continue
             delay = 0.0 if event.transition in FOLLOW_UPS else route.delay
             add(route, now + delay, event.transition)
-            if second is not None and esc is not None and event.transition == "raised":
+            if second is not None and esc is not None and event.transition in STARTS:
                 add(second, now + esc.after, "escalated")
             if second is not None and event.transition in FOLLOW_UPS:
                 add(second, now, event.transition)  # told only if it was escalated to

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from supervisor.notify.events import AlarmEvent
+from supervisor.notify.events import FOLLOW_UPS, STARTS, AlarmEvent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -54,7 +54,7 @@ CREATE INDEX IF NOT EXISTS messages_due ON messages (state, next_attempt);
 """
 
 #: transitions that count as "this channel was told about the alarm"
-NOTICES = ("raised", "flapping", "escalated")
+NOTICES = (*sorted(STARTS), "escalated")
 
 
 def notification_key(alarm_id: str, transition: str, flap_count: int, channel: str) -> str:
@@ -133,13 +133,13 @@ class Outbox:
         """
         added = cancelled = 0
         with self._tx() as db:
-            if event.transition in ("acknowledged", "cleared"):
+            if event.transition in FOLLOW_UPS:
                 cancelled = db.execute(
                     "UPDATE notifications SET state='cancelled' WHERE alarm_id=? AND state='pending' "
-                    "AND message IS NULL AND (transition='escalated' OR (transition IN ('raised','flapping') "
-                    "AND not_before>?))", (event.alarm_id, now)).rowcount  # fmt: skip
+                    "AND message IS NULL AND (transition='escalated' OR (transition IN (?,?) AND not_before>?))",
+                    (event.alarm_id, *sorted(STARTS), now)).rowcount  # fmt: skip
             for t in targets:
-                if event.transition in ("acknowledged", "cleared") and not self._told(db, event.alarm_id, t.channel):
+                if event.transition in FOLLOW_UPS and not self._told(db, event.alarm_id, t.channel):
                     continue
                 ev = event if t.transition == event.transition else _as(event, t.transition)
                 key = notification_key(ev.alarm_id, ev.transition, ev.flap_count, t.channel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def _both(smtp: SmtpServer, receiver: Receiver, **route: object) -> dict[str, ob
     }
 
 
-def _escalating(crew: Receiver, chief: Receiver, after: float) -> dict[str, object]:
+def _escalating(crew: Receiver, chief: Receiver, after: float) -> dict[str, Any]:
     """Route "crew" escalates to route "chief", which receives nothing else."""
     return {
         "channels": {"crew": crew.channel(), "chief": chief.channel()},
@@ -238,3 +239,22 @@ def test_a_redirect_is_not_followed(receiver: Receiver, make_notifier: MakeNotif
         assert elsewhere.requests == [] and receiver.processed == []
     finally:
         elsewhere.stop()
+
+
+def test_a_flapping_alarm_that_was_never_told_is_told_on_its_return(make_notifier: MakeNotifier) -> None:
+    crew, chief = Receiver().start(), Receiver().start()
+    try:
+        cfg = _escalating(crew, chief, after=2.0)
+        cfg["routes"][0]["delay"] = 0.5
+        n = make_notifier(**cfg)
+        n.submit(event("blink"))
+        n.submit(event("blink", "cleared"))  # within the delay: the raise and its escalation are cancelled
+        n.submit(event("blink", "flapping", flap_count=1))  # back: it has a delay and an escalation of its own
+        wait_for(lambda: len(chief.processed) == 1, 10, "the escalation of the return")
+        told = [(x["transition"], x["flap_count"]) for d in crew.processed for x in d.body["notifications"]]
+        assert told == [("flapping", 1)]
+        assert [x["transition"] for x in chief.processed[0].body["notifications"]] == ["escalated"]
+        assert n.stats()["cancelled"] == 2
+    finally:
+        crew.stop()
+        chief.stop()
