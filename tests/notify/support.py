@@ -4,6 +4,7 @@ way docs/notifications.md tells a receiver to."""
 
 from __future__ import annotations
 
+import asyncio
 import email
 import hashlib
 import hmac
@@ -60,12 +61,23 @@ class _MailHandler:
         self.mails: list[MailMessage] = []
         self.authenticated: list[bool] = []
         self.tls: list[bool] = []
+        self.hold = threading.Event()  # set: the next mail is received, then not answered until `release`
+        self.release = threading.Event()
+        self.got_mail = threading.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.mails.append(email.message_from_bytes(envelope.content))
         self.authenticated.append(bool(session.authenticated))
         self.tls.append(session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None)
+        self.got_mail.set()
+        if self.hold.is_set():
+            self.hold.clear()
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
         return "250 OK"
+
+    def unique_message_ids(self) -> set[str]:
+        """What a mail store that drops a repeated Message-ID keeps."""
+        return {str(m["Message-ID"]) for m in self.mails}
 
 
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:

@@ -18,7 +18,7 @@ import pytest
 
 from supervisor.notify import Notifier
 from tests.notify.conftest import FAST, event
-from tests.notify.support import Receiver, wait_for
+from tests.notify.support import Receiver, SmtpServer, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DOWNTIME = 60.0  # the figure, kept as it is
@@ -95,3 +95,20 @@ def test_a_notifier_killed_mid_send_resends_the_same_key_and_the_receiver_drops_
         time.sleep(1.0)
     assert [(d.key, d.duplicate) for d in receiver.requests] == [(key, False), (key, True)]
     assert len(receiver.processed) == 1  # the receiver saw no duplicate by key
+
+
+def test_a_notifier_killed_mid_mail_resends_the_same_message_id(smtp: SmtpServer, tmp_path: Path) -> None:
+    config = {**FAST, "channels": {"mail": smtp.channel()}, "routes": [{"name": "all", "channels": ["mail"]}]}
+    events = [{"alarm_id": "rc:sw-z01"}]
+    smtp.handler.hold.set()  # the server has the mail's data, and does not answer it
+    with _child(config, tmp_path, events) as first:
+        assert smtp.handler.got_mail.wait(20)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    smtp.handler.release.set()
+    [(key, state, _)] = _message_states(tmp_path)
+    assert state == "pending"
+    with _child(config, tmp_path, events):
+        wait_for(lambda: _message_states(tmp_path) == [(key, "delivered", 1)], 20, "the resend to be accepted")
+    assert [m["Message-ID"] for m in smtp.mails] == [f"<{key}@urban-supervisor.invalid>"] * 2
+    assert smtp.handler.unique_message_ids() == {f"<{key}@urban-supervisor.invalid>"}
