@@ -37,6 +37,7 @@ TIMESTAMP_HEADER = "X-Urban-Timestamp"
 KEY_HEADER = "Idempotency-Key"
 USER_AGENT = "urban-supervisor-notify/1"
 MAIL_DOMAIN = "urban-supervisor.invalid"
+SUBJECT_PREFIX = "[urban-supervisor] "
 
 
 class DeliveryError(Exception):
@@ -63,19 +64,21 @@ def _line(item: Item) -> str:
     return f"{head} {body}{services}{where}{ack}{flaps} (alarm {ev.alarm_id})"
 
 
-def subject(message: Message) -> str:
+def summary(message: Message) -> str:
+    """One line: the alarm (a root cause with its device count), or a digest's count by severity."""
     items = message.items
     if len(items) == 1:
         ev = items[0].event
         name = f"root cause {ev.element} ({ev.devices} devices)" if ev.kind == "root_cause" else ev.element
-        return f"[urban-supervisor] {ev.severity.upper()} {ev.transition}: {name}: {ev.text}"[:200]
+        line = f"{ev.severity.upper()} {ev.transition}: {name}: {ev.text}"
+        return " ".join(line.split())[:200]  # alarm text may hold line breaks: a mail header may not
     by_sev = Counter(i.event.severity for i in items)
     parts = ", ".join(f"{n} {sev}" for sev, n in sorted(by_sev.items(), key=lambda kv: _rank(kv[0])))
-    return f"[urban-supervisor] {len(items)} alarm notifications: {parts}"
+    return f"{len(items)} alarm notifications: {parts}"
 
 
 def text(message: Message) -> str:
-    lines = [subject(message).removeprefix("[urban-supervisor] "), ""]
+    lines = [summary(message), ""]
     lines += [_line(i) for i in message.items]
     lines += ["", f"Idempotency key: {message.key}"]
     return "\n".join(lines) + "\n"
@@ -90,7 +93,7 @@ def webhook_body(message: Message, channel_name: str) -> bytes:
         "key": message.key,
         "channel": channel_name,
         "count": len(message.items),
-        "summary": subject(message).removeprefix("[urban-supervisor] "),
+        "summary": summary(message),
         "notifications": [{"key": i.key, "route": i.route, **i.event.to_json()} for i in message.items],
     }
     return orjson.dumps(doc)
@@ -136,7 +139,7 @@ def email_message(channel: EmailChannel, message: Message) -> EmailMessage:
     mail = EmailMessage()
     mail["From"] = channel.sender
     mail["To"] = ", ".join(channel.to)
-    mail["Subject"] = subject(message)
+    mail["Subject"] = SUBJECT_PREFIX + summary(message)
     mail["Date"] = formatdate(usegmt=True)
     mail["Message-ID"] = f"<{message.key}@{MAIL_DOMAIN}>"
     mail["X-Urban-Idempotency-Key"] = message.key

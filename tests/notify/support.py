@@ -16,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.message import Message as MailMessage
+from email import policy
+from email.message import EmailMessage as MailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ class _MailHandler:
         self.got_mail = threading.Event()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.mails.append(email.message_from_bytes(envelope.content))
+        mail = email.message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(mail, MailMessage)
+        self.mails.append(mail)
         self.authenticated.append(bool(session.authenticated))
         self.tls.append(session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None)
         self.got_mail.set()
