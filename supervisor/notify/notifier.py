@@ -135,33 +135,38 @@ class Notifier:
         """One pass: bind due notifications to messages, send those due; returns seconds to sleep."""
         cfg = self.config
         self.outbox.open_messages(time.time(), cfg.group_window, cfg.max_digest)
+        down: dict[str, float] = {}  # channel -> its next attempt, once one of its messages failed
         for message in self.outbox.due_messages(time.time()):
             if self._stop.is_set():
                 break
-            self._deliver(message)
+            if message.channel in down:  # one failure per channel and pass: a dead host costs one timeout
+                self._postpone(message, down[message.channel])
+                continue
+            retry = self._deliver(message)
+            if retry is not None:
+                down[message.channel] = retry
         wake = self.outbox.next_wakeup(cfg.group_window)
         if wake is None:
             return IDLE_POLL
         return min(IDLE_POLL, max(0.01, wake - time.time()))
 
-    def _deliver(self, message: Message) -> None:
+    def _deliver(self, message: Message) -> float | None:
+        """Send ``message``; returns when it will be retried, or None (delivered, or failed for good)."""
         channel = self.config.channels.get(message.channel)
         if channel is None:
             # a channel removed from the configuration while messages for it waited
             self._finish_failed(message, "channel no longer configured")
-            return
+            return None
         try:
             if isinstance(channel, EmailChannel):
                 note = send_email(channel, message)
             else:
                 note = send_webhook(channel, message.channel, message)
         except DeliveryError as exc:
-            self._retry(message, str(exc))
-            return
+            return self._retry(message, str(exc))
         except Exception as exc:  # a bug must not wedge the queue: this message retries, the others go on
             log.exception("notify: channel %s, message %s: unexpected error", message.channel, message.key)
-            self._retry(message, f"{type(exc).__name__}: {exc}")
-            return
+            return self._retry(message, f"{type(exc).__name__}: {exc}")
         if note:
             log.warning("notify: channel %s, message %s: %s", message.channel, message.key, note)
         self.outbox.finish(message.key, "delivered", time.time())
@@ -169,20 +174,31 @@ class Notifier:
         self._count("notifications_sent", len(message.items), channel=message.channel)
         log.info("notify: channel %s accepted message %s (%d notifications, attempt %d)", message.channel,
                  message.key, len(message.items), message.attempts + 1)
+        return None
 
-    def _retry(self, message: Message, error: str) -> None:
+    def _retry(self, message: Message, error: str) -> float | None:
         now = time.time()
         cfg = self.config
         deadline = message.created + cfg.retry_horizon
         if now >= deadline:
             self._finish_failed(message, error)
-            return
-        base = min(cfg.retry_max_delay, cfg.retry_min_delay * 2 ** min(message.attempts, 30))
+            return None
+        base = min(cfg.retry_max_delay, cfg.retry_min_delay * 2.0 ** min(message.attempts, 30))
         delay = base / 2 + self._rng.uniform(0, base / 2)  # equal jitter: never a synchronised retry storm
-        self.outbox.retry_at(message.key, min(now + delay, deadline), error)
+        when = min(now + delay, deadline)
+        self.outbox.retry_at(message.key, when, error)
         self._count("retried", channel=message.channel)
         log.warning("notify: channel %s, message %s, attempt %d failed (%s); retry in %.1f s", message.channel,
                     message.key, message.attempts + 1, error, delay)
+        return when
+
+    def _postpone(self, message: Message, when: float) -> None:
+        """Not tried, its channel just failed: wait with the message that failed (the horizon still holds)."""
+        deadline = message.created + self.config.retry_horizon
+        if time.time() >= deadline:
+            self._finish_failed(message, "the retry horizon passed while the channel was failing")
+        else:
+            self.outbox.postpone(message.key, min(when, deadline))
 
     def _finish_failed(self, message: Message, error: str) -> None:
         self.outbox.finish(message.key, "failed", time.time(), error)

@@ -225,6 +225,11 @@ class Outbox:
                        "(SELECT 1 FROM notifications WHERE message=messages.key)", (before,))  # fmt: skip
         return n
 
+    def postpone(self, key: str, when: float) -> None:
+        """A new time for a message that was not attempted (its attempts stay as they are)."""
+        with self._tx() as db:
+            db.execute("UPDATE messages SET next_attempt=? WHERE key=?", (when, key))
+
     def next_wakeup(self, window: float) -> float | None:
         """When the dispatcher has something to do next (a retry, a window that closes)."""
         with self._lock:

@@ -151,6 +151,7 @@ class Receiver:
         self.requests: list[Delivery] = []  # every request with a valid signature
         self.bad_signatures = 0
         self.fail_next = 0  # answer 503 to this many (valid) requests before processing any
+        self.fail_log: list[str] = []  # keys of the requests answered 503
         self.redirect_to: str | None = None  # answer 307 to there instead of processing
         self.hold = threading.Event()  # set: the next request is held until `release` is set
         self.release = threading.Event()
@@ -187,6 +188,7 @@ class Receiver:
                 return 307
             if self.fail_next > 0:
                 self.fail_next -= 1
+                self.fail_log.append(key)
                 return 503
             dup = any(d.key == key for d in self.processed)
             delivery = Delivery(key, doc, dup)

@@ -267,3 +267,25 @@ def test_alarm_text_with_line_breaks_still_makes_a_valid_mail(smtp: SmtpServer, 
     # (the stdlib may fold a long header before its first word: unfolded, the value starts with a space)
     assert smtp.mails[0]["Subject"].strip() == "[urban-supervisor] CRITICAL raised: sw-z01: leak on main 3 since 02:00"
     assert n.stats()["retried"] == 0
+
+
+def test_a_failing_channel_costs_one_attempt_per_pass(receiver: Receiver, tmp_path: Path) -> None:
+    receiver.fail_next = 1000
+    config = NotificationsConfig(channels={"hook": receiver.channel()}, routes=[{"name": "all", "channels": ["hook"]}],
+                                 group_window=0, max_digest=1, retry_min_delay=0.2)  # fmt: skip
+    n = Notifier(config, tmp_path)  # no dispatcher thread: the test makes the passes
+    try:
+        for i in range(3):
+            n.submit(event(f"a{i}"))
+        n.dispatch_once()
+        assert len(receiver.fail_log) == 1  # the other two messages wait with the first, untried
+        assert n.stats()["retried"] == 1 and n.stats()["pending"] == 3
+        time.sleep(0.3)
+        n.dispatch_once()
+        assert len(receiver.fail_log) == 2
+        receiver.fail_next = 0
+        time.sleep(0.5)
+        n.dispatch_once()
+        assert len(receiver.processed) == 3 and n.stats()["pending"] == 0
+    finally:
+        n.close()
