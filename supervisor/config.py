@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers import catalogue
+from supervisor.notify.config import NotificationsConfig
 
 ENV_PREFIX = "URBAN_"
 DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
@@ -244,6 +245,7 @@ class Settings(BaseSettings):
     state_file: Path = Path("rules-state.json")  # rule state surviving restarts (under data_dir)
     state_save_interval: float = Field(10.0, gt=0)
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # docs/notifications.md
 
     @classmethod
     def settings_customise_sources(
