@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drivers import catalogue
-from supervisor.notify.config import NotificationsConfig
+from supervisor.endpoint import ENDPOINT, EndpointUrl
+from supervisor.notify.config import EmailChannel, NotificationsConfig
 
 ENV_PREFIX = "URBAN_"
 DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
@@ -36,6 +37,7 @@ class Insecure(StrEnum):
     ANONYMOUS_MQTT = "anonymous_mqtt"
     PLAINTEXT_MQTT = "plaintext_mqtt"
     PLAINTEXT_HTTP = "plaintext_http"
+    PLAINTEXT_SMTP = "plaintext_smtp"
     OPEN_API = "open_api"
     NO_CITY = "no_city"
 
@@ -45,23 +47,14 @@ INSECURE_COSTS: dict[Insecure, str] = {
     Insecure.ANONYMOUS_MQTT: "the broker cannot tell the supervisor from any other client, nor limit it by ACL",
     Insecure.PLAINTEXT_MQTT: "telemetry, commands and the MQTT password cross the network readable and forgeable",
     Insecure.PLAINTEXT_HTTP: "the stored data and the endpoint's credentials cross the network readable and forgeable",
+    Insecure.PLAINTEXT_SMTP: "alarm e-mails (elements, positions, impacted services) cross the network readable "
+                             "and forgeable",
     Insecure.OPEN_API: "anyone who reaches the API reads every device, alarm and the network topology",
     Insecure.NO_CITY: "every device id is accepted as is (anyone allowed to publish creates series), commands are "
                       "not limited to known devices, and there are no root-cause alarms or rules",
 }
 
 
-class _Endpoint:
-    """Marks a URL-bearing field: production refuses plain HTTP to a host that is not loopback."""
-
-    def __repr__(self) -> str:
-        return "ENDPOINT"
-
-
-ENDPOINT = _Endpoint()
-# A URL the supervisor sends data to. Annotate the field itself (``Annotated[str | None, ENDPOINT]``,
-# ``Annotated[list[str], ENDPOINT]``) so that :func:`endpoint_urls` finds it wherever it is nested.
-EndpointUrl = Annotated[str, ENDPOINT]
 
 
 class ConfigFileError(Exception):
@@ -420,6 +413,10 @@ def insecurities(settings: Settings) -> list[Insecurity]:
             found.append(Insecurity(Insecure.PLAINTEXT_HTTP, key,
                                     f"plain {parts.scheme or 'http'}:// to {host or '(no host)'}, which is "
                                     "not loopback", "use https://"))
+    for name, ch in settings.notifications.channels.items():
+        if isinstance(ch, EmailChannel) and not (ch.tls or ch.starttls) and not is_loopback(ch.host):
+            found.append(Insecurity(Insecure.PLAINTEXT_SMTP, f"notifications.channels.{name}.starttls",
+                                    f"plain SMTP to {ch.host}, which is not loopback", "set starttls or tls"))
     a = settings.api
     if a.enabled and not is_loopback(a.host) and not (a.viewer_tokens or a.operator_tokens):
         found.append(Insecurity(Insecure.OPEN_API, "api.host",

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from supervisor.endpoint import EndpointUrl
+
 #: severities, most severe first (the alarm lifecycle's order)
 SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "warning")
 SeverityName = Literal["critical", "major", "minor", "warning"]
@@ -80,7 +82,7 @@ class WebhookChannel(_Section):
     """A JSON POST signed with HMAC-SHA256 (see docs/notifications.md for the receiver's side)."""
 
     type: Literal["webhook"]
-    url: str
+    url: EndpointUrl  # production refuses plain http:// beyond loopback (supervisor.config.insecurities)
     secret: SecretStr
     timeout: float = Field(5.0, gt=0, le=120)
 
