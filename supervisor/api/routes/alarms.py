@@ -8,6 +8,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
 from supervisor.api.deps import AlarmsDep, OperatorDep, SupervisorDep, ViewerDep
+from supervisor.api.errors import responses
+from supervisor.api.limits import MAX_PAGE
 from supervisor.api.routes.overrides import audit_user
 from supervisor.storage.lineprotocol import point_line
 
@@ -18,13 +20,13 @@ class AckIn(BaseModel):
     user: str = Field(min_length=1, max_length=100, description="who acknowledges (recorded with the token's role)")
 
 
-@router.get("", name="alarms-list")
+@router.get("", name="alarms-list", responses=responses(503))
 def list_alarms(
     sup: SupervisorDep,
     _: ViewerDep,
     alarms: AlarmsDep,
     all_: Annotated[bool, Query(alias="all", description="every alarm in the kept history, cleared ones too")] = False,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
 ) -> dict[str, Any]:
     """Active (raised or acknowledged) alarms, newest first. ``?all=true``: every alarm the kept
     history knows, each in its latest state (cleared ones included), newest first."""
@@ -42,7 +44,7 @@ def list_alarms(
         return {"active": len(active), "total": len(items), "items": [a.as_dict() for a in items[:limit]]}
 
 
-@router.post("/{alarm_id}/ack", name="alarms-ack")
+@router.post("/{alarm_id}/ack", name="alarms-ack", responses=responses(404, 409, 503))
 def ack_alarm(alarm_id: str, body: AckIn, principal: OperatorDep, sup: SupervisorDep,
               alarms: AlarmsDep) -> dict[str, Any]:
     """Acknowledge an active alarm; the user recorded is ``<user> (<operator#n>)``. 404 for an unknown

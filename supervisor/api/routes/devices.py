@@ -9,11 +9,12 @@ from pydantic import BaseModel
 
 from supervisor.api._json import to_jsonable
 from supervisor.api.deps import SupervisorDep, ViewerDep
+from supervisor.api.errors import responses
+from supervisor.api.limits import MAX_PAGE
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 Status = Literal["ok", "stale", "fault"]
-MAX_PAGE = 1000
 
 
 class DevicePage(BaseModel):
@@ -41,7 +42,7 @@ def list_devices(
     return DevicePage(total=len(matches), limit=limit, offset=offset, items=page)
 
 
-@router.get("/{device_id}", name="devices-get")
+@router.get("/{device_id}", name="devices-get", responses=responses(404))
 def get_device(device_id: str, sup: SupervisorDep, _: ViewerDep) -> dict[str, Any]:
     """State of one device, plus its model entry and what it depends on when a model is loaded."""
     with sup.lock:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from supervisor.api.deps import SupervisorDep, ViewerDep
+from supervisor.api.limits import MAX_PAGE
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 
@@ -25,7 +26,7 @@ def ingest_errors(sup: SupervisorDep, _: ViewerDep) -> dict[str, Any]:
 def dead_letters(
     sup: SupervisorDep,
     _: ViewerDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     reason: str | None = None,
 ) -> dict[str, Any]:
     """The most recent refused messages (newest first) from the bounded sample the pipeline keeps."""

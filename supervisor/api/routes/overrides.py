@@ -10,10 +10,12 @@ import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from supervisor.api.auth import Principal
 from supervisor.api.deps import OperatorDep, RulesDep, SupervisorDep
+from supervisor.api.errors import responses
 
 router = APIRouter(prefix="/overrides", tags=["overrides"])
 
@@ -21,12 +23,24 @@ MAX_DURATION_S = 7 * 24 * 3600.0
 
 
 class OverrideIn(BaseModel):
+    """Exactly one of ``duration_s`` and ``until`` (the schema's ``oneOf``); neither may be ``null``."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["duration_s"]}, {"required": ["until"]}]})
+
     device: str = Field(min_length=1, max_length=200)
     level: float = Field(ge=0, le=100, allow_inf_nan=False, description="dimming level in %, 0 = off")
-    duration_s: float | None = Field(None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
-    until: float | None = Field(None, allow_inf_nan=False, description="UTC epoch seconds")
+    duration_s: float | SkipJsonSchema[None] = Field(None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
+    until: float | SkipJsonSchema[None] = Field(None, allow_inf_nan=False, description="UTC epoch seconds")
     channel: str | None = Field(None, max_length=50, description="cabinet circuit, when not the whole device")
     user: str = Field(min_length=1, max_length=100, description="who asks (recorded with the token's role)")
+
+    @field_validator("duration_s", "until", mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        # null would pass as "not given" and make the oneOf above a lie: leave the field out instead
+        if value is None:
+            raise ValueError("leave the field out rather than sending null")
+        return value
 
     @model_validator(mode="after")
     def _one_expiry(self) -> OverrideIn:
@@ -59,7 +73,8 @@ def _rule_error(exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
 
 
-@router.post("", name="overrides-create", response_model=OverrideOut, status_code=status.HTTP_201_CREATED)
+@router.post("", name="overrides-create", response_model=OverrideOut, status_code=status.HTTP_201_CREATED,
+             responses=responses(404, 503))
 def create_override(body: OverrideIn, principal: OperatorDep, sup: SupervisorDep, rules: RulesDep) -> OverrideOut:
     from rules import RuleError
 
@@ -77,7 +92,7 @@ def create_override(body: OverrideIn, principal: OperatorDep, sup: SupervisorDep
                        active_level=active)
 
 
-@router.delete("/{device_id}", name="overrides-delete")
+@router.delete("/{device_id}", name="overrides-delete", responses=responses(404, 503))
 def delete_override(
     device_id: str,
     principal: OperatorDep,
