@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from supervisor.api.auth import TokenAuth
-from supervisor.api.contract import declare_access
+from supervisor.api.contract import declare_access, install_method_not_allowed
 from supervisor.api.errors import install_error_handlers
 from supervisor.api.limits import Limits, LimitsMiddleware, Refusals
 from supervisor.api.routes import api_router, root_router
@@ -74,4 +74,5 @@ def build_app(cfg: ApiConfig, limits: Limits | None = None) -> FastAPI:
     app.include_router(root_router)
     app.include_router(api_router, prefix=API_PREFIX)
     declare_access(app, auth)
+    install_method_not_allowed(app)
     return app

@@ -12,24 +12,28 @@ tokens, so the served document is exact for the running configuration:
 - a route without auth (``/health``) declares ``security: []``.
 
 ``docs/openapi.json`` is :func:`reference_document`, the document served with both viewer and
-operator tokens configured; ``python -m supervisor.api.contract`` (``make openapi``) rewrites it.
+operator tokens configured; ``make openapi`` rewrites it (:func:`main`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_flat_params
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from supervisor.api.auth import TokenAuth
 from supervisor.api.deps import require_metrics_reader, require_operator, require_viewer
-from supervisor.api.errors import DESCRIPTIONS, ErrorBody
+from supervisor.api.errors import DESCRIPTIONS, ErrorBody, error_response
 from supervisor.api.limits import READ_METHODS
 
 Access = Literal["open", "viewer", "metrics", "operator"]
@@ -121,6 +125,26 @@ def declare_access(app: FastAPI, auth: TokenAuth) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def install_method_not_allowed(app: FastAPI) -> None:
+    """405 answers list in ``Allow`` every method of the path, not only those of the first route
+    matched (``GET`` and ``POST /commands`` are two routes; Starlette would say ``Allow: GET``)."""
+    methods_of: list[tuple[re.Pattern[str], set[str]]] = []
+    for ctx in iter_route_contexts(app.routes):
+        methods = getattr(ctx.original_route, "methods", None)
+        if ctx.path is not None and methods:
+            methods_of.append((compile_path(ctx.path)[0], set(methods)))
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code != 405:
+            return await http_exception_handler(request, exc)
+        path = request.url.path
+        allow = sorted(set().union(*(m for regex, m in methods_of if regex.match(path))))
+        return error_response(405, f"method {request.method} not allowed here", {"Allow": ", ".join(allow)})
+
+    app.add_exception_handler(StarletteHTTPException, handler)
+
+
 def reference_document() -> dict[str, Any]:
     """The document of ``docs/openapi.json``: viewer and operator tokens configured."""
     from supervisor.api.app import build_app
@@ -134,5 +158,6 @@ def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """``make openapi``: the reference document on standard output."""
     sys.stdout.write(dumps(reference_document()))

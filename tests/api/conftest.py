@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from drivers import Command
+from rules import RealClock, RuleEngine, load_rules
 from supervisor.api import create_app
 from supervisor.config import ApiConfig, load_settings
+from supervisor.model import CityModel
 from supervisor.runtime import Supervisor
 from tests.support.services import free_port
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
 VIEWER = "viewer-token-0123456789abcdef"
 OPERATOR = "operator-token-0123456789abcdef"
 
@@ -51,6 +55,30 @@ def make_supervisor(tmp_path: Path, **kw: Any) -> Supervisor:
         mqtt={"port": free_port()},
     )
     return Supervisor(settings, **kw)
+
+
+class _Sink:
+    """The rule engine's command sink: the supervisor's own send_command (driver + MQTT)."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+
+    def send(self, cmd: Command) -> None:
+        self.sup.send_command(cmd)
+
+
+def make_city_supervisor(tmp_path: Path, model: CityModel) -> Supervisor:
+    """A supervisor with the network model, the example rules and every device registered."""
+    sup = make_supervisor(tmp_path, model=model)
+    engine = RuleEngine(model, sup.state, _Sink(sup), RealClock())
+    assert engine.load(load_rules(EXAMPLES, model)).ok
+    sup.rules = engine
+    sup.pipeline.rules = engine
+    now = time.time()
+    for dev in model.devices.values():  # what Supervisor.start() does with the model
+        sup.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
+        sup.device_driver[dev.id] = dev.driver
+    return sup
 
 
 @pytest.fixture

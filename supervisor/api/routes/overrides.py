@@ -29,8 +29,10 @@ class OverrideIn(BaseModel):
 
     device: str = Field(min_length=1, max_length=200)
     level: float = Field(ge=0, le=100, allow_inf_nan=False, description="dimming level in %, 0 = off")
-    duration_s: float | SkipJsonSchema[None] = Field(None, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
-    until: float | SkipJsonSchema[None] = Field(None, allow_inf_nan=False, description="UTC epoch seconds")
+    # the constraints on the number itself, so that the schema carries them (not the union with None)
+    duration_s: Annotated[float, Field(gt=0, le=MAX_DURATION_S, allow_inf_nan=False)] | SkipJsonSchema[None] = None
+    until: Annotated[float, Field(allow_inf_nan=False)] | SkipJsonSchema[None] = Field(
+        None, description="UTC epoch seconds")
     channel: str | None = Field(None, max_length=50, description="cabinet circuit, when not the whole device")
     user: str = Field(min_length=1, max_length=100, description="who asks (recorded with the token's role)")
 
