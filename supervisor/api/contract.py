@@ -83,6 +83,13 @@ def _access_codes(route: APIRoute, access: Access, auth: TokenAuth) -> list[int]
     return codes
 
 
+def links(code: int, **targets: tuple[str, dict[str, str]]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI links of the success answer ``code``: ``name=(operationId, {parameter: runtime expression})``,
+    so a client (and Schemathesis's stateful phase) can follow an answer to the resources it names."""
+    found = {name: {"operationId": op, "parameters": params} for name, (op, params) in targets.items()}
+    return {code: {"links": found}}
+
+
 def _error_ref(code: int) -> dict[str, Any]:
     return {"description": DESCRIPTIONS[code],
             "content": {"application/json": {"schema": {"$ref": f"{REF}{ErrorBody.__name__}"}}}}

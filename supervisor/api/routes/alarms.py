@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, Field
 
+from supervisor.api.contract import links
 from supervisor.api.deps import AlarmsDep, OperatorDep, SupervisorDep, ViewerDep
 from supervisor.api.errors import responses
 from supervisor.api.limits import MAX_PAGE
@@ -20,7 +21,10 @@ class AckIn(BaseModel):
     user: str = Field(min_length=1, max_length=100, description="who acknowledges (recorded with the token's role)")
 
 
-@router.get("", name="alarms-list", responses=responses(503))
+@router.get("", name="alarms-list", responses=links(
+    200,
+    Acknowledge=("alarms-ack", {"alarm_id": "$response.body#/items/0/id"}),
+) | responses(503))
 def list_alarms(
     sup: SupervisorDep,
     _: ViewerDep,

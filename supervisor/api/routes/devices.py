@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from supervisor.api._json import to_jsonable
+from supervisor.api.contract import links
 from supervisor.api.deps import SupervisorDep, ViewerDep
 from supervisor.api.errors import responses
 from supervisor.api.limits import MAX_PAGE
@@ -24,7 +25,11 @@ class DevicePage(BaseModel):
     items: list[dict[str, Any]]
 
 
-@router.get("", name="devices-list", response_model=DevicePage)
+@router.get("", name="devices-list", response_model=DevicePage, responses=links(
+    200,
+    DeviceDetail=("devices-get", {"device_id": "$response.body#/items/0/device"}),
+    DeviceDecisions=("rules-why", {"device_id": "$response.body#/items/0/device"}),
+))
 def list_devices(
     *,
     sup: SupervisorDep,
@@ -42,7 +47,11 @@ def list_devices(
     return DevicePage(total=len(matches), limit=limit, offset=offset, items=page)
 
 
-@router.get("/{device_id}", name="devices-get", responses=responses(404))
+@router.get("/{device_id}", name="devices-get", responses=links(
+    200,
+    ModelEntry=("model-element", {"element_id": "$response.body#/id"}),
+    Impact=("model-impact", {"element_id": "$response.body#/id"}),
+) | responses(404))
 def get_device(device_id: str, sup: SupervisorDep, _: ViewerDep) -> dict[str, Any]:
     """State of one device, plus its model entry and what it depends on when a model is loaded."""
     with sup.lock:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
+from supervisor.api.contract import links
 from supervisor.api.deps import ModelDep, SupervisorDep, ViewerDep
 from supervisor.api.errors import responses
 from supervisor.api.limits import MAX_PAGE
@@ -106,7 +107,11 @@ def impact(element_id: str, _: ViewerDep, model: ModelDep) -> dict[str, Any]:
     return out
 
 
-@router.get("/shared", name="model-shared", responses=responses(503))
+@router.get("/shared", name="model-shared", responses=links(
+    200,
+    Element=("model-element", {"element_id": "$response.body#/elements/0/element"}),
+    Impact=("model-impact", {"element_id": "$response.body#/elements/0/element"}),
+) | responses(503))
 def shared(_: ViewerDep, model: ModelDep) -> dict[str, Any]:
     """Infrastructure carrying two services or more (the pooling), most shared first."""
     return {"elements": to_jsonable(model.shared_infrastructure())}

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.json_schema import SkipJsonSchema
 
 from supervisor.api.auth import Principal
+from supervisor.api.contract import links
 from supervisor.api.deps import OperatorDep, RulesDep, SupervisorDep
 from supervisor.api.errors import responses
 
@@ -76,7 +77,11 @@ def _rule_error(exc: Exception) -> HTTPException:
 
 
 @router.post("", name="overrides-create", response_model=OverrideOut, status_code=status.HTTP_201_CREATED,
-             responses=responses(404, 503))
+             responses=links(
+                 201,
+                 Clear=("overrides-delete", {"device_id": "$response.body#/device"}),
+                 Decisions=("rules-why", {"device_id": "$response.body#/device"}),
+             ) | responses(404, 503))
 def create_override(body: OverrideIn, principal: OperatorDep, sup: SupervisorDep, rules: RulesDep) -> OverrideOut:
     from rules import RuleError
 
