@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from drivers import Command
-from rules import RealClock, RuleEngine, load_rules
+from rules import load_rules
 from supervisor.api import create_app
 from supervisor.config import ApiConfig, load_settings
 from supervisor.model import CityModel
@@ -57,23 +56,13 @@ def make_supervisor(tmp_path: Path, **kw: Any) -> Supervisor:
     return Supervisor(settings, **kw)
 
 
-class _Sink:
-    """The rule engine's command sink: the supervisor's own send_command (driver + MQTT)."""
-
-    def __init__(self, sup: Supervisor) -> None:
-        self.sup = sup
-
-    def send(self, cmd: Command) -> None:
-        self.sup.send_command(cmd)
-
-
 def make_city_supervisor(tmp_path: Path, model: CityModel) -> Supervisor:
-    """A supervisor with the network model, the example rules and every device registered."""
+    """A supervisor with the network model, the example rules and every device registered.
+
+    The rules run through ``attach_rules``, as in production: their commands go out through the
+    supervisor's own publisher (driver + MQTT, refusals logged, not raised into the API)."""
     sup = make_supervisor(tmp_path, model=model)
-    engine = RuleEngine(model, sup.state, _Sink(sup), RealClock())
-    assert engine.load(load_rules(EXAMPLES, model)).ok
-    sup.rules = engine
-    sup.pipeline.rules = engine
+    sup.attach_rules(load_rules(EXAMPLES, model))
     now = time.time()
     for dev in model.devices.values():  # what Supervisor.start() does with the model
         sup.state.register(dev.id, dev.family, dev.zone, dev.interval, now)

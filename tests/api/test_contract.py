@@ -82,7 +82,7 @@ def test_security_follows_the_configuration(sup: Supervisor, cfg: ApiConfig, rea
 def test_override_schema_says_exactly_one_expiry() -> None:
     schema = reference_document()["components"]["schemas"]["OverrideIn"]
     assert schema["oneOf"] == [{"required": ["duration_s"]}, {"required": ["until"]}]
-    assert schema["properties"]["duration_s"]["exclusiveMinimum"] == 0
+    assert schema["properties"]["duration_s"]["minimum"] == 1
     assert "null" not in json.dumps(schema["properties"]["until"])
 
 

@@ -78,6 +78,8 @@ def test_schemathesis_finds_nothing(live_api: str, role: str, tmp_path: Path) ->
     token = OPERATOR if role == "operator" else VIEWER
     done, took = _run(live_api, token, tmp_path)
     assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-5_000:]
+    for phase in PHASES.split(","):  # each phase ran (the examples are the request models' own)
+        assert re.search(rf"✅ {phase.capitalize()}\b", done.stdout), f"phase {phase} did not pass:\n{done.stdout}"
     cases = _cases(done.stdout)
     print(f"schemathesis ({role} token): {cases} cases in {took:.1f} s")
     assert cases > 100, f"schemathesis ran only {cases} cases: the run did not reach the API"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from supervisor.api.contract import links
 from supervisor.api.deps import AlarmsDep, OperatorDep, SupervisorDep, ViewerDep
@@ -18,6 +18,8 @@ router = APIRouter(prefix="/alarms", tags=["alarms"])
 
 
 class AckIn(BaseModel):
+    model_config = ConfigDict(strict=True, json_schema_extra={"examples": [{"user": "alice"}]})
+
     user: str = Field(min_length=1, max_length=100, description="who acknowledges (recorded with the token's role)")
 
 

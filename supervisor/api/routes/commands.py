@@ -41,10 +41,11 @@ def list_commands(
 class CommandIn(BaseModel):
     """``value`` depends on ``action`` (the schema's ``oneOf``): a boolean to switch, a level to dim."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
+    model_config = ConfigDict(strict=True, json_schema_extra={"oneOf": [
         {"properties": {"action": {"const": "switch"}, "value": {"type": "boolean"}}},
         {"properties": {"action": {"const": "set_level"}, "value": {"type": "number", "minimum": 0, "maximum": 100}}},
-    ]})
+    ], "examples": [{"device": "lamp-000001", "action": "set_level", "value": 60},
+                    {"device": "cab-0001", "action": "switch", "value": False, "channel": "c1"}]})
 
     device: str = Field(min_length=1, max_length=200)
     action: Literal["set_level", "switch"]

@@ -21,17 +21,24 @@ from supervisor.api.errors import responses
 router = APIRouter(prefix="/overrides", tags=["overrides"])
 
 MAX_DURATION_S = 7 * 24 * 3600.0
+MIN_DURATION_S = 1.0  # shorter would be over before the engine sees it (Schemathesis sent 5e-324 s)
 
 
 class OverrideIn(BaseModel):
     """Exactly one of ``duration_s`` and ``until`` (the schema's ``oneOf``); neither may be ``null``."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["duration_s"]}, {"required": ["until"]}]})
+    # strict: no `false` for 0 nor "40" for 40, as the schema says (Schemathesis found `level: false` accepted)
+    model_config = ConfigDict(strict=True, json_schema_extra={
+        "oneOf": [{"required": ["duration_s"]}, {"required": ["until"]}],
+        "examples": [{"device": "lamp-000001", "level": 40, "duration_s": 3600, "user": "alice"},
+                     {"device": "cab-0001", "channel": "c1", "level": 0, "until": 1893456000, "user": "bob"}],
+    })
 
     device: str = Field(min_length=1, max_length=200)
     level: float = Field(ge=0, le=100, allow_inf_nan=False, description="dimming level in %, 0 = off")
     # the constraints on the number itself, so that the schema carries them (not the union with None)
-    duration_s: Annotated[float, Field(gt=0, le=MAX_DURATION_S, allow_inf_nan=False)] | SkipJsonSchema[None] = None
+    duration_s: Annotated[float, Field(ge=MIN_DURATION_S, le=MAX_DURATION_S, allow_inf_nan=False)] | (
+        SkipJsonSchema[None]) = None
     until: Annotated[float, Field(allow_inf_nan=False)] | SkipJsonSchema[None] = Field(
         None, description="UTC epoch seconds")
     channel: str | None = Field(None, max_length=50, description="cabinet circuit, when not the whole device")
