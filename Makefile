@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo test check services bench clean
+.PHONY: install demo test check services bench clean openapi
 
 $(BIN)/urban-supervisor: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: install
 ## the test suite, on the real Mosquitto and InfluxDB (installed and started when missing)
 test: install services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## docs/openapi.json: the API's OpenAPI document (viewer and operator tokens configured); a test compares it
+openapi: install
+	$(BIN)/python -c "from supervisor.api.contract import main; main()" > docs/openapi.json.tmp && mv docs/openapi.json.tmp docs/openapi.json
 
 services:
 	./scripts/services.sh

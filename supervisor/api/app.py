@@ -2,6 +2,9 @@
 
 OpenAPI operation ids are the route names (``devices-list``, ``alarms-ack``...), so generated
 clients keep stable method names. CORS is closed unless ``api.cors_origins`` lists origins.
+Errors share one body (:mod:`supervisor.api.errors`); body size, write rate and security headers
+are :mod:`supervisor.api.limits`; the access-dependent part of the contract is
+:mod:`supervisor.api.contract`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from supervisor.api.auth import TokenAuth
+from supervisor.api.contract import declare_access, install_method_not_allowed
+from supervisor.api.errors import install_error_handlers
+from supervisor.api.limits import Limits, LimitsMiddleware, Refusals
 from supervisor.api.routes import api_router, root_router
 from supervisor.api.routes.metrics import metrics_registry
 from supervisor.config import ApiConfig
@@ -47,7 +53,18 @@ def route_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(sup: Supervisor, cfg: ApiConfig) -> FastAPI:
+def create_app(sup: Supervisor, cfg: ApiConfig, limits: Limits | None = None) -> FastAPI:
+    """The API of ``sup``; ``limits`` defaults to :class:`~supervisor.api.limits.Limits` ()."""
+    app = build_app(cfg, limits)
+    app.state.supervisor = sup
+    app.state.service = Service(sup)
+    app.state.metrics = metrics_registry(app.state.service)
+    return app
+
+
+def build_app(cfg: ApiConfig, limits: Limits | None = None) -> FastAPI:
+    """Everything but the supervisor: enough to serve the OpenAPI document."""
+    lim = limits or Limits()
     app = FastAPI(
         title="urban-supervisor",
         summary="Supervisor of a city's shared IoT network: devices, ingest, network model, alarms, rules.",
@@ -55,7 +72,10 @@ def create_app(sup: Supervisor, cfg: ApiConfig) -> FastAPI:
             "Bearer tokens with two roles: viewer tokens read, operator tokens read and write. "
             "Reads are open only when no viewer token and no operator token is configured; writes "
             "always need an operator token. `/health` is always open; `/metrics` is open unless "
-            "viewer tokens are configured."
+            "viewer tokens are configured. Each operation's `security` states this for the running "
+            "configuration. Every error has the body `{\"detail\": ...}`. Request bodies are limited "
+            f"to {lim.max_body_bytes} bytes (413); writes are limited per token to {lim.write_burst} "
+            f"at once, then {lim.writes_per_second:g} per second (429 with `Retry-After`)."
         ),
         version="1",
         generate_unique_id_function=route_id,
@@ -63,10 +83,13 @@ def create_app(sup: Supervisor, cfg: ApiConfig) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
     )
-    app.state.service = Service(sup)
-    app.state.metrics = metrics_registry(app.state.service)
     app.add_exception_handler(ServiceError, service_error)
-    app.state.auth = TokenAuth(cfg)
+    auth = TokenAuth(cfg)
+    app.state.auth = auth
+    app.state.refusals = Refusals()
+    install_error_handlers(app)
+    # before CORS, so inside it: a refusal (413, 429) still carries the CORS headers a browser needs
+    app.add_middleware(LimitsMiddleware, auth=auth, limits=lim, refusals=app.state.refusals)
     if cfg.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -77,4 +100,6 @@ def create_app(sup: Supervisor, cfg: ApiConfig) -> FastAPI:
         )
     app.include_router(root_router)
     app.include_router(api_router, prefix=API_PREFIX)
+    declare_access(app, auth)
+    install_method_not_allowed(app)
     return app

@@ -14,6 +14,7 @@ import threading
 import uvicorn
 
 from supervisor.api.app import create_app
+from supervisor.api.limits import Limits
 from supervisor.config import ApiConfig
 from supervisor.runtime import Supervisor
 
@@ -27,9 +28,9 @@ class ApiServerError(Exception):
 
 
 class ApiServer:
-    def __init__(self, sup: Supervisor, cfg: ApiConfig) -> None:
+    def __init__(self, sup: Supervisor, cfg: ApiConfig, limits: Limits | None = None) -> None:
         self.cfg = cfg
-        self.app = create_app(sup, cfg)
+        self.app = create_app(sup, cfg, limits)
         self.port: int = cfg.port
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None

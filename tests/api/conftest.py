@@ -11,11 +11,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from rules import load_rules
 from supervisor.api import create_app
 from supervisor.config import ApiConfig, load_settings
+from supervisor.model import CityModel
 from supervisor.runtime import Supervisor
 from tests.support.services import free_port
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
 VIEWER = "viewer-token-0123456789abcdef"
 OPERATOR = "operator-token-0123456789abcdef"
 
@@ -51,6 +54,20 @@ def make_supervisor(tmp_path: Path, **kw: Any) -> Supervisor:
         mqtt={"port": free_port()},
     )
     return Supervisor(settings, **kw)
+
+
+def make_city_supervisor(tmp_path: Path, model: CityModel) -> Supervisor:
+    """A supervisor with the network model, the example rules and every device registered.
+
+    The rules run through ``attach_rules``, as in production: their commands go out through the
+    supervisor's own publisher (driver + MQTT, refusals logged, not raised into the API)."""
+    sup = make_supervisor(tmp_path, model=model)
+    sup.attach_rules(load_rules(EXAMPLES, model))
+    now = time.time()
+    for dev in model.devices.values():  # what Supervisor.start() does with the model
+        sup.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
+        sup.device_driver[dev.id] = dev.driver
+    return sup
 
 
 @pytest.fixture

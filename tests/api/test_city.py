@@ -9,27 +9,14 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from drivers import Command
-from rules import RealClock, RuleEngine, load_rules
 from simulators.city import generate_city
 from supervisor.api import create_app
 from supervisor.config import ApiConfig
 from supervisor.model import CityModel, city_from_dict
 from supervisor.runtime import Supervisor
-from tests.api.conftest import OPERATOR, VIEWER, bearer, make_supervisor, msg
+from tests.api.conftest import OPERATOR, VIEWER, bearer, make_city_supervisor, msg
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "rules" / "examples"
 V, OP = bearer(VIEWER), bearer(OPERATOR)
-
-
-class _Sink:
-    """The rule engine's command sink: the supervisor's own send_command (driver + MQTT)."""
-
-    def __init__(self, sup: Supervisor) -> None:
-        self.sup = sup
-
-    def send(self, cmd: Command) -> None:
-        self.sup.send_command(cmd)
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +26,7 @@ def model() -> CityModel:
 
 @pytest.fixture
 def city(tmp_path: Path, model: CityModel) -> Supervisor:
-    sup = make_supervisor(tmp_path, model=model)
-    engine = RuleEngine(model, sup.state, _Sink(sup), RealClock())
-    assert engine.load(load_rules(EXAMPLES, model)).ok
-    sup.rules = engine
-    sup.pipeline.rules = engine
-    now = time.time()
-    for dev in model.devices.values():  # what Supervisor.start() does with the model
-        sup.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
-        sup.device_driver[dev.id] = dev.driver
-    return sup
+    return make_city_supervisor(tmp_path, model)
 
 
 @pytest.fixture

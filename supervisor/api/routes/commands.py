@@ -11,17 +11,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, status
-from pydantic import BaseModel, Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from drivers import Command
 from supervisor.api.deps import OperatorDep, RulesDep, ServiceDep, ViewerDep
+from supervisor.api.errors import responses
 
 router = APIRouter(prefix="/commands", tags=["commands"])
 
 CommandState = Literal["pending", "confirmed", "failed"]
 
 
-@router.get("", name="commands-list")
+@router.get("", name="commands-list", responses=responses(503))
 def list_commands(
     svc: ServiceDep,
     _: ViewerDep,
@@ -33,6 +34,14 @@ def list_commands(
 
 
 class CommandIn(BaseModel):
+    """``value`` depends on ``action`` (the schema's ``oneOf``): a boolean to switch, a level to dim."""
+
+    model_config = ConfigDict(strict=True, json_schema_extra={"oneOf": [
+        {"properties": {"action": {"const": "switch"}, "value": {"type": "boolean"}}},
+        {"properties": {"action": {"const": "set_level"}, "value": {"type": "number", "minimum": 0, "maximum": 100}}},
+    ], "examples": [{"device": "lamp-000001", "action": "set_level", "value": 60},
+                    {"device": "cab-0001", "action": "switch", "value": False, "channel": "c1"}]})
+
     device: str = Field(min_length=1, max_length=200)
     action: Literal["set_level", "switch"]
     value: StrictBool | StrictInt | StrictFloat = Field(
@@ -56,7 +65,8 @@ class CommandOut(BaseModel):
     topics: list[str]  # what was published
 
 
-@router.post("", name="commands-send", response_model=CommandOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post("", name="commands-send", response_model=CommandOut, status_code=status.HTTP_202_ACCEPTED,
+             responses=responses(404, 409, 503))
 def send_command(body: CommandIn, _: OperatorDep, svc: ServiceDep) -> CommandOut:
     """Publish one command now (202: sent, not confirmed; the device confirms through its telemetry)."""
     value: float | bool = body.value if isinstance(body.value, bool) else float(body.value)

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from supervisor.api._json import to_jsonable
+from supervisor.api.contract import links
 from supervisor.api.deps import ServiceDep, ViewerDep
+from supervisor.api.errors import responses
+from supervisor.api.limits import MAX_PAGE
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
 Status = Literal["ok", "stale", "fault"]
-MAX_PAGE = 1000
 
 
 class DevicePage(BaseModel):
@@ -23,7 +25,11 @@ class DevicePage(BaseModel):
     items: list[dict[str, Any]]
 
 
-@router.get("", name="devices-list", response_model=DevicePage)
+@router.get("", name="devices-list", response_model=DevicePage, responses=links(
+    200,
+    DeviceDetail=("devices-get", {"device_id": "$response.body#/items/0/device"}),
+    DeviceDecisions=("rules-why", {"device_id": "$response.body#/items/0/device"}),
+))
 def list_devices(
     *,
     svc: ServiceDep,
@@ -39,7 +45,11 @@ def list_devices(
     return DevicePage(total=total, limit=limit, offset=offset, items=page)
 
 
-@router.get("/{device_id}", name="devices-get")
+@router.get("/{device_id}", name="devices-get", responses=links(
+    200,
+    ModelEntry=("model-element", {"element_id": "$response.body#/id"}),
+    Impact=("model-impact", {"element_id": "$response.body#/id"}),
+) | responses(404))
 def get_device(device_id: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """State of one device, plus its model entry and what it depends on when a model is loaded."""
     found = svc.device(device_id)

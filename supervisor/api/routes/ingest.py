@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from supervisor.api.deps import ServiceDep, ViewerDep
+from supervisor.api.limits import MAX_PAGE
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 
@@ -21,7 +22,7 @@ def ingest_errors(svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
 def dead_letters(
     svc: ServiceDep,
     _: ViewerDep,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     reason: str | None = None,
 ) -> dict[str, Any]:
     """The most recent refused messages (newest first) from the bounded sample the pipeline keeps."""

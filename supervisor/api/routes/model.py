@@ -8,14 +8,15 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
+from supervisor.api.contract import links
 from supervisor.api.deps import ModelDep, ServiceDep, ViewerDep
+from supervisor.api.errors import responses
+from supervisor.api.limits import MAX_PAGE
 
 if TYPE_CHECKING:
     from supervisor.model import CityModel  # the model package loads only when a city is configured
 
 router = APIRouter(prefix="/model", tags=["model"])
-
-MAX_DEPENDENTS = 1000
 
 
 def _services_of(request: Request, model: CityModel) -> geojson.ServicesOf:
@@ -31,7 +32,7 @@ def _unknown(element_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"element {element_id!r} is not in the network model")
 
 
-@router.get("/layers/{layer}", name="model-layer")
+@router.get("/layers/{layer}", name="model-layer", responses=responses(503))
 def layer(
     *,
     layer: geojson.Layer,
@@ -54,12 +55,12 @@ def layer(
     return geojson.collection(layer, feats)
 
 
-@router.get("/elements/{element_id}", name="model-element")
+@router.get("/elements/{element_id}", name="model-element", responses=responses(404, 503))
 def element(
     element_id: str,
     _: ViewerDep,
     model: ModelDep,
-    limit: Annotated[int, Query(ge=0, le=100_000, description="dependents listed at most")] = MAX_DEPENDENTS,
+    limit: Annotated[int, Query(ge=0, le=MAX_PAGE, description="dependents listed at most")] = MAX_PAGE,
 ) -> dict[str, Any]:
     """One element (or device) of the model: what it is, what it needs, and the devices that need it."""
     from supervisor.model import UnknownElementError
@@ -95,7 +96,7 @@ def element(
     }
 
 
-@router.get("/impact/{element_id}", name="model-impact")
+@router.get("/impact/{element_id}", name="model-impact", responses=responses(404, 503))
 def impact(element_id: str, _: ViewerDep, model: ModelDep) -> dict[str, Any]:
     """What fails if this element fails: devices per service and the elements downstream."""
     from supervisor.model import UnknownElementError
@@ -108,7 +109,11 @@ def impact(element_id: str, _: ViewerDep, model: ModelDep) -> dict[str, Any]:
     return out
 
 
-@router.get("/shared", name="model-shared")
+@router.get("/shared", name="model-shared", responses=links(
+    200,
+    Element=("model-element", {"element_id": "$response.body#/elements/0/element"}),
+    Impact=("model-impact", {"element_id": "$response.body#/elements/0/element"}),
+) | responses(503))
 def shared(_: ViewerDep, model: ModelDep) -> dict[str, Any]:
     """Infrastructure carrying two services or more (the pooling), most shared first."""
     return {"elements": to_jsonable(model.shared_infrastructure())}
