@@ -37,8 +37,24 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _dusk_yesterday(lat: float, lon: float) -> float:
-    """An hour before yesterday's sunset at the city: the demo starts at dusk."""
+LIGHTS_ON_LEAD_S = 120.0  # virtual seconds between the demo's start and the lights coming on (2 s at x60)
+
+
+def _lights_on_offset_s(rules_dir: Path) -> float:
+    """When the rule set's schedule switches the lights on, in seconds after sunset (0 without a schedule)."""
+    import yaml
+
+    for path in sorted(rules_dir.glob("*.y*ml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for rule in doc.get("rules", []):
+            if isinstance(rule, dict) and rule.get("kind") == "schedule":
+                return float(rule.get("on_offset_min", 0.0)) * 60.0
+    return 0.0
+
+
+def _dusk_yesterday(lat: float, lon: float, rules_dir: Path) -> float:
+    """Yesterday at dusk at the city: just before the rule set's schedule switches the lights on, so that a
+    short demo shows them coming on, then dimmed by traffic, raised by a camera alarm."""
     from datetime import UTC, datetime, timedelta
 
     from rules.sun import sun_times
@@ -47,7 +63,7 @@ def _dusk_yesterday(lat: float, lon: float) -> float:
     sunset = sun_times(day, lat, lon).sunset
     if sunset is None:  # polar day or night: evening by the clock
         return datetime(day.year, day.month, day.day, 18, tzinfo=UTC).timestamp()
-    return sunset - 3600.0
+    return sunset + _lights_on_offset_s(rules_dir) - LIGHTS_ON_LEAD_S
 
 
 def main(args: argparse.Namespace) -> int:
@@ -83,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
         broker.stop()
         return EXIT_INVALID
     lon, lat = model.center
-    start = _dusk_yesterday(lat, lon)
+    start = _dusk_yesterday(lat, lon, rules_dir)
     sim = SimulatedCity(str(city_path), host=broker.host, port=broker.port, protocol="3.1.1", start=start,
                         speed=args.speed, resolver=model.dependents, seed=args.seed)
     try:
@@ -141,15 +157,24 @@ def _banner(args: argparse.Namespace, model: Any, city_path: Path, db_path: Path
 
     counts = {f: sum(1 for d in model.devices.values() if d.family == f) for f in catalogue.families()}
     sql = "select measurement, count(distinct series || ts) from points group by 1"
+    lamp = next((d.id for d in model.devices.values() if d.kind == "lamp"), "<lamp-id>")
+    auth = f'-H "Authorization: Bearer {token}"'
+    py = sys.executable
+    query = f"""{py} -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall())' \\
+    {db_path} '{sql}'"""
     return f"""urban-supervisor demo
   city          {model.name}: {len(model.devices)} devices {counts}, file {city_path}
   MQTT broker   embedded (amqtt, MQTT 3.1.1) at {broker}
   store         embedded SQLite at {db_path}
   rules         {rules_dir}
-  clock         virtual, x{args.speed:g}, starting at dusk yesterday
+  clock         virtual, x{args.speed:g}, starting at dusk yesterday ({LIGHTS_ON_LEAD_S / args.speed:g} s before the
+                lights come on)
   API           {api_url}/api/v1/summary   (docs: {api_url}/api/v1/docs; operator token for writes: {token})
   metrics       {api_url}/metrics
-Look: curl {api_url}/api/v1/alarms ; curl {api_url}/api/v1/why/<lamp-id> ; sqlite3 {db_path} '{sql}'
+Look:
+  curl {auth} {api_url}/api/v1/alarms
+  curl {auth} {api_url}/api/v1/why/{lamp}
+  {query}
 Grafana: run the compose stack (docker compose up, see docs/deploy.md), then publish the same simulated city to it
   with `urban-supervisor simulate --host localhost --port 1883 --devices {args.devices} --username simulator` and open
   http://localhost:3000

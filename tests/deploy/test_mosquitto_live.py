@@ -110,10 +110,12 @@ class Client:
         return self.connack.get(timeout=WAIT)
 
     def subscribe(self, *topics: str) -> None:
-        for t in topics:
-            _, mid = self.c.subscribe(t, qos=1)
+        # the callback is in place before the first SUBSCRIBE: paho's network thread may read the
+        # SUBACK before subscribe() returns, and a callback set after it would never see it
         done: queue.Queue[int] = queue.Queue()
         self.c.on_subscribe = lambda _c, _u, m, _rc, _p: done.put(m)
+        for t in topics:
+            _, mid = self.c.subscribe(t, qos=1)
         # the broker answers SUBACKs in order: the last one means all were processed
         while done.get(timeout=WAIT) != mid:
             pass
