@@ -121,6 +121,10 @@ class Family:
     service: str = ""
     title: str = ""
     doc: str = ""
+    # measures that report a fault, and the word the fault is named by: a ``True`` bool is the fault
+    # itself, a non-empty string (tokens) is named "<word> <tokens>"; ``online: false`` is a fault in
+    # every family (an explicit signal only: a value out of range is never a fault)
+    faults: Mapping[str, str] = field(default_factory=dict, hash=False)
     kind_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -128,6 +132,7 @@ class Family:
         set_ = object.__setattr__  # the dataclass is frozen: derived fields are set once, here
         set_(self, "kinds", tuple(self.kinds))
         set_(self, "measures", MappingProxyType(dict(self.measures)))
+        set_(self, "faults", MappingProxyType(dict(self.faults)))
         set_(self, "service", self.service or self.name)
         set_(self, "title", self.title or self.name.replace("_", " ").capitalize())
         set_(self, "kind_names", tuple(k.name for k in self.kinds))
@@ -165,6 +170,10 @@ def _check_family(f: Family) -> None:
         _identifier(f"{where}: measure", m)
         if not isinstance(s, MeasureSpec) or s.kind not in STORAGE_TYPES:
             raise CatalogueError(f"{where}: measure {m!r} needs a MeasureSpec typed float, int, bool or str")
+    for m in f.faults:
+        spec_ = f.measures.get(m)
+        if spec_ is None or spec_.kind not in (bool, str):
+            raise CatalogueError(f"{where}: fault measure {m!r} must be one of its bool or str measures")
     _identifier(f"{where}: driver", f.driver)
     if isinstance(f.interval, bool) or not isinstance(f.interval, int | float) or not 0 < f.interval < float("inf"):
         raise CatalogueError(f"{where}: interval must be a positive number of seconds, got {f.interval!r}")
@@ -253,6 +262,7 @@ CCTV = Family(
     driver="cctv",
     interval=60.0,
     title="CCTV",
+    faults={"tamper": "tamper"},
 )
 
 WATER = Family(
@@ -273,6 +283,7 @@ WATER = Family(
     driver="water_meter",
     interval=900.0,
     title="Water",
+    faults={"alarms": "alarm"},
 )
 
 AIR = Family(

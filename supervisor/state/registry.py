@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from drivers import Reading, Value
+from drivers import Reading, Value, catalogue
 
 OK, STALE, FAULT = "ok", "stale", "fault"
 STATUS_CODE = {OK: 0, STALE: 1, FAULT: 2}
@@ -60,17 +60,26 @@ class StatusChange:
     reason: str
 
 
-def fault_of(family: str, values: Mapping[str, Value]) -> str | None:
-    """The fault a reading reports, or ``None``. Only explicit signals count, never a guess."""
+def fault_of(faults: Mapping[str, str], values: Mapping[str, Value]) -> str | None:
+    """The fault a reading reports, or ``None``. Only explicit signals count, never a guess: ``online:
+    false``, and the family's fault measures ``faults`` (:attr:`drivers.catalogue.Family.faults`)."""
     if values.get("online") is False:
         return "offline"
-    if family == "cctv" and values.get("tamper") is True:
-        return "tamper"
-    if family == "water":
-        alarms = values.get("alarms")
-        if isinstance(alarms, str) and alarms:
-            return f"alarm {alarms}"
+    for measure, word in faults.items():
+        v = values.get(measure)
+        if v is True:
+            return word
+        if isinstance(v, str) and v:
+            return f"{word} {v}"
     return None
+
+
+def fault_measures(family: str) -> Mapping[str, str]:
+    """The fault measures of ``family`` in the catalogue (none for a family it does not know)."""
+    try:
+        return catalogue.family(family).faults
+    except catalogue.UnknownFamilyError:
+        return {}
 
 
 class StateRegistry:
@@ -82,6 +91,7 @@ class StateRegistry:
         self._devices: dict[str, DeviceState] = {}
         # min-heap of (deadline, device): the next devices that may turn stale
         self._deadlines: list[tuple[float, str]] = []
+        self._faults: dict[str, Mapping[str, str]] = {}  # family -> its fault measures (catalogue)
 
     # -- registration --------------------------------------------------------------------------
     def register(self, device: str, family: str, zone: str, interval: float | None = None,
@@ -108,7 +118,10 @@ class StateRegistry:
         st.last_ts = max(st.last_ts, ts)
         if r.channel is None:
             st.values.update(r.values)
-            fault = fault_of(r.family, r.values) if r.family in ("cctv", "water") or "online" in r.values else None
+            faults = self._faults.get(r.family)
+            if faults is None:  # once per family: the catalogue lookup stays off the hot path
+                faults = self._faults[r.family] = fault_measures(r.family)
+            fault = fault_of(faults, r.values) if faults or "online" in r.values else None
         else:
             ch = r.channel
             for k, v in r.values.items():

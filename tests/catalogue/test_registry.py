@@ -92,6 +92,7 @@ def test_names_and_kinds_are_unique(registered: Family) -> None:
     ({"interval": 0}, "interval must be a positive number of seconds, got 0"),
     ({"interval": True}, "interval must be a positive number"),
     ({"driver": "Parking Sensor"}, "driver 'Parking Sensor' must be"),
+    ({"faults": {"blocked": "blocked"}}, "fault measure 'blocked' must be one of its bool or str measures"),
 ])
 def test_a_bad_family_is_refused_with_a_precise_error(kw: dict[str, object], message: str) -> None:
     with pytest.raises(CatalogueError, match=message):
@@ -153,3 +154,18 @@ def test_model_generate_places_air_stations(tmp_path: Path) -> None:
     assert sum(d["kind"] == "air_station" for d in devices) == DEFAULT_AIR_PER_ZONE * len(zones)
     assert main(["model", "generate", "--devices", "400", "--air-per-zone", "0", str(out)]) == 0
     assert not any(d["kind"] == "air_station" for d in orjson.loads(out.read_bytes())["devices"])
+
+
+def test_a_family_s_fault_measures_make_its_devices_faulty(registered: Family) -> None:
+    from drivers import Reading
+    from supervisor.state.registry import FAULT, OK, StateRegistry
+
+    catalogue.register_family(parking(faults={"occupied": "bay blocked"}), replace=True)
+    reg = StateRegistry({"parking": 300.0})
+    change = reg.update(Reading("bay-1", "parking", {"occupied": True}, zone="z1"), now=1.0, ts=1.0)
+    assert change is not None and (change.new, change.reason) == (FAULT, "bay blocked")
+    change = reg.update(Reading("bay-1", "parking", {"occupied": False}, zone="z1"), now=2.0, ts=2.0)
+    assert change is not None and change.new == OK
+    # the built-in signals, now read from the catalogue
+    assert catalogue.family("cctv").faults == {"tamper": "tamper"}
+    assert catalogue.family("water").faults == {"alarms": "alarm"}
