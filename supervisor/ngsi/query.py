@@ -181,7 +181,7 @@ def _compare(a: object, op: str, b: Scalar) -> bool:
         x, y = a, b  # type: ignore[assignment]
     else:
         return op == "!="
-    return {"==": x == y, "!=": x != y, ">": x > y, ">=": x >= y, "<": x < y, "<=": x <= y}[op]  # type: ignore[operator]
+    return {"==": x == y, "!=": x != y, ">": x > y, ">=": x >= y, "<": x < y, "<=": x <= y}[op]
 
 
 def _comparison(path: list[str], op: str, value: tuple[str, list[Scalar]]) -> Predicate:

@@ -29,6 +29,7 @@ from supervisor.ngsi.query import Predicate, located
 
 if TYPE_CHECKING:
     from supervisor.model import CityModel
+    from supervisor.state.registry import StateRegistry
 
 #: the device states of a list of devices (absent: never heard of), read in one go
 LiveReader = Callable[[Sequence[str]], Mapping[str, Live]]
@@ -207,3 +208,13 @@ class NgsiView:
 
     def types(self) -> list[str]:
         return list(ENTITY_TYPES)
+
+
+def read_live(registry: StateRegistry, devices: Sequence[str]) -> dict[str, Live]:
+    """Copies of the states of ``devices`` (the caller holds the supervisor's lock)."""
+    out: dict[str, Live] = {}
+    for d in devices:
+        st = registry.get(d)
+        if st is not None:
+            out[d] = Live(st.status, st.last_ts, dict(st.values))
+    return out
