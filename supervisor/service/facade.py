@@ -23,10 +23,14 @@ from supervisor.service.errors import SupervisorError
 from supervisor.storage import schema
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rules import RuleEngine
     from supervisor.alarms import Alarm, AlarmManager
     from supervisor.model import CityModel
     from supervisor.ngsi import Entity, Live, NgsiView, Query
+    from supervisor.ngsi.config import NgsiPushConfig
+    from supervisor.ngsi.push import NgsiPusher
     from supervisor.service.supervisor import Supervisor
     from supervisor.state.registry import DeviceState, StateRegistry
     from supervisor.storage.writer import WriterStats
@@ -337,6 +341,12 @@ class Service:
 
     def ngsi_types(self) -> list[str]:
         return self._ngsi.types()
+
+    def ngsi_pusher(self, cfg: NgsiPushConfig, data_dir: Path) -> NgsiPusher:
+        """The push-mode syncer over this supervisor's entities (not started)."""
+        from supervisor.ngsi.push import NgsiPusher
+
+        return NgsiPusher(cfg, data_dir, self._ngsi, self._ngsi_live)
 
 
 def _rule_error(exc: Exception) -> ServiceError:
