@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -199,7 +200,7 @@ def query_entities(request: Request, svc: ServiceDep, _: Viewer) -> Response:
     body, headers, media = _render(request, page, key_vals)
     if count:
         headers[COUNT_HEADER] = str(total)
-    return JSONResponse(body, headers=headers, media_type=media)
+    return Response(orjson.dumps(body), headers=headers, media_type=media)
 
 
 @router.get("/entities/{entity_id:path}", name="ngsi-entity")
