@@ -240,3 +240,19 @@ def test_a_restart_resumes_from_the_outbox(city: Supervisor, model: CityModel, t
     finally:
         again.stop()
     assert receiver.requests <= pending // 25 + 2  # each entity went out once
+
+
+def test_push_target_is_an_endpoint_production_refuses_plain_http_beyond_loopback() -> None:
+    from supervisor.config import ConfigFileError, Insecure, insecurities, load_settings
+
+    def flagged(url: str) -> list[str]:
+        s = load_settings(None, ngsi={"push": {"enabled": True, "url": url}})
+        return [f.key for f in insecurities(s) if f.name == Insecure.PLAINTEXT_HTTP]
+
+    assert flagged("http://orion.example:1026") == ["ngsi.push.url"]
+    assert flagged("https://orion.example:1026") == []
+    assert flagged("http://127.0.0.1:1026") == []
+    with pytest.raises(ConfigFileError, match=r"ngsi.push.url: required"):
+        load_settings(None, ngsi={"push": {"enabled": True}})
+    with pytest.raises(ConfigFileError, match=r"http:// or https://"):
+        load_settings(None, ngsi={"push": {"url": "file:///etc/passwd"}})
