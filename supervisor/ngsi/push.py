@@ -195,16 +195,16 @@ class NgsiPusher:
         for i in range(0, len(cands), 2000):
             part = cands[i:i + 2000]
             states = self.live([c.ref for c in part if c.source == "device"])
-            changed: list[Candidate] = []
+            changed: dict[str, tuple[Candidate, tuple[str, float] | None]] = {}
             for c in part:
                 st = states.get(c.ref) if c.source == "device" else None
                 key = (st.status, st.last_ts) if st is not None else None
                 if c.id not in self._seen or self._seen[c.id] != key:
-                    self._seen[c.id] = key
-                    changed.append(c)
+                    changed[c.id] = (c, key)
             if changed:
-                offers = [Offer(str(e["id"]), _version(e), e) for e in self.view.build(changed, self.live)]
-                queued += self.outbox.offer(offers, self.clock())
+                built = self.view.build([c for c, _ in changed.values()], self.live)
+                queued += self.outbox.offer([Offer(str(e["id"]), _version(e), e) for e in built], self.clock())
+                self._seen.update({i: key for i, (_, key) in changed.items()})  # once safely in the outbox
         self.stats["scans"] += 1
         self.stats["offered"] += queued
         return queued
