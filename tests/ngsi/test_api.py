@@ -152,3 +152,16 @@ def test_not_found_and_unauthorized(client: TestClient) -> None:
         r = client.get(BASE, params={"type": "Streetlight"}, headers=headers)
         assert r.status_code == 401 and r.json()["type"].startswith("https://uri.etsi.org/ngsi-ld/errors/")
         assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_without_a_city_it_is_503_problem_details(tmp_path: Any) -> None:
+    from supervisor.api import create_app
+    from supervisor.config import ApiConfig
+    from tests.api.conftest import OPERATOR, VIEWER, make_supervisor
+
+    cfg = ApiConfig(viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
+    with TestClient(create_app(make_supervisor(tmp_path), cfg)) as c:
+        for path in (BASE + "?type=Streetlight", BASE + "/urn:ngsi-ld:Streetlight:x", "/ngsi-ld/v1/types"):
+            r = c.get(path, headers=V)
+            assert r.status_code == 503 and "city" in r.json()["detail"], path
+            assert r.json()["type"].startswith("https://uri.etsi.org/ngsi-ld/errors/")
