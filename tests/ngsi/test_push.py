@@ -256,3 +256,31 @@ def test_push_target_is_an_endpoint_production_refuses_plain_http_beyond_loopbac
         load_settings(None, ngsi={"push": {"enabled": True}})
     with pytest.raises(ConfigFileError, match=r"http:// or https://"):
         load_settings(None, ngsi={"push": {"url": "file:///etc/passwd"}})
+
+
+def test_run_starts_the_push(tmp_path: Path, receiver: Receiver, broker: Any) -> None:
+    """``urban-supervisor run`` with ``ngsi.push`` sends the city's entities to the broker (real MQTT broker)."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from simulators.city import write_city
+
+    city_file = write_city(tmp_path / "city.json", seed=3, devices=20)
+    config = {"mode": "test", "data_dir": str(tmp_path / "var"), "city": str(city_file),
+              "mqtt": {"host": "127.0.0.1", "port": broker.port, "client_id": f"ngsi-push-{os.getpid()}"},
+              "storage": {"backend": "sqlite", "sqlite_path": str(tmp_path / "s.sqlite3"),
+                          "spool_dir": str(tmp_path / "spool")},
+              "ngsi": {"push": {"enabled": True, "url": f"http://127.0.0.1:{receiver.port}", "scan_interval_s": 0.5}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("URBAN_")}
+    done = subprocess.run([sys.executable, "-m", "supervisor", "run", "--config", str(tmp_path / "config.yaml"),
+                           "--duration", "6", "--no-api"], capture_output=True, text=True, timeout=120, env=env,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lamps = {f"urn:ngsi-ld:Streetlight:{d['id']}" for d in json.loads(city_file.read_text())["devices"]
+             if d["kind"] == "lamp"}
+    assert lamps and lamps <= set(receiver.last())
+    assert (tmp_path / "var" / "ngsi-outbox.sqlite3").exists()
