@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from drivers import catalogue
 from supervisor.endpoint import ENDPOINT, EndpointUrl
+from supervisor.ngsi.config import NgsiConfig
 from supervisor.notify.config import EmailChannel, NotificationsConfig
 
 ENV_PREFIX = "URBAN_"
@@ -239,6 +240,7 @@ class Settings(BaseSettings):
     state_save_interval: float = Field(10.0, gt=0)
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # docs/notifications.md
+    ngsi: NgsiConfig = Field(default_factory=NgsiConfig)  # docs/ngsi-ld.md
 
     @classmethod
     def settings_customise_sources(

@@ -18,7 +18,7 @@ from supervisor.api.auth import TokenAuth
 from supervisor.api.contract import declare_access, install_method_not_allowed
 from supervisor.api.errors import install_error_handlers
 from supervisor.api.limits import Limits, LimitsMiddleware, Refusals
-from supervisor.api.routes import api_router, root_router
+from supervisor.api.routes import api_router, ngsi, root_router
 from supervisor.api.routes.metrics import metrics_registry
 from supervisor.config import ApiConfig
 from supervisor.runtime import Supervisor
@@ -100,6 +100,7 @@ def build_app(cfg: ApiConfig, limits: Limits | None = None) -> FastAPI:
         )
     app.include_router(root_router)
     app.include_router(api_router, prefix=API_PREFIX)
+    ngsi.install(app)  # /ngsi-ld/v1/: NGSI-LD's own errors and media types, not in the OpenAPI document
     declare_access(app, auth)
     install_method_not_allowed(app)
     return app

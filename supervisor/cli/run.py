@@ -89,6 +89,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"urban-supervisor: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INVALID
     logging.getLogger().setLevel(settings.log_level)
+    if settings.ngsi.push.enabled and sup.model is None:
+        print("urban-supervisor: ngsi.push needs the network model: set `city`", file=sys.stderr)
+        return EXIT_INVALID
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -98,17 +101,29 @@ def main(args: argparse.Namespace) -> int:
         from supervisor.api.server import ApiServer
 
         api = ApiServer(sup, settings.api).start()
+    push = _ngsi_push(sup, settings)
     _freeze_heap()
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
           file=sys.stderr)
     stop.wait(args.duration)
+    if push is not None:
+        push.stop()
     if api is not None:
         api.stop()
     sup.stop()
     print(json.dumps(sup.summary(), indent=2))
     return EXIT_OK
+
+
+def _ngsi_push(sup: Any, settings: Any) -> Any:
+    """The NGSI-LD push-mode syncer, started, when ``ngsi.push.enabled`` (docs/ngsi-ld.md)."""
+    if not settings.ngsi.push.enabled:
+        return None
+    from supervisor.service.facade import Service
+
+    return Service(sup).ngsi_pusher(settings.ngsi.push, settings.data_dir).start()
 
 
 def main_workers(args: argparse.Namespace) -> int:

@@ -6,23 +6,21 @@ no-op, so a restarted lifecycle that submits again is never notified twice. Rows
 window closes; the dispatcher then binds them to a *message* (one row: the message's key is the
 row's key; several: a digest, keyed by the hash of its rows' keys) and writes that binding
 before the first attempt. A process killed mid-send therefore resends the same message with the
-same key, and the receiver drops it as a duplicate. ``synchronous=NORMAL`` in WAL mode survives
-a killed process; a power cut may lose the last transactions, not corrupt the file.
+same key, and the receiver drops it as a duplicate. The file is a :class:`~supervisor.walstore.WalStore`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sqlite3
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 
 from supervisor.notify.events import FOLLOW_UPS, STARTS, AlarmEvent
+from supervisor.walstore import WalStore
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -101,28 +99,12 @@ class Outbox:
     """Thread-safe; every method is one transaction."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._store = WalStore(path, _SCHEMA)
+        self._tx = self._store.tx
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._store.close()
 
     def submit(self, event: AlarmEvent, targets: Iterable[Target], now: float) -> tuple[int, int]:
         """Store ``event`` for ``targets``; returns (rows added, rows cancelled).
@@ -192,13 +174,13 @@ class Outbox:
         return opened
 
     def due_messages(self, now: float) -> list[Message]:
-        with self._lock:
-            heads = self._db.execute(
+        with self._store.read() as db:
+            heads = db.execute(
                 "SELECT key, channel, created, attempts FROM messages WHERE state='pending' AND next_attempt<=? "
                 "ORDER BY next_attempt", (now,)).fetchall()  # fmt: skip
             out = []
             for key, channel, created, attempts in heads:
-                rows = self._db.execute(
+                rows = db.execute(
                     "SELECT key, route, event FROM notifications WHERE message=? ORDER BY not_before, created, key",
                     (key,)).fetchall()  # fmt: skip
                 items = tuple(Item(k, r, AlarmEvent.from_json(orjson.loads(e))) for k, r, e in rows)
@@ -232,9 +214,9 @@ class Outbox:
 
     def next_wakeup(self, window: float) -> float | None:
         """When the dispatcher has something to do next (a retry, a window that closes)."""
-        with self._lock:
-            (retry,) = self._db.execute("SELECT MIN(next_attempt) FROM messages WHERE state='pending'").fetchone()
-            (first,) = self._db.execute(
+        with self._store.read() as db:
+            (retry,) = db.execute("SELECT MIN(next_attempt) FROM messages WHERE state='pending'").fetchone()
+            (first,) = db.execute(
                 "SELECT MIN(not_before) FROM notifications WHERE state='pending' AND message IS NULL").fetchone()
         times = [t for t in (retry, None if first is None else first + window) if t is not None]
         return min(times) if times else None
@@ -242,9 +224,9 @@ class Outbox:
     def counts(self, now: float | None = None) -> dict[str, int]:
         """Notifications (rows) by state; with ``now``, ``scheduled`` splits off the pending rows
         whose time has not come (a delay, an escalation deadline)."""
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM notifications GROUP BY state").fetchall()
-            (later,) = self._db.execute("SELECT COUNT(*) FROM notifications WHERE state='pending' AND not_before>?",
+        with self._store.read() as db:
+            rows = db.execute("SELECT state, COUNT(*) FROM notifications GROUP BY state").fetchall()
+            (later,) = db.execute("SELECT COUNT(*) FROM notifications WHERE state='pending' AND not_before>?",
                                         (now if now is not None else float("inf"),)).fetchone()  # fmt: skip
         out = {"pending": 0, "delivered": 0, "failed": 0, "cancelled": 0}
         out.update({state: n for state, n in rows})
@@ -255,8 +237,8 @@ class Outbox:
 
     def message_states(self) -> dict[str, str]:
         """Every message's state by key (tests and diagnostics)."""
-        with self._lock:
-            return dict(self._db.execute("SELECT key, state FROM messages").fetchall())
+        with self._store.read() as db:
+            return dict(db.execute("SELECT key, state FROM messages").fetchall())
 
 
 def _as(event: AlarmEvent, transition: str) -> AlarmEvent:

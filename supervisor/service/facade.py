@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from drivers import Command, DriverError
@@ -22,9 +23,14 @@ from supervisor.service.errors import SupervisorError
 from supervisor.storage import schema
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rules import RuleEngine
     from supervisor.alarms import Alarm, AlarmManager
     from supervisor.model import CityModel
+    from supervisor.ngsi import Entity, Live, NgsiView, Query
+    from supervisor.ngsi.config import NgsiPushConfig
+    from supervisor.ngsi.push import NgsiPusher
     from supervisor.service.supervisor import Supervisor
     from supervisor.state.registry import DeviceState, StateRegistry
     from supervisor.storage.writer import WriterStats
@@ -309,6 +315,38 @@ class Service:
             view = MetricsView(counters, len(sup.pipeline.dead_letters), sup.msg_rate, dict(devices),
                                sorted(families), sup.writer.stats(), sup.mqtt.stats, alarms, rules_stats, by_state)
         return view
+
+    # -- NGSI-LD (supervisor.ngsi) -------------------------------------------------------------------
+    @cached_property
+    def _ngsi(self) -> NgsiView:
+        """The NGSI-LD view of the model, indexed once on first use (the model does not change)."""
+        from supervisor.ngsi import NgsiView
+
+        return NgsiView(self.model)
+
+    def _ngsi_live(self, devices: Sequence[str]) -> Mapping[str, Live]:
+        from supervisor.ngsi.view import read_live
+
+        return self._locked(lambda: read_live(self._sup.state, devices))  # one lock per chunk of devices
+
+    def ngsi_entities(self, query: Query) -> tuple[int, list[Entity]]:
+        """(entities matching ``query``, the page), sorted by id; see :meth:`NgsiView.find`."""
+        return self._ngsi.find(query, self._ngsi_live)
+
+    def ngsi_entity(self, entity_id: str) -> Entity:
+        found = self._ngsi.entity(entity_id, self._ngsi_live)
+        if found is None:
+            raise NotFoundError(f"entity {entity_id!r} not found")
+        return found
+
+    def ngsi_types(self) -> list[str]:
+        return self._ngsi.types()
+
+    def ngsi_pusher(self, cfg: NgsiPushConfig, data_dir: Path) -> NgsiPusher:
+        """The push-mode syncer over this supervisor's entities (not started)."""
+        from supervisor.ngsi.push import NgsiPusher
+
+        return NgsiPusher(cfg, data_dir, self._ngsi, self._ngsi_live)
 
 
 def _rule_error(exc: Exception) -> ServiceError:
