@@ -47,6 +47,7 @@ from .units import Conversion, conversion
 __all__ = [
     "GATEWAY_FAMILY",
     "GATEWAY_MEASURES",
+    "RADIO_MEASURES",
     "UNKNOWN_PROFILE",
     "LoraConfig",
     "Profile",
@@ -62,7 +63,8 @@ UNKNOWN_PROFILE = "unknown_profile"  # an uplink whose device profile is not con
 GATEWAY_FAMILY = "lorawan"
 GATEWAY_MEASURES: dict[tuple[str, str], str] = {
     (GATEWAY_FAMILY, m): s.unit for m, s in catalogue_family(GATEWAY_FAMILY).measures.items()
-}
+}  # statistics included: what a network server that forwards gateway statistics emits
+RADIO_MEASURES: dict[tuple[str, str], str] = {k: u for k, u in GATEWAY_MEASURES.items() if k[1] in ("rssi", "snr")}
 OPTIONS = frozenset({"profiles", "devices", "gateways"})
 
 _EUI = re.compile(r"[0-9A-Fa-f]{16}")
@@ -207,7 +209,7 @@ class LoraConfig:
 
     __slots__ = ("by_eui", "gateways", "measures", "profiles", "where")
 
-    def __init__(self, driver: str, options: Mapping[str, Any]) -> None:
+    def __init__(self, driver: str, options: Mapping[str, Any], gateway_measures: Mapping[tuple[str, str], str]) -> None:
         self.where = where = f"driver {driver!r}"
         profiles = options.get("profiles") or {}
         if not isinstance(profiles, Mapping):
@@ -225,7 +227,7 @@ class LoraConfig:
                                   f"configured: {', '.join(self.profiles) or 'none'}")
             self.by_eui[eui.lower()] = self.profiles[name]
         self.gateways = _gateways(options.get("gateways", "all"), where)
-        self.measures: dict[tuple[str, str], str] = dict(GATEWAY_MEASURES)
+        self.measures: dict[tuple[str, str], str] = dict(gateway_measures)
         for p in self.profiles.values():
             self.measures.update(p.measures)
 

@@ -41,7 +41,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -615,6 +615,18 @@ class CityTelemetry:
             body["eaqi"] = eaqi(values)
         return [_telemetry(st.dev, body)]
 
+    def _lorawan_gateway(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        """The gateway's statistics as ChirpStack's gateway bridge publishes them (JSON marshaler):
+        frames heard and sent since the previous report; an idle gateway omits its zero counters."""
+        d, rng = st.dev, st.rng
+        rx = rng.randint(0, 40)
+        tx = rng.randint(0, 2)
+        body: dict[str, Any] = {"gatewayId": d.id, "time": datetime.fromtimestamp(ts, UTC).isoformat()}
+        counters = {"rxPacketsReceived": rx, "rxPacketsReceivedOk": rx - rng.randint(0, rx // 10),
+                    "txPacketsReceived": tx, "txPacketsEmitted": tx}
+        body.update({k: v for k, v in counters.items() if v})
+        return [Message(f"eu868/gateway/{d.id}/event/stats", orjson.dumps(body), d.family, d.family, 1, d.id)]
+
     # -- the schedule --------------------------------------------------------------------------
 
     def next_due(self) -> float:
@@ -671,6 +683,7 @@ _REPORTERS: dict[str, _Reporter] = {
     "camera": CityTelemetry._camera,
     "water_meter": CityTelemetry._water,
     "air_station": CityTelemetry._air,
+    "lorawan_gateway": CityTelemetry._lorawan_gateway,
 }
 #: the device kinds this simulator behaves like; kind -> family and family -> default reporting
 #: interval come from the family catalogue

@@ -60,7 +60,7 @@ class ChirpStackDriver(Driver):
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self._cfg = LoraConfig(self.name, self.options)
+        self._cfg = LoraConfig(self.name, self.options, GATEWAY_MEASURES)
         self._stats = pattern_option(self.name, self.options, "gateway_topic", _STATS_DEFAULT, ("gateway",))
         set_ = object.__setattr__  # per instance: what the configured profiles and topic add
         set_(self, "topics", (*type(self).topics[:3], self._stats.filter))

@@ -14,7 +14,7 @@ from .._contract import Decoded, DecodeError, Driver, Event, Reading, Value
 from ..kit import BAD_TYPE, BAD_VALUE, UNKNOWN_TOPIC, TopicPattern, parse_object, parse_timestamp, to_float
 from ..lorawan import (
     GATEWAY_FAMILY,
-    GATEWAY_MEASURES,
+    RADIO_MEASURES,
     OPTIONS,
     LoraConfig,
     dev_eui,
@@ -43,12 +43,12 @@ class TheThingsStackDriver(Driver):
     topics: ClassVar[tuple[str, ...]] = ("v3/+/devices/+/up", "v3/+/devices/+/join")
     # downlink events, service data, solved locations: not telemetry
     ignored: ClassVar[tuple[str, ...]] = ("v3/+/devices/+/+", "v3/+/devices/+/down/+")
-    measures: ClassVar[Mapping[tuple[str, str], str]] = GATEWAY_MEASURES
+    measures: ClassVar[Mapping[tuple[str, str], str]] = RADIO_MEASURES
     OPTIONS: ClassVar[frozenset[str] | None] = OPTIONS
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
-        self._cfg = LoraConfig(self.name, self.options)
+        self._cfg = LoraConfig(self.name, self.options, RADIO_MEASURES)
         object.__setattr__(self, "families", self._cfg.families)
         object.__setattr__(self, "measures", self._cfg.measures)
 
