@@ -209,7 +209,8 @@ class LoraConfig:
 
     __slots__ = ("by_eui", "gateways", "measures", "profiles", "where")
 
-    def __init__(self, driver: str, options: Mapping[str, Any], gateway_measures: Mapping[tuple[str, str], str]) -> None:
+    def __init__(self, driver: str, options: Mapping[str, Any],
+                 gateway_measures: Mapping[tuple[str, str], str]) -> None:
         self.where = where = f"driver {driver!r}"
         profiles = options.get("profiles") or {}
         if not isinstance(profiles, Mapping):

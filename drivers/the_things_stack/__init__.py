@@ -14,8 +14,8 @@ from .._contract import Decoded, DecodeError, Driver, Event, Reading, Value
 from ..kit import BAD_TYPE, BAD_VALUE, UNKNOWN_TOPIC, TopicPattern, parse_object, parse_timestamp, to_float
 from ..lorawan import (
     GATEWAY_FAMILY,
-    RADIO_MEASURES,
     OPTIONS,
+    RADIO_MEASURES,
     LoraConfig,
     dev_eui,
     gateway_id,
