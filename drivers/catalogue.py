@@ -305,7 +305,7 @@ LORAWAN = Family(
         "tx_received": M("count", I, 0, None, "downlinks the gateway was asked to send since the previous statistics"),
         "tx_emitted": M("count", I, 0, None, "downlinks the gateway sent since the previous statistics"),
     },
-    driver="chirpstack",
+    driver="lorawan_gateway",  # native scheme; network servers: the chirpstack and the_things_stack drivers
     interval=60.0,  # ChirpStack gateways send statistics every 30 s by default
     title="LoRaWAN gateways",
 )

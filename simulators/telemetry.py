@@ -41,7 +41,7 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -616,16 +616,13 @@ class CityTelemetry:
         return [_telemetry(st.dev, body)]
 
     def _lorawan_gateway(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
-        """The gateway's statistics as ChirpStack's gateway bridge publishes them (JSON marshaler):
-        frames heard and sent since the previous report; an idle gateway omits its zero counters."""
-        d, rng = st.dev, st.rng
+        """A LoRaWAN gateway's figures: the last uplink's signal, frames heard and sent since the last report."""
+        rng = st.rng
         rx = rng.randint(0, 40)
         tx = rng.randint(0, 2)
-        body: dict[str, Any] = {"gatewayId": d.id, "time": datetime.fromtimestamp(ts, UTC).isoformat()}
-        counters = {"rxPacketsReceived": rx, "rxPacketsReceivedOk": rx - rng.randint(0, rx // 10),
-                    "txPacketsReceived": tx, "txPacketsEmitted": tx}
-        body.update({k: v for k, v in counters.items() if v})
-        return [Message(f"eu868/gateway/{d.id}/event/stats", orjson.dumps(body), d.family, d.family, 1, d.id)]
+        body = {"ts": ts, "rssi": round(rng.uniform(-120.0, -60.0), 1), "snr": round(rng.uniform(-10.0, 10.0), 2),
+                "rx_received": rx, "rx_ok": rx - rng.randint(0, rx // 10), "tx_received": tx, "tx_emitted": tx}
+        return [_telemetry(st.dev, body)]
 
     # -- the schedule --------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ import pytest
 
 from drivers import ConfigError, DecodeError
 from drivers.chirpstack import ChirpStackDriver
+from drivers.lorawan_gateway import LorawanGatewayDriver
 from drivers.the_things_stack import TheThingsStackDriver
 from drivers.units import conversion
 from simulators.city import generate_city
@@ -123,13 +124,13 @@ def test_decode_cli_with_profile_options() -> None:
     assert refused.returncode == 2 and b"unknown_profile" in refused.stderr
 
 
-def test_the_simulated_gateway_statistics_decode() -> None:
+def test_the_simulated_gateway_reports_decode() -> None:
     city = generate_city(seed=3, devices=20)
-    city["devices"].append({"id": "lgw-1", "family": "lorawan", "kind": "lorawan_gateway", "driver": "chirpstack",
-                            "service": "water", "zone": "z01", "geometry": city["devices"][0]["geometry"],
-                            "gateway": "rg-z01-01", "interval": 60.0})
+    city["devices"].append({"id": "lgw-1", "family": "lorawan", "kind": "lorawan_gateway",
+                            "driver": "lorawan_gateway", "service": "water", "zone": "z01",
+                            "geometry": city["devices"][0]["geometry"], "gateway": "rg-z01-01", "interval": 60.0})
     sim = CityTelemetry(city, origin=1_764_115_200.0)
-    driver = ChirpStackDriver()
+    driver = LorawanGatewayDriver()
     for k in range(20):
         (msg,) = sim.snapshot("lgw-1", 1_764_115_200.0 + 60.0 * k)
         (reading,) = driver.decode(msg.topic, msg.payload).readings
@@ -137,3 +138,4 @@ def test_the_simulated_gateway_statistics_decode() -> None:
         values = reading.values
         assert isinstance(values["rx_ok"], int) and isinstance(values["rx_received"], int)
         assert 0 <= values["rx_ok"] <= values["rx_received"] and values["tx_emitted"] == values["tx_received"]
+        assert set(values) == {m for _, m in driver.measures}
