@@ -303,7 +303,25 @@ AIR = Family(
     title="Air quality",
 )
 
-BUILTIN: tuple[Family, ...] = (TRAFFIC, LIGHTING, CCTV, WATER, AIR)
+LORAWAN = Family(
+    "lorawan",
+    kinds=(DeviceKind("lorawan_gateway", "major",
+                      "LoRaWAN radio gateway as its network server sees it: every radio device behind it goes "
+                      "silent with it"),),
+    measures={
+        "rssi": M("dBm", F, -150, 20, "signal strength of the uplink the gateway heard (best antenna)"),
+        "snr": M("dB", F, -40, 40, "signal-to-noise ratio of the uplink the gateway heard (best antenna)"),
+        "rx_received": M("count", I, 0, None, "radio frames received since the previous statistics"),
+        "rx_ok": M("count", I, 0, None, "radio frames received with a valid CRC since the previous statistics"),
+        "tx_received": M("count", I, 0, None, "downlinks the gateway was asked to send since the previous statistics"),
+        "tx_emitted": M("count", I, 0, None, "downlinks the gateway sent since the previous statistics"),
+    },
+    driver="lorawan_gateway",  # native scheme; network servers: the chirpstack and the_things_stack drivers
+    interval=60.0,  # ChirpStack gateways send statistics every 30 s by default
+    title="LoRaWAN gateways",
+)
+
+BUILTIN: tuple[Family, ...] = (TRAFFIC, LIGHTING, CCTV, WATER, AIR, LORAWAN)
 del F, I, B, S, M
 
 

@@ -615,6 +615,15 @@ class CityTelemetry:
             body["eaqi"] = eaqi(values)
         return [_telemetry(st.dev, body)]
 
+    def _lorawan_gateway(self, st: _DevState, t: float, ts: float, dt: float) -> list[Message]:
+        """A LoRaWAN gateway's figures: the last uplink's signal, frames heard and sent since the last report."""
+        rng = st.rng
+        rx = rng.randint(0, 40)
+        tx = rng.randint(0, 2)
+        body = {"ts": ts, "rssi": round(rng.uniform(-120.0, -60.0), 1), "snr": round(rng.uniform(-10.0, 10.0), 2),
+                "rx_received": rx, "rx_ok": rx - rng.randint(0, rx // 10), "tx_received": tx, "tx_emitted": tx}
+        return [_telemetry(st.dev, body)]
+
     # -- the schedule --------------------------------------------------------------------------
 
     def next_due(self) -> float:
@@ -671,6 +680,7 @@ _REPORTERS: dict[str, _Reporter] = {
     "camera": CityTelemetry._camera,
     "water_meter": CityTelemetry._water,
     "air_station": CityTelemetry._air,
+    "lorawan_gateway": CityTelemetry._lorawan_gateway,
 }
 #: the device kinds this simulator behaves like; kind -> family and family -> default reporting
 #: interval come from the family catalogue

@@ -19,7 +19,7 @@ from supervisor.config import Settings
 from supervisor.model import city_from_dict
 from supervisor.model._load import FAMILIES as MODEL_FAMILIES
 
-BUILTIN = ("traffic", "lighting", "cctv", "water", "air")
+BUILTIN = ("traffic", "lighting", "cctv", "water", "air", "lorawan")
 
 
 def parking(**kw: object) -> Family:

@@ -138,4 +138,4 @@ def test_broken_or_clashing_entry_points_are_reported_not_fatal(installed: Calla
     assert len(errors) == 2, errors
     assert "missing" in errors[0] and "toy_waste.nowhere" in errors[0]
     assert "again" in errors[1] and "already in the catalogue" in errors[1]
-    assert {"traffic", "lighting", "cctv", "water", "air", "waste"} == set(FAMILIES)
+    assert {"traffic", "lighting", "cctv", "water", "air", "lorawan", "waste"} == set(FAMILIES)

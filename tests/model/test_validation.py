@@ -196,7 +196,7 @@ def test_unknown_family() -> None:
     expect(
         lambda c: dev(c, "rs-1").update(family="gas"),
         "rs-1",
-        "unknown family 'gas' (expected one of traffic, lighting, cctv, water, air)",
+        "unknown family 'gas' (expected one of traffic, lighting, cctv, water, air, lorawan)",
     )
 
 
