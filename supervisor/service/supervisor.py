@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from drivers import Command
 from supervisor.config import Settings
 from supervisor.ingest.identity import IdentityMap
+from supervisor.ingest.lane import BULK_SLICE, ControlLane
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
@@ -71,6 +72,7 @@ class Supervisor:
         topics = settings.mqtt.subscriptions or subscription_roots([flt for flt, _ in self.router.filters])
         self.inbox = Inbox(settings.mqtt.inbox_max)
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
+        self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)
         self.writer = writer if writer is not None else make_writer(storage_config(settings))
         self._own_writer = writer is None
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
@@ -85,7 +87,8 @@ class Supervisor:
         self.points_refused = 0  # points of the rule engine that did not fit the stored schema
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()
-        self.device_driver = self.pipeline.device_driver
+        self.lane_pipeline = self._pipeline(lane=True)
+        self.device_driver = self.lane_pipeline.device_driver = self.pipeline.device_driver
         self.commands = CommandSender(settings.commands, self.drivers, self.device_driver, model=model,
                                       state=self.state, identity=self.pipeline.identity, mqtt=self.mqtt, clock=clock)
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
@@ -107,15 +110,17 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
 
-    def _pipeline(self) -> Pipeline:
+    def _pipeline(self, *, lane: bool = False) -> Pipeline:
+        """The bulk pipeline, or (``lane``) the control lane's: no storage, acknowledged to the lane session."""
         settings = self.settings
         counter = settings.mqtt.broker_drop_counter
         return Pipeline(
-            self.router, self.state, self.writer, self.mqtt.ack, clock=self.clock,
+            self.router, self.state, self.writer, self.lane.mqtt.ack if lane else self.mqtt.ack, clock=self.clock,
             max_payload_bytes=settings.mqtt.max_payload_bytes, on_status=self._on_status,
             identity=IdentityMap(settings.identity.map, self.model.devices if self.model is not None else None,
                                  settings.identity.unknown),
-            broker_counter=(counter, self._on_broker_dropped) if counter else None,
+            broker_counter=(counter, self._on_broker_dropped) if counter and not lane else None,
+            lane=self.lane, store=not lane,
         )
 
     def _on_status(self, changes: list[StatusChange]) -> None:
@@ -138,7 +143,9 @@ class Supervisor:
         if not result.ok:
             raise SupervisorError("; ".join(str(i) for i in result.issues))
         self.rules = engine
-        self.pipeline.rules = engine
+        self.pipeline.rules = self.lane_pipeline.rules = engine
+        engine.on_lane = lambda plan: self.lane.set_devices(plan.devices)
+        self.lane.set_devices(engine.lane.devices)
         self.periodic.rules = engine
         return engine
 
@@ -151,7 +158,7 @@ class Supervisor:
             self.points_refused += 1
             _log.error("%s not stored: %s", what, exc)
             return
-        self.writer.submit([line])
+        self.writer.submit([line], block=False)  # a reaction never waits for the storage
 
     def _on_decision(self, decision: Decision) -> None:
         self._store("rule decision", lambda: schema.decision_line(decision))
@@ -182,6 +189,7 @@ class Supervisor:
         self._prepare_storage()
         self.writer.start()
         self.mqtt.start()
+        self.lane.start()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
 
@@ -223,24 +231,34 @@ class Supervisor:
         if self._thread is not None:
             self._thread.join(timeout)
         with self.lock:
-            while len(self.inbox):
-                self.pipeline.process(self.inbox.take(BATCH_LIMIT))
+            while len(self.inbox) or len(self.inbox.lane):
+                lane, bulk = self.inbox.take_lanes(BATCH_LIMIT, BATCH_LIMIT)
+                self.lane_pipeline.process(lane)
+                self.pipeline.process(bulk)
         if self.rules is not None:
             self.rule_state.save(self.rules)
         self.writer.stop(timeout)
+        self.lane.stop()
         self.mqtt.stop()
 
     def _run(self) -> None:
-        take = self.inbox.take
-        process = self.pipeline.process
+        """The lane whole, then a slice of bulk (small while the lane carries devices, so that a lane
+        message waits at most one slice); no bulk while the writer is full (it waits in the inbox,
+        then at the broker), so the lane never blocks on the storage."""
+        take = self.inbox.take_lanes
+        process, lane_process = self.pipeline.process, self.lane_pipeline.process
         periodic = self.periodic.run
+        has_room = self.writer.has_room
         while not self._stop.is_set():
-            batch = take(BATCH_LIMIT, 0.05)
+            bulk_limit = BULK_SLICE if self.lane.devices or self.lane.overrides else BATCH_LIMIT
+            lane, bulk = take(BATCH_LIMIT, bulk_limit, 0.05, has_room(bulk_limit))
             with self.lock:
-                if batch:
-                    process(batch)
+                if lane:
+                    lane_process(lane)
+                if bulk:
+                    process(bulk)
                 periodic()
-            if batch and not len(self.inbox):
+            if bulk and not len(self.inbox):
                 self.writer.kick()  # caught up: store now rather than after the flush interval
 
     # -- what the API, the CLI and the tests use ---------------------------------------------------
