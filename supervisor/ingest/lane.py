@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 
 from supervisor.config import MqttConfig
-from supervisor.ingest.mqtt import LaneInbox, MqttIngest
+from supervisor.ingest.mqtt import Inbox, LaneInbox, MqttIngest
 
 _log = logging.getLogger(__name__)
 
@@ -160,3 +160,17 @@ class ControlLane:
 
     def reacted(self, batch: Sequence[tuple[str, bytes, int, int, float]]) -> None:
         self.latency.add((m[4] for m in batch), time.time())
+
+    def fields(self, inbox: Inbox, received: int) -> dict[str, float | int]:
+        """Overload made visible (health points, ``/metrics``): both inboxes' depths, the age of their
+        oldest waiting message, the lane's reaction latency over the last minute, ``received`` by it."""
+        lane_n, bulk_n, lane_t, bulk_t = inbox.depths()
+        now = time.time()
+        p50, p99, _ = self.latency.quantiles(now)
+        return {
+            "lane_depth": lane_n, "bulk_depth": bulk_n,
+            "lane_oldest_ms": round((now - lane_t) * 1000.0, 1) if lane_t else 0.0,
+            "bulk_oldest_ms": round((now - bulk_t) * 1000.0, 1) if bulk_t else 0.0,
+            "reaction_p50_ms": round(p50, 2), "reaction_p99_ms": round(p99, 2),
+            "lane_received": received, "lane_topics": len(self.active),
+        }

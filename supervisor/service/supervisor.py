@@ -93,7 +93,8 @@ class Supervisor:
                                       state=self.state, identity=self.pipeline.identity, mqtt=self.mqtt, clock=clock)
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
-                             broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir)
+                             broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
+                             lane_fields=self.lane_fields)
         self.rule_state = RuleStateFile(self.state_path)
         self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
                                      rule_state=self.rule_state, clock=clock)
@@ -266,6 +267,10 @@ class Supervisor:
         """Submit the health, fleet and error-count points now (also done every health period)."""
         with self.lock:
             self.writer.submit(self.health.lines(self.clock(), time.monotonic()))
+
+    def lane_fields(self) -> dict[str, float | int]:
+        """The control lane's and the bulk inbox's figures (health points, ``/metrics``, summary)."""
+        return self.lane.fields(self.inbox, self.lane_pipeline.counters.received)
 
     def send_command(self, cmd: Command) -> list[str]:
         """Encode ``cmd`` with the device's driver and publish it (see :class:`CommandSender`)."""
