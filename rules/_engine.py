@@ -18,7 +18,7 @@ from ._clock import Clock
 from ._commands import CommandState, CommandTracker
 from ._devices import DeviceTable
 from ._errors import OverrideError, RuleFileError, RuleIssue, UnknownDeviceError
-from ._lane import LanePlan, lane_share, plan_lane
+from ._lane import LanePlan, LaneShare, lane_share, plan_lane
 from ._loader import RuleSet, RuleSpec, load_dir, validate_rules
 from ._registry import get_kind
 from ._runtime import BadInputError, Context, NightSource, RuleRuntime
@@ -176,11 +176,15 @@ class RuleEngine:
         if plan == self.lane:
             return
         self.lane = plan
-        share = lane_share(plan, self._devices)
+        share = self.lane_share()
         if share.too_large:
             log.warning("rules: %s", share.warning())
         if self.on_lane is not None:
             self.on_lane(plan)
+
+    def lane_share(self) -> LaneShare:
+        """The control lane's share of the city's expected message rate, by rule."""
+        return lane_share(self.lane, self._devices)
 
     def _index(self, attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
         idx: dict[str, list[RuleRuntime]] = {}
