@@ -28,22 +28,32 @@ class LanePlan:
 
     by_rule: Mapping[str, frozenset[str]] = field(default_factory=dict)  # commanding rule -> its lane devices
     alarm_only: tuple[str, ...] = ()  # rules whose inputs stay on the bulk path
+    #: the commanded lamps among :attr:`devices` (for their confirmations)
+    actuators: frozenset[str] = frozenset()
 
     @property
     def devices(self) -> frozenset[str]:
         return frozenset().union(*self.by_rule.values()) if self.by_rule else frozenset()
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """The lane without the confirmations: what the commanding rules react to."""
+        return self.devices - self.actuators
 
 
 def plan_lane(rules: Iterable[tuple[RuleRuntime, bool]]) -> LanePlan:
     """The lane of running rules given as (runtime, commands) pairs."""
     by_rule: dict[str, frozenset[str]] = {}
     alarm_only: list[str] = []
+    actuators: set[str] = set()
     for rt, commands in rules:
         if not commands:
             alarm_only.append(rt.id)
             continue
-        by_rule[rt.id] = frozenset(rt.reading_devices) | frozenset(rt.event_devices) | {d for d, _ in rt.actuators()}
-    return LanePlan(by_rule, tuple(alarm_only))
+        acts = {d for d, _ in rt.actuators()}
+        actuators |= acts
+        by_rule[rt.id] = frozenset(rt.reading_devices) | frozenset(rt.event_devices) | acts
+    return LanePlan(by_rule, tuple(alarm_only), frozenset(actuators))
 
 
 def _rate(devices: DeviceTable, ids: Iterable[str]) -> float:

@@ -117,6 +117,9 @@ class MqttConfig(_Section):
     # turns it off; ``lane_topics`` adds filters that are always on it (the explicit override).
     lane: bool = True
     lane_topics: list[str] = Field(default_factory=list)
+    # the commanded lamps' confirmations on the lane too (else on the bulk path: under a backlog longer
+    # than the command timeout, a late confirmation means a retransmission, and a failed command alarm)
+    lane_confirmations: bool = True
     # A broker counter of messages it dropped (Mosquitto's, republished every sys_interval): past
     # max_queued_messages/max_queued_bytes the broker sheds messages it already acknowledged to the
     # devices; an increase raises an alarm. None: not watched (brokers without $SYS, or no ACL).

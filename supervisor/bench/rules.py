@@ -67,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--probes", type=int, default=None, help="probes per load (default 200, quick 30)")
     g.add_argument("--runs", type=int, default=None,
                    help="runs per load, each with a fresh supervisor (default 5, quick 1): each p99 and the worst")
+    g.add_argument("--lane", choices=("on", "inputs", "off"), default="on",
+                   help="the control lane: on (default), inputs (no confirmations), off (one FIFO, as before)")
 
 
 def _night_start(lat: float, lon: float) -> float:
@@ -191,7 +193,7 @@ def _probe_loop(watch: _CommandWatch, probe: Any, topic: str,
 
 
 def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_path: Path, rules_dir: Path,
-             load: float, probes: int, influx_url: str, background: Path) -> dict[str, Any]:
+             load: float, probes: int, influx_url: str, background: Path, lane: str) -> dict[str, Any]:
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
@@ -200,7 +202,8 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
     db = bench_db("rules")
     cfg_extra = {"city": str(city_path), "rules_dir": str(rules_dir), "clock_start": _night_start(lat, lon),
                  "commands": {"rate_per_device": 1000.0, "burst": 1000}}
-    sup = SupervisorProcess(work, port, influx_url, db, f"sup-rules-{int(load)}", extra=cfg_extra)
+    sup = SupervisorProcess(work, port, influx_url, db, f"sup-rules-{int(load)}", extra=cfg_extra,
+                            mqtt={"lane": lane != "off", "lane_confirmations": lane == "on"})
     topic = f"city/{zone}/traffic/{sensor}/telemetry"
     watch = _CommandWatch(host, port, lamps, topic)
     probe = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-probe", protocol=mqtt.MQTTv5)
@@ -287,7 +290,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for load in loads:
                 each = [_measure(broker.host, broker.port, work, city, city_path=city_path, rules_dir=rules_dir,
                                  load=load, probes=probes, influx_url=args.influx_url.rstrip("/"),
-                                 background=background) for _ in range(runs)]
+                                 background=background, lane=args.lane) for _ in range(runs)]
                 out[f"load_{int(load)}"] = _runs(each)
     out["note"] = ("latency = probe publish → first command for the street's lamps seen on the broker "
                    "(two broker hops); when the background exceeds the supervisor's drain rate, probes "

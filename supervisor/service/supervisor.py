@@ -44,7 +44,7 @@ from supervisor.storage import LineProtocolError, StorageError, schema
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
 
 if TYPE_CHECKING:
-    from rules import CommandState, Decision, RuleAlarm, RuleEngine, RuleSet
+    from rules import CommandState, Decision, LanePlan, RuleAlarm, RuleEngine, RuleSet
     from supervisor.alarms import AlarmManager
     from supervisor.model import CityModel
 
@@ -145,10 +145,13 @@ class Supervisor:
             raise SupervisorError("; ".join(str(i) for i in result.issues))
         self.rules = engine
         self.pipeline.rules = self.lane_pipeline.rules = engine
-        engine.on_lane = lambda plan: self.lane.set_devices(plan.devices)
-        self.lane.set_devices(engine.lane.devices)
+        engine.on_lane = self._on_lane
+        self._on_lane(engine.lane)
         self.periodic.rules = engine
         return engine
+
+    def _on_lane(self, plan: LanePlan) -> None:
+        self.lane.set_devices(plan.devices if self.settings.mqtt.lane_confirmations else plan.inputs)
 
     def _store(self, what: str, make: Callable[[], bytes]) -> None:
         """Submit one point; one that does not fit the schema is logged and counted, never raised
