@@ -657,7 +657,8 @@ def supervisor() -> Json:
                   f'FROM "supervisor" WHERE {TF}{inst} {GT}', alias="$col"), unit="reqps", w=24),
     ]
     return dashboard("urban-supervisor-health", "Urban · Supervisor health",
-                     "The supervisor itself: ingest rate, lag, write latency, spool depth, control lane, errors by reason.",
+                     "The supervisor itself: ingest rate, lag, write latency, spool depth, control lane, errors by "
+                     "reason.",
                      [instance_var()], panels, zone_annotation=False, refresh="30s", time_from="now-6h")
 
 
