@@ -640,6 +640,16 @@ def supervisor() -> Json:
               target('SELECT sum("n") AS "errors" FROM (SELECT non_negative_difference("count") AS "n" '
                      f'FROM "ingest_errors" WHERE {TF}{inst} GROUP BY "instance", "reason", "driver") '
                      f'WHERE {TF} GROUP BY "reason"')),
+        ts("Control lane: reaction latency and waiting age",
+           "What the rules react to goes through the control lane, ahead of bulk telemetry (docs/architecture.md): "
+           "the lane's receive-to-reacted latency (p50, p99 over the last minute), and the age of the oldest "
+           "message waiting in the lane and in the bulk inbox (a growing bulk age is a backlog).",
+           target(f'SELECT max("reaction_p50_ms") AS "reaction p50", max("reaction_p99_ms") AS "reaction p99", '
+                  f'max("lane_oldest_ms") AS "lane oldest", max("bulk_oldest_ms") AS "bulk oldest" '
+                  f'FROM "supervisor" WHERE {TF}{inst} {GT}, "instance"', alias="$tag_instance $col"), unit="ms"),
+        ts("Inbox depth: control lane and bulk", "Messages waiting in the control lane and in the bulk inbox.",
+           target(f'SELECT max("lane_depth") AS "lane", max("bulk_depth") AS "bulk" FROM "supervisor" '
+                  f'WHERE {TF}{inst} {GT}, "instance"', alias="$tag_instance $col")),
         ts("Received, decoded, errors", "Messages per second received, decoded and rejected.",
            target('SELECT non_negative_derivative(last("received"), 1s) AS "received", '
                   'non_negative_derivative(last("decoded"), 1s) AS "decoded", '
@@ -647,7 +657,8 @@ def supervisor() -> Json:
                   f'FROM "supervisor" WHERE {TF}{inst} {GT}', alias="$col"), unit="reqps", w=24),
     ]
     return dashboard("urban-supervisor-health", "Urban · Supervisor health",
-                     "The supervisor itself: ingest rate, lag, write latency, spool depth, errors by reason.",
+                     "The supervisor itself: ingest rate, lag, write latency, spool depth, control lane, errors by "
+                     "reason.",
                      [instance_var()], panels, zone_annotation=False, refresh="30s", time_from="now-6h")
 
 

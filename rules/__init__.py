@@ -20,6 +20,7 @@ from ._commands import CommandState
 from ._devices import DeviceRow, DeviceTable, resolve
 from ._engine import EngineOptions, ReloadResult, RuleEngine
 from ._errors import OverrideError, RuleError, RuleFileError, RuleIssue, UnknownDeviceError
+from ._lane import LANE_SHARE_WARN, LanePlan, LaneShare, lane_share
 from ._loader import RuleSet, load_rules
 from ._registry import GROUP as RULE_KINDS_GROUP
 from ._registry import CityCheck, RuleKind, SelectorField, refresh_kinds, register_kind, rule_kinds, unregister_kind
@@ -28,6 +29,7 @@ from ._spec import Ident, Level, Near, Operator, RuleBase, Selector, SeverityNam
 from ._types import CommandSink, Decision, DeviceInfo, Point, RuleAlarm, StateView, Topology
 
 __all__ = [
+    "LANE_SHARE_WARN",
     "OPS",
     "PRIORITY_MANUAL",
     "PRIORITY_SAFETY",
@@ -46,6 +48,8 @@ __all__ = [
     "DeviceTable",
     "EngineOptions",
     "Ident",
+    "LanePlan",
+    "LaneShare",
     "Level",
     "Near",
     "NightSource",
@@ -72,6 +76,7 @@ __all__ = [
     "VirtualClock",
     "Where",
     "check_comparison",
+    "lane_share",
     "load_rules",
     "number",
     "refresh_kinds",

@@ -18,6 +18,7 @@ from ._clock import Clock
 from ._commands import CommandState, CommandTracker
 from ._devices import DeviceTable
 from ._errors import OverrideError, RuleFileError, RuleIssue, UnknownDeviceError
+from ._lane import LanePlan, LaneShare, lane_share, plan_lane
 from ._loader import RuleSet, RuleSpec, load_dir, validate_rules
 from ._registry import get_kind
 from ._runtime import BadInputError, Context, NightSource, RuleRuntime
@@ -100,6 +101,9 @@ class RuleEngine:
         self._event_index: dict[str, tuple[RuleRuntime, ...]] = {}
         self._history: dict[str, deque[Decision]] = {}
         self.errors: dict[str, int] = {}  # "<rule>:<reason>" -> count
+        self.lane = LanePlan()
+        #: called with the new :class:`LanePlan` after every load or reload that changed the rules
+        self.on_lane: Callable[[LanePlan], None] | None = None
         self.decisions = 0
         self.alarms = 0
 
@@ -144,6 +148,7 @@ class RuleEngine:
         for rid in added + changed:
             if rid in self._rules:
                 self._rules[rid].start(now)
+        self._plan_lane()
         log.info("rules: %d running (%d added, %d changed, %d removed)",
                  len(self._rules), len(added), len(changed), len(removed))
         return ReloadResult(True, len(self._rules), tuple(added), tuple(removed), tuple(changed))
@@ -160,6 +165,26 @@ class RuleEngine:
         self._count("reload", "refused")
         log.warning("rule reload refused, %d rules keep running: %s", len(self._rules), "; ".join(map(str, issues)))
         return ReloadResult(False, len(self._rules), issues=tuple(issues))
+
+    def _plan_lane(self) -> None:
+        """The control lane of the running rules (see :mod:`rules._lane`); warn when it is most traffic."""
+        pairs = []
+        for rid, rt in self._rules.items():
+            plugin = get_kind(self._specs[rid].kind)
+            pairs.append((rt, plugin is not None and plugin.commands_for(self._specs[rid])))
+        plan = plan_lane(pairs)
+        if plan == self.lane:
+            return
+        self.lane = plan
+        share = self.lane_share()
+        if share.too_large:
+            log.warning("rules: %s", share.warning())
+        if self.on_lane is not None:
+            self.on_lane(plan)
+
+    def lane_share(self) -> LaneShare:
+        """The control lane's share of the city's expected message rate, by rule."""
+        return lane_share(self.lane, self._devices)
 
     def _index(self, attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
         idx: dict[str, list[RuleRuntime]] = {}

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._spec import RuleBase, Selector
 
@@ -33,6 +33,8 @@ class SelectorField:
     name: str  # a field of the spec, or a dotted path into nested models ("when.devices")
     families: frozenset[str] | None = None  # allowed device families (None: any)
     device_kind: str | None = None  # required device kind (None: any)
+    #: "input": the rule reacts to what these devices send; "actuator": the rule commands them
+    role: Literal["input", "actuator"] = "input"
 
     def get(self, spec: RuleBase) -> Selector | None:
         """The selector at :attr:`name` in ``spec``; None when an optional part is absent."""
@@ -61,6 +63,18 @@ class RuleKind:
     #: fields naming another rule, and the kind that rule must be
     references: Mapping[str, str] = field(default_factory=dict)
     city_check: CityCheck | None = None
+    #: whether a rule of this kind commands actuators: a bool, or a function of the spec (a kind
+    #: that may command or only alarm). The inputs of commanding rules, and the actuators they
+    #: command (for the confirmations), go through the ingest control lane; alarm-only rules do not.
+    commands: bool | Callable[[Any], bool] = False
+
+    def commands_for(self, spec: RuleBase) -> bool:
+        """Whether the rule ``spec`` (of this kind) commands actuators."""
+        return self.commands(spec) if callable(self.commands) else bool(self.commands)
+
+    def inputs(self) -> tuple[SelectorField, ...]:
+        """The selector fields naming what the rule reacts to (not what it commands)."""
+        return tuple(s for s in self.selectors if s.role == "input")
 
     def __post_init__(self) -> None:
         declared = self.spec.model_fields["kind"].annotation

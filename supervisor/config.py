@@ -113,6 +113,14 @@ class MqttConfig(_Section):
     # gives ``city/#``), so that messages on unknown topics under those roots are seen and counted.
     subscriptions: list[str] | None = None
     max_payload_bytes: int = Field(256 * 1024, ge=64)
+    # The control lane (supervisor/ingest/lane.py): a second, clean session subscribed to the topics of
+    # the devices the commanding rules react to, processed before any bulk backlog. ``lane: false``
+    # turns it off; ``lane_topics`` adds filters that are always on it (the explicit override).
+    lane: bool = True
+    lane_topics: list[str] = Field(default_factory=list)
+    # the commanded lamps' confirmations on the lane too (else on the bulk path: under a backlog longer
+    # than the command timeout, a late confirmation means a retransmission, and a failed command alarm)
+    lane_confirmations: bool = True
     # A broker counter of messages it dropped (Mosquitto's, republished every sys_interval): past
     # max_queued_messages/max_queued_bytes the broker sheds messages it already acknowledged to the
     # devices; an increase raises an alarm. None: not watched (brokers without $SYS, or no ACL).
@@ -124,6 +132,10 @@ class MqttConfig(_Section):
             raise ValueError("reconnect_max_delay must be >= reconnect_min_delay")
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
+        for flt in self.lane_topics:
+            levels = flt.split("/")
+            if not flt or any(("+" in lv or "#" in lv) and len(lv) > 1 for lv in levels) or "#" in levels[:-1]:
+                raise ValueError(f"lane_topics: {flt!r} is not an MQTT topic filter")
         return self
 
 

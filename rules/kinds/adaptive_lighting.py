@@ -304,5 +304,5 @@ def _on_a_street(spec: AdaptiveLightingRule, devices: DeviceTable) -> list[tuple
 
 KIND = RuleKind(
     "adaptive_lighting", AdaptiveLightingRule, AdaptiveRuntime, (SelectorField("sensors", frozenset({"traffic"})),),
-    references={"schedule": "schedule"}, city_check=_on_a_street,
+    references={"schedule": "schedule"}, city_check=_on_a_street, commands=True,
 )

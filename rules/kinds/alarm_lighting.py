@@ -80,5 +80,5 @@ class AlarmLightingRuntime(RuleRuntime):
 
 KIND = RuleKind(
     "alarm_lighting", AlarmLightingRule, AlarmLightingRuntime, (SelectorField("cameras", frozenset({"cctv"})),),
-    references={"schedule": "schedule"},
+    references={"schedule": "schedule"}, commands=True,
 )

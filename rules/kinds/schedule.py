@@ -108,4 +108,5 @@ class ScheduleRuntime(RuleRuntime):
         self._current = None
 
 
-KIND = RuleKind("schedule", ScheduleRule, ScheduleRuntime, (SelectorField("lights", frozenset({"lighting"})),))
+KIND = RuleKind("schedule", ScheduleRule, ScheduleRuntime,
+                (SelectorField("lights", frozenset({"lighting"}), role="actuator"),), commands=True)

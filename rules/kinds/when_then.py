@@ -250,5 +250,6 @@ class WhenThenRuntime(RuleRuntime):
 
 KIND = RuleKind(
     "when_then", WhenThenRule, WhenThenRuntime,
-    (SelectorField("when.devices"), SelectorField("then.command.lights", frozenset({"lighting"}), "lamp")),
+    (SelectorField("when.devices"), SelectorField("then.command.lights", frozenset({"lighting"}), "lamp", "actuator")),
+    commands=lambda spec: spec.then.command is not None,
 )

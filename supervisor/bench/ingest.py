@@ -55,7 +55,7 @@ class SupervisorProcess:
     """``urban-supervisor run`` in its own process, observed through its API summary."""
 
     def __init__(self, workdir: Path, mqtt_port: int, influx_url: str, database: str, client_id: str, *,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, mqtt: dict[str, Any] | None = None) -> None:
         self.api_port = free_port()
         cfg = workdir / f"{client_id}.yaml"
         cfg.write_text(json.dumps({
@@ -63,7 +63,7 @@ class SupervisorProcess:
             "mode": "test",
             "log_level": "WARNING",
             "data_dir": str(workdir / client_id),
-            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": client_id},
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": client_id, **(mqtt or {})},
             "storage": {"backend": "influx-v1", "url": influx_url, "database": database},
             "api": {"host": "127.0.0.1", "port": self.api_port},
         }))

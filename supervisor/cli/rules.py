@@ -2,7 +2,9 @@
 
 ``rules check DIR [--city FILE]`` validates every rule file of DIR (and, with a city file, that
 every selector resolves to devices of the city) and prints one problem per line:
-``file: rule ID: field.path: message``. Exit status 0 when valid, 2 otherwise.
+``file: rule ID: field.path: message``. Exit status 0 when valid, 2 otherwise. With a city, it
+also says what the rule set puts in the ingest control lane (the inputs and lamps of commanding
+rules) and warns, naming the rules, when that is most of the city's expected traffic.
 
 ``rules kinds`` prints the installed rule kinds (built-in and third-party entry points), one per
 line: ``name  module  summary``; the reference of the built-in ones is ``rules/README.md``.
@@ -69,4 +71,31 @@ def run_check(args: argparse.Namespace) -> int:
     summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
     where = f" against {args.city}" if args.city else ""
     print(f"{args.dir}: {len(ruleset)} rules OK{where} ({summary})")
+    if topology is not None:
+        print(_lane_report(ruleset, topology))
     return EXIT_OK
+
+
+class _DryRun:
+    """The commands a check would send (a schedule asks its lamps at load): counted, never sent."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, cmd: object) -> None:
+        self.count += 1
+
+
+def _lane_report(ruleset: Any, topology: Any) -> str:
+    """The control lane this rule set makes (the same engine code as at load), and its warning."""
+    from rules import RealClock, RuleEngine
+    from supervisor.state.registry import StateRegistry
+
+    engine = RuleEngine(topology, StateRegistry({}), _DryRun(), RealClock())
+    engine.load(ruleset)
+    plan = engine.lane
+    share = engine.lane_share()
+    alarm_only = f"; alarm-only, on the bulk path: {', '.join(plan.alarm_only)}" if plan.alarm_only else ""
+    line = (f"control lane: {len(plan.devices)} devices, {share.share:.0%} of the expected traffic, "
+            f"from {len(plan.by_rule)} commanding rules{alarm_only}")
+    return line + (f"\nwarning: {share.warning()}" if share.too_large else "")

@@ -18,7 +18,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,11 @@ class Inbox:
 
     ``put`` appends under a lock and signals only when the consumer sleeps, so the cost per message
     is one list append; the consumer swaps the whole list out at once.
+
+    It has two sides: the bulk side (this object, bounded by ``max_items``) and the control lane
+    (:attr:`lane`, fed by the lane's own MQTT session, unbounded: its session's Receive Maximum
+    bounds it). :meth:`take_lanes` hands the lane over whole before any bulk, with one wake-up for
+    either side.
     """
 
     def __init__(self, max_items: int = 0) -> None:
@@ -52,11 +57,13 @@ class Inbox:
         self._cond = threading.Condition(lock)
         self._space = threading.Condition(lock)
         self._items: list[Message] = []
+        self._lane_items: list[Message] = []
         self._waiting = False
         self._producer_waiting = False
         self.max_items = max_items  # 0: unbounded
         self.total = 0
         self.full_waits = 0  # times the network thread found the inbox full (and stopped reading)
+        self.lane = LaneInbox(self)
 
     def put(self, item: Message) -> None:
         with self._cond:
@@ -91,6 +98,49 @@ class Inbox:
                 self._space.notify()
             return items
 
+    def take_lanes(self, limit: int, bulk_limit: int, timeout: float = 0.0,
+                   bulk: bool = True) -> tuple[list[Message], list[Message]]:
+        """(lane, bulk): every waiting lane message (up to ``limit``), then up to ``bulk_limit`` bulk
+        ones (none when ``bulk`` is False: the consumer cannot take bulk now); waits up to
+        ``timeout`` s when there is nothing to take."""
+        with self._cond:
+            if timeout > 0 and not self._lane_items and not (bulk and self._items):
+                self._waiting = True
+                self._cond.wait(timeout)
+                self._waiting = False
+            lane = self._lane_items
+            if len(lane) <= limit:
+                self._lane_items = []
+            else:
+                lane, self._lane_items = lane[:limit], lane[limit:]
+            if not bulk or not self._items:
+                return lane, []
+            n = min(bulk_limit, limit - len(lane))
+            if n <= 0:
+                return lane, []
+            items = self._items
+            if len(items) <= n:
+                self._items = []
+            else:
+                items, self._items = items[:n], items[n:]
+            if self._producer_waiting:
+                self._producer_waiting = False
+                self._space.notify()
+            return lane, items
+
+    def _put_lane(self, items: list[Message]) -> None:
+        with self._cond:
+            self._lane_items.extend(items)
+            if self._waiting:
+                self._waiting = False
+                self._cond.notify()
+
+    def depths(self) -> tuple[int, int, float, float]:
+        """(lane depth, bulk depth, receive time of the oldest waiting lane message, of the oldest bulk
+        one; 0.0 when that side is empty): read without the lock, as a snapshot for health."""
+        lane, bulk = self._lane_items, self._items
+        return (len(lane), len(bulk), lane[0][4] if lane else 0.0, bulk[0][4] if bulk else 0.0)
+
     def wait_room(self, timeout: float) -> bool:
         """Network thread: whether there is room; when full, first wait up to ``timeout`` s for some.
 
@@ -111,6 +161,27 @@ class Inbox:
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class LaneInbox:
+    """The control lane's side of an :class:`Inbox`, as its MQTT session sees it (never full)."""
+
+    max_items = 0
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+
+    def put(self, item: Message) -> None:
+        self._inbox._put_lane([item])
+
+    def put_many(self, items: list[Message]) -> None:
+        self._inbox._put_lane(items)
+
+    def wait_room(self, timeout: float) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return len(self._inbox._lane_items)
 
 
 @dataclass
@@ -182,7 +253,8 @@ def _fast_client_class() -> type[FastClient] | None:
 class MqttIngest:
     """The supervisor's MQTT session: subscribe, receive into an inbox, acknowledge, publish."""
 
-    def __init__(self, cfg: MqttConfig, topics: Sequence[str], inbox: Inbox, *, manual_ack: bool = True) -> None:
+    def __init__(self, cfg: MqttConfig, topics: Sequence[str], inbox: Inbox | LaneInbox, *,
+                 manual_ack: bool = True) -> None:
         self.cfg = cfg
         self.inbox = inbox
         self.stats = MqttStats()
@@ -213,6 +285,9 @@ class MqttIngest:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_subscribe = self._on_subscribe
         self._pending_subs: dict[int, list[str]] = {}
+        self._sub_lock = threading.Lock()  # a SUBACK may come back before subscribe_more stored its mid
+        #: called (network thread) with the filters the broker granted in a SUBACK
+        self.on_subscribed: Callable[[list[str]], None] | None = None
         self._client.on_message = self._on_message  # the plain path; QoS 2 and what paho reads itself
         self._started = False
 
@@ -294,12 +369,39 @@ class MqttIngest:
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[ReasonCode],
                       properties: Properties | None = None) -> None:
         """A refused filter (ACL, bad filter) is said with its topic: otherwise the supervisor is deaf to it."""
-        topics = self._pending_subs.pop(mid, [])
+        with self._sub_lock:
+            topics = self._pending_subs.pop(mid, [])
+        granted: list[str] = []
         for i, rc in enumerate(reason_codes):
+            topic = topics[i] if i < len(topics) else "?"
             if rc.is_failure:
-                topic = topics[i] if i < len(topics) else "?"
                 self.stats.refused_subscriptions += 1
                 _log.error("MQTT: %s:%s refused the subscription to %r: %s", self.cfg.host, self.cfg.port, topic, rc)
+            elif i < len(topics):
+                granted.append(topic)
+        if granted and self.on_subscribed is not None:
+            self.on_subscribed(granted)
+
+    def subscribe_more(self, topics: Sequence[str]) -> None:
+        """Add subscriptions (kept for the reconnections); sent now when connected."""
+        new = [t for t in topics if t not in self.subscriptions]
+        if not new:
+            return
+        self.subscriptions.extend(new)
+        if self.stats.connected:
+            with self._sub_lock:
+                _, mid = self._client.subscribe([(t, int(self.cfg.qos)) for t in new])
+                if mid is not None:
+                    self._pending_subs[mid] = new
+
+    def unsubscribe(self, topics: Sequence[str]) -> None:
+        """Drop subscriptions (a reload took devices out of the lane)."""
+        gone = [t for t in topics if t in self.subscriptions]
+        if not gone:
+            return
+        self.subscriptions = [t for t in self.subscriptions if t not in gone]
+        if self.stats.connected:
+            self._client.unsubscribe(gone)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         reason = getattr(client, "last_connect_error", "") or "connection failed"

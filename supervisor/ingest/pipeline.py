@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from drivers import Decoded, DecodeError, Event, Reading
+from drivers import Decoded, DecodeError, Driver, Event, Reading
 from supervisor.ingest.identity import IdentityMap
+from supervisor.ingest.lane import ControlLane
 from supervisor.ingest.mqtt import Message
 from supervisor.ingest.router import Ignored, Router
 from supervisor.state.registry import StateRegistry, StatusChange
@@ -91,6 +92,17 @@ class IngestCounters:
         }
 
 
+@dataclass(slots=True)
+class _BatchOut:
+    """What one batch produces: lines to store, acknowledgements, rule inputs, status changes."""
+
+    lines: list[bytes] = field(default_factory=list)
+    acks: list[tuple[int, int]] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    changes: list[StatusChange] = field(default_factory=list)
+
+
 class _LogLimiter:
     """At most ``burst`` log lines per reason per ``window`` seconds; the rest are only counted."""
 
@@ -131,6 +143,8 @@ class Pipeline:
         rules: ReadingConsumer | None = None,
         on_status: Callable[[list[StatusChange]], None] | None = None,
         broker_counter: tuple[str, Callable[[bytes, float], None]] | None = None,
+        lane: ControlLane | None = None,
+        store: bool = True,
     ) -> None:
         self.router = router
         self.state = state
@@ -141,6 +155,10 @@ class Pipeline:
         self.max_future_s = max_future_s
         self.max_past_s = max_past_s
         self.identity = identity
+        #: the control lane: the pipeline tells it which topics carry which devices
+        self.lane = lane
+        #: False for the lane's pipeline: it decodes, updates state and feeds the rules; the bulk stores
+        self.store = store
         self.device_driver: dict[str, str] = {}  # device -> the driver that decodes it (for commands)
         self.rules = rules
         self.on_status = on_status
@@ -165,124 +183,156 @@ class Pipeline:
         c = self.counters
         now = self.clock()
         wall = time.time()
-        lines: list[bytes] = []
-        acks: list[tuple[int, int]] = []
-        all_readings: list[Reading] = []
-        all_events: list[Event] = []
-        changes: list[StatusChange] = []
-        route = self.router.route
-        max_size = self.max_payload_bytes
-        identity = self.identity
-        resolve = identity.resolve if identity is not None and not identity.passthrough else None
-        state_update = self.state.update
-        lo_ts, hi_ts = wall - self.max_past_s, wall + self.max_future_s
+        out = _BatchOut()
         oldest = batch[0][4]
         if not c.received:
             c.first_received = oldest
         c.received += len(batch)
-        sys_topic, on_sys = self.broker_counter if self.broker_counter is not None else (None, None)
+        lane = self.lane
+        # topics the control lane carries: it updated the state and fed the rules; here only storage
+        leave = lane.active_topics() if lane is not None and self.store else frozenset()
+        acks = out.acks
         for topic, payload, mid, qos, received in batch:
             if qos:
                 acks.append((mid, qos))
-            if topic == sys_topic and on_sys is not None:
-                c.received -= 1  # broker statistics are not telemetry
-                on_sys(payload, received)
-                continue
-            if len(payload) > max_size:
-                self._reject(topic, "-", "too_large", f"{len(payload)} bytes > limit {max_size}", b"", now)
-                continue
-            driver = route(topic)
-            if isinstance(driver, Ignored):
-                c.ignored += 1
-                continue
+            driver = self._driver_for(topic, payload, received, now)
             if driver is None:
-                reason = "bad_topic" if ("+" in topic or "#" in topic or not topic.isprintable()) else "unknown_topic"
-                self._reject(topic, "-", reason, "no driver claims this topic", payload, now)
                 continue
-            try:
-                decoded: Decoded = driver.decode(topic, payload)
-            except DecodeError as exc:
-                self._reject(topic, driver.name, exc.reason, exc.detail, payload, now)
+            decoded = self._decode(driver, topic, payload, now)
+            if decoded is None or not self._points(driver, topic, payload, decoded, (received, now, wall), out):
                 continue
-            except Exception as exc:  # a driver bug must not stop the pipeline
-                self._reject(topic, driver.name, "driver_error", f"{type(exc).__name__}: {exc}", payload, now)
-                continue
-            good: list[bytes] = []
-            bad = ""
-            for r in decoded.readings:
-                if resolve is not None:
-                    who = resolve(driver.name, r.device)
-                    if who is None:
-                        bad = f"unknown_device:{r.device} is not in the city model (see identity.map, identity.unknown)"
-                        break
-                    r.device = who[0]
-                    if who[1] is not None:
-                        r.zone = who[1]
-                ts = r.ts if r.ts is not None else received
-                if not (lo_ts <= ts <= hi_ts):  # NaN too: every comparison with it is false
-                    bad = f"bad_timestamp:{ts!r} outside [now-{self.max_past_s:.0f}s, now+{self.max_future_s:.0f}s]"
-                    break
-                r.ts = ts
-                try:
-                    good.append(reading_point(r, ts))
-                except LineProtocolError as exc:
-                    bad = f"{exc.reason}:{exc}"
-                    break
-            if bad:
-                reason, _, detail = bad.partition(":")
-                self._reject(topic, driver.name, reason, detail, payload, now)
-                continue
-            dd = self.device_driver
-            for r in decoded.readings:
-                dd[r.device] = driver.name
-                ch = state_update(r, now, r.ts or received)
-                if ch is not None:
-                    changes.append(ch)
-            for e in decoded.events:
-                if resolve is not None:
-                    who = resolve(driver.name, e.device)
-                    if who is None:
-                        self._reject(topic, driver.name, "unknown_device", f"{e.device} (event)", payload, now)
-                        continue
-                    e.device = who[0]
-                    if who[1] is not None:
-                        e.zone = who[1]
-                ets = e.ts if e.ts is not None else received
-                if not (lo_ts <= ets <= hi_ts):
-                    continue
-                e.ts = ets
-                try:
-                    good.append(event_point(e, ets))
-                except LineProtocolError as exc:
-                    self._reject(topic, driver.name, exc.reason, str(exc), payload, now)
-            lines.extend(good)
             c.decoded += 1
-            if decoded.readings:
-                c.per_family[decoded.readings[0].family] += 1
-            elif decoded.events:
-                c.per_family[decoded.events[0].family] += 1
+            first = decoded.readings[0] if decoded.readings else (decoded.events[0] if decoded.events else None)
+            if first is not None:
+                c.per_family[first.family] += 1
+                if lane is not None and not lane.seen(topic):
+                    lane.learn(topic, [r.device for r in decoded.readings] + [e.device for e in decoded.events])
             c.readings += len(decoded.readings)
             c.events += len(decoded.events)
-            all_readings.extend(decoded.readings)
-            all_events.extend(decoded.events)
+            if topic not in leave:
+                self._update_state(driver.name, decoded, received, now, out)
+        self._finish(batch, out, now, oldest)
+
+    def _driver_for(self, topic: str, payload: bytes, received: float, now: float) -> Driver | None:
+        """The driver of ``topic``; None (counted) for broker statistics, oversized, ignored, unclaimed."""
+        c = self.counters
+        if self.broker_counter is not None and topic == self.broker_counter[0]:
+            c.received -= 1  # broker statistics are not telemetry
+            self.broker_counter[1](payload, received)
+            return None
+        if len(payload) > self.max_payload_bytes:
+            self._reject(topic, "-", "too_large", f"{len(payload)} bytes > limit {self.max_payload_bytes}", b"", now)
+            return None
+        driver = self.router.route(topic)
+        if isinstance(driver, Ignored):
+            c.ignored += 1
+            return None
+        if driver is None:
+            reason = "bad_topic" if ("+" in topic or "#" in topic or not topic.isprintable()) else "unknown_topic"
+            self._reject(topic, "-", reason, "no driver claims this topic", payload, now)
+        return driver
+
+    def _decode(self, driver: Driver, topic: str, payload: bytes, now: float) -> Decoded | None:
+        try:
+            return driver.decode(topic, payload)
+        except DecodeError as exc:
+            self._reject(topic, driver.name, exc.reason, exc.detail, payload, now)
+        except Exception as exc:  # a driver bug must not stop the pipeline
+            self._reject(topic, driver.name, "driver_error", f"{type(exc).__name__}: {exc}", payload, now)
+        return None
+
+    def _points(self, driver: Driver, topic: str, payload: bytes, decoded: Decoded,  # noqa: PLR0917
+                times: tuple[float, float, float], out: _BatchOut) -> bool:
+        """Resolve identities, check timestamps, serialise; False (message refused, counted) on bad readings."""
+        received, now, wall = times
+        identity = self.identity
+        resolve = identity.resolve if identity is not None and not identity.passthrough else None
+        lo_ts, hi_ts = wall - self.max_past_s, wall + self.max_future_s
+        good: list[bytes] = []
+        bad = ""
+        for r in decoded.readings:
+            if resolve is not None:
+                who = resolve(driver.name, r.device)
+                if who is None:
+                    bad = f"unknown_device:{r.device} is not in the city model (see identity.map, identity.unknown)"
+                    break
+                r.device = who[0]
+                if who[1] is not None:
+                    r.zone = who[1]
+            ts = r.ts if r.ts is not None else received
+            if not (lo_ts <= ts <= hi_ts):  # NaN too: every comparison with it is false
+                bad = f"bad_timestamp:{ts!r} outside [now-{self.max_past_s:.0f}s, now+{self.max_future_s:.0f}s]"
+                break
+            r.ts = ts
+            try:
+                good.append(reading_point(r, ts))
+            except LineProtocolError as exc:
+                bad = f"{exc.reason}:{exc}"
+                break
+        if bad:
+            reason, _, detail = bad.partition(":")
+            self._reject(topic, driver.name, reason, detail, payload, now)
+            return False
+        kept: list[Event] = []
+        for e in decoded.events:
+            if resolve is not None:
+                who = resolve(driver.name, e.device)
+                if who is None:
+                    self._reject(topic, driver.name, "unknown_device", f"{e.device} (event)", payload, now)
+                    continue
+                e.device = who[0]
+                if who[1] is not None:
+                    e.zone = who[1]
+            ets = e.ts if e.ts is not None else received
+            if not (lo_ts <= ets <= hi_ts):
+                continue
+            e.ts = ets
+            try:
+                good.append(event_point(e, ets))
+            except LineProtocolError as exc:
+                self._reject(topic, driver.name, exc.reason, str(exc), payload, now)
+                continue
+            kept.append(e)
+        decoded.events[:] = kept
+        out.lines.extend(good)
+        return True
+
+    def _update_state(self, driver: str, decoded: Decoded, received: float, now: float, out: _BatchOut) -> None:
+        dd = self.device_driver
+        state_update = self.state.update
+        for r in decoded.readings:
+            dd[r.device] = driver
+            ch = state_update(r, now, r.ts or received)
+            if ch is not None:
+                out.changes.append(ch)
+        out.readings.extend(decoded.readings)
+        out.events.extend(decoded.events)
+
+    def _finish(self, batch: list[Message], out: _BatchOut, now: float, oldest: float) -> None:
+        """Feed the rules, report status changes, hand the lines to the writer with the acknowledgement."""
+        c = self.counters
         if self.rules is not None:
             try:
-                if all_readings:
-                    self.rules.on_readings(all_readings, now)
-                if all_events:
-                    self.rules.on_events(all_events, now)
+                if out.readings:
+                    self.rules.on_readings(out.readings, now)
+                if out.events:
+                    self.rules.on_events(out.events, now)
             except Exception:  # the rules must never cost telemetry
                 _log.exception("rule engine failed on a batch; telemetry is stored regardless")
-        if changes and self.on_status is not None:
-            self.on_status(changes)
-        c.points += len(lines)
+        if self.lane is not None and not self.store:
+            self.lane.reacted(batch)
+        if out.changes and self.on_status is not None:
+            self.on_status(out.changes)
         c.batches += 1
         c.last_batch_size = len(batch)
         c.lag_ms = (time.time() - oldest) * 1000.0
-        if not lines:
-            # nothing to store (all refused, or events out of range): acknowledge now
+        acks = out.acks
+        if not self.store or not out.lines:
+            # the lane stores nothing (the bulk session stores the same messages); or nothing to store
+            # (all refused, or events out of range): acknowledge now
             if acks:
                 self.ack(acks)
             return
+        c.points += len(out.lines)
         ack = self.ack
-        self.writer.submit(lines, (lambda: ack(acks)) if acks else None)
+        self.writer.submit(out.lines, (lambda: ack(acks)) if acks else None)

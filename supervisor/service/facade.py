@@ -12,7 +12,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,6 +85,7 @@ class MetricsView:
     alarms_active: dict[tuple[str, str], int] | None  # (kind, severity) -> active alarms
     rules_stats: dict[str, Any] | None
     commands_by_state: dict[str, int] | None
+    lane: dict[str, float | int] = field(default_factory=dict)  # the control lane (Supervisor.lane_fields)
 
 
 class Service:
@@ -313,7 +314,8 @@ class Service:
             by_state = None if sup.rules is None else dict(Counter(
                 str(v.get("state")) for v in sup.rules.commands().values()))
             view = MetricsView(counters, len(sup.pipeline.dead_letters), sup.msg_rate, dict(devices),
-                               sorted(families), sup.writer.stats(), sup.mqtt.stats, alarms, rules_stats, by_state)
+                               sorted(families), sup.writer.stats(), sup.mqtt.stats, alarms, rules_stats, by_state,
+                               sup.lane_fields())
         return view
 
     # -- NGSI-LD (supervisor.ngsi) -------------------------------------------------------------------

@@ -27,7 +27,7 @@ class Health:
 
     def __init__(self, instance: str, pipeline: Pipeline, writer: BatchWriter, state: StateRegistry,
                  mqtt: MqttIngest, *, commands_refused: Callable[[], int], broker_counter: str | None,
-                 data_dir: Path) -> None:
+                 data_dir: Path, lane_fields: Callable[[], dict[str, float | int]] | None = None) -> None:
         self.instance = instance
         self.pipeline = pipeline
         self.writer = writer
@@ -35,6 +35,7 @@ class Health:
         self.mqtt = mqtt
         self.broker_counter = broker_counter
         self.commands_refused = commands_refused
+        self.lane_fields = lane_fields
         self.spool_alarm = False
         self.msg_rate = 0.0
         self.broker_dropped: int | None = None  # the broker's drop counter, last value read
@@ -57,6 +58,8 @@ class Health:
         }
         if self.broker_dropped is not None:
             fields["broker_dropped"] = self.broker_dropped
+        if self.lane_fields is not None:
+            fields.update(self.lane_fields())
         lines = [schema.supervisor_line(self.instance, fields, now)]
         lines += schema.ingest_error_lines(self.instance, c.errors, now)
         lines += schema.fleet_lines(self.state.counts(), now)

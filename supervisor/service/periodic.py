@@ -63,7 +63,7 @@ class PeriodicWork:
             self.rule_state.save(self.rules, background=True)
         if mono >= self._next_health:
             self._next_health = mono + HEALTH_INTERVAL
-            self.writer.submit(self.health.lines(now, mono) + self.health.alarms(now))
+            self.writer.submit(self.health.lines(now, mono) + self.health.alarms(now), block=False)
 
     def _check(self, now: float) -> None:
         """Staleness, then the status changes since the last check and the alarms they raise or clear."""
@@ -77,4 +77,4 @@ class PeriodicWork:
             for change in self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen):
                 lines.append(schema.alarm_change_line(change))
         if lines:
-            self.writer.submit(lines)
+            self.writer.submit(lines, block=False)  # between lane batches: never wait for the storage

@@ -37,4 +37,5 @@ def summary(sup: Supervisor) -> dict[str, Any]:
         "identity": {"unknown": (identity.report()[:20] if identity else []),
                      "unplaced": len(identity.unplaced) if identity else 0},
         "commands_refused": sup.commands_refused,
+        "lane": sup.lane_fields(),
     }

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from drivers import Command
 from supervisor.config import Settings
 from supervisor.ingest.identity import IdentityMap
+from supervisor.ingest.lane import BULK_SLICE, ControlLane
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
@@ -43,7 +44,7 @@ from supervisor.storage import LineProtocolError, StorageError, schema
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
 
 if TYPE_CHECKING:
-    from rules import CommandState, Decision, RuleAlarm, RuleEngine, RuleSet
+    from rules import CommandState, Decision, LanePlan, RuleAlarm, RuleEngine, RuleSet
     from supervisor.alarms import AlarmManager
     from supervisor.model import CityModel
 
@@ -71,6 +72,7 @@ class Supervisor:
         topics = settings.mqtt.subscriptions or subscription_roots([flt for flt, _ in self.router.filters])
         self.inbox = Inbox(settings.mqtt.inbox_max)
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
+        self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)
         self.writer = writer if writer is not None else make_writer(storage_config(settings))
         self._own_writer = writer is None
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
@@ -85,12 +87,14 @@ class Supervisor:
         self.points_refused = 0  # points of the rule engine that did not fit the stored schema
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()
-        self.device_driver = self.pipeline.device_driver
+        self.lane_pipeline = self._pipeline(lane=True)
+        self.device_driver = self.lane_pipeline.device_driver = self.pipeline.device_driver
         self.commands = CommandSender(settings.commands, self.drivers, self.device_driver, model=model,
                                       state=self.state, identity=self.pipeline.identity, mqtt=self.mqtt, clock=clock)
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
-                             broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir)
+                             broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
+                             lane_fields=self.lane_fields)
         self.rule_state = RuleStateFile(self.state_path)
         self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
                                      rule_state=self.rule_state, clock=clock)
@@ -107,15 +111,17 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
 
-    def _pipeline(self) -> Pipeline:
+    def _pipeline(self, *, lane: bool = False) -> Pipeline:
+        """The bulk pipeline, or (``lane``) the control lane's: no storage, acknowledged to the lane session."""
         settings = self.settings
         counter = settings.mqtt.broker_drop_counter
         return Pipeline(
-            self.router, self.state, self.writer, self.mqtt.ack, clock=self.clock,
+            self.router, self.state, self.writer, self.lane.mqtt.ack if lane else self.mqtt.ack, clock=self.clock,
             max_payload_bytes=settings.mqtt.max_payload_bytes, on_status=self._on_status,
             identity=IdentityMap(settings.identity.map, self.model.devices if self.model is not None else None,
                                  settings.identity.unknown),
-            broker_counter=(counter, self._on_broker_dropped) if counter else None,
+            broker_counter=(counter, self._on_broker_dropped) if counter and not lane else None,
+            lane=self.lane, store=not lane,
         )
 
     def _on_status(self, changes: list[StatusChange]) -> None:
@@ -138,9 +144,14 @@ class Supervisor:
         if not result.ok:
             raise SupervisorError("; ".join(str(i) for i in result.issues))
         self.rules = engine
-        self.pipeline.rules = engine
+        self.pipeline.rules = self.lane_pipeline.rules = engine
+        engine.on_lane = self._on_lane
+        self._on_lane(engine.lane)
         self.periodic.rules = engine
         return engine
+
+    def _on_lane(self, plan: LanePlan) -> None:
+        self.lane.set_devices(plan.devices if self.settings.mqtt.lane_confirmations else plan.inputs)
 
     def _store(self, what: str, make: Callable[[], bytes]) -> None:
         """Submit one point; one that does not fit the schema is logged and counted, never raised
@@ -151,7 +162,7 @@ class Supervisor:
             self.points_refused += 1
             _log.error("%s not stored: %s", what, exc)
             return
-        self.writer.submit([line])
+        self.writer.submit([line], block=False)  # a reaction never waits for the storage
 
     def _on_decision(self, decision: Decision) -> None:
         self._store("rule decision", lambda: schema.decision_line(decision))
@@ -182,6 +193,7 @@ class Supervisor:
         self._prepare_storage()
         self.writer.start()
         self.mqtt.start()
+        self.lane.start()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
 
@@ -223,24 +235,34 @@ class Supervisor:
         if self._thread is not None:
             self._thread.join(timeout)
         with self.lock:
-            while len(self.inbox):
-                self.pipeline.process(self.inbox.take(BATCH_LIMIT))
+            while len(self.inbox) or len(self.inbox.lane):
+                lane, bulk = self.inbox.take_lanes(BATCH_LIMIT, BATCH_LIMIT)
+                self.lane_pipeline.process(lane)
+                self.pipeline.process(bulk)
         if self.rules is not None:
             self.rule_state.save(self.rules)
         self.writer.stop(timeout)
+        self.lane.stop()
         self.mqtt.stop()
 
     def _run(self) -> None:
-        take = self.inbox.take
-        process = self.pipeline.process
+        """The lane whole, then a slice of bulk (small while the lane carries devices, so that a lane
+        message waits at most one slice); no bulk while the writer is full (it waits in the inbox,
+        then at the broker), so the lane never blocks on the storage."""
+        take = self.inbox.take_lanes
+        process, lane_process = self.pipeline.process, self.lane_pipeline.process
         periodic = self.periodic.run
+        has_room = self.writer.has_room
         while not self._stop.is_set():
-            batch = take(BATCH_LIMIT, 0.05)
+            bulk_limit = BULK_SLICE if self.lane.devices or self.lane.overrides else BATCH_LIMIT
+            lane, bulk = take(BATCH_LIMIT, bulk_limit, 0.05, has_room(bulk_limit))
             with self.lock:
-                if batch:
-                    process(batch)
+                if lane:
+                    lane_process(lane)
+                if bulk:
+                    process(bulk)
                 periodic()
-            if batch and not len(self.inbox):
+            if bulk and not len(self.inbox):
                 self.writer.kick()  # caught up: store now rather than after the flush interval
 
     # -- what the API, the CLI and the tests use ---------------------------------------------------
@@ -248,6 +270,10 @@ class Supervisor:
         """Submit the health, fleet and error-count points now (also done every health period)."""
         with self.lock:
             self.writer.submit(self.health.lines(self.clock(), time.monotonic()))
+
+    def lane_fields(self) -> dict[str, float | int]:
+        """The control lane's and the bulk inbox's figures (health points, ``/metrics``, summary)."""
+        return self.lane.fields(self.inbox, self.lane_pipeline.counters.received)
 
     def send_command(self, cmd: Command) -> list[str]:
         """Encode ``cmd`` with the device's driver and publish it (see :class:`CommandSender`)."""

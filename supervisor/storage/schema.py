@@ -110,13 +110,17 @@ DECISIONS = Measurement("decisions", "one explained rule decision (`inputs` is J
                         ("rule", "device", "zone"), {"output": F, "inputs": S, "text": S})
 COMMANDS = Measurement("commands", "a rule command changed state (pending, confirmed, failed)",
                        ("device", "state"), {"level": F, "attempts": I})
+#: the control lane and the bulk inbox (supervisor/ingest/lane.py): depths, age of the oldest waiting
+#: message, the lane's reaction latency (receive -> rules done) over the last minute
+_LANE_FIELDS = {"lane_depth": I, "bulk_depth": I, "lane_oldest_ms": F, "bulk_oldest_ms": F, "reaction_p50_ms": F,
+                "reaction_p99_ms": F, "lane_received": I, "lane_topics": I}
 SUPERVISOR = Measurement(
     "supervisor", "the supervisor's health, every health period",
     ("instance",),
     {"received": I, "decoded": I, "errors": I, "points_written": I, "write_latency_ms": F, "spool_bytes": I,
      "lag_ms": F, "msg_rate": F, "devices": I, "dead_letters": I, "commands_refused": I, "sessions_lost": I,
-     "broker_dropped": I},
-    optional=frozenset({"broker_dropped"}))
+     "broker_dropped": I, **_LANE_FIELDS},
+    optional=frozenset({"broker_dropped", *_LANE_FIELDS}))
 INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by driver and reason",
                             ("instance", "reason", "driver"), {"count": I})
 

@@ -154,6 +154,7 @@ class BatchWriter:
         self._next_probe = 0.0
         self._probe_attempt = 0
         self._full_logged = False
+        self.overshoot = 0  # most lines queued past max_pending by submit(block=False)
 
         self._thread = threading.Thread(target=self._run, name=f"{name}-thread", daemon=True)
         self._started = False
@@ -172,18 +173,26 @@ class BatchWriter:
     # -- producer side -----------------------------------------------------------------------------
 
     def submit(
-        self, lines: list[bytes], on_durable: Callable[[], None] | None = None, *, timeout: float | None = None
+        self, lines: list[bytes], on_durable: Callable[[], None] | None = None, *, timeout: float | None = None,
+        block: bool = True,
     ) -> None:
         """Queue ``lines``; ``on_durable`` runs (on the writer thread) once all of them are durable.
 
         Blocks while the queue is full; raises :class:`WriterBusyError` after ``timeout`` seconds
         and :class:`WriterStoppedError` once the writer is stopping.
+
+        ``block=False`` queues even past ``max_pending``: for the few points of a rule reaction
+        (decisions, commands) and of the periodic work, which run on the pipeline thread between
+        control-lane batches and must not wait for the storage. They are never dropped: written, or
+        spooled behind the rest, like any line. Their volume is a reaction's, so the overshoot
+        (:attr:`overshoot`, the most seen) stays small; bulk telemetry is held back by
+        :meth:`has_room` before it is even taken from the inbox.
         """
         n = len(lines)
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
         with self._cond:
-            while not self._stopping and self._pending > 0 and self._pending + n > self._max_pending:
+            while block and not self._stopping and self._pending > 0 and self._pending + n > self._max_pending:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise WriterBusyError(
@@ -202,8 +211,14 @@ class BatchWriter:
                     self._queue.append(_Chunk(lines[i : i + bs], on_durable if last else None, now))
             self._pending += n
             self._seq_submitted += n
+            self.overshoot = max(self.overshoot, self._pending - self._max_pending)
             if self._pending >= bs or n == 0:
                 self._cond.notify_all()
+
+    def has_room(self, n: int) -> bool:
+        """Whether a :meth:`submit` of ``n`` lines would be queued now without waiting."""
+        pending = self._pending
+        return pending == 0 or pending + n <= self._max_pending
 
     def kick(self) -> None:
         """Write what is pending without waiting for ``flush_interval`` (the producer has nothing more

@@ -217,6 +217,11 @@ def _fleet(t: list[int]) -> list[str]:
     return lines
 
 
+#: the control lane's health fields, constant over the range (bulk_depth varies: 0..60)
+LANE_HEALTH = {"lane_depth": 2, "lane_oldest_ms": 1.5, "bulk_oldest_ms": 40.0, "reaction_p50_ms": 3.0,
+               "reaction_p99_ms": 12.5, "lane_received": 100, "lane_topics": 7}
+
+
 def _health(t: list[int]) -> tuple[list[str], dict[str, int]]:
     """Supervisor health every 10 s, ingest errors every minute; also the errors counted in the
     range, by reason."""
@@ -229,7 +234,8 @@ def _health(t: list[int]) -> tuple[list[str], dict[str, int]]:
         err = k // 30
         lines.append(line("supervisor", {"instance": INSTANCE}, {
             "received": received, "decoded": received - err, "errors": err, "points_written": 3 * received,
-            "write_latency_ms": 12.0 + (k % 5), "spool_bytes": 0, "lag_ms": 150.0, "msg_rate": 20.0}, ts))
+            "write_latency_ms": 12.0 + (k % 5), "spool_bytes": 0, "lag_ms": 150.0, "msg_rate": 20.0,
+            **LANE_HEALTH, "bulk_depth": 10 * (k % 7)}, ts))
     for m, ts in enumerate(t):
         errors[("bad_json", "road_sensor")] = m // 10
         errors[("out_of_range", "water_meter")] = 2 * (m // 60)
@@ -298,6 +304,7 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
         "active_root_causes": ["gw-north"],
         "msg_rate": 20.0,
         "errors_by_reason": errors_by_reason,
+        "lane_health": {**LANE_HEALTH, "bulk_depth_max": 60},
     }
     return lines, facts
 

@@ -244,6 +244,20 @@ def test_supervisor_errors_by_reason(influx: Influx, grafana_db: GrafanaData) ->
     assert {r: v["errors"] for r, v in got.items()} == fact(grafana_db, "errors_by_reason")
 
 
+def test_supervisor_control_lane_panels(influx: Influx, grafana_db: GrafanaData) -> None:
+    want = fact(grafana_db, "lane_health")
+    ages = one(influx, grafana_db, "supervisor-health.json", "Control lane: reaction latency and waiting age")
+    cols = ages[0]["columns"]
+    assert cols == ["time", "reaction p50", "reaction p99", "lane oldest", "bulk oldest"]
+    values = [dict(zip(cols, v, strict=True)) for v in ages[0]["values"] if v[1] is not None]
+    assert values and {(v["reaction p50"], v["reaction p99"], v["lane oldest"], v["bulk oldest"]) for v in values} == {
+        (want["reaction_p50_ms"], want["reaction_p99_ms"], want["lane_oldest_ms"], want["bulk_oldest_ms"])}
+    depth = one(influx, grafana_db, "supervisor-health.json", "Inbox depth: control lane and bulk")
+    rows = [dict(zip(depth[0]["columns"], v, strict=True)) for v in depth[0]["values"] if v[1] is not None]
+    assert {r["lane"] for r in rows} == {want["lane_depth"]}
+    assert max(r["bulk"] for r in rows) == want["bulk_depth_max"]
+
+
 def test_traffic_one_row_per_segment(influx: Influx, grafana_db: GrafanaData) -> None:
     segments = one(influx, grafana_db, "traffic.json", "Segments, last reading")
     assert len(segments) == fact(grafana_db, "devices_per_family")["traffic"]

@@ -41,6 +41,7 @@ def fill_metrics(out: Exposition, view: MetricsView) -> None:
     _rules(out, view)
     _writer(out, view)
     _mqtt(out, view)
+    _lane(out, view)
 
 
 def _ingest(out: Exposition, view: MetricsView) -> None:
@@ -118,3 +119,20 @@ def _rules(out: Exposition, view: MetricsView) -> None:
     by_state = view.commands_by_state or {}
     out.add("rules_commands", "gauge", "Last command per actuator, by state.",
             [({"state": s}, by_state.get(s, 0)) for s in ("pending", "confirmed", "failed")])
+
+
+def _lane(out: Exposition, view: MetricsView) -> None:
+    ln = view.lane
+    if not ln:
+        return
+    out.add("inbox_depth", "gauge", "Messages waiting in the inbox, by lane (control, bulk).",
+            [({"lane": "control"}, ln["lane_depth"]), ({"lane": "bulk"}, ln["bulk_depth"])])
+    out.add("inbox_oldest_age_seconds", "gauge", "Age of the oldest message waiting in the inbox, by lane.",
+            [({"lane": "control"}, ln["lane_oldest_ms"] / 1000.0), ({"lane": "bulk"}, ln["bulk_oldest_ms"] / 1000.0)])
+    out.add("lane_reaction_latency_seconds", "gauge",
+            "Control lane receive-to-reacted latency over the last minute, by quantile.",
+            [({"quantile": "0.5"}, ln["reaction_p50_ms"] / 1000.0),
+             ({"quantile": "0.99"}, ln["reaction_p99_ms"] / 1000.0)])
+    out.counter("lane_received_total", "Messages the control lane's session handed to its pipeline.",
+                ln["lane_received"])
+    out.gauge("lane_topics", "Topics the bulk path leaves to the control lane.", ln["lane_topics"])

@@ -1,0 +1,176 @@
+"""The control lane: a second MQTT session that carries, ahead of any backlog, what the rules react to.
+
+Why a session of its own, not a priority inside the inbox. The broker sends one session's messages
+over one TCP stream, in order, at most Receive Maximum unacknowledged at a time. When the load is
+above the supervisor's drain rate (a burst, a reconnect storm, a frozen InfluxDB), the backlog
+waits *at the broker*, in front of the camera event that was published after it; no priority in
+our inbox can overtake messages we have not read (issue 18 measured reactions > 5 s so). A second
+session has its own queue at the broker, which holds only the lane's few messages.
+
+How it works:
+
+- The rule engine says which devices the lane carries (:class:`rules.LanePlan`: the inputs of
+  commanding rules, and the lamps they command, for the confirmations). The pipeline learns which
+  topics those devices publish on (:meth:`ControlLane.learn`) and the lane session subscribes to
+  those exact topics, plus the filters of ``mqtt.lane_topics`` (the explicit override, e.g.
+  ``city/+/cctv/+/event`` so that a camera's first event is already on the lane).
+- The lane session is a clean one (``<client_id>-lane``): the bulk session keeps everything for
+  storage, so the lane never has a backlog to drain after a restart.
+- The lane pipeline decodes, updates the device state and feeds the rules, and stores nothing:
+  the bulk session receives the same message and stores its points (once: the same point).
+  The bulk pipeline leaves the state and the rules alone for the topics the lane carries
+  (:attr:`ControlLane.active`, granted by the broker and while the lane session is connected), so
+  every reading reaches the rules once and in order per topic (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from supervisor.config import MqttConfig
+from supervisor.ingest.mqtt import Inbox, LaneInbox, MqttIngest
+
+_log = logging.getLogger(__name__)
+
+#: bulk messages processed between two looks at the lane (a lane message waits at most one slice:
+#: ~500 x 25 us = 12 ms at the drain rate)
+BULK_SLICE = 500
+LATENCY_WINDOW_S = 60.0  # reaction latencies kept for the p50/p99 of health and /metrics
+_MAX_SAMPLES = 100_000
+
+
+class ReactionLatency:
+    """Receive -> reacted latencies of lane batches over the last minute (bounded)."""
+
+    def __init__(self, window: float = LATENCY_WINDOW_S) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, float]] = deque(maxlen=_MAX_SAMPLES)  # (at, ms)
+
+    def add(self, received: Iterable[float], now: float) -> None:
+        for t in received:
+            self._samples.append((now, (now - t) * 1000.0))
+
+    def quantiles(self, now: float) -> tuple[float, float, int]:
+        """(p50 ms, p99 ms, samples) over the window; (0, 0, 0) without samples."""
+        cut = now - self.window
+        s = self._samples
+        while s and s[0][0] < cut:
+            s.popleft()
+        if not s:
+            return 0.0, 0.0, 0
+        ms = sorted(x for _, x in s)
+        return ms[len(ms) // 2], ms[min(len(ms) - 1, int(len(ms) * 0.99))], len(ms)
+
+
+class ControlLane:
+    """The lane's devices, its topics (wanted, granted), its MQTT session and its latency."""
+
+    def __init__(self, cfg: MqttConfig, inbox: LaneInbox, *, enabled: bool = True) -> None:
+        # with a shared subscription (scale-out) every instance's lane would get every lane message and
+        # react to it: the lane is off there (the rules then run on the bulk path, as before)
+        self.enabled = enabled and not cfg.share_group
+        self.overrides = tuple(cfg.lane_topics)
+        self.devices: frozenset[str] = frozenset()
+        self._seen: dict[str, bool] = {}  # topic -> whether it carries a lane device (learned)
+        self._granted: set[str] = set()  # exact topics the broker granted to the lane session
+        self._covered: set[str] = set()  # topics seen that an override filter names
+        self._lane_topics: dict[str, tuple[str, ...]] = {}  # topic the lane subscribed -> its devices
+        self._filters_granted = False
+        self._lock = threading.Lock()
+        self.latency = ReactionLatency()
+        self.learned = 0
+        lane_cfg = cfg.model_copy(update={
+            "client_id": f"{cfg.client_id}-lane"[:128], "clean_start": True, "session_expiry": 0,
+            "broker_drop_counter": None, "share_group": None,
+        })
+        self.mqtt = MqttIngest(lane_cfg, list(self.overrides) if enabled else [], inbox)
+        self.mqtt.on_subscribed = self._granted_now
+        self.active: frozenset[str] = frozenset()  # topics the bulk path leaves to the lane
+
+    # -- the rule set (pipeline thread, under the supervisor lock) ------------------------------------
+    def set_devices(self, devices: frozenset[str]) -> None:
+        """A new lane plan: forget what was learned, subscribe again as topics are seen."""
+        if not self.enabled or devices == self.devices:
+            return
+        self.devices = devices
+        left = [t for t, devs in self._lane_topics.items() if not any(d in devices for d in devs)]
+        for t in left:
+            del self._lane_topics[t]
+        self._seen = {t: True for t in self._covered}
+        if left:
+            with self._lock:
+                self._granted.difference_update(left)
+                self._publish_active()
+            self.mqtt.unsubscribe(left)
+        _log.info("control lane: %d devices (%d topics left the lane)", len(devices), len(left))
+
+    def learn(self, topic: str, devices: Sequence[str]) -> None:
+        """The pipeline decoded ``devices`` from ``topic`` (first time it sees the topic)."""
+        if not self.enabled:
+            self._seen[topic] = False
+            return
+        if self.overrides and self.carries(topic):
+            self._seen[topic] = True
+            with self._lock:
+                self._covered.add(topic)
+                self._publish_active()
+            return
+        lane = any(d in self.devices for d in devices)
+        self._seen[topic] = lane
+        if lane:
+            self.learned += 1
+            self._lane_topics[topic] = tuple(devices)
+            self.mqtt.subscribe_more([topic])
+
+    def seen(self, topic: str) -> bool:
+        return topic in self._seen
+
+    # -- the session (network thread) ---------------------------------------------------------------
+    def _granted_now(self, topics: list[str]) -> None:
+        exact = [t for t in topics if "+" not in t and "#" not in t]
+        with self._lock:
+            self._granted.update(exact)
+            if any(t in self.overrides for t in topics):
+                self._filters_granted = True
+            self._publish_active()
+
+    def _publish_active(self) -> None:
+        self.active = frozenset(self._granted | self._covered) if self._filters_granted else frozenset(self._granted)
+
+    def active_topics(self) -> frozenset[str]:
+        """The topics the bulk path must leave to the lane: none while the lane session is down."""
+        return self.active if self.mqtt.stats.connected else frozenset()
+
+    def carries(self, topic: str) -> bool:
+        """Whether an override filter names ``topic`` (those are carried from the first message)."""
+        from supervisor.ingest.router import topic_matches
+
+        return any(topic_matches(f, topic) for f in self.overrides)
+
+    def start(self) -> None:
+        if self.enabled:
+            self.mqtt.start()
+
+    def stop(self) -> None:
+        self.mqtt.stop()
+
+    def reacted(self, batch: Sequence[tuple[str, bytes, int, int, float]]) -> None:
+        self.latency.add((m[4] for m in batch), time.time())
+
+    def fields(self, inbox: Inbox, received: int) -> dict[str, float | int]:
+        """Overload made visible (health points, ``/metrics``): both inboxes' depths, the age of their
+        oldest waiting message, the lane's reaction latency over the last minute, ``received`` by it."""
+        lane_n, bulk_n, lane_t, bulk_t = inbox.depths()
+        now = time.time()
+        p50, p99, _ = self.latency.quantiles(now)
+        return {
+            "lane_depth": lane_n, "bulk_depth": bulk_n,
+            "lane_oldest_ms": round((now - lane_t) * 1000.0, 1) if lane_t else 0.0,
+            "bulk_oldest_ms": round((now - bulk_t) * 1000.0, 1) if bulk_t else 0.0,
+            "reaction_p50_ms": round(p50, 2), "reaction_p99_ms": round(p99, 2),
+            "lane_received": received, "lane_topics": len(self.active),
+        }

@@ -1,0 +1,148 @@
+"""The control lane, without a broker: the inbox's two sides, the writer that never blocks a
+reaction, and the two pipelines (lane: state and rules, no storage; bulk: storage, and state and
+rules only for the topics the lane does not carry)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from rules import load_rules
+from simulators.city import generate_city
+from supervisor.config import load_settings
+from supervisor.ingest.mqtt import Inbox
+from supervisor.model import CityModel, city_from_dict
+from supervisor.runtime import Supervisor
+from supervisor.storage import SqliteSink
+from supervisor.storage.writer import BatchWriter
+from tests.rules._city import write_rules
+
+RULES = """
+rules:
+  - id: motion-lights
+    kind: when_then
+    when:
+      devices: {family: cctv}
+      event: {kinds: [motion]}
+    then:
+      command: {level: 90, priority: 70, lease_s: 300, radius_m: 80}
+"""
+
+
+def _msgs(topic: str, n: int, start: int = 0) -> list[tuple[str, bytes, int, int, float]]:
+    return [(topic, b"x", start + i, 1, float(start + i)) for i in range(n)]
+
+
+def test_take_lanes_hands_the_lane_over_whole_before_a_bulk_slice() -> None:
+    box = Inbox(max_items=1000)
+    box.put_many(_msgs("bulk", 700))
+    box.lane.put_many(_msgs("lane", 3, 1000))
+    lane, bulk = box.take_lanes(5000, 500)
+    assert [m[2] for m in lane] == [1000, 1001, 1002] and [m[2] for m in bulk] == list(range(500))
+    assert box.depths()[:2] == (0, 200)
+    lane, bulk = box.take_lanes(5000, 500, bulk=False)  # the writer is full: the bulk waits
+    assert lane == bulk == [] and len(box) == 200
+    box.lane.put(("lane", b"x", 9, 1, 9.0))
+    lane, bulk = box.take_lanes(2, 500)
+    assert [m[2] for m in lane] == [9] and len(bulk) == 1, "the batch limit counts both sides"
+
+
+def test_a_lane_message_wakes_a_consumer_that_cannot_take_bulk() -> None:
+    box = Inbox(max_items=10)
+    box.put_many(_msgs("bulk", 10))
+    threading.Timer(0.05, lambda: box.lane.put(("lane", b"x", 1, 1, 0.0))).start()
+    t0 = time.monotonic()
+    lane, bulk = box.take_lanes(100, 100, timeout=5.0, bulk=False)
+    assert len(lane) == 1 and bulk == [] and time.monotonic() - t0 < 2.0
+
+
+def test_a_reaction_never_waits_for_a_full_writer_and_is_never_dropped(tmp_path: Path) -> None:
+    sink = SqliteSink(tmp_path / "w.sqlite3")
+    writer = BatchWriter(sink, batch_size=10, max_pending=20, flush_interval=0.05)
+    writer.submit([b"m,device=a v=1 %d" % i for i in range(20)])  # not started: the queue is full
+    assert not writer.has_room(1)
+    with pytest.raises(TimeoutError):
+        writer.submit([b"m,device=b v=1 1"], timeout=0.05)
+    t0 = time.monotonic()
+    writer.submit([b"m,device=c v=1 %d" % i for i in range(5)], block=False)
+    assert time.monotonic() - t0 < 0.05 and writer.overshoot == 5
+    writer.start()
+    assert writer.flush(10.0) and writer.stop()
+    assert writer.stats().points_written == 25
+
+
+@pytest.fixture(scope="module")
+def model() -> CityModel:
+    return city_from_dict(generate_city(seed=4, devices=120))
+
+
+def _sup(tmp_path: Path, model: CityModel) -> Supervisor:
+    settings = load_settings(None, mode="test", data_dir=str(tmp_path), api={"enabled": False},
+                             storage={"backend": "sqlite", "sqlite_path": str(tmp_path / "t.sqlite3")})
+    write_rules(tmp_path / "rules", RULES)
+    return Supervisor(settings, model=model, rule_set=load_rules(tmp_path / "rules", model))
+
+
+def _camera_with_lamps(sup: Supervisor, model: CityModel) -> tuple[str, str, set[str]]:
+    for cam in sorted(d for d, i in model.devices.items() if i.kind == "camera"):
+        info = model.devices[cam]
+        lamps = set(model.devices_within(info.lon, info.lat, 80.0, family="lighting", kind="lamp"))
+        if lamps:
+            return cam, f"city/{info.zone}/cctv/{cam}/event", lamps
+    raise AssertionError("no camera with lamps")
+
+
+def _event(topic: str, mid: int) -> tuple[str, bytes, int, int, float]:
+    now = time.time()
+    return topic, orjson.dumps({"type": "motion", "ts": now, "score": 0.9}), mid, 1, now
+
+
+def test_the_bulk_path_stores_what_the_lane_carries_and_leaves_it_the_rules(tmp_path: Path,
+                                                                             model: CityModel) -> None:
+    sup = _sup(tmp_path, model)
+    engine = sup.rules
+    assert engine is not None
+    cam, topic, lamps = _camera_with_lamps(sup, model)
+    assert cam in sup.lane.devices and lamps <= sup.lane.devices
+    sup.writer.start()
+    # first sight, on the bulk path: stored, reacted to, and the lane session asks for the topic
+    sup.pipeline.process([_event(topic, 1)])
+    assert {engine.level(x) for x in lamps} == {90.0}
+    assert topic in sup.lane.mqtt.subscriptions and sup.lane.active_topics() == frozenset()
+    # the broker granted the subscription and the lane session is up: the bulk copy is only stored
+    sup.lane._granted_now([topic])
+    sup.lane.mqtt.stats.connected = True
+    assert sup.lane.active_topics() == {topic}
+    acked: list[list[tuple[int, int]]] = []
+    sup.lane_pipeline.ack = acked.append
+    decisions = engine.decisions
+    sup.pipeline.process([_event(topic, 2)])
+    assert engine.decisions == decisions, "the bulk copy does not feed the rules"
+    # the lane copy feeds the rules, stores nothing and is acknowledged at once
+    points = sup.pipeline.counters.points
+    sup.lane_pipeline.process([_event(topic, 3)])
+    assert engine.decisions > decisions and {engine.level(x) for x in lamps} == {90.0}
+    assert acked == [[(3, 1)]] and sup.lane_pipeline.counters.points == 0
+    assert sup.pipeline.counters.points == points
+    p50, p99, n = sup.lane.latency.quantiles(time.time())
+    assert n == 1 and 0 <= p50 <= p99 < 5000
+    fields = sup.lane_fields()
+    assert fields["lane_received"] == 1 and fields["lane_topics"] == 1 and fields["reaction_p99_ms"] == round(p99, 2)
+    # the lane session lost: the bulk path takes the rules back
+    sup.lane.mqtt.stats.connected = False
+    assert sup.lane.active_topics() == frozenset()
+    sup.writer.stop()
+
+
+def test_a_reload_without_the_rule_empties_the_lane(tmp_path: Path, model: CityModel) -> None:
+    sup = _sup(tmp_path, model)
+    _cam, topic, _lamps = _camera_with_lamps(sup, model)
+    sup.pipeline.process([_event(topic, 1)])
+    assert topic in sup.lane.mqtt.subscriptions
+    write_rules(tmp_path / "empty", "rules: []\n")
+    assert sup.rules is not None and sup.rules.reload(tmp_path / "empty").ok
+    assert sup.lane.devices == frozenset() and topic not in sup.lane.mqtt.subscriptions
