@@ -88,10 +88,28 @@ class RawReport:
     def complete(self) -> bool:
         return self.acked == self.sent
 
+    def finish(self, start: float, cpu0: float) -> None:
+        """Set the duration, CPU time and rate of a run that began at ``start`` (monotonic) and ``cpu0``."""
+        self.elapsed = time.monotonic() - start
+        self.cpu_s = time.process_time() - cpu0
+        self.rate = self.acked / self.elapsed if self.elapsed > 0 else 0.0
+
     def to_dict(self) -> dict[str, float | int | bool]:
         return {"sent": self.sent, "acked": self.acked, "elapsed": round(self.elapsed, 3),
                 "rate": round(self.rate, 1), "bytes_sent": self.bytes_sent, "complete": self.complete,
                 "first_send": self.first_send, "cpu_s": round(self.cpu_s, 3)}
+
+
+def _idle_wait(pending: bool, due: float | None, now: float) -> float:
+    """Seconds to wait for input when nothing can be sent now.
+
+    Up to 50 ms while PUBACKs are due, and no later than ``due``, when the next paced message is
+    (None when not pacing); 0 when there is nothing to wait for.
+    """
+    wait = 0.05 if pending else 0.0
+    if due is not None:
+        wait = max(0.0, min(wait, due - now)) if pending else max(0.0, due - now)
+    return wait
 
 
 class RawPublisher:
@@ -267,9 +285,8 @@ class RawPublisher:
             now = time.monotonic()
             room = 0
             if not exhausted:
-                if end is not None and now >= end:
-                    exhausted = True
-                else:
+                exhausted = end is not None and now >= end
+                if not exhausted:
                     room = min(chunk, window - len(pending))
                     if rate is not None:
                         room = min(room, int((now - start) * rate) + 1 - rep.sent)
@@ -282,14 +299,11 @@ class RawPublisher:
                     rep.sent += len(parts)
                     rep.bytes_sent += nbytes
                     self._last_io = now
-            elif pending:
-                timeout = 0.05
-                if rate is not None and not exhausted:
-                    timeout = max(0.0, min(timeout, start + (rep.sent + 1) / rate - now))
-            elif exhausted:
+            elif pending or not exhausted:
+                due = start + (rep.sent + 1) / rate if rate is not None and not exhausted else None
+                timeout = _idle_wait(bool(pending), due, now)
+            else:
                 break
-            elif rate:  # paced and idle until the next message is due
-                timeout = max(0.0, start + (rep.sent + 1) / rate - now)
             got = self._read_acks(pending, timeout) if (pending or timeout) else 0
             if got:
                 acked += got
@@ -298,9 +312,7 @@ class RawPublisher:
                 raise PublishError(self.host, self.port, f"{len(pending)} PUBACKs missing after {ack_timeout}s")
             self._keep_alive()
         rep.acked = acked
-        rep.elapsed = time.monotonic() - start
-        rep.cpu_s = time.process_time() - cpu0
-        rep.rate = rep.acked / rep.elapsed if rep.elapsed > 0 else 0.0
+        rep.finish(start, cpu0)
         return rep
 
     def _keep_alive(self) -> None:
