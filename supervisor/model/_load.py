@@ -129,7 +129,8 @@ def _fast_cabinets(
     None unless lamps, and only lamps, name their cabinet: a lighting_cabinet device on the same port.
     """
     n = len(ccol)
-    is_lamp = knd == kinds.index("lamp")
+    kind_code = {k: i for i, k in enumerate(kinds)}  # as _fast_kinds coded them
+    is_lamp = knd == kind_code["lamp"]
     lamps = np.nonzero(is_lamp)[0]
     lamp_cabs = [ccol[j] for j in lamps.tolist()]
     if sum(c is not None for c in ccol) != len(lamps) or set(map(type, lamp_cabs)) - {str}:
@@ -137,7 +138,7 @@ def _fast_cabinets(
     ci = np.fromiter(map(index.get, lamp_cabs, [-1] * len(lamp_cabs)), dtype=np.int64, count=len(lamp_cabs))
     if (ci < 0).any():
         return None
-    if (knd[ci] != kinds.index("lighting_cabinet")).any():
+    if (knd[ci] != kind_code["lighting_cabinet"]).any():
         return None
     if (cols["port"][lamps] != cols["port"][ci]).any() or (cols["gateway"][lamps] != cols["gateway"][ci]).any():
         return None
