@@ -26,6 +26,7 @@ import gc
 import math
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -186,340 +187,244 @@ def add_air_stations(city: dict[str, Any], per_zone: int, seed: int) -> None:
 
 
 def _generate(seed: int, devices: int, zones: int | None, center: Sequence[float], name: str) -> dict[str, Any]:
-    rng = random.Random(seed)
-    counts = family_counts(devices)
-    n_zones = default_zones(devices) if zones is None else zones
-    if n_zones < 1:
-        raise ValueError(f"zones must be >= 1, got {n_zones}")
-    n_zones = min(n_zones, counts["lighting_cabinet"])  # every zone gets a lighting cabinet
-    geo = _Geo((float(center[0]), float(center[1])))
+    b = _CityBuilder(seed, devices, zones, center)
+    for zi in range(b.n_zones):
+        b.zone(zi)
+    return b.city(name)
 
-    per_zone = {k: _split(v, n_zones) for k, v in counts.items()}
-    w = {
-        "lamp": _width(counts["lamp"], 6),
-        "cab": _width(counts["lighting_cabinet"], 4),
-        "rs": _width(counts["road_sensor"], 5),
-        "cam": _width(counts["camera"], 4),
-        "wm": _width(counts["water_meter"], 6),
-    }
-    zw = _width(n_zones, 2)
 
-    # zone cells: each lighting cabinet owns one street block of (street length + margin) x ROW_PITCH
-    max_lamps_per_cab = max(math.ceil(per_zone["lamp"][i] / per_zone["lighting_cabinet"][i]) for i in range(n_zones))
-    street_len = max(200.0, max_lamps_per_cab * LAMP_SPACING + 60.0)
-    block_w = street_len + 40.0
-    max_cabs = max(per_zone["lighting_cabinet"])
-    cols = max(1, round(math.sqrt(max_cabs * ROW_PITCH / block_w)))
-    rows = math.ceil(max_cabs / cols)
-    zone_w = cols * block_w + 200.0
-    zone_h = rows * ROW_PITCH + 200.0
-    grid = math.ceil(math.sqrt(n_zones))
-    x_origin = -grid * zone_w / 2
-    y_origin = -math.ceil(n_zones / grid) * zone_h / 2
+@dataclass
+class _Zone:
+    """The zone being generated: its cell's corner, feeder, street cabinet, switch and open access switch."""
 
-    out_zones: list[dict[str, Any]] = []
-    streets: list[dict[str, Any]] = []
-    sites: list[dict[str, Any]] = [
-        {"id": "core", "kind": "core", "zone": None, "geometry": _point(geo, 0.0, 0.0), "power": "fd-core"}
-    ]
-    links: list[dict[str, Any]] = []
-    feeders: list[dict[str, Any]] = [{"id": "fd-core", "parent": None}]
-    core_ports: list[dict[str, Any]] = []
-    core_switch: dict[str, Any] = {"id": "sw-core", "site": "core", "core": True, "ports": core_ports}
-    switches: list[dict[str, Any]] = [core_switch]
-    devs: list[dict[str, Any]] = []
-    seq = {"lamp": 0, "cab": 0, "rs": 0, "cam": 0, "wm": 0, "st": 0}
+    id: str
+    x0: float
+    y0: float
+    feeder: str
+    cabinet_xy: tuple[float, float]
+    switch: str
+    ports: list[dict[str, Any]]
+    access: dict[str, Any] = field(default_factory=dict)  # the access switch being filled
+    used: int = PORTS_PER_ACCESS  # its ports in use (full: the first port opens one)
+    n_access: int = 0
 
-    for zi in range(n_zones):
-        z = f"z{zi + 1:0{zw}d}"
-        gx, gy = zi % grid, zi // grid
-        zx0, zy0 = x_origin + gx * zone_w, y_origin + gy * zone_h
-        out_zones.append(
-            {
-                "id": z,
-                "name": f"Zone {zi + 1}",
-                "geometry": {
-                    "type": "Polygon",
-                    "coordinates": [
-                        [
-                            geo.pt(zx0, zy0),
-                            geo.pt(zx0 + zone_w, zy0),
-                            geo.pt(zx0 + zone_w, zy0 + zone_h),
-                            geo.pt(zx0, zy0 + zone_h),
-                            geo.pt(zx0, zy0),
-                        ]
-                    ],
-                },
-            }
-        )
+
+class _CityBuilder:
+    """The lists of a generated city, filled zone by zone; ``rng`` is drawn in one fixed order."""
+
+    def __init__(self, seed: int, devices: int, zones: int | None, center: Sequence[float]) -> None:
+        self.rng = random.Random(seed)
+        counts = family_counts(devices)
+        n_zones = default_zones(devices) if zones is None else zones
+        if n_zones < 1:
+            raise ValueError(f"zones must be >= 1, got {n_zones}")
+        self.n_zones = n_zones = min(n_zones, counts["lighting_cabinet"])  # every zone gets a lighting cabinet
+        self.geo = _Geo((float(center[0]), float(center[1])))
+        self.per_zone = {k: _split(v, n_zones) for k, v in counts.items()}
+        self.w = {
+            "lamp": _width(counts["lamp"], 6),
+            "cab": _width(counts["lighting_cabinet"], 4),
+            "rs": _width(counts["road_sensor"], 5),
+            "cam": _width(counts["camera"], 4),
+            "wm": _width(counts["water_meter"], 6),
+        }
+        self.zw = _width(n_zones, 2)
+        self._layout()
+        self.zones: list[dict[str, Any]] = []
+        self.streets: list[dict[str, Any]] = []
+        self.sites: list[dict[str, Any]] = [
+            {"id": "core", "kind": "core", "zone": None, "geometry": _point(self.geo, 0.0, 0.0), "power": "fd-core"}
+        ]
+        self.links: list[dict[str, Any]] = []
+        self.feeders: list[dict[str, Any]] = [{"id": "fd-core", "parent": None}]
+        self.core_ports: list[dict[str, Any]] = []
+        core = {"id": "sw-core", "site": "core", "core": True, "ports": self.core_ports}
+        self.switches: list[dict[str, Any]] = [core]
+        self.devs: list[dict[str, Any]] = []
+        self.seq = {"lamp": 0, "cab": 0, "rs": 0, "cam": 0, "wm": 0, "st": 0}
+
+    def _layout(self) -> None:
+        """Zone cells: each lighting cabinet owns one street block of (street length + margin) x ROW_PITCH."""
+        per_zone, n_zones = self.per_zone, self.n_zones
+        max_lamps_per_cab = max(math.ceil(per_zone["lamp"][i] / per_zone["lighting_cabinet"][i])
+                                for i in range(n_zones))
+        self.street_len = max(200.0, max_lamps_per_cab * LAMP_SPACING + 60.0)
+        self.block_w = self.street_len + 40.0
+        max_cabs = max(per_zone["lighting_cabinet"])
+        self.cols = max(1, round(math.sqrt(max_cabs * ROW_PITCH / self.block_w)))
+        rows = math.ceil(max_cabs / self.cols)
+        self.zone_w = self.cols * self.block_w + 200.0
+        self.zone_h = rows * ROW_PITCH + 200.0
+        self.grid = math.ceil(math.sqrt(n_zones))
+        self.x_origin = -self.grid * self.zone_w / 2
+        self.y_origin = -math.ceil(n_zones / self.grid) * self.zone_h / 2
+
+    def zone(self, zi: int) -> None:
+        """Zone ``zi``: its cell, feeder, street cabinet, switch, street blocks and water meters."""
+        geo = self.geo
+        z = f"z{zi + 1:0{self.zw}d}"
+        zx0 = self.x_origin + (zi % self.grid) * self.zone_w
+        zy0 = self.y_origin + (zi // self.grid) * self.zone_h
+        corners = [(zx0, zy0), (zx0 + self.zone_w, zy0), (zx0 + self.zone_w, zy0 + self.zone_h),
+                   (zx0, zy0 + self.zone_h), (zx0, zy0)]
+        self.zones.append({"id": z, "name": f"Zone {zi + 1}",
+                           "geometry": {"type": "Polygon", "coordinates": [[geo.pt(x, y) for x, y in corners]]}})
         feeder = f"fd-{z}"
-        feeders.append({"id": feeder, "parent": None})
+        self.feeders.append({"id": feeder, "parent": None})
         sc = f"sc-{z}"
         scx, scy = zx0 + 50.0, zy0 + 50.0
-        sites.append(
-            {
-                "id": sc,
-                "kind": "street_cabinet",
-                "zone": z,
-                "geometry": _point(geo, scx, scy),
-                "power": feeder,
-            }
-        )
+        self.sites.append({"id": sc, "kind": "street_cabinet", "zone": z, "geometry": _point(geo, scx, scy),
+                           "power": feeder})
         core_port = f"sw-core:p{zi + 1}"
-        core_ports.append({"id": core_port, "vlans": ALL_VLANS})
+        self.core_ports.append({"id": core_port, "vlans": ALL_VLANS})
         line = {"type": "LineString", "coordinates": [geo.pt(scx, scy), geo.pt(0.0, 0.0)]}
-        links.append({"id": f"du-{z}", "kind": "duct", "from": sc, "to": "core", "geometry": line})
-        links.append({"id": f"fo-{z}", "kind": "fibre", "from": sc, "to": "core", "geometry": line, "duct": f"du-{z}"})
+        self.links.append({"id": f"du-{z}", "kind": "duct", "from": sc, "to": "core", "geometry": line})
+        self.links.append({"id": f"fo-{z}", "kind": "fibre", "from": sc, "to": "core", "geometry": line,
+                           "duct": f"du-{z}"})
         zsw = f"sw-{z}"
         zports: list[dict[str, Any]] = [{"id": f"{zsw}:up", "vlans": ALL_VLANS}]
-        switches.append(
-            {
-                "id": zsw,
-                "site": sc,
-                "core": False,
-                "ports": zports,
-                "uplink": {"port": f"{zsw}:up", "to": core_port, "link": f"fo-{z}"},
-            }
-        )
-
-        access: dict[str, Any] = {"sw": None, "used": PORTS_PER_ACCESS, "n": 0}
-
-        def next_port(
-            x: float,
-            y: float,
-            vlan: int,
-            *,
-            z: str = z,
-            zsw: str = zsw,
-            feeder: str = feeder,
-            scx: float = scx,
-            scy: float = scy,
-            zports: list[dict[str, Any]] = zports,
-            access: dict[str, Any] = access,
-        ) -> str:
-            """A free access port near (x, y), opening a new access switch when the last is full."""
-            if access["used"] >= PORTS_PER_ACCESS:
-                access["n"] += 1
-                n = access["n"]
-                asw = f"{zsw}-a{n:02d}"
-                site = f"sc-{z}-a{n:02d}"
-                sites.append(
-                    {
-                        "id": site,
-                        "kind": "street_cabinet",
-                        "zone": z,
-                        "geometry": _point(geo, x, y + 15.0),
-                        "power": feeder,
-                    }
-                )
-                links.append(
-                    {
-                        "id": f"fo-{z}-a{n:02d}",
-                        "kind": "fibre",
-                        "from": site,
-                        "to": f"sc-{z}",
-                        "geometry": {
-                            "type": "LineString",
-                            "coordinates": [geo.pt(x, y + 15.0), geo.pt(scx, scy)],
-                        },
-                    }
-                )
-                down = f"{zsw}:p{n}"
-                zports.append({"id": down, "vlans": ALL_VLANS})
-                ports: list[dict[str, Any]] = [{"id": f"{asw}:up", "vlans": ALL_VLANS}]
-                access["sw"] = {
-                    "id": asw,
-                    "site": site,
-                    "core": False,
-                    "ports": ports,
-                    "uplink": {"port": f"{asw}:up", "to": down, "link": f"fo-{z}-a{n:02d}"},
-                }
-                switches.append(access["sw"])
-                access["used"] = 0
-            access["used"] += 1
-            sw = access["sw"]
-            pid = f"{sw['id']}:p{access['used']}"
-            sw["ports"].append({"id": pid, "vlans": [vlan]})
-            return pid
-
+        self.switches.append({"id": zsw, "site": sc, "core": False, "ports": zports,
+                              "uplink": {"port": f"{zsw}:up", "to": core_port, "link": f"fo-{z}"}})
+        zn = _Zone(z, zx0, zy0, feeder, (scx, scy), zsw, zports)
+        per_zone = self.per_zone
         n_cab = per_zone["lighting_cabinet"][zi]
-        lamps_z = _split(per_zone["lamp"][zi], n_cab)
-        rs_z = _split(per_zone["road_sensor"][zi], n_cab)
-        cam_z = _split(per_zone["camera"][zi], n_cab)
-        street_ids: list[str] = []
-        for ci in range(n_cab):
-            seq["cab"] += 1
-            seq["st"] += 1
-            cnum = seq["cab"]
-            st = f"st-{seq['st']:0{w['cab']}d}"
-            street_ids.append(st)
-            col, row = ci % cols, ci // cols
-            sx0 = zx0 + 100.0 + col * block_w
-            sy = zy0 + 100.0 + row * ROW_PITCH + rng.uniform(-3.0, 3.0)
-            streets.append(
-                {
-                    "id": st,
-                    "name": f"Rue {seq['st']}",
-                    "zone": z,
-                    "geometry": {
-                        "type": "LineString",
-                        "coordinates": [
-                            geo.pt(sx0, sy),
-                            geo.pt(sx0 + street_len / 2, sy),
-                            geo.pt(sx0 + street_len, sy),
-                        ],
-                    },
-                }
-            )
-            lc = f"lc-{cnum:0{w['cab']}d}"
-            cab = f"cab-{cnum:0{w['cab']}d}"
-            sites.append(
-                {
-                    "id": lc,
-                    "kind": "lighting_cabinet",
-                    "zone": z,
-                    "geometry": _point(geo, sx0, sy - LAMP_OFFSET - 4.0),
-                    "power": feeder,
-                }
-            )
-            cab_port = next_port(sx0, sy, _VLAN["lighting"])
-            devs.append(
-                {
-                    "id": cab,
-                    "family": "lighting",
-                    "kind": "lighting_cabinet",
-                    "driver": "lighting_cabinet",
-                    "service": "lighting",
-                    "zone": z,
-                    "geometry": _point(geo, sx0, sy - LAMP_OFFSET - 4.0),
-                    "power": lc,
-                    "port": cab_port,
-                    "street": st,
-                    "site": lc,
-                    "interval": INTERVALS["lighting"],
-                }
-            )
-            for li in range(lamps_z[ci]):
-                seq["lamp"] += 1
-                x = sx0 + 30.0 + li * LAMP_SPACING
-                side = LAMP_OFFSET if li % 2 == 0 else -LAMP_OFFSET
-                devs.append(
-                    {
-                        "id": f"lamp-{seq['lamp']:0{w['lamp']}d}",
-                        "family": "lighting",
-                        "kind": "lamp",
-                        "driver": "lighting_cabinet",
-                        "service": "lighting",
-                        "zone": z,
-                        "geometry": _point(geo, x, sy + side),
-                        "power": lc,
-                        "port": cab_port,
-                        "street": st,
-                        "cabinet": cab,
-                        "interval": INTERVALS["lighting"],
-                    }
-                )
-            for ri in range(rs_z[ci]):
-                seq["rs"] += 1
-                x = sx0 + rng.uniform(10.0, street_len - 10.0)
-                devs.append(
-                    {
-                        "id": f"rs-{seq['rs']:0{w['rs']}d}",
-                        "family": "traffic",
-                        "kind": "road_sensor",
-                        "driver": "road_sensor",
-                        "service": "traffic",
-                        "zone": z,
-                        "geometry": _point(geo, x, sy + (1.5 if ri % 2 else -1.5)),
-                        "port": next_port(x, sy, _VLAN["traffic"]),
-                        "street": st,
-                        "interval": INTERVALS["traffic"],
-                    }
-                )
-            for _ in range(cam_z[ci]):
-                seq["cam"] += 1
-                x = sx0 + rng.uniform(10.0, street_len - 10.0)
-                pole = f"pl-{seq['cam']:0{w['cam']}d}"
-                sites.append(
-                    {
-                        "id": pole,
-                        "kind": "pole",
-                        "zone": z,
-                        "geometry": _point(geo, x, sy - LAMP_OFFSET - 1.0),
-                        "power": lc,
-                    }
-                )
-                devs.append(
-                    {
-                        "id": f"cam-{seq['cam']:0{w['cam']}d}",
-                        "family": "cctv",
-                        "kind": "camera",
-                        "driver": "cctv",
-                        "service": "cctv",
-                        "zone": z,
-                        "geometry": _point(geo, x, sy - LAMP_OFFSET - 1.0),
-                        "power": lc,
-                        "port": next_port(x, sy, _VLAN["cctv"]),
-                        "street": st,
-                        "site": pole,
-                        "interval": INTERVALS["cctv"],
-                    }
-                )
+        blocks = zip(_split(per_zone["lamp"][zi], n_cab), _split(per_zone["road_sensor"][zi], n_cab),
+                     _split(per_zone["camera"][zi], n_cab), strict=True)
+        for ci, (lamps, road_sensors, cameras) in enumerate(blocks):
+            self._street(zn, ci, lamps, road_sensors, cameras)
+        self._water(zn, per_zone["water_meter"][zi])
 
-        n_wm = per_zone["water_meter"][zi]
+    def _port(self, zn: _Zone, x: float, y: float, vlan: int) -> str:
+        """A free access port near (x, y), opening a new access switch when the last is full."""
+        if zn.used >= PORTS_PER_ACCESS:
+            zn.access = self._open_access(zn, x, y)
+            zn.used = 0
+        zn.used += 1
+        pid = f"{zn.access['id']}:p{zn.used}"
+        zn.access["ports"].append({"id": pid, "vlans": [vlan]})
+        return pid
+
+    def _open_access(self, zn: _Zone, x: float, y: float) -> dict[str, Any]:
+        """A new access switch in a street cabinet at (x, y + 15 m), fibred to the zone's cabinet."""
+        zn.n_access += 1
+        n, z, geo = zn.n_access, zn.id, self.geo
+        asw = f"{zn.switch}-a{n:02d}"
+        site = f"sc-{z}-a{n:02d}"
+        self.sites.append({"id": site, "kind": "street_cabinet", "zone": z, "geometry": _point(geo, x, y + 15.0),
+                           "power": zn.feeder})
+        self.links.append({
+            "id": f"fo-{z}-a{n:02d}", "kind": "fibre", "from": site, "to": f"sc-{z}",
+            "geometry": {"type": "LineString", "coordinates": [geo.pt(x, y + 15.0), geo.pt(*zn.cabinet_xy)]},
+        })
+        down = f"{zn.switch}:p{n}"
+        zn.ports.append({"id": down, "vlans": ALL_VLANS})
+        sw = {"id": asw, "site": site, "core": False, "ports": [{"id": f"{asw}:up", "vlans": ALL_VLANS}],
+              "uplink": {"port": f"{asw}:up", "to": down, "link": f"fo-{z}-a{n:02d}"}}
+        self.switches.append(sw)
+        return sw
+
+    def _street(self, zn: _Zone, ci: int, lamps: int, road_sensors: int, cameras: int) -> None:
+        """Street block ``ci`` of a zone: the street, its lighting cabinet, lamps, road sensors and cameras."""
+        geo, rng, seq, w = self.geo, self.rng, self.seq, self.w
+        seq["cab"] += 1
+        seq["st"] += 1
+        cnum = seq["cab"]
+        st = f"st-{seq['st']:0{w['cab']}d}"
+        sx0 = zn.x0 + 100.0 + (ci % self.cols) * self.block_w
+        sy = zn.y0 + 100.0 + (ci // self.cols) * ROW_PITCH + rng.uniform(-3.0, 3.0)
+        self.streets.append({"id": st, "name": f"Rue {seq['st']}", "zone": zn.id, "geometry": {
+            "type": "LineString",
+            "coordinates": [geo.pt(sx0, sy), geo.pt(sx0 + self.street_len / 2, sy), geo.pt(sx0 + self.street_len, sy)],
+        }})
+        lc = f"lc-{cnum:0{w['cab']}d}"
+        cab = f"cab-{cnum:0{w['cab']}d}"
+        self.sites.append({"id": lc, "kind": "lighting_cabinet", "zone": zn.id,
+                           "geometry": _point(geo, sx0, sy - LAMP_OFFSET - 4.0), "power": zn.feeder})
+        cab_port = self._port(zn, sx0, sy, _VLAN["lighting"])
+        self.devs.append({
+            "id": cab, "family": "lighting", "kind": "lighting_cabinet", "driver": "lighting_cabinet",
+            "service": "lighting", "zone": zn.id, "geometry": _point(geo, sx0, sy - LAMP_OFFSET - 4.0),
+            "power": lc, "port": cab_port, "street": st, "site": lc, "interval": INTERVALS["lighting"],
+        })
+        for li in range(lamps):
+            seq["lamp"] += 1
+            side = LAMP_OFFSET if li % 2 == 0 else -LAMP_OFFSET
+            self.devs.append({
+                "id": f"lamp-{seq['lamp']:0{w['lamp']}d}", "family": "lighting", "kind": "lamp",
+                "driver": "lighting_cabinet", "service": "lighting", "zone": zn.id,
+                "geometry": _point(geo, sx0 + 30.0 + li * LAMP_SPACING, sy + side),
+                "power": lc, "port": cab_port, "street": st, "cabinet": cab, "interval": INTERVALS["lighting"],
+            })
+        for ri in range(road_sensors):
+            seq["rs"] += 1
+            x = sx0 + rng.uniform(10.0, self.street_len - 10.0)
+            self.devs.append({
+                "id": f"rs-{seq['rs']:0{w['rs']}d}", "family": "traffic", "kind": "road_sensor",
+                "driver": "road_sensor", "service": "traffic", "zone": zn.id,
+                "geometry": _point(geo, x, sy + (1.5 if ri % 2 else -1.5)),
+                "port": self._port(zn, x, sy, _VLAN["traffic"]), "street": st, "interval": INTERVALS["traffic"],
+            })
+        for _ in range(cameras):
+            self._camera(zn, st, lc, sx0, sy)
+
+    def _camera(self, zn: _Zone, st: str, lc: str, sx0: float, sy: float) -> None:
+        """A camera on its own pole along street ``st``, powered by lighting cabinet ``lc``."""
+        self.seq["cam"] += 1
+        num = f"{self.seq['cam']:0{self.w['cam']}d}"
+        x = sx0 + self.rng.uniform(10.0, self.street_len - 10.0)
+        pole = f"pl-{num}"
+        where = _point(self.geo, x, sy - LAMP_OFFSET - 1.0)
+        self.sites.append({"id": pole, "kind": "pole", "zone": zn.id, "geometry": where, "power": lc})
+        self.devs.append({
+            "id": f"cam-{num}", "family": "cctv", "kind": "camera", "driver": "cctv", "service": "cctv",
+            "zone": zn.id, "geometry": _point(self.geo, x, sy - LAMP_OFFSET - 1.0), "power": lc,
+            "port": self._port(zn, x, sy, _VLAN["cctv"]), "street": st, "site": pole, "interval": INTERVALS["cctv"],
+        })
+
+    def _water(self, zn: _Zone, n_wm: int) -> None:
+        """``n_wm`` water meters of a zone, scattered around radio gateways (one per ``METERS_PER_GATEWAY``)."""
+        rng, geo, z = self.rng, self.geo, zn.id
         n_gw = math.ceil(n_wm / METERS_PER_GATEWAY) if n_wm else 0
         for gi, wm_count in enumerate(_split(n_wm, n_gw) if n_gw else []):
             gid = f"rg-{z}-{gi + 1:02d}"
-            gx_ = zx0 + 100.0 + rng.uniform(0.0, max(1.0, zone_w - 200.0))
-            gy_ = zy0 + 100.0 + rng.uniform(0.0, max(1.0, zone_h - 200.0))
-            sites.append(
-                {
-                    "id": gid,
-                    "kind": "radio_gateway",
-                    "zone": z,
-                    "geometry": _point(geo, gx_, gy_),
-                    "power": feeder,
-                    "port": next_port(gx_, gy_, _VLAN["water"]),
-                }
-            )
+            gx = zn.x0 + 100.0 + rng.uniform(0.0, max(1.0, self.zone_w - 200.0))
+            gy = zn.y0 + 100.0 + rng.uniform(0.0, max(1.0, self.zone_h - 200.0))
+            self.sites.append({"id": gid, "kind": "radio_gateway", "zone": z, "geometry": _point(geo, gx, gy),
+                               "power": zn.feeder, "port": self._port(zn, gx, gy, _VLAN["water"])})
             for _ in range(wm_count):
-                seq["wm"] += 1
+                self.seq["wm"] += 1
                 ang = rng.uniform(0.0, 2 * math.pi)
                 dist = 400.0 * math.sqrt(rng.random())
-                x = min(max(gx_ + dist * math.cos(ang), zx0 + 1.0), zx0 + zone_w - 1.0)
-                y = min(max(gy_ + dist * math.sin(ang), zy0 + 1.0), zy0 + zone_h - 1.0)
-                devs.append(
-                    {
-                        "id": f"wm-{seq['wm']:0{w['wm']}d}",
-                        "family": "water",
-                        "kind": "water_meter",
-                        "driver": "water_meter",
-                        "service": "water",
-                        "zone": z,
-                        "geometry": _point(geo, x, y),
-                        "gateway": gid,
-                        "interval": INTERVALS["water"],
-                    }
-                )
+                x = min(max(gx + dist * math.cos(ang), zn.x0 + 1.0), zn.x0 + self.zone_w - 1.0)
+                y = min(max(gy + dist * math.sin(ang), zn.y0 + 1.0), zn.y0 + self.zone_h - 1.0)
+                self.devs.append({
+                    "id": f"wm-{self.seq['wm']:0{self.w['wm']}d}", "family": "water", "kind": "water_meter",
+                    "driver": "water_meter", "service": "water", "zone": z, "geometry": _point(geo, x, y),
+                    "gateway": gid, "interval": INTERVALS["water"],
+                })
 
-    lon_lo, lat_lo = geo.pt(x_origin - 500.0, y_origin - 500.0)
-    lon_hi, lat_hi = geo.pt(-x_origin + 500.0, -y_origin + 500.0)
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "name": name,
-        "crs": "EPSG:2154" if _in_france(geo.lon0, geo.lat0) else "utm",
-        "timezone": "Europe/Paris" if _in_france(geo.lon0, geo.lat0) else "UTC",
-        "bounds": [lon_lo, lat_lo, lon_hi, lat_hi],
-        "zones": out_zones,
-        "streets": streets,
-        "sites": sites,
-        "feeders": feeders,
-        "links": links,
-        "switches": switches,
-        "services": SERVICES,
-        "devices": devs,
-    }
+    def city(self, name: str) -> dict[str, Any]:
+        """The city file's content."""
+        geo = self.geo
+        lon_lo, lat_lo = geo.pt(self.x_origin - 500.0, self.y_origin - 500.0)
+        lon_hi, lat_hi = geo.pt(-self.x_origin + 500.0, -self.y_origin + 500.0)
+        in_france = _in_france(geo.lon0, geo.lat0)
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "name": name,
+            "crs": "EPSG:2154" if in_france else "utm",
+            "timezone": "Europe/Paris" if in_france else "UTC",
+            "bounds": [lon_lo, lat_lo, lon_hi, lat_hi],
+            "zones": self.zones,
+            "streets": self.streets,
+            "sites": self.sites,
+            "feeders": self.feeders,
+            "links": self.links,
+            "switches": self.switches,
+            "services": SERVICES,
+            "devices": self.devs,
+        }
 
 
 def _in_france(lon: float, lat: float) -> bool:

@@ -86,6 +86,15 @@ class PublishReport:
     def sent_bad(self) -> int:
         return sum(self.sent_bad_by_kind.values())
 
+    def count_good(self, msg: Message) -> None:
+        """Count good message ``msg`` as sent: its family and the points it should produce."""
+        self.sent_good += 1
+        self.per_family[msg.family] = self.per_family.get(msg.family, 0) + 1
+        points = self.expected_points
+        points[msg.measurement] = points.get(msg.measurement, 0) + msg.points
+        if msg.events:
+            points["events"] = points.get("events", 0) + msg.events
+
     @property
     def sent(self) -> int:
         return self.sent_good + self.sent_bad
@@ -320,41 +329,23 @@ class Publisher:
         iterable is exhausted, ``count`` messages were sent, ``duration`` seconds passed or ``stop``
         is set, whichever first.
         """
-        if not 0.0 <= bad_ratio < 1.0:
-            raise ValueError(f"bad_ratio must be within [0, 1), got {bad_ratio}")
-        if rate is not None and rate <= 0:
-            raise ValueError(f"rate must be > 0, got {rate}")
-        unknown = [k for k in bad_kinds if k not in BAD_KINDS]
-        if unknown or (bad_ratio > 0 and not bad_kinds):
-            raise ValueError(f"bad_kinds must be a non-empty subset of {BAD_KINDS}, got {list(bad_kinds)}")
-        if not self._started:
-            raise PublishError(self.host, self.port, "not connected; call connect() first")
+        self._check_run(rate, bad_ratio, bad_kinds)
         rep = PublishReport(sent_bad_by_kind=dict.fromkeys(bad_kinds, 0) if bad_ratio > 0 else {})
         rng = random.Random(seed)
         kinds = list(bad_kinds)
         acked0, rejected0 = self._acked, self._rejected
         publish = self.client.publish
-        cond, pending, early = self._cond, self._pending, self._early
-        window = self.window
         limit = count if count is not None else -1
         start = time.monotonic()
         end = start + duration if duration is not None else None
-        per_family = rep.per_family
-        points = rep.expected_points
         sent = 0
         nbytes = 0
         bad_i = 0
         for msg in messages:
             if sent == limit:
                 break
-            if (sent & 63) == 0 and sent:
-                now = time.monotonic()
-                if (stop is not None and stop.is_set()) or (end is not None and now >= end):
-                    break
-                if rate is not None:
-                    ahead = start + sent / rate - now
-                    if ahead > 0.005:
-                        time.sleep(ahead if end is None else min(ahead, max(0.0, end - now)))
+            if (sent & 63) == 0 and sent and not _pace(sent, start, end, rate, stop):
+                break
             batch: list[tuple[str, bytes, Message | str]]
             if bad_ratio > 0 and msg.measurement != "events" and rng.random() < bad_ratio:
                 kind = kinds[bad_i % len(kinds)]
@@ -371,29 +362,13 @@ class Publisher:
                     rep.failed += 1
                     _log.warning("publish to %s refused locally: %s", topic, mqtt.error_string(info.rc))
                     continue
-                mid = info.mid
-                with cond:
-                    if mid in early:
-                        early.discard(mid)
-                    else:
-                        pending.add(mid)
-                    if len(pending) >= window:
-                        deadline = time.monotonic() + ack_timeout
-                        while len(pending) >= window and time.monotonic() < deadline:
-                            cond.wait(0.5)
-                        if len(pending) >= window:
-                            raise PublishError(self.host, self.port,
-                                               f"{len(pending)} PUBACKs missing after {ack_timeout}s")
+                self._admit(info.mid, ack_timeout)
                 sent += 1
                 nbytes += len(payload)
                 if isinstance(what, str):
                     rep.sent_bad_by_kind[what] += 1
                 else:
-                    rep.sent_good += 1
-                    per_family[what.family] = per_family.get(what.family, 0) + 1
-                    points[what.measurement] = points.get(what.measurement, 0) + what.points
-                    if what.events:
-                        points["events"] = points.get("events", 0) + what.events
+                    rep.count_good(what)
         if not self.wait_acked(ack_timeout):
             _log.error("%d messages still unacknowledged after %ss", self.outstanding, ack_timeout)
         rep.elapsed = time.monotonic() - start
@@ -403,17 +378,55 @@ class Publisher:
         rep.rate = rep.acked / rep.elapsed if rep.elapsed > 0 else 0.0
         return rep
 
+    def _check_run(self, rate: float | None, bad_ratio: float, bad_kinds: Sequence[str]) -> None:
+        """The arguments of :meth:`run` (ValueError) and the connection (PublishError)."""
+        if not 0.0 <= bad_ratio < 1.0:
+            raise ValueError(f"bad_ratio must be within [0, 1), got {bad_ratio}")
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be > 0, got {rate}")
+        unknown = [k for k in bad_kinds if k not in BAD_KINDS]
+        if unknown or (bad_ratio > 0 and not bad_kinds):
+            raise ValueError(f"bad_kinds must be a non-empty subset of {BAD_KINDS}, got {list(bad_kinds)}")
+        if not self._started:
+            raise PublishError(self.host, self.port, "not connected; call connect() first")
+
+    def _admit(self, mid: int, ack_timeout: float) -> None:
+        """Track publish ``mid`` for its PUBACK, then wait while ``window`` messages are unacknowledged."""
+        cond, pending = self._cond, self._pending
+        with cond:
+            if mid in self._early:
+                self._early.discard(mid)
+            else:
+                pending.add(mid)
+            if len(pending) >= self.window:
+                deadline = time.monotonic() + ack_timeout
+                while len(pending) >= self.window and time.monotonic() < deadline:
+                    cond.wait(0.5)
+                if len(pending) >= self.window:
+                    raise PublishError(self.host, self.port, f"{len(pending)} PUBACKs missing after {ack_timeout}s")
+
+
+def _pace(sent: int, start: float, end: float | None, rate: float | None, stop: threading.Event | None) -> bool:
+    """Sleep until message ``sent`` is due at ``rate``; False when the run must end (``stop`` or ``end``).
+
+    Called every 64 messages, so that the clock and the pacing cost nothing per message.
+    """
+    now = time.monotonic()
+    if (stop is not None and stop.is_set()) or (end is not None and now >= end):
+        return False
+    if rate is not None:
+        ahead = start + sent / rate - now
+        if ahead > 0.005:
+            time.sleep(ahead if end is None else min(ahead, max(0.0, end - now)))
+    return True
+
 
 def expected_from(messages: Iterable[Message]) -> tuple[dict[str, int], dict[str, int]]:
     """(per_family, expected_points) of a list of good messages, for tests that build their own."""
-    fam: dict[str, int] = {}
-    pts: dict[str, int] = {}
+    rep = PublishReport()
     for m in messages:
-        fam[m.family] = fam.get(m.family, 0) + 1
-        pts[m.measurement] = pts.get(m.measurement, 0) + m.points
-        if m.events:
-            pts["events"] = pts.get("events", 0) + m.events
-    return fam, pts
+        rep.count_good(m)
+    return rep.per_family, rep.expected_points
 
 
 def merge_counts(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:

@@ -22,7 +22,7 @@ import select
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .publisher import PublishError
@@ -88,10 +88,28 @@ class RawReport:
     def complete(self) -> bool:
         return self.acked == self.sent
 
+    def finish(self, start: float, cpu0: float) -> None:
+        """Set the duration, CPU time and rate of a run that began at ``start`` (monotonic) and ``cpu0``."""
+        self.elapsed = time.monotonic() - start
+        self.cpu_s = time.process_time() - cpu0
+        self.rate = self.acked / self.elapsed if self.elapsed > 0 else 0.0
+
     def to_dict(self) -> dict[str, float | int | bool]:
         return {"sent": self.sent, "acked": self.acked, "elapsed": round(self.elapsed, 3),
                 "rate": round(self.rate, 1), "bytes_sent": self.bytes_sent, "complete": self.complete,
                 "first_send": self.first_send, "cpu_s": round(self.cpu_s, 3)}
+
+
+def _idle_wait(pending: bool, due: float | None, now: float) -> float:
+    """Seconds to wait for input when nothing can be sent now.
+
+    Up to 50 ms while PUBACKs are due, and no later than ``due``, when the next paced message is
+    (None when not pacing); 0 when there is nothing to wait for.
+    """
+    wait = 0.05 if pending else 0.0
+    if due is not None:
+        wait = max(0.0, min(wait, due - now)) if pending else max(0.0, due - now)
+    return wait
 
 
 class RawPublisher:
@@ -121,6 +139,7 @@ class RawPublisher:
         self._buf = b""
         self._topics: dict[str, bytes] = {}
         self._last_io = 0.0
+        self._pid = 0  # the last packet id used
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -210,6 +229,33 @@ class RawPublisher:
             t = self._topics[topic] = _utf8(topic)
         return t
 
+    def _encode(self, it: Iterator[tuple[str, bytes]], room: int,
+                pending: set[int]) -> tuple[list[bytes], int, bool, int]:
+        """Up to ``room`` PUBLISH packets from ``it``, their ids added to ``pending``.
+
+        Returns (packets, payload bytes, whether ``it`` is exhausted, PUBACKs read meanwhile). Called
+        once per chunk (``chunk`` messages), so the per-message loop stays in one frame.
+        """
+        parts: list[bytes] = []
+        nbytes = 0
+        acked = 0
+        pid = self._pid
+        topic_of = self._topic
+        for _ in range(room):
+            try:
+                topic, payload = next(it)
+            except StopIteration:
+                self._pid = pid
+                return parts, nbytes, True, acked
+            pid = pid + 1 if pid < _MAX_ID else 1
+            while pid in pending:  # a very late ack: never reuse an id in flight
+                acked += self._read_acks(pending, 1.0)
+            pending.add(pid)
+            parts.append(publish_packet(topic_of(topic), payload, pid))
+            nbytes += len(payload)
+        self._pid = pid
+        return parts, nbytes, False, acked
+
     def run(self, messages: Iterable[tuple[str, bytes]], *, rate: float | None = None,
             duration: float | None = None, ack_timeout: float = 60.0) -> RawReport:
         """Publish ``messages`` (topic, payload) at QoS 1 and wait for every PUBACK.
@@ -227,67 +273,51 @@ class RawPublisher:
         it = iter(messages)
         pending: set[int] = set()
         window, chunk = self.window, self.chunk
-        pid = 0
+        self._pid = 0
         exhausted = False
-        topic_of = self._topic
         acked = 0
         cpu0 = time.process_time()
         start = time.monotonic()
         rep.first_send = start
         end = start + duration if duration is not None else None
         last_ack = start
-        ping_every = self.keepalive / 2 if self.keepalive else None
         while not exhausted or pending:
             now = time.monotonic()
             room = 0
             if not exhausted:
-                if end is not None and now >= end:
-                    exhausted = True
-                else:
+                exhausted = end is not None and now >= end
+                if not exhausted:
                     room = min(chunk, window - len(pending))
                     if rate is not None:
                         room = min(room, int((now - start) * rate) + 1 - rep.sent)
+            timeout = 0.0
             if room > 0:
-                parts = []
-                nbytes = 0
-                for _ in range(room):
-                    try:
-                        topic, payload = next(it)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    pid = pid + 1 if pid < _MAX_ID else 1
-                    if pid in pending:  # a very late ack: never reuse an id in flight
-                        while pid in pending:
-                            acked += self._read_acks(pending, 1.0)
-                    pending.add(pid)
-                    parts.append(publish_packet(topic_of(topic), payload, pid))
-                    nbytes += len(payload)
+                parts, nbytes, exhausted, got = self._encode(it, room, pending)
+                acked += got
                 if parts:
                     sock.sendall(b"".join(parts))
                     rep.sent += len(parts)
                     rep.bytes_sent += nbytes
                     self._last_io = now
-                timeout = 0.0
-            elif pending:
-                timeout = 0.05
-                if rate is not None and not exhausted:
-                    timeout = max(0.0, min(timeout, start + (rep.sent + 1) / rate - now))
-            elif exhausted:
+            elif pending or not exhausted:
+                due = start + (rep.sent + 1) / rate if rate is not None and not exhausted else None
+                timeout = _idle_wait(bool(pending), due, now)
+            else:
                 break
-            else:  # paced and idle until the next message is due
-                timeout = max(0.0, start + (rep.sent + 1) / rate - now) if rate else 0.0
             got = self._read_acks(pending, timeout) if (pending or timeout) else 0
             if got:
                 acked += got
                 last_ack = time.monotonic()
             elif pending and time.monotonic() - last_ack > ack_timeout:
                 raise PublishError(self.host, self.port, f"{len(pending)} PUBACKs missing after {ack_timeout}s")
-            if ping_every is not None and time.monotonic() - self._last_io > ping_every:
-                sock.sendall(b"\xc0\x00")  # PINGREQ
-                self._last_io = time.monotonic()
+            self._keep_alive()
         rep.acked = acked
-        rep.elapsed = time.monotonic() - start
-        rep.cpu_s = time.process_time() - cpu0
-        rep.rate = rep.acked / rep.elapsed if rep.elapsed > 0 else 0.0
+        rep.finish(start, cpu0)
         return rep
+
+    def _keep_alive(self) -> None:
+        """PINGREQ when nothing was written for half the keep-alive (the broker would drop us)."""
+        if self.keepalive and time.monotonic() - self._last_io > self.keepalive / 2:
+            assert self._sock is not None
+            self._sock.sendall(b"\xc0\x00")  # PINGREQ
+            self._last_io = time.monotonic()

@@ -142,21 +142,28 @@ class WorkerSpec:
     city_path: Path | None
 
 
-def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
 def _raw_config(path: str | os.PathLike[str] | None) -> dict[str, Any]:
     if path is None:
         return {}
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     return data if isinstance(data, dict) else {}
+
+
+def _zone_weights(city: dict[str, Any] | None, zones: Sequence[str] | None,
+                  city_path: Path | None) -> dict[str, int]:
+    """The zones to partition and their weights: ``zones`` (checked against the city), else the city's."""
+    if zones:
+        if city is None:
+            return dict.fromkeys(zones, 1)
+        known = zone_weights(city)
+        unknown = [z for z in zones if z not in known]
+        if unknown:
+            raise WorkersError(f"--zones: not in {city_path}: {', '.join(unknown)}")
+        return {z: known[z] for z in zones}
+    if city is not None:
+        return zone_weights(city)
+    raise WorkersError("--workers N > 1 partitions by zone: set `city` (the city model) or give --zones; "
+                       "MQTT filters cannot hash a topic level")
 
 
 def plan_workers(config: str | os.PathLike[str] | None, n: int, *, zones: Sequence[str] | None = None,
@@ -167,7 +174,7 @@ def plan_workers(config: str | os.PathLike[str] | None, n: int, *, zones: Sequen
     the per-worker keys set; secrets given in the environment stay there) and ``city.json`` (the
     city restricted to the worker's zones).
     """
-    from supervisor.config import load_settings
+    from supervisor.config import _deep_merge, load_settings
     from supervisor.ingest.router import Router
     from supervisor.runtime import build_drivers, subscription_roots
 
@@ -179,20 +186,7 @@ def plan_workers(config: str | os.PathLike[str] | None, n: int, *, zones: Sequen
         from supervisor.model._load import read_city_file
 
         city, _ = read_city_file(settings.city)
-    if zones:
-        weights = dict.fromkeys(zones, 1)
-        if city is not None:
-            known = zone_weights(city)
-            unknown = [z for z in zones if z not in known]
-            if unknown:
-                raise WorkersError(f"--zones: not in {settings.city}: {', '.join(unknown)}")
-            weights = {z: known[z] for z in zones}
-    elif city is not None:
-        weights = zone_weights(city)
-    else:
-        raise WorkersError("--workers N > 1 partitions by zone: set `city` (the city model) or give --zones; "
-                           "MQTT filters cannot hash a topic level")
-    parts = partition(weights, n)
+    parts = partition(_zone_weights(city, zones, settings.city), n)
     roots = settings.mqtt.subscriptions or subscription_roots(
         [flt for flt, _ in Router(list(build_drivers(settings).values())).filters])
     zoned, other = split_subscriptions(roots)

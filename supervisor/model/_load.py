@@ -91,6 +91,62 @@ def _codes(table: dict[str, int], col: list[Any], n: int) -> IntArray | None:
     return None if (out < 0).any() else out
 
 
+def _fast_kinds(
+    column: Callable[[str], list[Any]], families: list[str], kinds: list[str], drivers: list[str]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]] | None:
+    """(family, kind, driver) coded, every distinct combination checked once; None at a wrong one."""
+    fcol, kcol, dcol = column("family"), column("kind"), column("driver")
+    n = len(kcol)
+    installed = _driver_families()
+    for f, k, d in set(zip(fcol, kcol, dcol, strict=True)):
+        spec = FAMILIES.get(f)
+        if spec is None or k not in spec[0]:
+            return None
+        if d != spec[1] and f not in installed.get(d, ()):
+            return None
+    out = []
+    for col, table in ((fcol, families), (kcol, kinds), (dcol, drivers)):
+        code = {v: i for i, v in enumerate(table)}
+        out.append(np.fromiter(map(code.__getitem__, col), dtype=np.uint8, count=n))
+    return out[0], out[1], out[2]
+
+
+def _positive_seconds(icol: list[Any]) -> FloatArray | None:
+    """The intervals as an array when each is a finite positive number (of seconds); else None."""
+    if not set(map(type, icol)) <= {float, int}:
+        return None
+    ivl = np.array(icol, dtype=np.float64)
+    if not (np.isfinite(ivl).all() and (ivl > 0).all()):
+        return None
+    return ivl
+
+
+def _fast_cabinets(
+    ccol: list[Any], knd: npt.NDArray[np.uint8], kinds: list[str], index: dict[str, int], cols: dict[str, IntArray]
+) -> IntArray | None:
+    """Each lamp's cabinet row (-1 for the other devices).
+
+    None unless lamps, and only lamps, name their cabinet: a lighting_cabinet device on the same port.
+    """
+    n = len(ccol)
+    kind_code = {k: i for i, k in enumerate(kinds)}  # as _fast_kinds coded them
+    is_lamp = knd == kind_code["lamp"]
+    lamps = np.nonzero(is_lamp)[0]
+    lamp_cabs = [ccol[j] for j in lamps.tolist()]
+    if sum(c is not None for c in ccol) != len(lamps) or set(map(type, lamp_cabs)) - {str}:
+        return None
+    ci = np.fromiter(map(index.get, lamp_cabs, [-1] * len(lamp_cabs)), dtype=np.int64, count=len(lamp_cabs))
+    if (ci < 0).any():
+        return None
+    if (knd[ci] != kind_code["lighting_cabinet"]).any():
+        return None
+    if (cols["port"][lamps] != cols["port"][ci]).any() or (cols["gateway"][lamps] != cols["gateway"][ci]).any():
+        return None
+    cab = np.full(n, -1, dtype=np.int32)
+    cab[lamps] = ci
+    return cab
+
+
 _BAD_ID_CHAR = re.compile(r"[^A-Za-z0-9_.:\n-]")
 
 DEVICE_KEYS = frozenset(
@@ -696,6 +752,7 @@ class _Validator:
         Each column is extracted once and checked in bulk: types as sets, numbers as numpy arrays,
         references as their distinct values (a million devices use some 10^5 distinct ports).
         Only a file with no problem at all takes this path, so it need not say what is wrong.
+        Each step is a helper whose columns are freed when it returns (the peak memory at 1M devices).
         """
         n = len(raw)
         if n == 0 or set(map(type, raw)) != {dict}:
@@ -705,8 +762,40 @@ class _Validator:
         def column(key: str) -> list[Any]:
             return [o.get(key) for o in raw]
 
-        # ids: valid, unique, not used by another element
         ids = column("id")
+        index = self._fast_ids(ids)
+        coded = _fast_kinds(column, families, kinds, drivers)
+        if index is None or coded is None:
+            return None
+        fam, knd, drv = coded
+        scol = column("service")
+        svc = _codes({s: i for i, s in enumerate(city.service_ids)}, scol, n)
+        zon = _codes({z: i for i, z in enumerate(city.zone_ids)}, column("zone"), n)
+        position = self._fast_positions(column("geometry"), n)
+        ivl = _positive_seconds(column("interval"))
+        if svc is None or zon is None or position is None or ivl is None:
+            return None
+        refs_cols = self._fast_refs(column, scol, city, path_vlans)
+        del scol
+        if refs_cols is None:
+            return None
+        refs, cols = refs_cols
+        cab = _fast_cabinets(column("cabinet"), knd, kinds, index, cols)
+        if cab is None:
+            return None
+        city.refs[:] = refs
+        lon, lat = position
+        return DeviceColumns(
+            ids=ids, index=index, families=families, kinds=kinds, drivers=drivers,
+            family=fam, kind=knd, driver=drv, service=svc, zone=zon,
+            lon=lon, lat=lat, interval=ivl,
+            power=cols["power"], port=cols["port"], gateway=cols["gateway"],
+            street=cols["street"], site=cols["site"], cabinet=cab,
+        )  # fmt: skip
+
+    def _fast_ids(self, ids: list[Any]) -> dict[str, int] | None:
+        """id -> row when the ids are valid, unique and not used by another element; else None."""
+        n = len(ids)
         if set(map(type, ids)) != {str}:
             return None
         blob = "\n".join(ids)
@@ -715,35 +804,13 @@ class _Validator:
         index = dict(zip(ids, range(n), strict=True))
         if len(index) != n or any(e in index for e in self.kind_of):
             return None
-        del blob
-        # family, kind, driver: every distinct combination checked once
-        fcol, kcol, dcol = column("family"), column("kind"), column("driver")
-        installed = _driver_families()
-        for f, k, d in set(zip(fcol, kcol, dcol, strict=True)):
-            spec = FAMILIES.get(f)
-            if spec is None or k not in spec[0]:
-                return None
-            if d != spec[1] and f not in installed.get(d, ()):
-                return None
-        kind_code = {k: i for i, k in enumerate(kinds)}
-        knd = np.fromiter(map(kind_code.__getitem__, kcol), dtype=np.uint8, count=n)
-        fam_code = {f: i for i, f in enumerate(families)}
-        fam = np.fromiter(map(fam_code.__getitem__, fcol), dtype=np.uint8, count=n)
-        drv_code = {d: i for i, d in enumerate(drivers)}
-        drv = np.fromiter(map(drv_code.__getitem__, dcol), dtype=np.uint8, count=n)
-        del fcol, dcol
-        # service and zone
-        scol = column("service")
-        svc = _codes({s: i for i, s in enumerate(city.service_ids)}, scol, n)
-        zon = _codes({z: i for i, z in enumerate(city.zone_ids)}, column("zone"), n)
-        if svc is None or zon is None:
-            return None
-        # position: a GeoJSON Point [lon, lat] of finite numbers inside the bounds
-        geoms = column("geometry")
+        return index
+
+    def _fast_positions(self, geoms: list[Any], n: int) -> tuple[FloatArray, FloatArray] | None:
+        """(lon, lat) when every geometry is a GeoJSON Point [lon, lat] of finite numbers inside the bounds."""
         if set(map(type, geoms)) != {dict} or {g.get("type") for g in geoms} != {"Point"}:
             return None
         coords = [g.get("coordinates") for g in geoms]
-        del geoms
         if set(map(type, coords)) != {list} or set(map(len, coords)) != {2}:
             return None
         flat = [x for c in coords for x in c]
@@ -759,15 +826,17 @@ class _Validator:
             return None
         if not ((lon >= b0) & (lon <= b2) & (lat >= b1) & (lat <= b3)).all():
             return None
-        # interval: a positive number of seconds
-        icol = column("interval")
-        if not set(map(type, icol)) <= {float, int}:
-            return None
-        ivl = np.array(icol, dtype=np.float64)
-        del icol
-        if not (np.isfinite(ivl).all() and (ivl > 0).all()):
-            return None
-        # references: each distinct value checked once, then coded
+        return lon, lat
+
+    def _fast_refs(
+        self, column: Callable[[str], list[Any]], scol: list[Any], city: CityData,
+        path_vlans: dict[str, frozenset[int]],
+    ) -> tuple[list[str], dict[str, IntArray]] | None:
+        """(the distinct referenced elements, each reference column coded into them), each value checked once.
+
+        None when a reference is not of the kind its key names, when a device has not exactly one
+        of port and gateway, or when its service's VLAN is not carried from there to the core.
+        """
         kind_of = self.kind_of
         sites = city.sites
 
@@ -801,7 +870,7 @@ class _Validator:
                     return None
                 ref_code[v] = len(refs)
                 refs.append(canon[v])
-            cols[key] = np.fromiter(map(ref_code.__getitem__, col), dtype=np.int32, count=n)
+            cols[key] = np.fromiter(map(ref_code.__getitem__, col), dtype=np.int32, count=len(col))
             if key in ("port", "gateway"):
                 raw_cols[key] = col
         if ((cols["port"] < 0) == (cols["gateway"] < 0)).any():
@@ -813,238 +882,15 @@ class _Validator:
             pv = path_vlans.get(via) if via is not None else None
             if pv is None or vlan_of[s] not in pv:
                 return None
-        del raw_cols, scol
-        # lamps, and only lamps, name their cabinet: a lighting_cabinet device on the same port
-        ccol = column("cabinet")
-        is_lamp = knd == kind_code["lamp"]
-        lamps = np.nonzero(is_lamp)[0]
-        lamp_cabs = [ccol[j] for j in lamps.tolist()]
-        if sum(c is not None for c in ccol) != len(lamps) or set(map(type, lamp_cabs)) - {str}:
-            return None
-        del ccol
-        ci = np.fromiter(map(index.get, lamp_cabs, [-1] * len(lamp_cabs)), dtype=np.int64, count=len(lamp_cabs))
-        if (ci < 0).any():
-            return None
-        if (knd[ci] != kind_code["lighting_cabinet"]).any():
-            return None
-        if (cols["port"][lamps] != cols["port"][ci]).any() or (cols["gateway"][lamps] != cols["gateway"][ci]).any():
-            return None
-        cab = np.full(n, -1, dtype=np.int32)
-        cab[lamps] = ci
-        city.refs[:] = refs
-        return DeviceColumns(
-            ids=ids, index=index, families=families, kinds=kinds, drivers=drivers,
-            family=fam, kind=knd, driver=drv, service=svc, zone=zon,
-            lon=lon, lat=lat, interval=ivl,
-            power=cols["power"], port=cols["port"], gateway=cols["gateway"],
-            street=cols["street"], site=cols["site"], cabinet=cab,
-        )  # fmt: skip
+        return refs, cols
 
     def _devices_slow(self, raw: list[Any], city: CityData, path_vlans: dict[str, frozenset[int]]) -> None:
         """Device by device, reporting every problem with the device it concerns."""
-        n = len(raw)
-        families, kinds, drivers = _code_tables()
-        fam_code = {f: i for i, f in enumerate(families)}
-        kind_code = {k: i for i, k in enumerate(kinds)}
-        drv_code = {d: i for i, d in enumerate(drivers)}
-        zone_code = {z: i for i, z in enumerate(city.zone_ids)}
-        svc_code = {s: i for i, s in enumerate(city.service_ids)}
-        ref_code: dict[str, int] = {}
-        refs = city.refs
-
-        def code(ref: str | None) -> int:
-            if ref is None:
-                return -1
-            c = ref_code.get(ref)
-            if c is None:
-                c = ref_code[ref] = len(refs)
-                refs.append(ref)
-            return c
-
-        ids: list[str] = []
-        index: dict[str, int] = {}
-        cols = {k: np.full(n, -1, dtype=np.int32) for k in ("power", "port", "gateway", "street", "site", "cabinet")}
-        fam = np.zeros(n, dtype=np.uint8)
-        knd = np.zeros(n, dtype=np.uint8)
-        drv = np.zeros(n, dtype=np.uint8)
-        svc = np.zeros(n, dtype=np.int32)
-        zon = np.zeros(n, dtype=np.int32)
-        lon = np.zeros(n, dtype=np.float64)
-        lat = np.zeros(n, dtype=np.float64)
-        ivl = np.zeros(n, dtype=np.float64)
-        cab_ref: list[tuple[int, str]] = []
-        kind_of = self.kind_of
-        sites = city.sites
-        vlan_of = {s.id: s.vlan for s in city.services.values()}
-        b0, b1, b2, b3 = self.bounds
-        power_kinds = POWER_SITE_KINDS
-
+        rows = _DeviceRows(self, len(raw), city, path_vlans)
         for i, obj in enumerate(raw):
-            if not isinstance(obj, dict):
-                self.bad(f"devices[{i}]", f"device must be an object, got {_tname(obj)}")
-                continue
-            ident = obj.get("id")
-            if not isinstance(ident, str) or not ID_RE.fullmatch(ident):
-                self.bad(f"devices[{i}]", f"device id {ident!r} is not a valid identifier ([A-Za-z0-9_.:-]+)")
-                continue
-            if ident in index or ident in kind_of:
-                self.bad(ident, f"duplicate id: already used by a {kind_of.get(ident, 'device')}")
-                continue
-            j = len(ids)
-            ok = True
-            f = obj.get("family")
-            k = obj.get("kind")
-            spec = FAMILIES.get(f)  # type: ignore[arg-type]
-            if spec is None:
-                self.bad(ident, f"unknown family {f!r} (expected one of {', '.join(FAMILIES)})")
-                continue
-            if k not in spec[0]:
-                self.bad(ident, f"unknown kind {k!r} for family {f!r} (expected one of {', '.join(spec[0])})")
-                continue
-            d = obj.get("driver")
-            if d != spec[1]:  # the native driver is the common case; any installed one may serve
-                fams = _driver_families().get(d)  # type: ignore[arg-type]
-                if fams is None:
-                    self.bad(ident, f"driver {d!r} is not installed (the native one for {f!r} is {spec[1]!r})")
-                    ok = False
-                elif f not in fams:
-                    self.bad(ident, f"driver {d!r} does not handle family {f!r} (it handles "
-                                    f"{', '.join(sorted(fams))}; the native one is {spec[1]!r})")
-                    ok = False
-            s = obj.get("service")
-            sc = svc_code.get(s)  # type: ignore[arg-type]
-            if sc is None:
-                self.bad(ident, f"service {s!r} does not exist")
-                ok = False
-            z = obj.get("zone")
-            zc = zone_code.get(z)  # type: ignore[arg-type]
-            if zc is None:
-                self.bad(ident, f"zone {z!r} does not exist")
-                ok = False
-            g = obj.get("geometry")
-            c = g.get("coordinates") if isinstance(g, dict) and g.get("type") == "Point" else None
-            if not isinstance(c, list) or len(c) not in (2, 3) or not _is_num(c[0]) or not _is_num(c[1]):
-                gt = g.get("type") if isinstance(g, dict) else _tname(g)
-                self.bad(ident, f"geometry must be a GeoJSON Point [lon, lat], got {gt!r}"
-                         + (f" with coordinates {c!r}" if gt == "Point" else ""))  # fmt: skip
-                ok = False
-            elif not (b0 <= c[0] <= b2 and b1 <= c[1] <= b3):
-                self.bad(ident, f"position [{c[0]}, {c[1]}] is outside bounds {list(self.bounds)}")
-                ok = False
-            else:
-                lon[j], lat[j] = c[0], c[1]
-            iv = obj.get("interval")
-            if not _is_num(iv) or iv <= 0:  # type: ignore[operator]
-                self.bad(ident, f"interval must be a positive number of seconds, got {iv!r}")
-                ok = False
-            else:
-                ivl[j] = iv
-            # references
-            power = obj.get("power")
-            if power is not None:
-                pk = kind_of.get(power) if isinstance(power, str) else None
-                if pk == "feeder" or (pk == "site" and sites[power].kind in power_kinds):
-                    cols["power"][j] = code(power)
-                else:
-                    ok = False
-                    self._ref_problem(ident, "power", power, "a feeder or a power-distributing site", city)
-            port = obj.get("port")
-            gw = obj.get("gateway")
-            if (port is None) == (gw is None):
-                ok = False
-                self.bad(ident, "exactly one of port and gateway must be set, "
-                         + ("both are" if port is not None else "neither is"))  # fmt: skip
-            via: str | None = None
-            if port is not None:
-                if isinstance(port, str) and kind_of.get(port) == "port":
-                    cols["port"][j] = code(port)
-                    via = port
-                else:
-                    ok = False
-                    self._ref_problem(ident, "port", port, "a switch port", city)
-            if gw is not None:
-                if isinstance(gw, str) and kind_of.get(gw) == "site" and sites[gw].kind == "radio_gateway":
-                    cols["gateway"][j] = code(gw)
-                    if not self._gw_ok[gw]:
-                        ok = False
-                        self.bad(ident, f"no path to the core: gateway {gw!r} is not connected to a switch "
-                                 "that reaches a core switch")  # fmt: skip
-                    else:
-                        via = sites[gw].port
-                else:
-                    ok = False
-                    self._ref_problem(ident, "gateway", gw, "a radio_gateway site", city)
-            if via is not None and sc is not None:
-                pv = path_vlans.get(via)
-                vlan = vlan_of[s]  # type: ignore[index]
-                if pv is None:
-                    ok = False
-                    self.bad(ident, f"no path to the core: port {via!r} is on switch "
-                             f"{city.ports[via].switch!r} whose uplink chain does not reach a core switch")  # fmt: skip
-                elif vlan not in pv:
-                    ok = False
-                    self.bad(ident, f"service {s!r} VLAN {vlan} is not carried on "
-                             f"{self._vlan_gap(via, vlan, city)}")  # fmt: skip
-            for key, allowed in (("street", "street"), ("site", "site")):
-                v = obj.get(key)
-                if v is None:
-                    continue
-                if isinstance(v, str) and kind_of.get(v) == allowed:
-                    cols[key][j] = code(v)
-                else:
-                    ok = False
-                    self._ref_problem(ident, key, v, f"a {allowed}", city)
-            cab = obj.get("cabinet")
-            if k == "lamp":
-                if cab is None:
-                    ok = False
-                    self.bad(ident, "a lamp needs its lighting cabinet ('cabinet')")
-                elif not isinstance(cab, str):
-                    ok = False
-                    self.bad(ident, f"'cabinet' must be a device id string, got {_tname(cab)}")
-            elif cab is not None:
-                ok = False
-                self.bad(ident, f"only lamps have a 'cabinet', this device is a {k}")
-            if not ok:
-                continue
-            if k == "lamp":
-                cab_ref.append((j, cab))  # type: ignore[arg-type]
-            fam[j] = fam_code[f]  # type: ignore[index]
-            knd[j] = kind_code[k]
-            drv[j] = drv_code[d]  # type: ignore[index]
-            svc[j] = sc  # type: ignore[assignment]
-            zon[j] = zc  # type: ignore[assignment]
-            index[ident] = j
-            ids.append(ident)
-
-        m = len(ids)
-        # lamps -> their cabinet controller (second pass: the cabinet may come later in the list)
-        for j, cab in cab_ref:
-            ci = index.get(cab)
-            lamp = ids[j]
-            if ci is None:
-                msg = (
-                    f"cabinet {cab!r} does not exist"
-                    if cab not in kind_of
-                    else (f"cabinet {cab!r} is a {kind_of[cab]}, expected a lighting_cabinet device")
-                )
-                self.bad(lamp, msg)
-            elif knd[ci] != kind_code["lighting_cabinet"]:
-                self.bad(lamp, f"cabinet {cab!r} is a {kinds[knd[ci]]} device, expected a lighting_cabinet")
-            elif cols["port"][j] != cols["port"][ci] or cols["gateway"][j] != cols["gateway"][ci]:
-                mine = refs[cols["port"][j]] if cols["port"][j] >= 0 else refs[cols["gateway"][j]]
-                theirs = refs[cols["port"][ci]] if cols["port"][ci] >= 0 else refs[cols["gateway"][ci]]
-                self.bad(lamp, f"a lamp is reached through its cabinet: it is on {mine!r} but cabinet "
-                         f"{cab!r} is on {theirs!r}")  # fmt: skip
-            else:
-                cols["cabinet"][j] = ci
-        city.devices = DeviceColumns(
-            ids=ids, index=index, families=families, kinds=kinds, drivers=drivers,
-            family=fam[:m], kind=knd[:m], driver=drv[:m], service=svc[:m], zone=zon[:m],
-            lon=lon[:m], lat=lat[:m], interval=ivl[:m],
-            power=cols["power"][:m], port=cols["port"][:m], gateway=cols["gateway"][:m],
-            street=cols["street"][:m], site=cols["site"][:m], cabinet=cols["cabinet"][:m],
-        )  # fmt: skip
+            rows.add(i, obj)
+        rows.cabinets()
+        city.devices = rows.columns()
 
     def _ref_problem(self, ident: str, key: str, value: Any, expected: str, city: CityData) -> None:
         if not isinstance(value, str):
@@ -1056,6 +902,252 @@ class _Validator:
             if cat == "site":
                 cat = f"{city.sites[value].kind} site" if value in city.sites else "site"
             self.bad(ident, f"{key} {value!r} is a {cat}, expected {expected}")
+
+
+class _DeviceRows:
+    """The slow device path: device by device, every problem reported with the device it concerns.
+
+    Rows are written into preallocated columns; a device with a problem is left out (the file then
+    fails to load with all the problems listed, so what is kept only serves the later checks).
+    """
+
+    def __init__(self, v: _Validator, n: int, city: CityData, path_vlans: dict[str, frozenset[int]]) -> None:
+        self.v = v
+        self.city = city
+        self.path_vlans = path_vlans
+        self.families, self.kinds, self.drivers = _code_tables()
+        self.fam_code = {f: i for i, f in enumerate(self.families)}
+        self.kind_code = {k: i for i, k in enumerate(self.kinds)}
+        self.drv_code = {d: i for i, d in enumerate(self.drivers)}
+        self.zone_code = {z: i for i, z in enumerate(city.zone_ids)}
+        self.svc_code = {s: i for i, s in enumerate(city.service_ids)}
+        self.vlan_of = {s.id: s.vlan for s in city.services.values()}
+        self.ref_code: dict[str, int] = {}
+        self.ids: list[str] = []
+        self.index: dict[str, int] = {}
+        self.cols = {k: np.full(n, -1, dtype=np.int32) for k in ("power", "port", "gateway", "street", "site",
+                                                                  "cabinet")}  # fmt: skip
+        self.fam = np.zeros(n, dtype=np.uint8)
+        self.knd = np.zeros(n, dtype=np.uint8)
+        self.drv = np.zeros(n, dtype=np.uint8)
+        self.svc = np.zeros(n, dtype=np.int32)
+        self.zon = np.zeros(n, dtype=np.int32)
+        self.lon = np.zeros(n, dtype=np.float64)
+        self.lat = np.zeros(n, dtype=np.float64)
+        self.ivl = np.zeros(n, dtype=np.float64)
+        self.cab_ref: list[tuple[int, str]] = []
+
+    def code(self, ref: str) -> int:
+        """``ref``'s index in ``city.refs``, appending it the first time."""
+        c = self.ref_code.get(ref)
+        if c is None:
+            c = self.ref_code[ref] = len(self.city.refs)
+            self.city.refs.append(ref)
+        return c
+
+    def add(self, i: int, obj: Any) -> None:
+        """Check device ``i`` of the list and, when it has no problem, keep it as the next row."""
+        v = self.v
+        if not isinstance(obj, dict):
+            v.bad(f"devices[{i}]", f"device must be an object, got {_tname(obj)}")
+            return
+        ident = obj.get("id")
+        if not isinstance(ident, str) or not ID_RE.fullmatch(ident):
+            v.bad(f"devices[{i}]", f"device id {ident!r} is not a valid identifier ([A-Za-z0-9_.:-]+)")
+            return
+        if ident in self.index or ident in v.kind_of:
+            v.bad(ident, f"duplicate id: already used by a {v.kind_of.get(ident, 'device')}")
+            return
+        j = len(self.ids)
+        f: Any = obj.get("family")
+        k: Any = obj.get("kind")
+        d: Any = obj.get("driver")
+        spec = FAMILIES.get(f)
+        if spec is None:
+            v.bad(ident, f"unknown family {f!r} (expected one of {', '.join(FAMILIES)})")
+            return
+        if k not in spec[0]:
+            v.bad(ident, f"unknown kind {k!r} for family {f!r} (expected one of {', '.join(spec[0])})")
+            return
+        ok = self._driver(ident, f, d, spec[1])
+        s: Any = obj.get("service")
+        sc = self.svc_code.get(s)
+        if sc is None:
+            v.bad(ident, f"service {s!r} does not exist")
+            ok = False
+        z: Any = obj.get("zone")
+        zc = self.zone_code.get(z)
+        if zc is None:
+            v.bad(ident, f"zone {z!r} does not exist")
+            ok = False
+        ok = self._place(ident, obj, j) and ok
+        ok = self._refs(ident, obj, j, s if sc is not None else None) and ok
+        ok = self._cabinet(ident, k, obj.get("cabinet")) and ok
+        if not ok:
+            return
+        if k == "lamp":
+            self.cab_ref.append((j, obj["cabinet"]))
+        self.fam[j], self.knd[j], self.drv[j] = self.fam_code[f], self.kind_code[k], self.drv_code[d]
+        self.svc[j], self.zon[j] = sc, zc  # type: ignore[assignment]
+        self.index[ident] = j
+        self.ids.append(ident)
+
+    def _driver(self, ident: str, f: str, d: Any, native: str) -> bool:
+        """The native driver is the common case; any installed one that handles the family may serve."""
+        if d == native:
+            return True
+        fams = _driver_families().get(d)
+        if fams is None:
+            self.v.bad(ident, f"driver {d!r} is not installed (the native one for {f!r} is {native!r})")
+            return False
+        if f not in fams:
+            self.v.bad(ident, f"driver {d!r} does not handle family {f!r} (it handles "
+                              f"{', '.join(sorted(fams))}; the native one is {native!r})")  # fmt: skip
+            return False
+        return True
+
+    def _place(self, ident: str, obj: dict[str, Any], j: int) -> bool:
+        """Position (a GeoJSON Point inside the bounds) and reporting interval of row ``j``."""
+        v = self.v
+        ok = True
+        b0, b1, b2, b3 = v.bounds
+        g = obj.get("geometry")
+        c = g.get("coordinates") if isinstance(g, dict) and g.get("type") == "Point" else None
+        if not isinstance(c, list) or len(c) not in (2, 3) or not _is_num(c[0]) or not _is_num(c[1]):
+            gt = g.get("type") if isinstance(g, dict) else _tname(g)
+            v.bad(ident, f"geometry must be a GeoJSON Point [lon, lat], got {gt!r}"
+                  + (f" with coordinates {c!r}" if gt == "Point" else ""))  # fmt: skip
+            ok = False
+        elif not (b0 <= c[0] <= b2 and b1 <= c[1] <= b3):
+            v.bad(ident, f"position [{c[0]}, {c[1]}] is outside bounds {list(v.bounds)}")
+            ok = False
+        else:
+            self.lon[j], self.lat[j] = c[0], c[1]
+        iv: Any = obj.get("interval")
+        if not _is_num(iv) or iv <= 0:
+            v.bad(ident, f"interval must be a positive number of seconds, got {iv!r}")
+            return False
+        self.ivl[j] = iv
+        return ok
+
+    def _refs(self, ident: str, obj: dict[str, Any], j: int, service: str | None) -> bool:
+        """The references of row ``j``: power, port or gateway (and its VLAN path), street, site."""
+        v, city, kind_of, cols = self.v, self.city, self.v.kind_of, self.cols
+        ok = True
+        power = obj.get("power")
+        if power is not None:
+            pk = kind_of.get(power) if isinstance(power, str) else None
+            if pk == "feeder" or (pk == "site" and city.sites[power].kind in POWER_SITE_KINDS):
+                cols["power"][j] = self.code(power)
+            else:
+                ok = False
+                v._ref_problem(ident, "power", power, "a feeder or a power-distributing site", city)
+        ok = self._uplink(ident, obj, j, service) and ok
+        for key in ("street", "site"):
+            val = obj.get(key)
+            if val is None:
+                continue
+            if isinstance(val, str) and kind_of.get(val) == key:
+                cols[key][j] = self.code(val)
+            else:
+                ok = False
+                v._ref_problem(ident, key, val, f"a {key}", city)
+        return ok
+
+    def _uplink(self, ident: str, obj: dict[str, Any], j: int, service: str | None) -> bool:
+        """Exactly one of port and gateway, a path from it to the core, carrying ``service``'s VLAN."""
+        v, city, kind_of, cols = self.v, self.city, self.v.kind_of, self.cols
+        ok = True
+        port, gw = obj.get("port"), obj.get("gateway")
+        if (port is None) == (gw is None):
+            ok = False
+            v.bad(ident, "exactly one of port and gateway must be set, "
+                  + ("both are" if port is not None else "neither is"))  # fmt: skip
+        via: str | None = None
+        if port is not None:
+            if isinstance(port, str) and kind_of.get(port) == "port":
+                cols["port"][j] = self.code(port)
+                via = port
+            else:
+                ok = False
+                v._ref_problem(ident, "port", port, "a switch port", city)
+        if gw is not None:
+            if isinstance(gw, str) and kind_of.get(gw) == "site" and city.sites[gw].kind == "radio_gateway":
+                cols["gateway"][j] = self.code(gw)
+                if not v._gw_ok[gw]:
+                    ok = False
+                    v.bad(ident, f"no path to the core: gateway {gw!r} is not connected to a switch "
+                          "that reaches a core switch")  # fmt: skip
+                else:
+                    via = city.sites[gw].port
+            else:
+                ok = False
+                v._ref_problem(ident, "gateway", gw, "a radio_gateway site", city)
+        if via is not None and service is not None:
+            ok = self._vlan_path(ident, via, service) and ok
+        return ok
+
+    def _vlan_path(self, ident: str, via: str, service: str) -> bool:
+        """Whether ``service``'s VLAN is carried from port ``via`` up to a core switch (a problem if not)."""
+        pv = self.path_vlans.get(via)
+        vlan = self.vlan_of[service]
+        if pv is None:
+            self.v.bad(ident, f"no path to the core: port {via!r} is on switch "
+                       f"{self.city.ports[via].switch!r} whose uplink chain does not reach a core switch")  # fmt: skip
+            return False
+        if vlan not in pv:
+            self.v.bad(ident, f"service {service!r} VLAN {vlan} is not carried on "
+                       f"{self.v._vlan_gap(via, vlan, self.city)}")  # fmt: skip
+            return False
+        return True
+
+    def _cabinet(self, ident: str, kind: Any, cab: Any) -> bool:
+        """Lamps, and only lamps, name their cabinet (checked against the devices in :meth:`cabinets`)."""
+        if kind == "lamp":
+            if cab is None:
+                self.v.bad(ident, "a lamp needs its lighting cabinet ('cabinet')")
+                return False
+            if not isinstance(cab, str):
+                self.v.bad(ident, f"'cabinet' must be a device id string, got {_tname(cab)}")
+                return False
+        elif cab is not None:
+            self.v.bad(ident, f"only lamps have a 'cabinet', this device is a {kind}")
+            return False
+        return True
+
+    def cabinets(self) -> None:
+        """Lamps -> their cabinet controller (a second pass: the cabinet may come later in the list)."""
+        v, kind_of, refs, cols, ids = self.v, self.v.kind_of, self.city.refs, self.cols, self.ids
+        for j, cab in self.cab_ref:
+            ci = self.index.get(cab)
+            lamp = ids[j]
+            if ci is None:
+                msg = (
+                    f"cabinet {cab!r} does not exist"
+                    if cab not in kind_of
+                    else (f"cabinet {cab!r} is a {kind_of[cab]}, expected a lighting_cabinet device")
+                )
+                v.bad(lamp, msg)
+            elif self.knd[ci] != self.kind_code["lighting_cabinet"]:
+                v.bad(lamp, f"cabinet {cab!r} is a {self.kinds[self.knd[ci]]} device, expected a lighting_cabinet")
+            elif cols["port"][j] != cols["port"][ci] or cols["gateway"][j] != cols["gateway"][ci]:
+                mine = refs[cols["port"][j]] if cols["port"][j] >= 0 else refs[cols["gateway"][j]]
+                theirs = refs[cols["port"][ci]] if cols["port"][ci] >= 0 else refs[cols["gateway"][ci]]
+                v.bad(lamp, f"a lamp is reached through its cabinet: it is on {mine!r} but cabinet "
+                      f"{cab!r} is on {theirs!r}")  # fmt: skip
+            else:
+                cols["cabinet"][j] = ci
+
+    def columns(self) -> DeviceColumns:
+        """The rows kept, as columns."""
+        m, cols = len(self.ids), self.cols
+        return DeviceColumns(
+            ids=self.ids, index=self.index, families=self.families, kinds=self.kinds, drivers=self.drivers,
+            family=self.fam[:m], kind=self.knd[:m], driver=self.drv[:m], service=self.svc[:m], zone=self.zon[:m],
+            lon=self.lon[:m], lat=self.lat[:m], interval=self.ivl[:m],
+            power=cols["power"][:m], port=cols["port"][:m], gateway=cols["gateway"][:m],
+            street=cols["street"][:m], site=cols["site"][:m], cabinet=cols["cabinet"][:m],
+        )  # fmt: skip
 
 
 def validate(data: dict[str, Any], source: str) -> CityData:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -192,32 +192,7 @@ class CityModel:
         self._ekind: list[str] = kinds
         self._elayer: list[str] = layers
         self._eidx: dict[str, int] = {e: i for i, e in enumerate(eid)}
-        uplink_ports = {sw.uplink.port: sw for sw in city.switches.values() if sw.uplink is not None}
-        edges: list[tuple[str, str]] = []
-        for p in city.ports.values():
-            sw = uplink_ports.get(p.id)
-            if sw is not None and sw.uplink is not None:
-                edges += [(sw.id, p.id), (p.id, sw.uplink.link), (p.id, sw.uplink.to)]
-            elif p.switch in city.switches:
-                edges.append((p.id, p.switch))
-        for sw in city.switches.values():
-            edges.append((sw.id, sw.site))
-        for site in city.sites.values():
-            if site.power is not None:
-                edges.append((site.id, site.power))
-            if site.port is not None:
-                edges.append((site.id, site.port))
-        for f in city.feeders.values():
-            if f.parent is not None:
-                edges.append((f.id, f.parent))
-        for link in city.links.values():
-            if link.duct is not None:
-                edges.append((link.id, link.duct))
-        for svc in city.services.values():
-            edges.append((svc.id, svc.gateway))
-        for j in controllers:
-            dev = c.ids[j]
-            edges += [(dev, parent) for parent in self._parents_of(j)]
+        edges = self._edges(city, controllers)
         eidx = self._eidx
         n_el = len(eid)
         src = np.fromiter((eidx[a] for a, _ in edges), dtype=np.int64, count=len(edges))
@@ -242,6 +217,36 @@ class CityModel:
             )
         return g
 
+    def _edges(self, city: CityData, controllers: list[int]) -> list[tuple[str, str]]:
+        """Every dependency ``(a, b)``, *a needs b*, of the infrastructure and of the lamp controllers."""
+        uplink_ports = {sw.uplink.port: sw for sw in city.switches.values() if sw.uplink is not None}
+        edges: list[tuple[str, str]] = []
+        for p in city.ports.values():
+            sw = uplink_ports.get(p.id)
+            if sw is not None and sw.uplink is not None:
+                edges += [(sw.id, p.id), (p.id, sw.uplink.link), (p.id, sw.uplink.to)]
+            elif p.switch in city.switches:
+                edges.append((p.id, p.switch))
+        for sw in city.switches.values():
+            edges.append((sw.id, sw.site))
+        for site in city.sites.values():
+            if site.power is not None:
+                edges.append((site.id, site.power))
+            if site.port is not None:
+                edges.append((site.id, site.port))
+        for f in city.feeders.values():
+            if f.parent is not None:
+                edges.append((f.id, f.parent))
+        for link in city.links.values():
+            if link.duct is not None:
+                edges.append((link.id, link.duct))
+        for svc in city.services.values():
+            edges.append((svc.id, svc.gateway))
+        for j in controllers:
+            dev = self._cols.ids[j]
+            edges += [(dev, parent) for parent in self._parents_of(j)]
+        return edges
+
     def _successors(self, e: int) -> list[int]:
         """Direct dependencies of dependency element ``e`` (by index)."""
         return self._succ_dst[self._succ_ptr[e] : self._succ_ptr[e + 1]].tolist()  # type: ignore[no-any-return]
@@ -257,42 +262,13 @@ class CityModel:
         return out
 
     def _build_groups(self) -> None:
-        g = self.graph
+        """Devices grouped by their direct parents; each group's dependency closure and the counts."""
         c = self._cols
         n_dev = len(c.ids)
-        eid = self._eid
-        eidx = self._eidx
-        kinds = self._ekind
-        rank = np.empty(len(eid), dtype=np.int64)
-        for i, e in enumerate(eid):
-            k = kinds[i]
-            rank[i] = (
-                _RANK_SWITCH if k == "switch" else _RANK_PORT if k == "port" else _RANK_SERVICE
-                if k == "service" else _RANK_FEEDER if k == "feeder" else _RANK_DEVICE
-                if self._elayer[i] == "device" else _RANK_LINK if e in self.links else _RANK_SITE
-            )  # fmt: skip
-        self._rank = rank
-        # closure of every graph node (dependencies first); the others' are built from it on use
-        closure: dict[int, frozenset[int]] = {}
-        for e in reversed(list(nx.topological_sort(g))):
-            acc: set[int] = set()
-            for s in g.successors(e):
-                si = eidx[s]
-                acc.add(si)
-                acc |= closure[si]
-            closure[eidx[e]] = frozenset(acc)
-
-        def closure_of(e: int) -> frozenset[int]:
-            cl = closure.get(e)
-            if cl is None:
-                acc: set[int] = set()
-                for si in self._successors(e):
-                    acc.add(si)
-                    acc |= closure_of(si)
-                cl = closure[e] = frozenset(acc)
-            return cl
-
+        self._rank = self._ranks()
+        closure_of = self._closures()
         # device groups: devices with the same direct parents
+        eidx = self._eidx
         ref_to_e = np.array([eidx.get(r, -1) for r in self._refs] + [-1], dtype=np.int64)  # -1 -> -1
         svc_to_e = np.array([eidx[s] for s in self._service_ids] + [-1], dtype=np.int64)
         dev_to_e = np.full(n_dev + 1, -1, dtype=np.int64)
@@ -316,7 +292,7 @@ class CityModel:
         g_elems: list[int] = []
         g_ptr = np.zeros(n_groups + 1, dtype=np.int64)
         for gi, row in enumerate(uniq.tolist()):
-            acc = set()
+            acc: set[int] = set()
             for p in row:
                 if p >= 0:
                     acc.add(p)
@@ -326,11 +302,57 @@ class CityModel:
         self._g_ptr = g_ptr
         self._g_elems = np.asarray(g_elems, dtype=np.int64)
         self._dev_group = inverse
+        self._count_dependents(n_groups)
+        log.debug("model %s: %d devices, %d elements, %d groups", self.name, n_dev, len(self._eid), n_groups)
+
+    def _ranks(self) -> npt.NDArray[np.int64]:
+        """Each dependency element's rank (switch, port, service, feeder, device, link, site)."""
+        kinds = self._ekind
+        rank = np.empty(len(self._eid), dtype=np.int64)
+        for i, e in enumerate(self._eid):
+            k = kinds[i]
+            rank[i] = (
+                _RANK_SWITCH if k == "switch" else _RANK_PORT if k == "port" else _RANK_SERVICE
+                if k == "service" else _RANK_FEEDER if k == "feeder" else _RANK_DEVICE
+                if self._elayer[i] == "device" else _RANK_LINK if e in self.links else _RANK_SITE
+            )  # fmt: skip
+        return rank
+
+    def _closures(self) -> Callable[[int], frozenset[int]]:
+        """The dependency closure of an element: every graph node's at once, the others' on use."""
+        g = self.graph
+        eidx = self._eidx
+        closure: dict[int, frozenset[int]] = {}
+        for e in reversed(list(nx.topological_sort(g))):  # dependencies first
+            acc: set[int] = set()
+            for s in g.successors(e):
+                si = eidx[s]
+                acc.add(si)
+                acc |= closure[si]
+            closure[eidx[e]] = frozenset(acc)
+
+        def closure_of(e: int) -> frozenset[int]:
+            cl = closure.get(e)
+            if cl is None:
+                acc: set[int] = set()
+                for si in self._successors(e):
+                    acc.add(si)
+                    acc |= closure_of(si)
+                cl = closure[e] = frozenset(acc)
+            return cl
+
+        return closure_of
+
+    def _count_dependents(self, n_groups: int) -> None:
+        """Per element: its dependent groups, device count, per-service counts and dependent-set signature."""
+        c = self._cols
+        n_dev = len(c.ids)
+        inverse, g_ptr = self._dev_group, self._g_ptr
         gd_ptr, gd_devs = _csr(inverse, np.arange(n_dev, dtype=np.int64), n_groups)
         self._gd_ptr, self._gd_devs = gd_ptr, gd_devs
         group_size = np.diff(gd_ptr)
         g_of_elem = np.repeat(np.arange(n_groups, dtype=np.int64), np.diff(g_ptr))
-        n_el = len(eid)
+        n_el = len(self._eid)
         self._eg_ptr, self._eg_groups = _csr(self._g_elems, g_of_elem, n_el)
         w = group_size[g_of_elem].astype(np.float64)
         self._dep_count = np.rint(np.bincount(self._g_elems, weights=w, minlength=n_el)).astype(np.int64)
@@ -345,7 +367,6 @@ class CityModel:
         gh = np.bincount(inverse, weights=((np.arange(n_dev) * 2654435761) % 2147483629).astype(np.float64),
                          minlength=n_groups) if n_dev else np.zeros(0)  # fmt: skip
         self._dep_sig = np.bincount(self._g_elems, weights=gh[g_of_elem], minlength=n_el)
-        log.debug("model %s: %d devices, %d elements, %d groups", self.name, n_dev, n_el, n_groups)
 
     # ------------------------------------------------------------------ lookups
     def _device_index(self, device_id: str) -> int:

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -43,7 +44,8 @@ from simulators.city import generate_city
 from simulators.publisher import Publisher
 from simulators.telemetry import CityTelemetry, Message
 from supervisor.config import load_settings
-from supervisor.model import city_from_dict
+from supervisor.ingest.pipeline import DeadLetter
+from supervisor.model import CityModel, city_from_dict
 from supervisor.runtime import Supervisor
 from tests.support.services import Influx, mosquitto
 
@@ -273,25 +275,56 @@ def _count(influx: Influx, db: str, measurement: str) -> int:
     return int(v or 0)  # type: ignore[call-overload]
 
 
-def test_hostile_soak(tmp_path: Path, influx: Influx, influx_db: str) -> None:
-    t0 = time.monotonic()
-    rng = random.Random(2024)
-    city = generate_city(seed=7, devices=300)
-    model = city_from_dict(city)
-    traffic = sorted((d.zone, d.id) for d in model.devices.values() if d.family == "traffic")
-    now = time.time()
-    good = _good_messages(city, now - 6 * 3600, N_GOOD + N_CANARY)
-    flood_good, canary = good[:N_GOOD], good[N_GOOD:]
-    hostile = Hostile(rng, traffic, now)
+def _ghost_messages(rng: random.Random, traffic: list[tuple[str, str]], now: float) -> list[Message]:
+    """Well-formed telemetry from traffic devices the city model does not know."""
     ghosts = []
     for i in range(N_GHOST):
         zone = rng.choice(traffic)[0]
         body = {"ts": now - rng.uniform(60, 3600), "flow": float(i % 500), "speed": 30.0}
         ghosts.append(Message(f"city/{zone}/traffic/ghost-{i:05d}/telemetry", orjson.dumps(body), "traffic",
                               "traffic", 1, f"ghost-{i:05d}"))
+    return ghosts
+
+
+def _assert_dead_letters(dead: list[DeadLetter], expected_reasons: Counter[str]) -> None:
+    """Every dead letter has an expected reason, an escaped bounded topic and truncated details."""
+    for d in dead:
+        assert d.reason in expected_reasons, d
+        assert d.topic.isascii() and d.topic.isprintable() and len(d.topic) <= 200, d.topic
+        assert len(d.detail) <= 300 and len(d.head) <= 4 * 120
+
+
+def _expected_points(messages: list[Message]) -> Counter[str]:
+    """The points ``messages`` should produce, per InfluxDB measurement."""
+    expected: Counter[str] = Counter()
+    for m in messages:
+        expected[m.measurement] += m.points
+        if m.events:
+            expected["events"] += m.events
+    return expected
+
+
+def _soak_messages(rng: random.Random, city: dict[str, Any], model: CityModel) -> tuple[
+        list[Message], list[Message], list[Message], list[Message], list[Message]]:
+    """(good, ghosts, bad, the shuffled flood of all three, the canary of good messages sent after it)."""
+    traffic = sorted((d.zone, d.id) for d in model.devices.values() if d.family == "traffic")
+    now = time.time()
+    good = _good_messages(city, now - 6 * 3600, N_GOOD + N_CANARY)
+    flood_good, canary = good[:N_GOOD], good[N_GOOD:]
+    hostile = Hostile(rng, traffic, now)
+    ghosts = _ghost_messages(rng, traffic, now)
     bad = [hostile.next() for _ in range(N_BAD)]
     flood = flood_good + ghosts + bad
     rng.shuffle(flood)
+    return good, ghosts, bad, flood, canary
+
+
+def test_hostile_soak(tmp_path: Path, influx: Influx, influx_db: str) -> None:
+    t0 = time.monotonic()
+    rng = random.Random(2024)
+    city = generate_city(seed=7, devices=300)
+    model = city_from_dict(city)
+    good, ghosts, bad, flood, canary = _soak_messages(rng, city, model)
 
     with mosquitto(tmp_path / "mq") as broker:
         settings = load_settings(
@@ -351,14 +384,7 @@ def test_hostile_soak(tmp_path: Path, influx: Influx, influx_db: str) -> None:
     assert refused == Counter({"refused_by_paho": 60, "refused_by_broker": 24})
     # a bounded sample of dead letters, escaped and truncated
     assert len(dead) == sup.pipeline.dead_letters.maxlen == 1000
-    for d in dead:
-        assert d.reason in expected_reasons, d
-        assert d.topic.isascii() and d.topic.isprintable() and len(d.topic) <= 200, d.topic
-        assert len(d.detail) <= 300 and len(d.head) <= 4 * 120
+    _assert_dead_letters(dead, expected_reasons)
     # InfluxDB holds exactly the points of the good messages (and of the ghosts if stored)
-    expected_points: Counter[str] = Counter()
-    for m in good + ([] if ghosts_refused else ghosts):
-        expected_points[m.measurement] += m.points
-        if m.events:
-            expected_points["events"] += m.events
+    expected_points = _expected_points(good + ([] if ghosts_refused else ghosts))
     assert {m: _count(influx, influx_db, m) for m in expected_points} == dict(expected_points)
