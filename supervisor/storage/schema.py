@@ -256,7 +256,7 @@ def markdown_table() -> str:
     """The README's "What lands in InfluxDB" table."""
     rows = ["| measurement | tags | fields (type) | what a point is |", "| --- | --- | --- | --- |",
             _row(FAMILIES, next(iter(FAMILIES.values())), "the family's canonical measures "
-                 "(`drivers/_schema.py`), typed as declared there")]
+                 "(`drivers/catalogue.py`), typed as declared there")]
     for m in MEASUREMENTS.values():
         if m.name in FAMILIES:
             continue
