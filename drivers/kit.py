@@ -81,6 +81,7 @@ BAD_TYPE = "bad_type"  # the JSON type is wrong: an object expected, a number go
 BAD_VALUE = "bad_value"  # right type, unusable value: "abc" as a number, "maybe" as a bool
 MISSING_FIELD = "missing_field"  # none of the driver's measures, or a required key absent
 OUT_OF_RANGE = "out_of_range"  # outside the canonical range of drivers._schema
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the integers InfluxDB can store
 UNKNOWN_TOPIC = "unknown_topic"  # the topic is not one the driver claims
 BAD_IDENTIFIER = "bad_identifier"  # a zone/device/channel that is not [A-Za-z0-9_.:-]+
 BAD_TIMESTAMP = "bad_timestamp"  # unparseable, naive without zone, or outside 2000..2100
@@ -352,6 +353,9 @@ def _check(spec: MeasureSpec, family: str, measure: str, value: Value) -> Value:
             raise DecodeError(OUT_OF_RANGE, f"{measure}: {value!r} {spec.unit} is below {spec.lo:g}")
         if spec.hi is not None and value > spec.hi:
             raise DecodeError(OUT_OF_RANGE, f"{measure}: {value!r} {spec.unit} is above {spec.hi:g}")
+        if spec.kind is int and not INT64_MIN <= value <= INT64_MAX:
+            # InfluxDB stores integers in 64 bits and refuses the whole line otherwise
+            raise DecodeError(OUT_OF_RANGE, f"{measure}: {value!r} does not fit a 64-bit integer")
     return value
 
 
@@ -595,8 +599,9 @@ class FieldSet:
         fast: list[tuple[str, str, type, float, float] | None] = []
         for key, measure, convert, scale, spec, check, _required in plan:
             if convert is _DEFAULT_CONVERTERS.get(spec.kind) and scale is None and check:
-                lo = spec.lo if spec.lo is not None else -_FLOAT_MAX
-                hi = spec.hi if spec.hi is not None else _FLOAT_MAX
+                wide = (INT64_MIN, INT64_MAX) if spec.kind is int else (-_FLOAT_MAX, _FLOAT_MAX)
+                lo = max(spec.lo, wide[0]) if spec.lo is not None else wide[0]
+                hi = min(spec.hi, wide[1]) if spec.hi is not None else wide[1]
                 fast.append((key, measure, spec.kind, lo, hi))
             else:
                 fast.append(None)

@@ -29,6 +29,7 @@ UNIT_CODES: Mapping[str, str | None] = MappingProxyType({
     "count": "H87",
     "K": "KEL",
     "dBm": None,  # Rec 20 has the decibel (2N), not the decibel-milliwatt
+    "dB": "2N",  # decibel (a signal-to-noise ratio)
     "lm": "LUM",
     "LQI": None,
     "var": None,

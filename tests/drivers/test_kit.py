@@ -48,3 +48,21 @@ def test_timezone_option() -> None:
         timezone_option("d", {"timezone": "Mars/Olympus"})
     with pytest.raises(ConfigError, match="must be an IANA name"):
         timezone_option("d", {"timezone": 2})
+
+
+def test_an_integer_beyond_64_bits_is_out_of_range_on_both_paths() -> None:
+    """InfluxDB stores integers in 64 bits and refuses a whole line with a wider one."""
+    import pytest
+
+    from drivers import DecodeError, get
+    from drivers.kit import INT64_MAX, check_range
+
+    assert check_range("lorawan", "rx_ok", INT64_MAX) == INT64_MAX
+    with pytest.raises(DecodeError) as exc:
+        check_range("lorawan", "rx_ok", INT64_MAX + 1)
+    assert exc.value.reason == "out_of_range" and "64-bit" in exc.value.detail
+    drv = get("lorawan_gateway")({})
+    for raw in (b'{"rx_ok": 9223372036854775808}', b'{"rx_ok": 9.223372036854776e+18}'):
+        with pytest.raises(DecodeError) as exc:
+            drv.decode("city/z1/lorawan/gw-1/telemetry", raw)
+        assert exc.value.reason == "out_of_range"
