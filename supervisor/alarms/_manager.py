@@ -208,6 +208,8 @@ class AlarmManager:
     #: recovering root cause (element) -> {device not back yet: when it is released}
     _pending: dict[str, dict[str, float]] = field(init=False, default_factory=dict)
     _next_release: float = field(init=False, default=float("inf"))
+    #: open root cause (element) -> when it went down last (raised, re-opened, or down again while recovering)
+    _down_since: dict[str, float] = field(init=False, default_factory=dict)
     _by_id: dict[str, Alarm] = field(init=False, default_factory=dict)
     _cleared: OrderedDict[str, Alarm] = field(init=False, default_factory=OrderedDict)
     #: alarms cleared as recovered within the flap window, oldest first: (kind, element) -> alarm
@@ -235,9 +237,10 @@ class AlarmManager:
         return alarm
 
     def due(self, now: float) -> bool:
-        """True when a recovering root cause must release a device at ``now``: call :meth:`update`
-        then, even if no device changed status (a device that stays dead changes nothing)."""
-        return now > self._next_release
+        """True when :meth:`update` must run at ``now`` even if no device changed status: while a
+        root cause recovers (a slow device presumed silent, never marked stale, comes back without
+        a status change) and when a device it holds is to be released (a dead one changes nothing)."""
+        return bool(self._pending) or now > self._next_release
 
     def recovering(self, alarm_id: str) -> tuple[str, ...]:
         """The devices a recovering root-cause alarm still waits for (empty when it does not wait)."""
@@ -301,6 +304,7 @@ class AlarmManager:
         del self._by_id[alarm.id]
         if key[0] == "root_cause":
             self._pending.pop(key[1], None)
+            self._down_since.pop(key[1], None)
         alarm.state = "cleared"
         alarm.cleared_at = now
         alarm.clear_reason = reason
@@ -342,32 +346,44 @@ class AlarmManager:
         result = self.model.root_causes(evidence)
         result.unexplained.intersection_update(silent_or_faulty)  # presumed devices never get their own alarm
         out: list[AlarmChange] = []
-        held = self._recover({c.element for c in result.causes}, silent_or_faulty, now, out)
+        held = self._recover({c.element for c in result.causes}, silent_or_faulty, last_seen, now, out)
         explained = self._causes(result.causes, held, now, out)
         self._settle_devices(explained, result.unexplained, now, out)
         return out
 
-    def _recover(self, wanted: set[str], failing: set[str] | frozenset[str], now: float,
+    def _recover(self, wanted: set[str], failing: set[str] | frozenset[str],
+                 last_seen: Callable[[str], float | None] | None, now: float,
                  out: list[AlarmChange]) -> dict[str, str]:  # fmt: skip
         """Root-cause alarms whose element no longer explains the silence: each holds its devices
         not back yet until they report or their grace ends, then clears. Returns device -> id of
-        the recovering alarm holding it."""
+        the recovering alarm holding it.
+
+        A device is back when it is not failing and, with ``last_seen``, has reported since the
+        element went down: a slow device presumed silent (not overdue yet when the element came
+        back) is held too, until it reports."""
         held: dict[str, str] = {}
         for key, alarm in list(self._active.items()):
             kind, element = key
             if kind != "root_cause":
                 continue
             if element in wanted:  # down (again)
-                alarm.recovering_since = None
-                self._pending.pop(element, None)
+                if alarm.recovering_since is not None:
+                    alarm.recovering_since = None
+                    self._pending.pop(element, None)
+                    self._down_since[element] = now
                 continue
+            since = self._down_since.get(element, alarm.raised_at)
+
+            def back(d: str, since: float = since) -> bool:
+                return d not in failing and (last_seen is None or (last_seen(d) or 0.0) >= since)
+
             pending = self._pending.get(element)
             if pending is None:
-                pending = self._pending[element] = self._release_times(alarm.devices, failing, now)
+                pending = self._pending[element] = self._release_times([d for d in alarm.devices if not back(d)], now)
                 alarm.recovering_since = now
                 log.info("alarm %s recovering: %d of %d devices not back yet", alarm.id, len(pending),
                          len(alarm.devices))  # fmt: skip
-            for d in [d for d, until in pending.items() if d not in failing or now > until]:
+            for d in [d for d, until in pending.items() if now > until or back(d)]:
                 del pending[d]
             if pending:
                 held.update(dict.fromkeys(pending, alarm.id))
@@ -376,10 +392,8 @@ class AlarmManager:
         self._next_release = min((min(p.values()) for p in self._pending.values() if p), default=float("inf"))
         return held
 
-    def _release_times(self, devices: tuple[str, ...], failing: set[str] | frozenset[str],
-                       now: float) -> dict[str, float]:  # fmt: skip
-        """The devices still failing, each with the end of its grace (grace intervals x its own interval)."""
-        still = [d for d in devices if d in failing]
+    def _release_times(self, still: list[str], now: float) -> dict[str, float]:
+        """Each device not back, with the end of its grace (grace intervals x its own interval)."""
         intervals = self.model.intervals(still)
         return {d: now + self.recovery_grace_intervals * iv for d, iv in zip(still, intervals, strict=True)}
 
@@ -415,6 +429,7 @@ class AlarmManager:
                                      devices=cause.devices, services=cause.services, text=text, now=now,
                                      alternatives=cause.alternatives)  # fmt: skip
         alarm.merged = (*alarm.merged, *(self._active[k].id for k in absorbed))
+        self._down_since[cause.element] = now
         self._opened(alarm, reopened, now, out)
         for key in absorbed:
             self._merge(key, alarm, now, out)
