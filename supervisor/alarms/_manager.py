@@ -207,7 +207,6 @@ class AlarmManager:
     _active: dict[tuple[str, str], Alarm] = field(init=False, default_factory=dict)
     #: recovering root cause (element) -> {device not back yet: when it is released}
     _pending: dict[str, dict[str, float]] = field(init=False, default_factory=dict)
-    _next_release: float = field(init=False, default=float("inf"))
     #: open root cause (element) -> when it went down last (raised, re-opened, or down again while recovering)
     _down_since: dict[str, float] = field(init=False, default_factory=dict)
     _by_id: dict[str, Alarm] = field(init=False, default_factory=dict)
@@ -236,11 +235,11 @@ class AlarmManager:
             raise UnknownAlarmError(alarm_id)
         return alarm
 
-    def due(self, now: float) -> bool:
-        """True when :meth:`update` must run at ``now`` even if no device changed status: while a
+    def due(self) -> bool:
+        """True when :meth:`update` must run at the next check even if no device changed status: while a
         root cause recovers (a slow device presumed silent, never marked stale, comes back without
-        a status change) and when a device it holds is to be released (a dead one changes nothing)."""
-        return bool(self._pending) or now > self._next_release
+        a status change; a dead one is released at the end of its grace, a time nothing marks)."""
+        return bool(self._pending)
 
     def recovering(self, alarm_id: str) -> tuple[str, ...]:
         """The devices a recovering root-cause alarm still waits for (empty when it does not wait)."""
@@ -346,6 +345,7 @@ class AlarmManager:
         result = self.model.root_causes(evidence)
         result.unexplained.intersection_update(silent_or_faulty)  # presumed devices never get their own alarm
         out: list[AlarmChange] = []
+        self._expire_recent(now)
         held = self._recover({c.element for c in result.causes}, silent_or_faulty, last_seen, now, out)
         explained = self._causes(result.causes, held, now, out)
         self._settle_devices(explained, result.unexplained, now, out)
@@ -389,7 +389,6 @@ class AlarmManager:
                 held.update(dict.fromkeys(pending, alarm.id))
             else:
                 self._clear(key, "recovered", now, out)
-        self._next_release = min((min(p.values()) for p in self._pending.values() if p), default=float("inf"))
         return held
 
     def _release_times(self, still: list[str], now: float) -> dict[str, float]:

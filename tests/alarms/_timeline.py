@@ -66,7 +66,7 @@ class Timeline:
             changed = self._reports(self.now, t)
             changed |= bool(self.registry.check(t))
             self.now = t
-            if changed or self.manager.due(t):
+            if changed or self.manager.due():
                 failing = self.registry.not_ok()
                 stale = {d for d in failing if self.registry.status(d) == STALE}
                 out += self.manager.update(failing, t, stale=stale, last_seen=self.registry.last_seen)
