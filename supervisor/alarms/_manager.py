@@ -32,6 +32,7 @@ import orjson
 
 from drivers import catalogue
 from drivers.catalogue import Severity
+from supervisor.config import AlarmsConfig
 from supervisor.model import CityModel, RootCause
 from supervisor.storage.schema import ALARMS
 
@@ -43,10 +44,11 @@ AlarmState = Literal["raised", "acknowledged", "cleared"]
 MEASUREMENT = ALARMS.name  # the stored schema: supervisor/storage/schema.py
 #: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
 AFFECTED_MAX = 1000
+_DEFAULTS = AlarmsConfig()  # the defaults are the configuration's (``alarms:`` in the YAML file)
 #: a recovering root cause holds each of its devices this many of the device's reporting intervals
-RECOVERY_GRACE_INTERVALS = 3.0
+RECOVERY_GRACE_INTERVALS: float = _DEFAULTS.recovery_grace_intervals
 #: an alarm that comes back within this many seconds of its clearing is re-opened (a flap)
-FLAP_WINDOW = 1800.0
+FLAP_WINDOW: float = _DEFAULTS.flap_window
 
 class _KindSeverity(Mapping[str, Severity]):
     """device kind -> severity of its device alarm, read live from :mod:`drivers.catalogue`."""
