@@ -191,6 +191,15 @@ class StateConfig(_Section):
     families: dict[str, FamilyState] = Field(default_factory=_default_families)
 
 
+class AlarmsConfig(_Section):
+    """How quiet the root-cause and device alarms are (supervisor/alarms/_manager.py)."""
+
+    flap_window: float = Field(1800.0, ge=0, description="seconds: an alarm back within this after its clearing "
+                               "is the same alarm (re-opened, flap count + 1); 0: never")
+    recovery_grace_intervals: float = Field(3.0, ge=0, description="a recovering root cause holds each device not "
+                                            "back yet this many of its reporting intervals, then it alarms alone")
+
+
 class CommandsConfig(_Section):
     """Safety of outgoing commands (street lighting is safety-relevant)."""
 
@@ -242,6 +251,7 @@ class Settings(BaseSettings):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     state: StateConfig = Field(default_factory=StateConfig)
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)

@@ -1,10 +1,23 @@
-"""Alarm lifecycle with root-cause correlation.
+"""Alarm lifecycle with root-cause correlation, kept quiet.
 
 Every ``update`` receives the devices currently silent or faulty. The network model explains them
 by as few upstream elements as it can; each such element gets ONE ``root_cause`` alarm listing the
-devices and services it takes down, and the per-device alarms it explains are suppressed (cleared,
-or never raised). Devices failing alone get a ``device`` alarm. An alarm whose devices are no
-longer failing is cleared.
+devices and services it takes down. Devices failing alone get a ``device`` alarm. Three rules keep
+the list quiet:
+
+- **Recovery.** A device inside an open root-cause alarm never gets an alarm of its own, nor a new
+  root cause, while the cause is down *or recovering*: once the element no longer explains the
+  silence (it came back), the alarm stays open, with ``recovering_since``, until every one of its
+  devices has reported again (then it clears, ``recovered``). A device still failing
+  ``recovery_grace_intervals`` of its own reporting interval after the recovery began is released:
+  it then gets its own alarm (or a root cause of its own, when released with its siblings).
+- **Flapping.** An alarm cleared as recovered whose cause comes back within ``flap_window`` seconds
+  is re-opened: same id, ``flap_count`` + 1, its acknowledgement kept (the change has
+  ``reopened=True``).
+- **Merging.** Open alarms that a root cause explains when it is raised (a device alarm for one of
+  its devices, a smaller root cause inside it) are merged into it: they are cleared with
+  ``merged_into`` (and reason ``suppressed by <id>``), and the root cause lists their ids in
+  ``merged``.
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ import orjson
 
 from drivers import catalogue
 from drivers.catalogue import Severity
+from supervisor.config import AlarmsConfig
 from supervisor.model import CityModel, RootCause
 from supervisor.storage.schema import ALARMS
 
@@ -30,9 +44,11 @@ AlarmState = Literal["raised", "acknowledged", "cleared"]
 MEASUREMENT = ALARMS.name  # the stored schema: supervisor/storage/schema.py
 #: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
 AFFECTED_MAX = 1000
-RECOVERY_GRACE_INTERVALS = 3.0  # a recovering root cause keeps its devices this many intervals
-
-
+_DEFAULTS = AlarmsConfig()  # the defaults are the configuration's (``alarms:`` in the YAML file)
+#: a recovering root cause holds each of its devices this many of the device's reporting intervals
+RECOVERY_GRACE_INTERVALS: float = _DEFAULTS.recovery_grace_intervals
+#: an alarm that comes back within this many seconds of its clearing is re-opened (a flap)
+FLAP_WINDOW: float = _DEFAULTS.flap_window
 
 class _KindSeverity(Mapping[str, Severity]):
     """device kind -> severity of its device alarm, read live from :mod:`drivers.catalogue`."""
@@ -91,6 +107,11 @@ class Alarm:
     cleared_at: float | None = None
     clear_reason: str | None = None  # "recovered" or "suppressed by <alarm id>"
     alternatives: tuple[str, ...] = ()
+    flap_count: int = 0  # times it came back within the flap window after clearing (same id)
+    reopened_at: float | None = None  # the last time it came back
+    merged: tuple[str, ...] = ()  # ids of the alarms this one explained and absorbed
+    merged_into: str | None = None  # cleared because this root-cause alarm explains it
+    recovering_since: float | None = None  # root cause: its element is back, its devices not all yet
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,19 +129,34 @@ class Alarm:
             "cleared_at": self.cleared_at,
             "clear_reason": self.clear_reason,
             "text": self.text,
+            "flap_count": self.flap_count,
+            "reopened_at": self.reopened_at,
+            "merged": list(self.merged),
+            "merged_into": self.merged_into,
+            "recovering_since": self.recovering_since,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class AlarmChange:
-    """One lifecycle transition: a snapshot of the alarm after it, and when it happened."""
+    """One lifecycle transition: a snapshot of the alarm after it, and when it happened.
+
+    ``reopened``: the alarm came back within the flap window (its state is ``raised``, or
+    ``acknowledged`` when it had been; its ``flap_count`` grew).
+    """
 
     alarm: Alarm
     ts: float
+    reopened: bool = False
 
     @property
     def state(self) -> AlarmState:
         return self.alarm.state
+
+    @property
+    def transition(self) -> str:
+        """``raised``, ``acknowledged``, ``cleared`` or ``reopened``."""
+        return "reopened" if self.reopened else self.alarm.state
 
     def as_point(self) -> tuple[str, dict[str, str], dict[str, Any], float]:
         """``(measurement, tags, fields, ts)`` for the ``alarms`` measurement."""
@@ -132,10 +168,16 @@ class AlarmChange:
             "services": ",".join(a.services),
             "affected": orjson.dumps(list(a.devices[:AFFECTED_MAX])).decode(),
         }
+        if a.flap_count:
+            fields["flap_count"] = a.flap_count
+        if a.merged:
+            fields["merged"] = orjson.dumps(list(a.merged[:AFFECTED_MAX])).decode()
+        if a.merged_into is not None:
+            fields["merged_into"] = a.merged_into
         return MEASUREMENT, tags, fields, self.ts
 
     def as_dict(self) -> dict[str, Any]:
-        return {"ts": self.ts, "alarm": self.alarm.as_dict()}
+        return {"ts": self.ts, "transition": self.transition, "alarm": self.alarm.as_dict()}
 
 
 def _root_cause_severity(cause: RootCause) -> Severity:
@@ -149,23 +191,39 @@ class AlarmManager:
     """Raises, acknowledges and clears alarms from the set of failing devices.
 
     ``history`` keeps the last ``history_size`` changes; cleared alarms stay reachable through
-    ``get`` for as long (both bounded).
+    ``get`` for as long (both bounded). ``flap_window`` (seconds, 0: off) and
+    ``recovery_grace_intervals`` tune the quiet rules of the module docstring.
     """
 
     model: CityModel
     history_size: int = 10_000
     device_severity: Mapping[str, Severity] = field(default_factory=lambda: DEVICE_SEVERITY)
     root_cause_severity: Callable[[RootCause], Severity] = _root_cause_severity
+    flap_window: float = FLAP_WINDOW
+    recovery_grace_intervals: float = RECOVERY_GRACE_INTERVALS
+    #: the lifecycle's hooks (supervisor/alarms/lifecycle.py): the id of a new alarm of (kind,
+    #: element), and every change as it is recorded
+    id_for: Callable[[str, str], str] | None = None
+    on_change: Callable[[AlarmChange], None] | None = None
     history: deque[AlarmChange] = field(init=False)
     _active: dict[tuple[str, str], Alarm] = field(init=False, default_factory=dict)
-    _recovering: dict[str, float] = field(init=False, default_factory=dict)  # element -> since
+    #: recovering root cause (element) -> {device not back yet: when it is released}
+    _pending: dict[str, dict[str, float]] = field(init=False, default_factory=dict)
+    #: open root cause (element) -> when it went down last (raised, re-opened, or down again while recovering)
+    _down_since: dict[str, float] = field(init=False, default_factory=dict)
     _by_id: dict[str, Alarm] = field(init=False, default_factory=dict)
     _cleared: OrderedDict[str, Alarm] = field(init=False, default_factory=OrderedDict)
+    #: alarms cleared as recovered within the flap window, oldest first: (kind, element) -> alarm
+    _recent: OrderedDict[tuple[str, str], Alarm] = field(init=False, default_factory=OrderedDict)
     _seq: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.history_size < 1:
             raise ValueError(f"history_size must be >= 1, got {self.history_size}")
+        if not self.flap_window >= 0.0:
+            raise ValueError(f"flap_window must be >= 0 seconds, got {self.flap_window}")
+        if not self.recovery_grace_intervals >= 0.0:
+            raise ValueError(f"recovery_grace_intervals must be >= 0, got {self.recovery_grace_intervals}")
         self.history = deque(maxlen=self.history_size)
 
     # ------------------------------------------------------------------ queries
@@ -179,46 +237,99 @@ class AlarmManager:
             raise UnknownAlarmError(alarm_id)
         return alarm
 
+    def due(self) -> bool:
+        """True when :meth:`update` must run at the next check even if no device changed status: while a
+        root cause recovers (a slow device presumed silent, never marked stale, comes back without
+        a status change; a dead one is released at the end of its grace, a time nothing marks)."""
+        return bool(self._pending)
+
+    def recovering(self, alarm_id: str) -> tuple[str, ...]:
+        """The devices a recovering root-cause alarm still waits for (empty when it does not wait)."""
+        alarm = self.get(alarm_id)
+        if alarm.kind != "root_cause" or self._active.get(("root_cause", alarm.element)) is not alarm:
+            return ()
+        return tuple(sorted(self._pending.get(alarm.element, ())))
+
     # ------------------------------------------------------------------ transitions
-    def _record(self, alarm: Alarm, now: float, out: list[AlarmChange]) -> None:
-        change = AlarmChange(replace(alarm), now)
+    def _record(self, alarm: Alarm, now: float, out: list[AlarmChange], *, reopened: bool = False) -> None:
+        change = AlarmChange(replace(alarm), now, reopened)
         self.history.append(change)
         out.append(change)
+        if self.on_change is not None:
+            self.on_change(change)
 
-    def _raise(self, kind: AlarmKind, element: str, *, severity: Severity, devices: Iterable[str],
-               services: Iterable[str], text: str, now: float, out: list[AlarmChange],
-               alternatives: tuple[str, ...] = ()) -> Alarm:  # fmt: skip
-        self._seq += 1
-        alarm = Alarm(
-            id=f"A{self._seq:06d}",
-            kind=kind,
-            element=element,
-            severity=severity,
-            state="raised",
-            devices=tuple(devices),
-            services=tuple(services),
-            raised_at=now,
-            text=text,
-            alternatives=alternatives,
-        )
-        self._active[(kind, element)] = alarm
+    def _open(self, kind: AlarmKind, element: str, *, severity: Severity, devices: Iterable[str],
+              services: Iterable[str], text: str, now: float,
+              alternatives: tuple[str, ...] = ()) -> tuple[Alarm, bool]:  # fmt: skip
+        """The alarm of ``(kind, element)``, active again, and whether it was re-opened (it cleared as
+        recovered within the flap window) rather than new. The caller records it (:meth:`_opened`)."""
+        key = (kind, element)
+        self._expire_recent(now)
+        alarm = self._recent.pop(key, None)
+        reopened = alarm is not None
+        if alarm is not None:
+            self._cleared.pop(alarm.id, None)
+            alarm.state = "acknowledged" if alarm.acked_at is not None else "raised"
+            alarm.cleared_at = alarm.clear_reason = None
+            alarm.flap_count += 1
+            alarm.reopened_at = now
+            alarm.severity, alarm.text = severity, text
+        else:
+            self._seq += 1
+            alarm_id = self.id_for(kind, element) if self.id_for is not None else f"A{self._seq:06d}"
+            alarm = Alarm(id=alarm_id, kind=kind, element=element, severity=severity, state="raised",
+                          devices=tuple(devices), services=tuple(services), raised_at=now, text=text,
+                          alternatives=alternatives)  # fmt: skip
+        self._active[key] = alarm
         self._by_id[alarm.id] = alarm
-        log.info("alarm %s raised: %s", alarm.id, text)
-        self._record(alarm, now, out)
-        return alarm
+        return alarm, reopened
 
-    def _clear(self, key: tuple[str, str], reason: str, now: float, out: list[AlarmChange]) -> None:
+    def _opened(self, alarm: Alarm, reopened: bool, now: float, out: list[AlarmChange]) -> None:
+        if reopened:
+            log.info("alarm %s back within the flap window (flap %d): %s", alarm.id, alarm.flap_count, alarm.text)
+        else:
+            log.info("alarm %s raised: %s", alarm.id, alarm.text)
+        self._record(alarm, now, out, reopened=reopened)
+
+    def _expire_recent(self, now: float) -> None:
+        recent = self._recent
+        while recent:
+            alarm = next(iter(recent.values()))
+            if alarm.cleared_at is not None and now - alarm.cleared_at <= self.flap_window:
+                break
+            recent.popitem(last=False)
+
+    def _clear(self, key: tuple[str, str], reason: str, now: float, out: list[AlarmChange], *,
+               merged_into: str | None = None) -> None:  # fmt: skip
         alarm = self._active.pop(key)
         del self._by_id[alarm.id]
+        if key[0] == "root_cause":
+            self._pending.pop(key[1], None)
+            self._down_since.pop(key[1], None)
         alarm.state = "cleared"
         alarm.cleared_at = now
         alarm.clear_reason = reason
+        alarm.merged_into = merged_into
+        alarm.recovering_since = None
         self._cleared[alarm.id] = alarm
         while len(self._cleared) > self.history_size:
             self._cleared.popitem(last=False)
+        if merged_into is None and self.flap_window > 0.0:
+            self._recent.pop(key, None)
+            self._recent[key] = alarm
+            while len(self._recent) > self.history_size:
+                self._recent.popitem(last=False)
         log.info("alarm %s cleared (%s)", alarm.id, reason)
         self._record(alarm, now, out)
 
+    def _merge(self, key: tuple[str, str], into: Alarm, now: float, out: list[AlarmChange]) -> None:
+        """Clear the alarm of ``key`` as explained by ``into``, and list it in ``into.merged``."""
+        alarm = self._active[key]
+        if alarm.id not in into.merged:
+            into.merged = (*into.merged, alarm.id)
+        self._clear(key, f"suppressed by {into.id}", now, out, merged_into=into.id)
+
+    # ------------------------------------------------------------------ correlation
     def update(self, silent_or_faulty: set[str] | frozenset[str], now: float, *,
                stale: set[str] | frozenset[str] | None = None,
                last_seen: Callable[[str], float | None] | None = None) -> list[AlarmChange]:
@@ -227,6 +338,8 @@ class AlarmManager:
         With ``stale`` (the silent subset) and ``last_seen``, devices of different reporting
         intervals behind one failed element are correlated before the slow ones are overdue: see
         :meth:`presumed`. Without them, an element is blamed only once all its dependents failed.
+        Changes come in this order: recovered root causes cleared, root causes raised (each followed
+        by the alarms merged into it), then device alarms merged, cleared and raised.
         """
         evidence = set(silent_or_faulty)
         if stale and last_seen is not None:
@@ -234,59 +347,115 @@ class AlarmManager:
         result = self.model.root_causes(evidence)
         result.unexplained.intersection_update(silent_or_faulty)  # presumed devices never get their own alarm
         out: list[AlarmChange] = []
-        wanted_rc = {c.element: c for c in result.causes}
-        # clear what is no longer true first, so that a device moving from a device alarm to a
-        # root-cause alarm (or back) shows the clear before the raise
-        explained_by: dict[str, str] = {}
-        for key in list(self._active):
+        self._expire_recent(now)
+        held = self._recover({c.element for c in result.causes}, silent_or_faulty, last_seen, now, out)
+        explained = self._causes(result.causes, held, now, out)
+        self._settle_devices(explained, result.unexplained, now, out)
+        return out
+
+    def _recover(self, wanted: set[str], failing: set[str] | frozenset[str],
+                 last_seen: Callable[[str], float | None] | None, now: float,
+                 out: list[AlarmChange]) -> dict[str, str]:  # fmt: skip
+        """Root-cause alarms whose element no longer explains the silence: each holds its devices
+        not back yet until they report or their grace ends, then clears. Returns device -> id of
+        the recovering alarm holding it.
+
+        A device is back when it is not failing and, with ``last_seen``, has reported since the
+        element went down: a slow device presumed silent (not overdue yet when the element came
+        back) is held too, until it reports."""
+        held: dict[str, str] = {}
+        for key, alarm in list(self._active.items()):
             kind, element = key
-            if kind == "root_cause" and element not in wanted_rc:
-                recovering = self._active[key]
-                # recovering: its devices come back one by one (a lamp reports every 5 minutes);
-                # those not back yet stay attributed to it for a grace period, instead of each
-                # raising its own alarm, then whatever is still failing is on its own
-                still = [d for d in recovering.devices if d in silent_or_faulty]
-                since = self._recovering.setdefault(element, now)
-                grace = RECOVERY_GRACE_INTERVALS * max(
-                    (float(self.model.devices[d].interval) for d in still if d in self.model.devices), default=0.0)
-                if still and now - since <= grace:
-                    for d in still:
-                        explained_by[d] = recovering.id
-                    continue
-                self._recovering.pop(element, None)
-                self._clear(key, "recovered", now, out)
-            elif kind == "root_cause":
-                self._recovering.pop(element, None)
-        for element, cause in wanted_rc.items():
-            alarm = self._active.get(("root_cause", element))
-            if alarm is None:
-                svc_text = ", ".join(cause.services)
-                alt = f" (or {', '.join(cause.alternatives)})" if cause.alternatives else ""
-                text = (f"{cause.kind} {element}{alt} down: {len(cause.devices)} devices silent "
-                        f"({svc_text})")  # fmt: skip
-                alarm = self._raise("root_cause", element, severity=self.root_cause_severity(cause),
-                                    devices=cause.devices, services=cause.services, text=text, now=now,
-                                    out=out, alternatives=cause.alternatives)  # fmt: skip
-            for d in cause.devices:
-                explained_by[d] = alarm.id
-        for key in list(self._active):
-            kind, element = key
-            if kind != "device":
+            if kind != "root_cause":
                 continue
-            if element in explained_by:
-                self._clear(key, f"suppressed by {explained_by[element]}", now, out)
-            elif element not in result.unexplained:
+            if element in wanted:  # down (again)
+                if alarm.recovering_since is not None:
+                    alarm.recovering_since = None
+                    self._pending.pop(element, None)
+                    self._down_since[element] = now
+                continue
+            since = self._down_since.get(element, alarm.raised_at)
+
+            def back(d: str, since: float = since) -> bool:
+                return d not in failing and (last_seen is None or (last_seen(d) or 0.0) >= since)
+
+            pending = self._pending.get(element)
+            if pending is None:
+                pending = self._pending[element] = self._release_times([d for d in alarm.devices if not back(d)], now)
+                alarm.recovering_since = now
+                log.info("alarm %s recovering: %d of %d devices not back yet", alarm.id, len(pending),
+                         len(alarm.devices))  # fmt: skip
+            for d in [d for d, until in pending.items() if now > until or back(d)]:
+                del pending[d]
+            if pending:
+                held.update(dict.fromkeys(pending, alarm.id))
+            else:
                 self._clear(key, "recovered", now, out)
-        for device in sorted(result.unexplained):
-            if ("device", device) in self._active or device in explained_by:
+        return held
+
+    def _release_times(self, still: list[str], now: float) -> dict[str, float]:
+        """Each device not back, with the end of its grace (grace intervals x its own interval)."""
+        intervals = self.model.intervals(still)
+        return {d: now + self.recovery_grace_intervals * iv for d, iv in zip(still, intervals, strict=True)}
+
+    def _causes(self, causes: list[RootCause], held: dict[str, str], now: float,
+                out: list[AlarmChange]) -> dict[str, str]:  # fmt: skip
+        """Raise (or re-open) the root causes not open yet, unless every device they explain is
+        already in an open alarm. Returns device -> id of the alarm that explains it."""
+        explained = dict(held)
+        new: list[RootCause] = []
+        for cause in causes:
+            alarm = self._active.get(("root_cause", cause.element))
+            if alarm is None:
+                new.append(cause)
+            else:
+                explained.update(dict.fromkeys(cause.devices, alarm.id))
+        for cause in new:
+            if all(d in explained for d in cause.devices):
+                continue  # inside alarms already open (down or recovering): nothing new to say
+            alarm = self._raise_root_cause(cause, now, out)
+            explained.update(dict.fromkeys(cause.devices, alarm.id))
+        return explained
+
+    def _raise_root_cause(self, cause: RootCause, now: float, out: list[AlarmChange]) -> Alarm:
+        """Open the alarm of ``cause`` and merge into it the open alarms it explains: device alarms
+        of its devices, and root causes whose devices it all takes down."""
+        devset = set(cause.devices)
+        absorbed = [key for key, a in self._active.items()
+                    if (a.element in devset if a.kind == "device" else devset.issuperset(a.devices))]
+        svc_text = ", ".join(cause.services)
+        alt = f" (or {', '.join(cause.alternatives)})" if cause.alternatives else ""
+        text = f"{cause.kind} {cause.element}{alt} down: {len(cause.devices)} devices silent ({svc_text})"
+        alarm, reopened = self._open("root_cause", cause.element, severity=self.root_cause_severity(cause),
+                                     devices=cause.devices, services=cause.services, text=text, now=now,
+                                     alternatives=cause.alternatives)  # fmt: skip
+        alarm.merged = (*alarm.merged, *(self._active[k].id for k in absorbed))
+        self._down_since[cause.element] = now
+        self._opened(alarm, reopened, now, out)
+        for key in absorbed:
+            self._merge(key, alarm, now, out)
+        return alarm
+
+    def _settle_devices(self, explained: dict[str, str], unexplained: set[str], now: float,
+                        out: list[AlarmChange]) -> None:  # fmt: skip
+        """Device alarms: merged into the alarm that now explains the device, cleared when the
+        device is back, raised (or re-opened) for a device failing alone."""
+        for key in [k for k in self._active if k[0] == "device"]:
+            into = explained.get(key[1])
+            if into is not None:
+                self._merge(key, self._by_id[into], now, out)
+            elif key[1] not in unexplained:
+                self._clear(key, "recovered", now, out)
+        for device in sorted(unexplained):
+            if device in explained or ("device", device) in self._active:
                 continue
             info = self.model.devices.get(device)
             kind_name = "device" if info is None else info.kind
             services: tuple[str, ...] = () if info is None else (info.service,)
-            sev: Severity = self.device_severity.get(kind_name, "minor")
-            self._raise("device", device, severity=sev, devices=(device,), services=services,
-                        text=f"{kind_name} {device} silent or faulty", now=now, out=out)  # fmt: skip
-        return out
+            alarm, reopened = self._open("device", device, severity=self.device_severity.get(kind_name, "minor"),
+                                         devices=(device,), services=services, now=now,
+                                         text=f"{kind_name} {device} silent or faulty")  # fmt: skip
+            self._opened(alarm, reopened, now, out)
 
     def presumed(self, stale: set[str] | frozenset[str], last_seen: Callable[[str], float | None]) -> set[str]:
         """Devices presumed silent although not overdue yet, because an element above them failed.
@@ -315,6 +484,7 @@ class AlarmManager:
                 out.update(others)
         return out
 
+    # ------------------------------------------------------------------ operators
     def acknowledge(self, alarm_id: str, user: str, now: float) -> AlarmChange | None:
         """Acknowledge an active alarm; ``None`` when it already was."""
         alarm = self._by_id.get(alarm_id)

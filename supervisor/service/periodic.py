@@ -71,7 +71,8 @@ class PeriodicWork:
         lines = [schema.device_status_line(ch) for ch in self.pending_status]
         changed = bool(self.pending_status)
         self.pending_status.clear()
-        if self.alarms is not None and changed:
+        # a recovering root cause releases a device that stays dead at a time no status change marks
+        if self.alarms is not None and (changed or self.alarms.due()):
             failing = self.state.not_ok()
             stale = {d for d in failing if self.state.status(d) == STALE}
             for change in self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen):

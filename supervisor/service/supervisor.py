@@ -82,7 +82,8 @@ class Supervisor:
         if model is not None:
             from supervisor.alarms import AlarmManager
 
-            self.alarms = AlarmManager(model)
+            self.alarms = AlarmManager(model, flap_window=settings.alarms.flap_window,
+                                       recovery_grace_intervals=settings.alarms.recovery_grace_intervals)
         self.rules: RuleEngine | None = None
         self.points_refused = 0  # points of the rule engine that did not fit the stored schema
         self.lock = threading.RLock()

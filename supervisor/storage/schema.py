@@ -103,9 +103,13 @@ DEVICE_STATUS = Measurement("device_status", "a device's status changed (ok, sta
 FLEET = Measurement("fleet", "devices per family and zone by status, every health period (zone `-`: none)",
                     ("family", "zone"), {"total": I, "ok": I, "stale": I, "fault": I})
 ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledged, cleared): root causes, "
-                     "rule alarms (`rule:<kind>`) and the supervisor's own (`supervisor`)",
+                     "rule alarms (`rule:<kind>`) and the supervisor's own (`supervisor`); `flap_count` when it "
+                     "came back within the flap window, `merged` (JSON ids) the alarms a root cause absorbed, "
+                     "`merged_into` the root cause that absorbed it",
                      ("kind", "severity", "element", "state"),
-                     {"id": S, "devices": I, "services": S, "affected": S, "text": S}, optional=frozenset({"text"}))
+                     {"id": S, "devices": I, "services": S, "affected": S, "text": S, "flap_count": I, "merged": S,
+                      "merged_into": S},
+                     optional=frozenset({"text", "flap_count", "merged", "merged_into"}))
 DECISIONS = Measurement("decisions", "one explained rule decision (`inputs` is JSON)",
                         ("rule", "device", "zone"), {"output": F, "inputs": S, "text": S})
 COMMANDS = Measurement("commands", "a rule command changed state (pending, confirmed, failed)",
