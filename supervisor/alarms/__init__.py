@@ -1,4 +1,5 @@
-"""Alarms: lifecycle (raised, acknowledged, cleared) and root-cause correlation.
+"""Alarms: root-cause correlation (:mod:`._manager`) and the one durable alarm list of every source
+(:mod:`.lifecycle`, stored by :mod:`.store`; see ``docs/alarms.md``).
 
 ``AlarmManager(model).update(failing_devices, now)`` returns the changes; each
 ``AlarmChange.as_point()`` is a ``(measurement, tags, fields, ts)`` tuple for storage.
@@ -6,7 +7,6 @@
 
 from drivers.catalogue import Severity  # the alarm levels: one list, in the family catalogue
 from supervisor.alarms._manager import (
-    AFFECTED_MAX,
     Alarm,
     AlarmChange,
     AlarmError,
@@ -16,6 +16,7 @@ from supervisor.alarms._manager import (
     AlarmStateError,
     UnknownAlarmError,
 )
+from supervisor.storage.schema import AFFECTED_MAX
 
 __all__ = [
     "AFFECTED_MAX",

@@ -20,7 +20,7 @@ import orjson
 from drivers import catalogue
 from drivers.catalogue import Severity
 from supervisor.model import CityModel, RootCause
-from supervisor.storage.schema import ALARMS
+from supervisor.storage.schema import AFFECTED_MAX, ALARMS
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,6 @@ AlarmKind = Literal["root_cause", "device"]
 AlarmState = Literal["raised", "acknowledged", "cleared"]
 
 MEASUREMENT = ALARMS.name  # the stored schema: supervisor/storage/schema.py
-#: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
-AFFECTED_MAX = 1000
 RECOVERY_GRACE_INTERVALS = 3.0  # a recovering root cause keeps its devices this many intervals
 
 
@@ -156,6 +154,10 @@ class AlarmManager:
     history_size: int = 10_000
     device_severity: Mapping[str, Severity] = field(default_factory=lambda: DEVICE_SEVERITY)
     root_cause_severity: Callable[[RootCause], Severity] = _root_cause_severity
+    #: the lifecycle's hooks (supervisor/alarms/lifecycle.py): the id of a new alarm of (kind,
+    #: element), and every change as it is recorded
+    id_for: Callable[[str, str], str] | None = None
+    on_change: Callable[[AlarmChange], None] | None = None
     history: deque[AlarmChange] = field(init=False)
     _active: dict[tuple[str, str], Alarm] = field(init=False, default_factory=dict)
     _recovering: dict[str, float] = field(init=False, default_factory=dict)  # element -> since
@@ -184,13 +186,15 @@ class AlarmManager:
         change = AlarmChange(replace(alarm), now)
         self.history.append(change)
         out.append(change)
+        if self.on_change is not None:
+            self.on_change(change)
 
     def _raise(self, kind: AlarmKind, element: str, *, severity: Severity, devices: Iterable[str],
                services: Iterable[str], text: str, now: float, out: list[AlarmChange],
                alternatives: tuple[str, ...] = ()) -> Alarm:  # fmt: skip
         self._seq += 1
         alarm = Alarm(
-            id=f"A{self._seq:06d}",
+            id=self.id_for(kind, element) if self.id_for is not None else f"A{self._seq:06d}",
             kind=kind,
             element=element,
             severity=severity,

@@ -26,18 +26,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers import Command
+from supervisor.alarms.lifecycle import AlarmLifecycle
+from supervisor.alarms.store import AlarmStore
 from supervisor.config import Settings
 from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
+from supervisor.notify import NotificationConfigError, Notifier, check_reachable
 from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBucket
 from supervisor.service.errors import SupervisorError
 from supervisor.service.health import Health
 from supervisor.service.periodic import PeriodicWork
 from supervisor.service.report import summary
 from supervisor.service.rulestate import RuleStateFile
-from supervisor.service.wiring import build_drivers, storage_config, subscription_roots
+from supervisor.service.wiring import build_drivers, settle_time, storage_config, subscription_roots
 from supervisor.state.registry import StateRegistry, StatusChange
 from supervisor.storage import LineProtocolError, StorageError, schema
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
@@ -76,11 +79,22 @@ class Supervisor:
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
         self.state = StateRegistry(intervals, settings.state.stale_factor)
         self.model = model
+        self.lifecycle = AlarmLifecycle(AlarmStore(self.alarms_path), model=model, write=self.writer.submit,
+                                        clock=clock, settle_s=settle_time(settings))
         self.alarms: AlarmManager | None = None
         if model is not None:
             from supervisor.alarms import AlarmManager
 
-            self.alarms = AlarmManager(model)
+            self.alarms = AlarmManager(model, id_for=self.lifecycle.id_for, on_change=self.lifecycle.on_manager_change)
+            self.lifecycle.manager_ack = self.alarms.acknowledge
+        self.notifier: Notifier | None = None
+        if settings.notifications.channels:
+            try:  # at construction: `run` reports it as a configuration error (exit 2)
+                check_reachable(settings.notifications)
+            except NotificationConfigError as exc:
+                raise SupervisorError(f"notifications: {exc}") from None
+            self.notifier = Notifier(settings.notifications, settings.data_dir)
+            self.lifecycle.notify = self.notifier.submit
         self.rules: RuleEngine | None = None
         self.points_refused = 0  # points of the rule engine that did not fit the stored schema
         self.lock = threading.RLock()
@@ -90,11 +104,14 @@ class Supervisor:
                                       state=self.state, identity=self.pipeline.identity, mqtt=self.mqtt, clock=clock)
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
-                             broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir)
+                             broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
+                             alarm=self.lifecycle.supervisor_alarm,
+                             notify_stats=self.notifier.stats if self.notifier is not None else None)
         self.rule_state = RuleStateFile(self.state_path)
         self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
+        self.periodic.lifecycle = self.lifecycle
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -157,12 +174,18 @@ class Supervisor:
         self._store("rule decision", lambda: schema.decision_line(decision))
 
     def _on_rule_alarm(self, alarm: RuleAlarm) -> None:
-        self._store("rule alarm", lambda: schema.rule_alarm_line(alarm))
         log = _log.warning if alarm.state == "raised" else _log.info
         log("rule alarm %s %s: %s", alarm.key, alarm.state, alarm.text)
+        self.lifecycle.on_rule_alarm(alarm)
 
     def _on_command(self, cs: CommandState) -> None:
         self._store("command state", lambda: schema.command_line(cs))
+        self.lifecycle.on_command(cs)
+
+    @property
+    def alarms_path(self) -> Path:
+        """The durable alarm list (supervisor/alarms/store.py)."""
+        return self.settings.data_dir / "alarms.sqlite3"
 
     @property
     def state_path(self) -> Path:
@@ -177,9 +200,12 @@ class Supervisor:
             for dev in self.model.devices.values():
                 self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
                 self.device_driver[dev.id] = dev.driver
+        self.lifecycle.started_at = self.clock()  # restored alarms wait for reports after this
         if self.rules is not None:
             self.rule_state.restore(self.rules)
         self._prepare_storage()
+        if self.notifier is not None:
+            self.notifier.start()
         self.writer.start()
         self.mqtt.start()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -229,6 +255,9 @@ class Supervisor:
             self.rule_state.save(self.rules)
         self.writer.stop(timeout)
         self.mqtt.stop()
+        if self.notifier is not None:
+            self.notifier.close(timeout)
+        self.lifecycle.store.close()
 
     def _run(self) -> None:
         take = self.inbox.take

@@ -46,3 +46,11 @@ def storage_config(settings: Settings) -> StorageConfig:
         if not path.is_absolute():
             update[key] = settings.data_dir / path
     return st.model_copy(update=update)
+
+
+def settle_time(settings: Settings) -> float:
+    """How long after a start a restored alarm waits for its source to raise it again: until the
+    slowest family's devices would have gone stale, plus one status check."""
+    st = settings.state
+    slowest = max((fs.interval for fs in st.families.values()), default=300.0)
+    return st.stale_factor * float(slowest) + float(st.check_interval)
