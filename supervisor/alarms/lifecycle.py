@@ -266,14 +266,15 @@ class AlarmLifecycle:
             return alarm
 
     def shelve(self, alarm_id_: str, user: str, until: float, reason: str, now: float) -> AlarmRecord:
-        """Silence an active alarm until ``until`` (its notifications are not sent meanwhile)."""
-        if not math.isfinite(until) or until <= now:
-            raise AlarmInputError(f"shelve until {until!r}: must be a finite time after now ({now:.0f})")
+        """Silence an active alarm until ``until`` (its notifications are not sent meanwhile); a time
+        not after ``now`` ends the shelving (unshelve)."""
+        if not math.isfinite(until):
+            raise AlarmInputError(f"shelve until {until!r}: must be a finite epoch time")
         with self._lock:
             alarm = self._require_active(alarm_id_, "shelve")
             alarm.shelved_until, alarm.shelved_reason, alarm.shelved_by = until, reason, user
             alarm.updated_at = now
-            self._commit(alarm, "shelved", now, user, reason)
+            self._commit(alarm, "shelved" if until > now else "unshelved", now, user, reason)
             return alarm
 
     def _require_active(self, alarm_id_: str, action: str) -> AlarmRecord:

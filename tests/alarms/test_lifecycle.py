@@ -197,7 +197,7 @@ def test_shelve_and_comment(tmp_path: Path) -> None:
     r.mgr.update({"cam-1"}, 10.0)
     (a,) = r.lc.active()
     with pytest.raises(AlarmInputError):
-        r.lc.shelve(a.id, "op", 5.0, "too early", 10.0)
+        r.lc.shelve(a.id, "op", float("inf"), "forever", 10.0)
     r.lc.shelve(a.id, "op", 100.0, "known, crew on site", 20.0)
     r.lc.acknowledge(a.id, "op", 30.0)  # shelved: not notified
     assert [e.transition for e in r.events] == ["raised"]
@@ -207,7 +207,11 @@ def test_shelve_and_comment(tmp_path: Path) -> None:
     assert got.shelved_reason == "known, crew on site" and got.comments[0]["detail"] == "crew says 1 h"
     with pytest.raises(UnknownAlarmError):
         r.lc.comment("AL-x-1", "bob", "?", 41.0)
+    r.lc.shelve(a.id, "op", 45.0, "crew done", 45.0)  # a time not in the future unshelves
+    assert not r.lc.get(a.id).shelved(46.0)
+    assert [j["action"] for j in r.lc.store.journal(a.id)][-1] == "unshelved"
     r.mgr.update(set(), 50.0)
+    assert [e.transition for e in r.events] == ["raised", "cleared"]
     with pytest.raises(AlarmStateError):
         r.lc.shelve(a.id, "op", 500.0, "late", 60.0)
 
