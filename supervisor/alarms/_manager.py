@@ -19,6 +19,7 @@ import orjson
 
 from drivers import catalogue
 from drivers.catalogue import Severity
+from supervisor.alarms.errors import AlarmError, AlarmStateError, UnknownAlarmError  # noqa: F401 (were defined here)
 from supervisor.model import CityModel, RootCause
 from supervisor.storage.schema import AFFECTED_MAX, ALARMS
 
@@ -49,28 +50,6 @@ class _KindSeverity(Mapping[str, Severity]):
 
 
 DEVICE_SEVERITY: Mapping[str, Severity] = _KindSeverity()
-
-
-class AlarmError(Exception):
-    """Base class of alarm-manager errors."""
-
-
-class UnknownAlarmError(AlarmError, KeyError):
-    def __init__(self, alarm_id: str) -> None:
-        super().__init__(alarm_id)
-        self.alarm_id = alarm_id
-
-    def __str__(self) -> str:
-        return f"unknown alarm {self.alarm_id!r}"
-
-
-class AlarmStateError(AlarmError):
-    """An action the alarm's state does not allow (acknowledging a cleared alarm)."""
-
-    def __init__(self, alarm_id: str, state: str, action: str) -> None:
-        super().__init__(f"alarm {alarm_id!r} is {state}: cannot {action} it")
-        self.alarm_id = alarm_id
-        self.state = state
 
 
 @dataclass(slots=True)

@@ -9,10 +9,11 @@ Sources feed :class:`AlarmLifecycle`:
   raises, the next confirmed one on that device clears) and the supervisor itself
   (:meth:`supervisor_alarm`).
 
-Every alarm has a *key* naming its cause (``root_cause:sw-z01``, ``rule:leak:meter-7``...). Its id
-is ``AL-<hash of the key>-<occurrence>``: the same cause raised again while its alarm is active
-(after a restart, say) is the same alarm, with its acknowledgement. Each transition is committed
-to the :class:`~supervisor.alarms.store.AlarmStore` before anything else hears of it, then
+Every alarm has a *key* naming its cause (``root_cause:sw-z01``, ``rule:leak:meter-7``...), and
+its id is that key (a rule's own key ``<rule>:<device>`` for a rule alarm), followed by ``~<n>``
+from its second occurrence on: the same cause raised again while its alarm is active (after a
+restart, say) is the same alarm, with its acknowledgement; once cleared, the next one is new.
+Each transition is committed to the :class:`~supervisor.alarms.store.AlarmStore` before anything else hears of it, then
 written to InfluxDB (``alarms``) and handed to the notifier (whose idempotency key is the alarm
 id, the transition and the flap count: a transition re-submitted after a crash is sent once).
 
@@ -25,21 +26,21 @@ for an operator.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from supervisor.alarms._manager import AlarmChange, AlarmError, AlarmStateError, UnknownAlarmError
+from supervisor.alarms.errors import AlarmError, AlarmStateError, UnknownAlarmError
 from supervisor.alarms.store import AlarmQuery, AlarmRecord, AlarmStore, MaintenanceWindow
-from supervisor.storage import LineProtocolError, schema
+from supervisor.storage import schema
 
 if TYPE_CHECKING:
+    from supervisor.alarms._manager import AlarmChange
     from supervisor.model import CityModel
     from supervisor.notify import AlarmEvent
 
@@ -107,15 +108,25 @@ class Cause:
     services: tuple[str, ...] = ()
 
 
+#: the first part of every key but a rule's: a rule of that name keeps the ``rule:`` prefix in its ids
+RESERVED = frozenset({"root_cause", "device", "command", "supervisor", "rule"})
+
+
 def alarm_id(key: str, occurrence: int) -> str:
-    return f"AL-{hashlib.sha256(key.encode()).hexdigest()[:10]}-{occurrence}"
+    """The id of the ``occurrence``-th alarm of ``key``: distinct keys never share an id."""
+    base = key
+    if key.startswith("rule:"):
+        rest = key.removeprefix("rule:")
+        if rest.split(":", 1)[0] not in RESERVED:
+            base = rest  # the rule's own key, as the rule engine names the condition
+    return base if occurrence == 1 else f"{base}~{occurrence}"
 
 
 class AlarmLifecycle:
     """The one alarm list. Thread-safe; every transition is durable before it is told to anyone."""
 
     def __init__(self, store: AlarmStore, *, model: CityModel | None = None,
-                 write: Callable[[list[bytes]], None] | None = None,
+                 write: Callable[[str, Callable[[], bytes]], None] | None = None,
                  notify: Callable[[AlarmEvent], object] | None = None,
                  clock: Callable[[], float] = time.time, settle_s: float = 900.0) -> None:
         self.store = store
@@ -125,7 +136,6 @@ class AlarmLifecycle:
         self.clock = clock
         self.settle_s = settle_s
         self.manager_ack: Callable[[str, str, float], object] | None = None
-        self.points_refused = 0
         self._lock = threading.RLock()
         self._syncing = False
         self._active: dict[str, AlarmRecord] = {a.key: a for a in store.active()}
@@ -288,12 +298,10 @@ class AlarmLifecycle:
     def _commit(self, alarm: AlarmRecord, transition: str, ts: float, user: str | None, detail: str | None) -> None:
         """Durable first, then InfluxDB, then the notifier."""
         self.store.save(alarm, transition, ts, user, detail)
-        if self.write is not None:
-            try:
-                self.write([schema.lifecycle_alarm_line(alarm, transition, ts, user)])
-            except LineProtocolError as exc:
-                self.points_refused += 1
-                log.error("alarm %s %s not stored in InfluxDB: %s", alarm.id, transition, exc)
+        if self.write is not None:  # the supervisor's writer: a point that does not fit is counted there
+            snapshot = replace(alarm, comments=[])
+            self.write(f"alarm {alarm.id} {transition}",
+                       lambda: schema.lifecycle_alarm_line(snapshot, transition, ts, user))
         if transition in ("raised", "acknowledged", "cleared"):
             self._notify(alarm, transition, ts)
 
@@ -467,7 +475,7 @@ class AlarmLifecycle:
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"active": len(self._active), "restored_pending": len(self._restored),
-                    "maintenance_windows": len(self._windows), "points_refused": self.points_refused}
+                    "maintenance_windows": len(self._windows)}
 
 
-__all__ = ["EVENT_ELEMENTS", "AlarmInputError", "AlarmLifecycle", "Cause", "UnknownWindowError", "alarm_id"]
+__all__ = ["EVENT_ELEMENTS", "RESERVED", "AlarmInputError", "AlarmLifecycle", "Cause", "UnknownWindowError", "alarm_id"]

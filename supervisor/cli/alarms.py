@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from urllib.parse import quote
 
 from . import EXIT_OK
 from ._api import add_connection_options, call, run, stamp, when
@@ -72,15 +73,15 @@ def _show(args: argparse.Namespace, alarm: dict[str, Any], what: str) -> int:
 
 
 def _ack(args: argparse.Namespace) -> int:
-    body = call(args, "POST", f"/alarms/{args.id}/ack", {"user": args.user})
+    body = call(args, "POST", f"/alarms/{quote(args.id, safe='')}/ack", {"user": args.user})
     return _show(args, body["alarm"], "acknowledged" if body["changed"] else "already acknowledged")
 
 
 def _shelve(args: argparse.Namespace) -> int:
     body = {"user": args.user, "until": when(args.until), "reason": args.reason}
-    return _show(args, call(args, "POST", f"/alarms/{args.id}/shelve", body), "shelved")
+    return _show(args, call(args, "POST", f"/alarms/{quote(args.id, safe='')}/shelve", body), "shelved")
 
 
 def _comment(args: argparse.Namespace) -> int:
     body = {"user": args.user, "text": args.text}
-    return _show(args, call(args, "POST", f"/alarms/{args.id}/comment", body), "commented")
+    return _show(args, call(args, "POST", f"/alarms/{quote(args.id, safe='')}/comment", body), "commented")

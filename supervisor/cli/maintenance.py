@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from urllib.parse import quote
 
 from . import EXIT_OK
 from ._api import CliError, add_connection_options, call, run, stamp, when
@@ -57,6 +58,6 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
-    w = call(args, "DELETE", f"/maintenance/{args.id}")
+    w = call(args, "DELETE", f"/maintenance/{quote(args.id, safe='')}")
     print(f"{w['id']} removed")
     return EXIT_OK

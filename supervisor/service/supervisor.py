@@ -79,7 +79,8 @@ class Supervisor:
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
         self.state = StateRegistry(intervals, settings.state.stale_factor)
         self.model = model
-        self.lifecycle = AlarmLifecycle(AlarmStore(self.alarms_path), model=model, write=self.writer.submit,
+        self.points_refused = 0  # points (rules, alarms) that did not fit the stored schema
+        self.lifecycle = AlarmLifecycle(AlarmStore(self.alarms_path), model=model, write=self._store,
                                         clock=clock, settle_s=settle_time(settings))
         self.alarms: AlarmManager | None = None
         if model is not None:
@@ -96,7 +97,6 @@ class Supervisor:
             self.notifier = Notifier(settings.notifications, settings.data_dir)
             self.lifecycle.notify = self.notifier.submit
         self.rules: RuleEngine | None = None
-        self.points_refused = 0  # points of the rule engine that did not fit the stored schema
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()
         self.device_driver = self.pipeline.device_driver

@@ -37,7 +37,8 @@ def rig(tmp_path: Path, now: float = 0.0, settle_s: float = 900.0) -> Rig:
     events: list[AlarmEvent] = []
     lines: list[bytes] = []
     path = tmp_path / "alarms.sqlite3"
-    lc = AlarmLifecycle(AlarmStore(path), model=model(), write=lines.extend, notify=events.append,
+    lc = AlarmLifecycle(AlarmStore(path), model=model(), write=lambda _what, make: lines.append(make()),
+                        notify=events.append,
                         clock=lambda: now, settle_s=settle_s)
     mgr = AlarmManager(model(), id_for=lc.id_for, on_change=lc.on_manager_change)
     lc.manager_ack = mgr.acknowledge
