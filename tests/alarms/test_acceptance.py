@@ -53,7 +53,7 @@ def hook() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def rig(broker: Mosquitto, influx: Influx, influx_db: str, tmp_path: Path, smtp: SmtpServer,
+def rig(broker: Mosquitto, influx: Influx, influx_db: str, tmp_path: Path, *, smtp: SmtpServer,
         hook: Receiver) -> Iterator[Rig]:
     city = with_intervals(generate_city(seed=11, devices=300),
                           {"traffic": INTERVAL, "lighting": INTERVAL, "cctv": INTERVAL, "water": INTERVAL})
@@ -122,8 +122,9 @@ def test_switch_in_maintenance_notifies_nobody(rig: Rig, api: TestClient, hook: 
     assert alarm.element == sw and alarm.in_maintenance == r.json()["id"]
     listed = api.get("/api/v1/alarms", headers=V).json()["items"]
     assert all(a["in_maintenance"] == r.json()["id"] for a in listed), listed
-    assert rig.sup.notifier is not None
-    wait(lambda: int(str(rig.sup.notifier.stats()["suppressed_maintenance"])) >= 1, 10, "the suppression")
+    notifier = rig.sup.notifier
+    assert notifier is not None
+    wait(lambda: int(str(notifier.stats()["suppressed_maintenance"])) >= 1, 10, "the suppression")
     rig.flush()
     assert _notified(hook, smtp) == ([], [])
-    assert rig.sup.notifier.stats()["queued"] == 0
+    assert notifier.stats()["queued"] == 0

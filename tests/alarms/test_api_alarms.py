@@ -107,6 +107,7 @@ def test_maintenance_windows_through_the_api(c: TestClient, city: Supervisor, mo
     r = c.post("/api/v1/maintenance", json=body, headers=OP)
     assert r.status_code == 201 and r.json()["active"] is True
     wid = r.json()["id"]
+    assert city.alarms is not None
     with city.lock:
         city.alarms.update({cam}, time.time())
     (alarm,) = c.get("/api/v1/alarms", headers=V).json()["items"]
