@@ -108,12 +108,13 @@ FLEET = Measurement("fleet", "devices per family and zone by status, every healt
 AFFECTED_MAX = 1000
 ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledged, shelved, cleared) from the one "
                      "alarm list: root causes and devices, rule alarms (`rule:<kind>`), failed commands "
-                     "(`command`) and the supervisor's own (`supervisor`); `by`: who acknowledged or shelved, "
+                     "(`command`) and the supervisor's own (`supervisor`); `by`: who made this change, "
+                     "`acked_by`: who acknowledged the alarm, `raised_at`: when it was raised (epoch s), "
                      "`maintenance`: the maintenance window it fell in",
                      ("kind", "severity", "element", "state"),
                      {"id": S, "devices": I, "services": S, "affected": S, "text": S, "source": S, "by": S,
-                      "maintenance": S},
-                     optional=frozenset({"text", "source", "by", "maintenance"}))
+                      "acked_by": S, "raised_at": F, "maintenance": S},
+                     optional=frozenset({"text", "source", "by", "acked_by", "raised_at", "maintenance"}))
 DECISIONS = Measurement("decisions", "one explained rule decision (`inputs` is JSON)",
                         ("rule", "device", "zone"), {"output": F, "inputs": S, "text": S})
 COMMANDS = Measurement("commands", "a rule command changed state (pending, confirmed, failed)",
@@ -181,9 +182,11 @@ def lifecycle_alarm_line(alarm: AlarmRecord, transition: str, ts: float, by: str
     fields: dict[str, Value] = {
         "id": alarm.id, "devices": alarm.device_count, "services": ",".join(alarm.services),
         "affected": orjson.dumps(list(alarm.devices[:AFFECTED_MAX])).decode(), "text": alarm.text,
-        "source": alarm.source}
+        "source": alarm.source, "raised_at": alarm.raised_at}
     if by:
         fields["by"] = by
+    if alarm.acked_by:
+        fields["acked_by"] = alarm.acked_by
     if alarm.in_maintenance:
         fields["maintenance"] = alarm.in_maintenance
     return ALARMS.line({"kind": alarm.kind, "severity": alarm.severity, "element": alarm.element,
