@@ -55,7 +55,9 @@ def main() -> None:
                                   routes=[{"name": "all", "channels": ["hook"]}], group_window=0.5)
         notifier = Notifier(cfg, data)
         notifier.start()
-        lc = AlarmLifecycle(AlarmStore(data / "alarms.sqlite3"), model=model, notify=notifier.submit)
+        zones = {d.id: d.zone for d in model.devices.values()}  # the supervisor's device state holds them
+        lc = AlarmLifecycle(AlarmStore(data / "alarms.sqlite3"), model=model, notify=notifier.submit,
+                            zone_of=zones.get)
         mgr = AlarmManager(model, id_for=lc.id_for, on_change=lc.on_manager_change)
         silent = frozenset(model.dependents("sw-core"))
         t0 = time.perf_counter()

@@ -128,7 +128,10 @@ class AlarmLifecycle:
     def __init__(self, store: AlarmStore, *, model: CityModel | None = None,
                  write: Callable[[str, Callable[[], bytes]], None] | None = None,
                  notify: Callable[[AlarmEvent], object] | None = None,
-                 clock: Callable[[], float] = time.time, settle_s: float = 900.0) -> None:
+                 clock: Callable[[], float] = time.time, settle_s: float = 900.0,
+                 zone_of: Callable[[str], str | None] | None = None) -> None:
+        """``zone_of(device)``: the device's zone, fast (the supervisor's device state); by default
+        read from the model (which builds a device record per call: slow for 100,000 devices)."""
         self.store = store
         self.model = model
         self.write = write
@@ -144,6 +147,7 @@ class AlarmLifecycle:
         self._windows: dict[str, MaintenanceWindow] = {w.id: w for w in store.windows()}
         self._impact: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         self.started_at = clock()
+        self.zone_of = zone_of or self._model_zone
 
     # -- ids ------------------------------------------------------------------------------------
     def id_for(self, kind: str, element: str) -> str:
@@ -417,7 +421,7 @@ class AlarmLifecycle:
         assert model is not None
         out: tuple[frozenset[str], frozenset[str]]
         if element in model.zones:
-            out = (frozenset(), frozenset(d for d, info in model.devices.items() if info.zone == element))
+            out = (frozenset(), frozenset(d for d in model.devices if self.zone_of(d) == element))
         else:
             imp = model.impact(element)
             out = (frozenset(imp.downstream), frozenset(d for devs in imp.services.values() for d in devs))
@@ -439,13 +443,17 @@ class AlarmLifecycle:
         m = self.model
         if m is None:
             return ()
-        zones = {m.devices[d].zone for d in devices if d in m.devices}
+        zones = {z for z in map(self.zone_of, devices) if z}
         site = self._site_of(element)
         if site is not None and site.zone:
             zones.add(site.zone)
         if element in m.zones:
             zones.add(element)
         return tuple(sorted(zones))
+
+    def _model_zone(self, device: str) -> str | None:
+        m = self.model
+        return m.devices[device].zone if m is not None and device in m.devices else None
 
     def _site_of(self, element: str) -> Any:
         m = self.model

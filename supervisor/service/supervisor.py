@@ -81,7 +81,7 @@ class Supervisor:
         self.model = model
         self.points_refused = 0  # points (rules, alarms) that did not fit the stored schema
         self.lifecycle = AlarmLifecycle(AlarmStore(self.alarms_path), model=model, write=self._store,
-                                        clock=clock, settle_s=settle_time(settings))
+                                        clock=clock, settle_s=settle_time(settings), zone_of=self._zone_of)
         self.alarms: AlarmManager | None = None
         if model is not None:
             from supervisor.alarms import AlarmManager
@@ -134,6 +134,13 @@ class Supervisor:
                                  settings.identity.unknown),
             broker_counter=(counter, self._on_broker_dropped) if counter else None,
         )
+
+    def _zone_of(self, device: str) -> str | None:
+        st = self.state.get(device)
+        if st is not None:
+            return st.zone or None
+        model = self.model
+        return model.devices[device].zone if model is not None and device in model.devices else None
 
     def _on_status(self, changes: list[StatusChange]) -> None:
         self.periodic.on_status(changes)
