@@ -89,7 +89,10 @@ class Supervisor:
             self.alarms = AlarmManager(model, id_for=self.lifecycle.id_for, on_change=self.lifecycle.on_manager_change)
             self.lifecycle.manager_ack = self.alarms.acknowledge
         self.notifier: Notifier | None = None
-        if settings.notifications.channels:
+        if settings.notifications.channels and not settings.notifications.routes:
+            _log.warning("notifications: channels %s but no route: nothing will be notified",
+                         ", ".join(sorted(settings.notifications.channels)))
+        if settings.notifications.routes:  # channels without a route send nothing: not started, not checked
             try:  # at construction: `run` reports it as a configuration error (exit 2)
                 check_reachable(settings.notifications)
             except NotificationConfigError as exc:
