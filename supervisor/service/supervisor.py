@@ -33,14 +33,19 @@ from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
-from supervisor.notify import NotificationConfigError, Notifier, check_reachable
 from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBucket
 from supervisor.service.errors import SupervisorError
 from supervisor.service.health import Health
 from supervisor.service.periodic import PeriodicWork
 from supervisor.service.report import summary
 from supervisor.service.rulestate import RuleStateFile
-from supervisor.service.wiring import build_drivers, settle_time, storage_config, subscription_roots
+from supervisor.service.wiring import (
+    build_drivers,
+    build_notifier,
+    settle_time,
+    storage_config,
+    subscription_roots,
+)
 from supervisor.state.registry import StateRegistry, StatusChange
 from supervisor.storage import LineProtocolError, StorageError, schema
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
@@ -88,16 +93,8 @@ class Supervisor:
 
             self.alarms = AlarmManager(model, id_for=self.lifecycle.id_for, on_change=self.lifecycle.on_manager_change)
             self.lifecycle.manager_ack = self.alarms.acknowledge
-        self.notifier: Notifier | None = None
-        if settings.notifications.channels and not settings.notifications.routes:
-            _log.warning("notifications: channels %s but no route: nothing will be notified",
-                         ", ".join(sorted(settings.notifications.channels)))
-        if settings.notifications.routes:  # channels without a route send nothing: not started, not checked
-            try:  # at construction: `run` reports it as a configuration error (exit 2)
-                check_reachable(settings.notifications)
-            except NotificationConfigError as exc:
-                raise SupervisorError(f"notifications: {exc}") from None
-            self.notifier = Notifier(settings.notifications, settings.data_dir)
+        self.notifier = build_notifier(settings)
+        if self.notifier is not None:
             self.lifecycle.notify = self.notifier.submit
         self.rules: RuleEngine | None = None
         self.lock = threading.RLock()
