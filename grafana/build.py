@@ -133,7 +133,7 @@ def target(query: str, ref: str = "A", alias: str = "", fmt: str = "time_series"
 def panel(kind: str, title: str, description: str, targets: list[Json], *, unit: str = "short",
           w: int = 12, h: int = 8, interval: str | None = None, decimals: int | None = None,
           options: Json | None = None, custom: Json | None = None, stack: bool = False,
-          bars: bool = False) -> Json:
+          bars: bool = False, overrides: list[Json] | None = None) -> Json:
     defaults: Json = {"unit": unit}
     if decimals is not None:
         defaults["decimals"] = decimals
@@ -150,7 +150,7 @@ def panel(kind: str, title: str, description: str, targets: list[Json], *, unit:
         "description": description,
         "datasource": DS,
         "targets": targets,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
         "options": options or {},
         "_size": (w, h),
     }
@@ -257,6 +257,32 @@ def active_alarm_count(extra_where: str = "", name: str = "active alarms") -> st
     )
 
 
+def alarm_list() -> str:
+    """Every alarm of the range in its latest state (one per kind and element: the latest
+    occurrence), with who acknowledged it and when it was raised (ms, for Grafana's age)."""
+    return (
+        'SELECT "alarm" AS "alarm", "state" AS "state", "severity" AS "severity", "kind" AS "kind", '
+        '"element" AS "element", "raised_at" * 1000 AS "raised", "acked_by" AS "acknowledged by", '
+        '"maintenance" AS "maintenance", "text" AS "text" '
+        'FROM (SELECT last("id") AS "alarm", "state" AS "state", "severity" AS "severity", '
+        '"raised_at" AS "raised_at", "acked_by" AS "acked_by", "maintenance" AS "maintenance", "text" AS "text" '
+        f'FROM "alarms" WHERE {TF} GROUP BY "kind", "element") WHERE {TF}'
+    )
+
+
+#: the network services (VLANs) of the catalogue's families, as written in an alarm's `services`
+SERVICES = ("cctv", "lighting", "traffic", "water", "air")
+
+
+def open_alarms_of(service: str) -> str:
+    """Active alarms whose impacted services include ``service`` (``services`` is comma-joined)."""
+    return (
+        f'SELECT count("alarm") AS "{service}" FROM (SELECT last("id") AS "alarm", "state" AS "state", '
+        f'"services" AS "services" FROM "alarms" WHERE {TF} GROUP BY "kind", "element") '
+        f"WHERE {TF} AND \"state\" != 'cleared' AND \"services\" =~ /(^|,){service}(,|$)/"
+    )
+
+
 def availability(by_time: bool, family_where: str = ' AND "family" =~ /^$family$/ AND "zone" =~ /^$zone$/') -> str:
     inner = fleet_last(family_where, by_time=by_time)
     grp = f'{GT}, "family"' if by_time else 'GROUP BY "family"'
@@ -301,6 +327,17 @@ def overview() -> Json:
               "Shared infrastructure elements (gateways, backhaul, power feeds) identified as the root cause "
               "of device alarms.",
               target(active_alarms(" AND \"kind\" = 'root_cause'")), w=12, h=7),
+        table("Alarm list",
+              "Every alarm of the range in its latest state (raised, acknowledged, shelved, cleared): severity, "
+              "element, age, who acknowledged it, the maintenance window it fell in. Acknowledge, comment and "
+              "shelve with the API or `urban-supervisor alarms`.",
+              target(alarm_list()), w=24, h=9,
+              overrides=[{"matcher": {"id": "byName", "options": "raised"},
+                          "properties": [{"id": "unit", "value": "dateTimeFromNow"},
+                                         {"id": "displayName", "value": "age"}]}]),
+        stat("Open alarms per service", "Active alarms whose impacted devices include the service "
+             "(a root cause over several services counts in each).",
+             *(target(open_alarms_of(svc), chr(ord("A") + i)) for i, svc in enumerate(SERVICES)), w=12, h=5),
         ts("Messages per second",
            "msg_rate reported by each instance, and the derivative of its received counter.",
            target(f'SELECT mean("msg_rate") AS "msg_rate" FROM "supervisor" WHERE {TF} {GT}, "instance"',

@@ -32,9 +32,10 @@ import orjson
 
 from drivers import catalogue
 from drivers.catalogue import Severity
+from supervisor.alarms.errors import AlarmError, AlarmStateError, UnknownAlarmError  # noqa: F401 (were defined here)
 from supervisor.config import AlarmsConfig
 from supervisor.model import CityModel, RootCause
-from supervisor.storage.schema import ALARMS
+from supervisor.storage.schema import AFFECTED_MAX, ALARMS
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ AlarmKind = Literal["root_cause", "device"]
 AlarmState = Literal["raised", "acknowledged", "cleared"]
 
 MEASUREMENT = ALARMS.name  # the stored schema: supervisor/storage/schema.py
-#: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
-AFFECTED_MAX = 1000
 _DEFAULTS = AlarmsConfig()  # the defaults are the configuration's (``alarms:`` in the YAML file)
 #: a recovering root cause holds each of its devices this many of the device's reporting intervals
 RECOVERY_GRACE_INTERVALS: float = _DEFAULTS.recovery_grace_intervals
@@ -67,28 +66,6 @@ class _KindSeverity(Mapping[str, Severity]):
 
 
 DEVICE_SEVERITY: Mapping[str, Severity] = _KindSeverity()
-
-
-class AlarmError(Exception):
-    """Base class of alarm-manager errors."""
-
-
-class UnknownAlarmError(AlarmError, KeyError):
-    def __init__(self, alarm_id: str) -> None:
-        super().__init__(alarm_id)
-        self.alarm_id = alarm_id
-
-    def __str__(self) -> str:
-        return f"unknown alarm {self.alarm_id!r}"
-
-
-class AlarmStateError(AlarmError):
-    """An action the alarm's state does not allow (acknowledging a cleared alarm)."""
-
-    def __init__(self, alarm_id: str, state: str, action: str) -> None:
-        super().__init__(f"alarm {alarm_id!r} is {state}: cannot {action} it")
-        self.alarm_id = alarm_id
-        self.state = state
 
 
 @dataclass(slots=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,13 +21,13 @@ from drivers import Command, DriverError
 from supervisor.ingest.mqtt import MqttError, MqttStats
 from supervisor.ingest.pipeline import IngestCounters
 from supervisor.service.errors import SupervisorError
-from supervisor.storage import schema
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from rules import RuleEngine
-    from supervisor.alarms import Alarm, AlarmManager
+    from supervisor.alarms import AlarmManager
+    from supervisor.alarms.store import AlarmQuery
     from supervisor.model import CityModel
     from supervisor.ngsi import Entity, Live, NgsiView, Query
     from supervisor.ngsi.config import NgsiPushConfig
@@ -189,38 +190,61 @@ class Service:
             items = [d.as_dict() for d in reversed(dl) if reason is None or d.reason == reason][:limit]
             return {"kept": len(dl), "capacity": dl.maxlen, "items": items}
 
-    # -- alarms ------------------------------------------------------------------------------------
-    def alarms(self, all_: bool, limit: int) -> dict[str, Any]:
-        """Active alarms (with ``all_``, every alarm of the kept history in its latest state), newest first."""
-        alarms = self._alarms()
-        with self._sup.lock:
-            active: list[Alarm] = list(alarms.active())
-            latest: dict[str, Alarm] = {}
-            if all_:
-                for change in alarms.history:  # oldest first: later snapshots win
-                    latest[change.alarm.id] = change.alarm
-            for a in active:  # the live object is the current truth
-                latest[a.id] = a
-            items = sorted(latest.values(), key=lambda a: (a.raised_at, a.id), reverse=True)
-            return {"active": len(active), "total": len(items), "items": [a.as_dict() for a in items[:limit]]}
+    # -- alarms: the one list of every source (supervisor/alarms/lifecycle.py) -----------------------
+    def alarms(self, all_: bool, limit: int, offset: int = 0, query: AlarmQuery | None = None) -> dict[str, Any]:
+        """Alarms matching ``query``, newest first: active ones unless ``all_`` or a state is asked.
+
+        ``active``: how many are active in all; ``total``: how many match (before paging)."""
+        from supervisor.alarms.store import AlarmQuery
+
+        q = query or AlarmQuery()
+        if q.state is None and not all_:
+            q = replace(q, state="active")
+        lc = self._sup.lifecycle
+        total, items = lc.query(q, limit, offset)
+        return {"active": len(lc.active()), "total": total, "items": [a.as_dict() for a in items]}
+
+    def alarm(self, alarm_id: str) -> dict[str, Any]:
+        """One alarm (cleared ones too) with its journal."""
+        lc = self._sup.lifecycle
+        with _alarm_errors():
+            out = lc.get(alarm_id).as_dict()
+        out["journal"] = lc.store.journal(alarm_id)
+        return out
 
     def acknowledge_alarm(self, alarm_id: str, user: str) -> dict[str, Any]:
-        """Acknowledge an active alarm (twice keeps the first) and store the change."""
-        from supervisor.alarms import AlarmStateError, UnknownAlarmError
-
-        alarms = self._alarms()
+        """Acknowledge an active alarm (twice keeps the first): stored, written, notified."""
         sup = self._sup
-        with sup.lock:
-            try:
-                change = alarms.acknowledge(alarm_id, user, sup.clock())
-            except UnknownAlarmError:
-                raise NotFoundError(f"alarm {alarm_id!r} not found") from None
-            except AlarmStateError as exc:
-                raise ConflictError(str(exc)) from None
-            alarm = alarms.get(alarm_id).as_dict()
-        if change is not None:  # outside the lock: submit may wait for room in the writer's queue
-            sup.writer.submit([schema.alarm_change_line(change)])
-        return {"changed": change is not None, "alarm": alarm}
+        with sup.lock, _alarm_errors():
+            changed, alarm = sup.lifecycle.acknowledge(alarm_id, user, sup.clock())
+            return {"changed": changed, "alarm": alarm.as_dict()}
+
+    def comment_alarm(self, alarm_id: str, user: str, text: str) -> dict[str, Any]:
+        sup = self._sup
+        with sup.lock, _alarm_errors():
+            return sup.lifecycle.comment(alarm_id, user, text, sup.clock()).as_dict()
+
+    def shelve_alarm(self, alarm_id: str, user: str, until: float, reason: str) -> dict[str, Any]:
+        sup = self._sup
+        with sup.lock, _alarm_errors():
+            return sup.lifecycle.shelve(alarm_id, user, until, reason, sup.clock()).as_dict()
+
+    # -- maintenance windows -----------------------------------------------------------------------
+    def maintenance(self) -> list[dict[str, Any]]:
+        now = self._sup.clock()
+        return [w.as_dict() | {"active": w.covers(now)} for w in self._sup.lifecycle.windows()]
+
+    def add_maintenance(self, element: str, start: float, end: float, reason: str, user: str) -> dict[str, Any]:
+        sup = self._sup
+        with sup.lock, _alarm_errors():
+            now = sup.clock()
+            w = sup.lifecycle.add_window(element, start=start, end=end, reason=reason, user=user, now=now)
+            return w.as_dict() | {"active": w.covers(now)}
+
+    def remove_maintenance(self, window_id: str) -> dict[str, Any]:
+        sup = self._sup
+        with sup.lock, _alarm_errors():
+            return sup.lifecycle.remove_window(window_id).as_dict()
 
     # -- commands ----------------------------------------------------------------------------------
     def commands(self, state: str | None) -> dict[str, Any]:
@@ -349,6 +373,23 @@ class Service:
         from supervisor.ngsi.push import NgsiPusher
 
         return NgsiPusher(cfg, data_dir, self._ngsi, self._ngsi_live)
+
+
+@contextmanager
+def _alarm_errors() -> Iterator[None]:
+    """The alarm list's refusals as the service's: unknown -> not found, wrong state -> conflict,
+    bad values -> invalid."""
+    from supervisor.alarms import AlarmStateError, UnknownAlarmError
+    from supervisor.alarms.lifecycle import AlarmInputError, UnknownWindowError
+
+    try:
+        yield
+    except (UnknownAlarmError, UnknownWindowError) as exc:
+        raise NotFoundError(str(exc)) from None
+    except AlarmStateError as exc:
+        raise ConflictError(str(exc)) from None
+    except AlarmInputError as exc:
+        raise InvalidError(str(exc)) from None
 
 
 def _rule_error(exc: Exception) -> ServiceError:

@@ -20,6 +20,10 @@ _log = logging.getLogger(__name__)
 
 SPOOL_ALARM = 0.8  # fill ratio that raises the spool alarm
 SPOOL_CLEAR = 0.5
+STORAGE_UNREACHABLE_S = 120.0  # storage failing this long (no batch accepted) raises the storage alarm
+
+#: how the supervisor raises or clears one of its own alarms: (element, severity, state, text, ts)
+AlarmSink = Callable[[str, str, str, str, float], None]
 
 
 class Health:
@@ -27,7 +31,9 @@ class Health:
 
     def __init__(self, instance: str, pipeline: Pipeline, writer: BatchWriter, state: StateRegistry,
                  mqtt: MqttIngest, *, commands_refused: Callable[[], int], broker_counter: str | None,
-                 data_dir: Path, lane_fields: Callable[[], dict[str, float | int]] | None = None) -> None:
+                 data_dir: Path, alarm: AlarmSink, notify_stats: Callable[[], dict[str, object]] | None = None,
+                 storage_unreachable_s: float = STORAGE_UNREACHABLE_S,
+                 lane_fields: Callable[[], dict[str, float | int]] | None = None) -> None:
         self.instance = instance
         self.pipeline = pipeline
         self.writer = writer
@@ -36,6 +42,12 @@ class Health:
         self.broker_counter = broker_counter
         self.commands_refused = commands_refused
         self.lane_fields = lane_fields
+        self.alarm = alarm
+        self.notify_stats = notify_stats
+        self.storage_unreachable_s = storage_unreachable_s
+        self.storage_alarm = False
+        self._failing_since: float | None = None
+        self._failures_seen = 0
         self.spool_alarm = False
         self.msg_rate = 0.0
         self.broker_dropped: int | None = None  # the broker's drop counter, last value read
@@ -60,26 +72,47 @@ class Health:
             fields["broker_dropped"] = self.broker_dropped
         if self.lane_fields is not None:
             fields.update(self.lane_fields())
+        if self.notify_stats is not None:
+            ns = self.notify_stats()
+            for name in ("sent", "retried", "failed"):
+                value = ns.get(name, 0)
+                fields[f"notify_{name}"] = value if isinstance(value, int) else 0
         lines = [schema.supervisor_line(self.instance, fields, now)]
         lines += schema.ingest_error_lines(self.instance, c.errors, now)
         lines += schema.fleet_lines(self.state.counts(), now)
         return lines
 
-    def alarms(self, now: float) -> list[bytes]:
-        """The supervisor alarms due now: the spool's, and a lost persistent session."""
-        out = []
-        spool = self._spool_alarm(now)
-        if spool is not None:
-            out.append(spool)
+    def alarms(self, now: float) -> None:
+        """Raise or clear the supervisor alarms due now: the spool's, the storage's, a lost session."""
+        self._spool_alarm(now)
+        self._storage_alarm(now)
         lost = self.mqtt.stats.sessions_lost
         if lost > self._sessions_lost_reported:
             self._sessions_lost_reported = lost
-            out.append(schema.supervisor_alarm_line(
-                "critical", "mqtt-session", "raised", f"mqtt-session:{self.instance}:{lost}",
-                "the broker lost the supervisor's persistent session; messages may be lost", now))
-        return out
+            self.alarm("mqtt-session", "critical", "raised",
+                       f"the broker lost the supervisor's persistent session ({lost} time(s) since start); "
+                       "messages may be lost", now)
 
-    def _spool_alarm(self, now: float) -> bytes | None:
+    def _storage_alarm(self, now: float) -> None:
+        """Raise when the storage has refused every batch for ``storage_unreachable_s``; clear on the next one."""
+        ws = self.writer.stats()
+        failing = ws.failures > self._failures_seen and ws.last_write_at < now - self.storage_unreachable_s / 2
+        self._failures_seen = ws.failures
+        if failing:
+            if self._failing_since is None:
+                self._failing_since = now
+        elif ws.last_write_at >= (self._failing_since or now):
+            self._failing_since = None
+        if self._failing_since is not None and not self.storage_alarm \
+                and now - self._failing_since >= self.storage_unreachable_s:
+            self.storage_alarm = True
+            self.alarm("storage", "critical", "raised", f"storage unreachable for {now - self._failing_since:.0f} s "
+                       f"({ws.spool_bytes} bytes spooled)", now)
+        elif self._failing_since is None and self.storage_alarm:
+            self.storage_alarm = False
+            self.alarm("storage", "critical", "cleared", "storage reachable again", now)
+
+    def _spool_alarm(self, now: float) -> None:
         """Raise one alarm when the spool passes SPOOL_ALARM of its bound, clear it below SPOOL_CLEAR."""
         ws = self.writer.stats()
         ratio = float(getattr(ws, "spool_fill_ratio", 0.0))
@@ -92,10 +125,8 @@ class Health:
         elif ratio < SPOOL_CLEAR and self.spool_alarm:
             self.spool_alarm, state = False, "cleared"
             _log.warning("spool back to %.0f%%: alarm cleared", ratio * 100)
-        if state is None:
-            return None
-        return schema.supervisor_alarm_line("major", "spool", state, f"spool:{self.instance}",
-                                            f"spool {ratio:.0%} full", now)
+        if state is not None:
+            self.alarm("spool", "major", state, f"spool {ratio:.0%} full", now)
 
     def on_broker_dropped(self, payload: bytes, received: float) -> None:
         """The broker's count of dropped messages (pipeline thread): alarm on any increase.
@@ -127,8 +158,7 @@ class Health:
         text = (f"the broker dropped {new} messages {since}: a queue reached max_queued_messages or "
                 "max_queued_bytes; messages of the supervisor's session may be lost")
         _log.error("%s (counter %s = %d)", text, self.broker_counter, value)
-        self.writer.submit([schema.supervisor_alarm_line("critical", "broker-queue", "raised",
-                                                         f"broker-dropped:{self.instance}:{value}", text, received)])
+        self.alarm("broker-queue", "critical", "raised", text, received)
 
     def _last_dropped_on_disk(self) -> int | None:
         try:

@@ -18,6 +18,7 @@ from supervisor.storage.writer import BatchWriter
 if TYPE_CHECKING:
     from rules import RuleEngine
     from supervisor.alarms import AlarmManager
+    from supervisor.alarms.lifecycle import AlarmLifecycle
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class PeriodicWork:
         self.clock = clock
         self.rules: RuleEngine | None = None
         self.alarms: AlarmManager | None = None
+        self.lifecycle: AlarmLifecycle | None = None
         self.pending_status: list[StatusChange] = []
         self._next_tick = 0.0
         self._next_check = 0.0
@@ -63,7 +65,13 @@ class PeriodicWork:
             self.rule_state.save(self.rules, background=True)
         if mono >= self._next_health:
             self._next_health = mono + HEALTH_INTERVAL
-            self.writer.submit(self.health.lines(now, mono) + self.health.alarms(now), block=False)
+            self.writer.submit(self.health.lines(now, mono), block=False)
+            self.health.alarms(now)
+
+    def _reported_since_start(self, device: str) -> bool:
+        assert self.lifecycle is not None
+        seen = self.state.last_seen(device)
+        return seen is not None and seen > self.lifecycle.started_at and self.state.status(device) == "ok"
 
     def _check(self, now: float) -> None:
         """Staleness, then the status changes since the last check and the alarms they raise or clear."""
@@ -71,11 +79,13 @@ class PeriodicWork:
         lines = [schema.device_status_line(ch) for ch in self.pending_status]
         changed = bool(self.pending_status)
         self.pending_status.clear()
-        # a recovering root cause releases a device that stays dead at a time no status change marks
+        # a recovering root cause releases a device that stays dead at a time no status change marks;
+        # the manager's changes reach the lifecycle (which stores them)
         if self.alarms is not None and (changed or self.alarms.due()):
             failing = self.state.not_ok()
             stale = {d for d in failing if self.state.status(d) == STALE}
-            for change in self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen):
-                lines.append(schema.alarm_change_line(change))
+            self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen)
+        if self.lifecycle is not None:
+            self.lifecycle.reconcile(now, self._reported_since_start)
         if lines:
             self.writer.submit(lines, block=False)  # between lane batches: never wait for the storage

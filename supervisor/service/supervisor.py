@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers import Command
+from supervisor.alarms.lifecycle import AlarmLifecycle
+from supervisor.alarms.store import AlarmStore
 from supervisor.config import Settings
 from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.lane import BULK_SLICE, ControlLane
@@ -38,7 +40,13 @@ from supervisor.service.health import Health
 from supervisor.service.periodic import PeriodicWork
 from supervisor.service.report import summary
 from supervisor.service.rulestate import RuleStateFile
-from supervisor.service.wiring import build_drivers, storage_config, subscription_roots
+from supervisor.service.wiring import (
+    build_drivers,
+    build_notifier,
+    settle_time,
+    storage_config,
+    subscription_roots,
+)
 from supervisor.state.registry import StateRegistry, StatusChange
 from supervisor.storage import LineProtocolError, StorageError, schema
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
@@ -78,14 +86,21 @@ class Supervisor:
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
         self.state = StateRegistry(intervals, settings.state.stale_factor)
         self.model = model
+        self.points_refused = 0  # points (rules, alarms) that did not fit the stored schema
+        self.lifecycle = AlarmLifecycle(AlarmStore(self.alarms_path), model=model, write=self._store,
+                                        clock=clock, settle_s=settle_time(settings), zone_of=self._zone_of)
         self.alarms: AlarmManager | None = None
         if model is not None:
             from supervisor.alarms import AlarmManager
 
             self.alarms = AlarmManager(model, flap_window=settings.alarms.flap_window,
-                                       recovery_grace_intervals=settings.alarms.recovery_grace_intervals)
+                                       recovery_grace_intervals=settings.alarms.recovery_grace_intervals,
+                                       id_for=self.lifecycle.id_for, on_change=self.lifecycle.on_manager_change)
+            self.lifecycle.manager_ack = self.alarms.acknowledge
+        self.notifier = build_notifier(settings)
+        if self.notifier is not None:
+            self.lifecycle.notify = self.notifier.submit
         self.rules: RuleEngine | None = None
-        self.points_refused = 0  # points of the rule engine that did not fit the stored schema
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()
         self.lane_pipeline = self._pipeline(lane=True)
@@ -95,11 +110,13 @@ class Supervisor:
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
                              broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
-                             lane_fields=self.lane_fields)
+                             lane_fields=self.lane_fields, alarm=self.lifecycle.supervisor_alarm,
+                             notify_stats=self.notifier.stats if self.notifier is not None else None)
         self.rule_state = RuleStateFile(self.state_path)
         self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
+        self.periodic.lifecycle = self.lifecycle
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -124,6 +141,13 @@ class Supervisor:
             broker_counter=(counter, self._on_broker_dropped) if counter and not lane else None,
             lane=self.lane, store=not lane,
         )
+
+    def _zone_of(self, device: str) -> str | None:
+        st = self.state.get(device)
+        if st is not None:
+            return st.zone or None
+        model = self.model
+        return model.devices[device].zone if model is not None and device in model.devices else None
 
     def _on_status(self, changes: list[StatusChange]) -> None:
         self.periodic.on_status(changes)
@@ -169,12 +193,18 @@ class Supervisor:
         self._store("rule decision", lambda: schema.decision_line(decision))
 
     def _on_rule_alarm(self, alarm: RuleAlarm) -> None:
-        self._store("rule alarm", lambda: schema.rule_alarm_line(alarm))
         log = _log.warning if alarm.state == "raised" else _log.info
         log("rule alarm %s %s: %s", alarm.key, alarm.state, alarm.text)
+        self.lifecycle.on_rule_alarm(alarm)
 
     def _on_command(self, cs: CommandState) -> None:
         self._store("command state", lambda: schema.command_line(cs))
+        self.lifecycle.on_command(cs)
+
+    @property
+    def alarms_path(self) -> Path:
+        """The durable alarm list (supervisor/alarms/store.py)."""
+        return self.settings.data_dir / "alarms.sqlite3"
 
     @property
     def state_path(self) -> Path:
@@ -189,9 +219,12 @@ class Supervisor:
             for dev in self.model.devices.values():
                 self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
                 self.device_driver[dev.id] = dev.driver
+        self.lifecycle.started_at = self.clock()  # restored alarms wait for reports after this
         if self.rules is not None:
             self.rule_state.restore(self.rules)
         self._prepare_storage()
+        if self.notifier is not None:
+            self.notifier.start()
         self.writer.start()
         self.mqtt.start()
         self.lane.start()
@@ -245,6 +278,9 @@ class Supervisor:
         self.writer.stop(timeout)
         self.lane.stop()
         self.mqtt.stop()
+        if self.notifier is not None:
+            self.notifier.close(timeout)
+        self.lifecycle.store.close()
 
     def _run(self) -> None:
         """The lane whole, then a slice of bulk (small while the lane carries devices, so that a lane

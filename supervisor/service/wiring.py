@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from drivers import Driver, DriverError
 from drivers import get as get_driver
 from supervisor.config import Settings, StorageConfig
+from supervisor.notify import NotificationConfigError, Notifier, check_reachable
 from supervisor.service.errors import SupervisorError
+
+_log = logging.getLogger(__name__)
 
 
 def build_drivers(settings: Settings) -> dict[str, Driver]:
@@ -46,3 +51,27 @@ def storage_config(settings: Settings) -> StorageConfig:
         if not path.is_absolute():
             update[key] = settings.data_dir / path
     return st.model_copy(update=update)
+
+
+def settle_time(settings: Settings) -> float:
+    """How long after a start a restored alarm waits for its source to raise it again: until the
+    slowest family's devices would have gone stale, plus one status check."""
+    st = settings.state
+    slowest = max((fs.interval for fs in st.families.values()), default=300.0)
+    return st.stale_factor * float(slowest) + float(st.check_interval)
+
+
+def build_notifier(settings: Settings) -> Notifier | None:
+    """The notifier when a route is configured, its SMTP relays checked first (an unreachable one is
+    a :class:`SupervisorError`: ``run`` exits 2); channels without a route send nothing (warned)."""
+    cfg = settings.notifications
+    if cfg.channels and not cfg.routes:
+        _log.warning("notifications: channels %s but no route: nothing will be notified",
+                     ", ".join(sorted(cfg.channels)))
+    if not cfg.routes:
+        return None
+    try:
+        check_reachable(cfg)
+    except NotificationConfigError as exc:
+        raise SupervisorError(f"notifications: {exc}") from None
+    return Notifier(cfg, settings.data_dir)

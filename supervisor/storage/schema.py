@@ -36,12 +36,14 @@ from supervisor.storage.lineprotocol import (
 
 if TYPE_CHECKING:
     from supervisor.alarms import AlarmChange
+    from supervisor.alarms.store import AlarmRecord
     from supervisor.state.registry import StatusChange
 
 __all__ = [
-    "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES", "FLEET", "INGEST_ERRORS",
-    "MEASUREMENTS", "SUPERVISOR", "Measurement", "alarm_change_line", "command_line", "decision_line",
-    "device_status_line", "event_point", "fleet_lines", "ingest_error_lines", "markdown_table", "ms",
+    "AFFECTED_MAX", "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES", "FLEET",
+    "INGEST_ERRORS", "MEASUREMENTS", "SUPERVISOR", "Measurement", "alarm_change_line", "command_line",
+    "decision_line", "device_status_line", "event_point", "fleet_lines", "ingest_error_lines",
+    "lifecycle_alarm_line", "markdown_table", "ms",
     "reading_point", "rule_alarm_line", "supervisor_alarm_line", "supervisor_line",
 ]
 
@@ -102,14 +104,21 @@ DEVICE_STATUS = Measurement("device_status", "a device's status changed (ok, sta
                             ("family", "zone", "device"), {"status": S, "code": I, "reason": S})
 FLEET = Measurement("fleet", "devices per family and zone by status, every health period (zone `-`: none)",
                     ("family", "zone"), {"total": I, "ok": I, "stale": I, "fault": I})
-ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledged, cleared): root causes, "
-                     "rule alarms (`rule:<kind>`) and the supervisor's own (`supervisor`); `flap_count` when it "
-                     "came back within the flap window, `merged` (JSON ids) the alarms a root cause absorbed, "
-                     "`merged_into` the root cause that absorbed it",
+#: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
+AFFECTED_MAX = 1000
+ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledged, shelved, cleared) from the one "
+                     "alarm list: root causes and devices, rule alarms (`rule:<kind>`), failed commands "
+                     "(`command`) and the supervisor's own (`supervisor`); `by`: who made this change, "
+                     "`acked_by`: who acknowledged the alarm, `raised_at`: when it was raised (epoch s), "
+                     "`maintenance`: the maintenance window it fell in; `flap_count` when it came back within "
+                     "the flap window, `merged` (JSON ids) the alarms a root cause absorbed, `merged_into` the "
+                     "root cause that absorbed it",
                      ("kind", "severity", "element", "state"),
-                     {"id": S, "devices": I, "services": S, "affected": S, "text": S, "flap_count": I, "merged": S,
+                     {"id": S, "devices": I, "services": S, "affected": S, "text": S, "source": S, "by": S,
+                      "acked_by": S, "raised_at": F, "maintenance": S, "flap_count": I, "merged": S,
                       "merged_into": S},
-                     optional=frozenset({"text", "flap_count", "merged", "merged_into"}))
+                     optional=frozenset({"text", "source", "by", "acked_by", "raised_at", "maintenance",
+                                         "flap_count", "merged", "merged_into"}))
 DECISIONS = Measurement("decisions", "one explained rule decision (`inputs` is JSON)",
                         ("rule", "device", "zone"), {"output": F, "inputs": S, "text": S})
 COMMANDS = Measurement("commands", "a rule command changed state (pending, confirmed, failed)",
@@ -123,8 +132,8 @@ SUPERVISOR = Measurement(
     ("instance",),
     {"received": I, "decoded": I, "errors": I, "points_written": I, "write_latency_ms": F, "spool_bytes": I,
      "lag_ms": F, "msg_rate": F, "devices": I, "dead_letters": I, "commands_refused": I, "sessions_lost": I,
-     "broker_dropped": I, **_LANE_FIELDS},
-    optional=frozenset({"broker_dropped", *_LANE_FIELDS}))
+     "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS},
+    optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS}))
 INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by driver and reason",
                             ("instance", "reason", "driver"), {"count": I})
 
@@ -174,6 +183,24 @@ def alarm_change_line(change: AlarmChange) -> bytes:
     """A root-cause alarm's change (the alarm manager's :meth:`~supervisor.alarms.AlarmChange.as_point`)."""
     measurement, tags, fields, ts = change.as_point()
     return MEASUREMENTS[measurement].line(tags, fields, ts)
+
+
+def lifecycle_alarm_line(alarm: AlarmRecord, transition: str, ts: float, by: str | None = None) -> bytes:
+    """One transition of an alarm of the one alarm list (:mod:`supervisor.alarms.lifecycle`)."""
+    fields: dict[str, Value] = {
+        "id": alarm.id, "devices": alarm.device_count, "services": ",".join(alarm.services),
+        "affected": orjson.dumps(list(alarm.devices[:AFFECTED_MAX])).decode(), "text": alarm.text,
+        "source": alarm.source, "raised_at": alarm.raised_at}
+    if by:
+        fields["by"] = by
+    if alarm.acked_by:
+        fields["acked_by"] = alarm.acked_by
+    if alarm.in_maintenance:
+        fields["maintenance"] = alarm.in_maintenance
+    if alarm.flap_count:
+        fields["flap_count"] = alarm.flap_count
+    return ALARMS.line({"kind": alarm.kind, "severity": alarm.severity, "element": alarm.element,
+                        "state": transition}, fields, ts)
 
 
 class _RuleAlarm(Protocol):

@@ -49,7 +49,7 @@ def camera(device: str, zone: str = "centre", online: bool = True) -> tuple[str,
 
 def make_supervisor(tmp_path: Path, **kw: Any) -> Supervisor:
     settings = load_settings(
-        None, mode="test",
+        None, mode="test", data_dir=str(tmp_path / "var"),  # its own durable alarm list
         storage={"backend": "sqlite", "sqlite_path": str(tmp_path / "t.sqlite3"), "spool_dir": str(tmp_path / "spool")},
         mqtt={"port": free_port()},
     )

@@ -86,7 +86,7 @@ def test_health(client: TestClient, sup: Supervisor) -> None:
 
 @pytest.mark.parametrize("path", [
     "/api/v1/model/layers/physical", "/api/v1/model/elements/x", "/api/v1/model/impact/x",
-    "/api/v1/model/shared", "/api/v1/alarms", "/api/v1/rules", "/api/v1/commands", "/api/v1/why/lamp-1",
+    "/api/v1/model/shared", "/api/v1/rules", "/api/v1/commands", "/api/v1/why/lamp-1",
 ])
 def test_parts_not_configured_answer_503(client: TestClient, path: str) -> None:
     r = client.get(path, headers=V)

@@ -251,14 +251,21 @@ def _alarms(t: list[int]) -> list[str]:
     cleared, a device alarm and a rule alarm (estimated lamp failures) active, and the rule alarms
     of the two day-burnings, each cleared."""
     lines: list[str] = []
-    services = {"tr": "traffic", "cam": "cctv", "cab": "lighting", "lamp": "lighting", "wm": "water"}
+    services = {"tr": "traffic", "cam": "cctv", "cab": "lighting", "lamp": "lighting", "wm": "water", "aq": "air"}
+
+    raised: dict[str, int] = {}
 
     def alarm(kind: str, severity: str, element: str, state: str, *, aid: str, affected: list[str],
-              m: int) -> None:
+              m: int, acked_by: str | None = None) -> None:
+        if state == "raised":
+            raised[aid] = t[m]
+        fields = {"id": aid, "devices": len(affected), "raised_at": raised[aid] / 1000,
+                  "services": ",".join(sorted({services[a.split("-")[0]] for a in affected})),
+                  "affected": json.dumps(affected)}
+        if acked_by:
+            fields["acked_by"] = acked_by
         lines.append(line("alarms", {"kind": kind, "severity": severity, "element": element, "state": state},
-                          {"id": aid, "devices": len(affected),
-                           "services": ",".join(sorted({services[a.split("-")[0]] for a in affected})),
-                           "affected": json.dumps(affected)}, t[m]))
+                          fields, t[m]))
 
     for m, ends in ((10, 14), (20, 25)):
         alarm("rule:day_burning", "minor", "cab-s1", "raised", aid="lamp-faults:cab-s1", affected=["cab-s1"], m=m)
@@ -269,8 +276,11 @@ def _alarms(t: list[int]) -> list[str]:
     alarm("root_cause", "major", "feed-south", "raised", aid="A-1", affected=["cab-s1", "cab-s2"], m=50)
     alarm("root_cause", "major", "feed-south", "cleared", aid="A-1", affected=["cab-s1", "cab-s2"], m=80)
     alarm("root_cause", "major", "gw-north", "raised", aid="A-2", affected=["tr-n1", "cam-n1", "cab-n1"], m=100)
-    alarm("root_cause", "major", "gw-north", "acknowledged", aid="A-2", affected=["tr-n1", "cam-n1", "cab-n1"], m=110)
+    alarm("root_cause", "major", "gw-north", "acknowledged", aid="A-2", affected=["tr-n1", "cam-n1", "cab-n1"], m=110,
+          acked_by="alice (operator#1)")
     alarm("device", "minor", "cam-s2", "raised", aid="A-3", affected=["cam-s2"], m=183)
+    alarm("rule:water_leak", "major", "wm-s2", "raised", aid="night-leak:wm-s2", affected=["wm-s2"], m=190)
+    alarm("rule:threshold", "warning", "aq-s2", "raised", aid="pm25-high:aq-s2", affected=["aq-s2"], m=195)
     return lines
 
 
@@ -300,8 +310,17 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
         "air_last": {"aq-n1": {"eaqi": 1, "pm25": 8.0}, "aq-s1": {"eaqi": 1, "pm25": 6.4},
                      "aq-s2": {"eaqi": 4, "pm25": 40.0}},
         "min_night_flow": {"north": 0.8, "south": 0.6},
-        "active_alarms": 3,
+        "active_alarms": 5,
         "active_root_causes": ["gw-north"],
+        # the alarm list: (kind, element) -> (id, state, acknowledged by)
+        "alarm_list": {("rule:day_burning", "cab-s1"): ("lamp-faults:cab-s1", "cleared", None),
+                       ("rule:lamp_failures", "cab-n1"): ("lamp-faults:cab-n1", "raised", None),
+                       ("root_cause", "feed-south"): ("A-1", "cleared", None),
+                       ("root_cause", "gw-north"): ("A-2", "acknowledged", "alice (operator#1)"),
+                       ("device", "cam-s2"): ("A-3", "raised", None),
+                       ("rule:water_leak", "wm-s2"): ("night-leak:wm-s2", "raised", None),
+                       ("rule:threshold", "aq-s2"): ("pm25-high:aq-s2", "raised", None)},
+        "open_per_service": {"lighting": 2, "cctv": 2, "traffic": 1, "water": 1, "air": 1},
         "msg_rate": 20.0,
         "errors_by_reason": errors_by_reason,
         "lane_health": {**LANE_HEALTH, "bulk_depth_max": 60},

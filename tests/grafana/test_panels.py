@@ -9,11 +9,15 @@ it returns must have the same columns). Then the values the simulation fixes are
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
+from drivers import catalogue
 from tests.grafana.boards import Json, expand, iter_targets, load_boards, outer_columns, variable_values
 from tests.grafana.conftest import GrafanaData
 from tests.support.services import Influx
@@ -45,6 +49,18 @@ def run(influx: Influx, data: GrafanaData, board: Json, panel: Json, query: str,
 
 def has_values(series: list[dict[str, Any]]) -> bool:
     return any(v is not None for s in series for row in s.get("values", []) for v in row[1:])
+
+
+def _build() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("grafana_build_panels",
+                                                  Path(__file__).resolve().parents[2] / "grafana" / "build.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _build()
 
 
 def fact(data: GrafanaData, key: str) -> Any:
@@ -160,6 +176,25 @@ def test_overview_alarms_and_rate(influx: Influx, grafana_db: GrafanaData) -> No
     assert len(one(influx, grafana_db, "city-overview.json", "Active alarms", "A")) == 1
     rate = row(one(influx, grafana_db, "city-overview.json", "Messages per second"))["msg/s"]
     assert rate == pytest.approx(fact(grafana_db, "msg_rate"))
+
+
+def test_overview_alarm_list_and_open_alarms_per_service(influx: Influx, grafana_db: GrafanaData) -> None:
+    want = fact(grafana_db, "alarm_list")
+    (series,) = one(influx, grafana_db, "city-overview.json", "Alarm list")
+    cols = series["columns"]
+    got = {(r[cols.index("kind")], r[cols.index("element")]):
+           (r[cols.index("alarm")], r[cols.index("state")], r[cols.index("acknowledged by")])
+           for r in series["values"]}
+    assert got == want
+    assert all(r[cols.index("raised")] > 0 for r in series["values"])  # the age's origin (ms)
+    per_service = fact(grafana_db, "open_per_service")
+    for ref, svc in zip("ABCDE", build.SERVICES, strict=True):
+        assert row(one(influx, grafana_db, "city-overview.json", "Open alarms per service", ref))[svc] == \
+            per_service[svc], svc
+
+
+def test_open_alarms_per_service_covers_every_catalogue_service() -> None:
+    assert sorted(build.SERVICES) == sorted({f.service for f in catalogue.families().values()})
 
 
 def test_lighting_failed_lamps_day_burning_commands(influx: Influx, grafana_db: GrafanaData) -> None:

@@ -124,12 +124,13 @@ class Rig:
     @classmethod
     def start(cls, city: dict[str, Any], broker: Mosquitto, influx: Influx, db: str, *, tmp_path: Path,
               start: float, responders: bool = False, rules_dir: Path | None = None,
-              check_interval: float = 5.0, **sim_kw: Any) -> Rig:
+              check_interval: float = 5.0, notifications: dict[str, Any] | None = None, **sim_kw: Any) -> Rig:
         model = city_from_dict(city)
         sim = SimulatedCity(city, host=broker.host, port=broker.port, seed=5, start=start, speed=None,
                             responders=responders, resolver=model.dependents, **sim_kw)
         cid = f"it-{tmp_path.name[-20:]}"
-        st = settings(broker, influx, db, cid, data_dir=tmp_path / "var", check_interval=check_interval)
+        extra = {"notifications": notifications} if notifications is not None else {}
+        st = settings(broker, influx, db, cid, data_dir=tmp_path / "var", check_interval=check_interval, **extra)
         rule_set = None
         if rules_dir is not None:
             from rules import load_rules

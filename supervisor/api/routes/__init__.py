@@ -7,6 +7,7 @@ from supervisor.api.routes.commands import router as commands_router
 from supervisor.api.routes.devices import router as devices_router
 from supervisor.api.routes.health import router as health_router
 from supervisor.api.routes.ingest import router as ingest_router
+from supervisor.api.routes.maintenance import router as maintenance_router
 from supervisor.api.routes.metrics import router as metrics_router
 from supervisor.api.routes.model import router as model_router
 from supervisor.api.routes.overrides import router as overrides_router
@@ -18,8 +19,8 @@ root_router.include_router(health_router)
 root_router.include_router(metrics_router)
 
 api_router = APIRouter()
-for _router in (summary_router, devices_router, ingest_router, model_router, alarms_router, rules_router,
-                commands_router, overrides_router):
+for _router in (summary_router, devices_router, ingest_router, model_router, alarms_router, maintenance_router,
+                rules_router, commands_router, overrides_router):
     api_router.include_router(_router)
 
 __all__ = ["api_router", "root_router"]
