@@ -332,8 +332,8 @@ class Service:
                 families.add(family)
                 for st, n in by_status.items():
                     devices[(family, st)] += n
-            alarms = None if sup.alarms is None else dict(Counter(
-                (str(a.kind), str(a.severity)) for a in sup.alarms.active()))
+            # the one list: network, rule, command and the supervisor's own alarms alike
+            alarms = dict(Counter((str(a.kind), str(a.severity)) for a in sup.lifecycle.active()))
             rules_stats = None if sup.rules is None else sup.rules.stats()
             by_state = None if sup.rules is None else dict(Counter(
                 str(v.get("state")) for v in sup.rules.commands().values()))

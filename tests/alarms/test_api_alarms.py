@@ -51,6 +51,9 @@ def test_leak_rule_alarm_and_failed_command_are_listed_and_acknowledgeable(
         city._on_command(CommandState(lamp, None, None, 40.0, "failed", 3, now, now, None, "no report"))
     body = c.get("/api/v1/alarms", headers=V).json()
     assert body["active"] == 2 and body["total"] == 2
+    metrics = c.get("/metrics", headers=V).text  # the gauge counts the one list, not only the network
+    assert 'urban_alarms_active{kind="rule:leak",severity="major"} 1' in metrics
+    assert 'urban_alarms_active{kind="command",severity="major"} 1' in metrics
     kinds = {a["kind"]: a for a in body["items"]}
     assert set(kinds) == {"rule:leak", "command"}
     assert kinds["rule:leak"]["services"] == ["water"] and kinds["rule:leak"]["position"] is not None
