@@ -400,6 +400,8 @@ class AlarmLifecycle:
         with self._lock:
             self.store.add_window(w)
             self._windows[w.id] = w
+            if self.write is not None:  # the boards show the window
+                self.write(f"maintenance {w.id}", lambda: schema.maintenance_line(w, "declared", now))
             if w.covers(now):
                 for alarm in list(self._active.values()):
                     if alarm.in_maintenance is None and self._within(w, alarm.element, alarm.devices):
@@ -416,6 +418,9 @@ class AlarmLifecycle:
                 raise UnknownWindowError(window_id)
             self.store.remove_window(window_id)
             self._impact.pop(w.element, None)
+            if self.write is not None:
+                removed_at = self.clock()
+                self.write(f"maintenance {w.id}", lambda: schema.maintenance_line(w, "removed", removed_at))
             return w
 
     def windows(self) -> list[MaintenanceWindow]:

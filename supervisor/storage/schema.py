@@ -36,7 +36,7 @@ from supervisor.storage.lineprotocol import (
 
 if TYPE_CHECKING:
     from supervisor.alarms import AlarmChange
-    from supervisor.alarms.store import AlarmRecord
+    from supervisor.alarms.store import AlarmRecord, MaintenanceWindow
     from supervisor.state.registry import StatusChange
 
 __all__ = [
@@ -119,6 +119,10 @@ ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledge
                       "merged_into": S},
                      optional=frozenset({"text", "source", "by", "acked_by", "raised_at", "maintenance",
                                          "flap_count", "merged", "merged_into"}))
+MAINTENANCE = Measurement("maintenance", "a planned-works window declared or removed on an element (`state`); "
+                          "`start` and `end` in epoch s; alarms in its impact set are recorded in maintenance "
+                          "and never notified",
+                          ("element", "window", "state"), {"start": F, "end": F, "reason": S, "by": S})
 DECISIONS = Measurement("decisions", "one explained rule decision (`inputs` is JSON)",
                         ("rule", "device", "zone"), {"output": F, "inputs": S, "text": S})
 COMMANDS = Measurement("commands", "a rule command changed state (pending, confirmed, failed)",
@@ -138,8 +142,8 @@ INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by d
                             ("instance", "reason", "driver"), {"count": I})
 
 MEASUREMENTS: dict[str, Measurement] = {
-    m.name: m for m in (*FAMILIES.values(), EVENTS, DEVICE_STATUS, FLEET, ALARMS, DECISIONS, COMMANDS, SUPERVISOR,
-                        INGEST_ERRORS)
+    m.name: m for m in (*FAMILIES.values(), EVENTS, DEVICE_STATUS, FLEET, ALARMS, MAINTENANCE, DECISIONS, COMMANDS,
+                        SUPERVISOR, INGEST_ERRORS)
 }
 
 
@@ -183,6 +187,12 @@ def alarm_change_line(change: AlarmChange) -> bytes:
     """A root-cause alarm's change (the alarm manager's :meth:`~supervisor.alarms.AlarmChange.as_point`)."""
     measurement, tags, fields, ts = change.as_point()
     return MEASUREMENTS[measurement].line(tags, fields, ts)
+
+
+def maintenance_line(w: MaintenanceWindow, state: str, ts: float) -> bytes:
+    """A maintenance window declared (``state`` ``declared``) or removed (``removed``) at ``ts``."""
+    return MAINTENANCE.line({"element": w.element, "window": w.id, "state": state},
+                            {"start": w.start, "end": w.end, "reason": w.reason, "by": w.created_by}, ts)
 
 
 def lifecycle_alarm_line(alarm: AlarmRecord, transition: str, ts: float, by: str | None = None) -> bytes:

@@ -157,6 +157,8 @@ def test_supervisor_alarms_spool_clears_itself_events_clear_on_ack(tmp_path: Pat
 def test_maintenance_window_mutes_alarms_within_its_impact(tmp_path: Path) -> None:
     r = rig(tmp_path, now=100.0)
     w = r.lc.add_window("lc-1", start=100.0, end=200.0, reason="cabinet works", user="op", now=100.0)
+    assert r.lines[-1].startswith(b"maintenance,element=lc-1,state=declared,window=" + w.id.encode() + b" ")
+    assert b'reason="cabinet works"' in r.lines[-1] and b"start=100.0,end=200.0" in r.lines[-1]
     r.mgr.update({"cam-1"}, 110.0)  # cam-1 is powered by lc-1
     (a,) = r.lc.active()
     assert a.in_maintenance == w.id

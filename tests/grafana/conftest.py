@@ -48,6 +48,10 @@ PIPELINE_NOT_FED = {
     "Day-burning by cabinet": "needs lamps lit in daylight (a fault the simulator does not inject)",
     "Leak alarms": "a leak is suspected after k nights: a multi-night run (covered in tests/integration)",
     "Leak reports": "a leak is suspected after k nights: a multi-night run (covered in tests/integration)",
+    "Open alarms per service": "one stat per service, LoRaWAN included: the simulated city has no LoRaWAN "
+                               "gateway (the synthetic data cover every service)",
+    "Maintenance windows": "planned works are declared by an operator, not by telemetry (the lifecycle's "
+                           "tests check the points it writes)",
 }
 
 
@@ -251,7 +255,8 @@ def _alarms(t: list[int]) -> list[str]:
     cleared, a device alarm and a rule alarm (estimated lamp failures) active, and the rule alarms
     of the two day-burnings, each cleared."""
     lines: list[str] = []
-    services = {"tr": "traffic", "cam": "cctv", "cab": "lighting", "lamp": "lighting", "wm": "water", "aq": "air"}
+    services = {"tr": "traffic", "cam": "cctv", "cab": "lighting", "lamp": "lighting", "wm": "water", "aq": "air",
+                "lgw": "lorawan"}
 
     raised: dict[str, int] = {}
 
@@ -281,7 +286,20 @@ def _alarms(t: list[int]) -> list[str]:
     alarm("device", "minor", "cam-s2", "raised", aid="A-3", affected=["cam-s2"], m=183)
     alarm("rule:water_leak", "major", "wm-s2", "raised", aid="night-leak:wm-s2", affected=["wm-s2"], m=190)
     alarm("rule:threshold", "warning", "aq-s2", "raised", aid="pm25-high:aq-s2", affected=["aq-s2"], m=195)
+    alarm("device", "major", "lgw-n1", "raised", aid="A-4", affected=["lgw-n1"], m=196)  # a LoRaWAN gateway
     return lines
+
+
+def _maintenance(t: list[int]) -> list[str]:
+    """Planned works (supervisor/alarms/lifecycle.py): one window declared then removed, one declared."""
+    def window(element: str, wid: str, state: str, *, start_m: int, end_m: int, m: int) -> str:
+        return line("maintenance", {"element": element, "window": wid, "state": state},
+                    {"start": t[start_m] / 1000, "end": t[end_m] / 1000, "reason": f"works on {element}",
+                     "by": "op (operator#1)"}, t[m])
+
+    return [window("feed-south", "MW-1", "declared", start_m=50, end_m=90, m=45),
+            window("feed-south", "MW-1", "removed", start_m=50, end_m=90, m=85),
+            window("cab-n1", "MW-2", "declared", start_m=150, end_m=200, m=140)]
 
 
 def simulate() -> tuple[list[str], dict[str, Any]]:
@@ -289,7 +307,8 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
     t = [T0_MS + m * MIN_MS for m in range(MINUTES)]
     lighting, failed_last, expected_kwh = _lighting(t)
     health, errors_by_reason = _health(t)
-    lines = [*_traffic(t), *lighting, *_cctv(t), *_water(t), *_air(t), *_fleet(t), *health, *_alarms(t)]
+    lines = [*_traffic(t), *lighting, *_cctv(t), *_water(t), *_air(t), *_fleet(t), *health, *_alarms(t),
+             *_maintenance(t)]
     facts: dict[str, Any] = {
         "zones": ["north", "south"],
         "devices_per_family": {"traffic": 4, "lighting": 5, "cctv": 4, "water": 4, "air": 3},
@@ -310,7 +329,7 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
         "air_last": {"aq-n1": {"eaqi": 1, "pm25": 8.0}, "aq-s1": {"eaqi": 1, "pm25": 6.4},
                      "aq-s2": {"eaqi": 4, "pm25": 40.0}},
         "min_night_flow": {"north": 0.8, "south": 0.6},
-        "active_alarms": 5,
+        "active_alarms": 6,
         "active_root_causes": ["gw-north"],
         # the alarm list: (kind, element) -> (id, state, acknowledged by)
         "alarm_list": {("rule:day_burning", "cab-s1"): ("lamp-faults:cab-s1", "cleared", None),
@@ -319,8 +338,12 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
                        ("root_cause", "gw-north"): ("A-2", "acknowledged", "alice (operator#1)"),
                        ("device", "cam-s2"): ("A-3", "raised", None),
                        ("rule:water_leak", "wm-s2"): ("night-leak:wm-s2", "raised", None),
-                       ("rule:threshold", "aq-s2"): ("pm25-high:aq-s2", "raised", None)},
-        "open_per_service": {"lighting": 2, "cctv": 2, "traffic": 1, "water": 1, "air": 1},
+                       ("rule:threshold", "aq-s2"): ("pm25-high:aq-s2", "raised", None),
+                       ("device", "lgw-n1"): ("A-4", "raised", None)},
+        # the maintenance windows: window -> (element, latest state, start ms, end ms)
+        "maintenance": {"MW-1": ("feed-south", "removed", t[50], t[90]),
+                        "MW-2": ("cab-n1", "declared", t[150], t[200])},
+        "open_per_service": {"lighting": 2, "cctv": 2, "traffic": 1, "water": 1, "air": 1, "lorawan": 1},
         "msg_rate": 20.0,
         "errors_by_reason": errors_by_reason,
         "lane_health": {**LANE_HEALTH, "bulk_depth_max": 60},

@@ -188,9 +188,19 @@ def test_overview_alarm_list_and_open_alarms_per_service(influx: Influx, grafana
     assert got == want
     assert all(r[cols.index("raised")] > 0 for r in series["values"])  # the age's origin (ms)
     per_service = fact(grafana_db, "open_per_service")
-    for ref, svc in zip("ABCDE", build.SERVICES, strict=True):
+    for i, svc in enumerate(build.SERVICES):
+        ref = chr(ord("A") + i)
         assert row(one(influx, grafana_db, "city-overview.json", "Open alarms per service", ref))[svc] == \
             per_service[svc], svc
+
+
+def test_overview_maintenance_windows(influx: Influx, grafana_db: GrafanaData) -> None:
+    want = fact(grafana_db, "maintenance")
+    (series,) = one(influx, grafana_db, "city-overview.json", "Maintenance windows")
+    cols = series["columns"]
+    got = {r[cols.index("window")]: (r[cols.index("element")], r[cols.index("state")], r[cols.index("from")],
+                                     r[cols.index("until")]) for r in series["values"]}
+    assert got == want
 
 
 def test_open_alarms_per_service_covers_every_catalogue_service() -> None:
