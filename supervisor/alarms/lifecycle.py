@@ -139,6 +139,7 @@ class AlarmLifecycle:
         self.clock = clock
         self.settle_s = settle_s
         self.manager_ack: Callable[[str, str, float], object] | None = None
+        self.cancel_notify: Callable[[str], object] | None = None  # the notifier's cancel (shelving)
         self._lock = threading.RLock()
         self._syncing = False
         self._active: dict[str, AlarmRecord] = {a.key: a for a in store.active()}
@@ -312,6 +313,8 @@ class AlarmLifecycle:
             alarm.shelved_until, alarm.shelved_reason, alarm.shelved_by = until, reason, user
             alarm.updated_at = now
             self._commit(alarm, "shelved" if until > now else "unshelved", now, user, reason)
+            if until > now and self.cancel_notify is not None:  # a delayed raise, an escalation: silenced too
+                self.cancel_notify(alarm.id)
             return alarm
 
     def _require_active(self, alarm_id_: str, action: str) -> AlarmRecord:

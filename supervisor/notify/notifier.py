@@ -72,6 +72,18 @@ class Notifier:
             self._wake.set()
         return added
 
+    def cancel(self, alarm_id: str) -> int:
+        """Cancel what still waits for ``alarm_id`` (a delayed raise, an escalation): the alarm was
+        shelved. Returns how many notifications were cancelled; never raises (counted in ``errors``)."""
+        try:
+            n = self.outbox.cancel_waiting(alarm_id)
+        except Exception:
+            log.exception("notify: could not cancel the notifications of alarm %s", alarm_id)
+            self._count("errors")
+            return 0
+        self._count("cancelled", n)
+        return n
+
     def targets(self, event: AlarmEvent, now: float) -> list[Target]:
         """Where ``event`` goes, one target per (channel, transition), the earliest time winning."""
         chosen: dict[tuple[str, str], Target] = {}

@@ -100,6 +100,7 @@ class Supervisor:
         self.notifier = build_notifier(settings)
         if self.notifier is not None:
             self.lifecycle.notify = self.notifier.submit
+            self.lifecycle.cancel_notify = self.notifier.cancel
         self.rules: RuleEngine | None = None
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()

@@ -208,7 +208,10 @@ def test_shelve_and_comment(tmp_path: Path) -> None:
     (a,) = r.lc.active()
     with pytest.raises(AlarmInputError):
         r.lc.shelve(a.id, "op", float("inf"), "forever", 10.0)
+    cancelled: list[str] = []
+    r.lc.cancel_notify = cancelled.append
     r.lc.shelve(a.id, "op", 100.0, "known, crew on site", 20.0)
+    assert cancelled == [a.id]  # what still waited for it (a delayed raise, an escalation) is cancelled
     r.lc.acknowledge(a.id, "op", 30.0)  # shelved: not notified
     assert [e.transition for e in r.events] == ["raised"]
     r.lc.comment(a.id, "bob", "crew says 1 h", 40.0)

@@ -185,6 +185,20 @@ def test_maintenance_declared_later_silences_what_still_waits(make_notifier: Mak
         chief.stop()
 
 
+def test_shelving_cancels_what_still_waits(make_notifier: MakeNotifier) -> None:
+    crew, chief = Receiver().start(), Receiver().start()
+    try:
+        n = make_notifier(**_escalating(crew, chief, after=2.0))
+        n.submit(event())
+        wait_for(lambda: len(crew.processed) == 1, 10, "the raise")
+        assert n.cancel("rc:sw-z01") == 1  # the lifecycle: an operator shelved the alarm
+        time.sleep(3.0)
+        assert chief.requests == [] and n.stats()["cancelled"] == 1 and n.stats()["scheduled"] == 0
+    finally:
+        crew.stop()
+        chief.stop()
+
+
 def test_a_follow_up_of_an_alarm_nobody_was_told_of_is_not_sent(
     receiver: Receiver, make_notifier: MakeNotifier
 ) -> None:
