@@ -250,6 +250,15 @@ class _Worker:
     exits: list[int] = field(default_factory=list)
     next_start: float = 0.0
     delay: float = RESTART_MIN_DELAY
+    last_uptime: float = 0.0
+
+    def restart_args(self) -> list[str]:
+        """What a restarted worker is told of its predecessor: it raises the "worker restarted" alarm
+        in its own alarm list (the manager has none)."""
+        if not self.restarts or not self.exits:
+            return []
+        return ["--restart", str(self.restarts), "--last-exit", str(self.exits[-1]),
+                "--last-uptime", f"{self.last_uptime:.1f}"]
 
 
 class WorkerManager:
@@ -264,8 +273,8 @@ class WorkerManager:
         self._stopping = False
         self.fatal: str | None = None
 
-    def command(self, spec: WorkerSpec) -> list[str]:
-        cmd = [self._python, "-m", "supervisor", "run", "--config", str(spec.config_path)]
+    def command(self, spec: WorkerSpec, extra: Sequence[str] = ()) -> list[str]:
+        cmd = [self._python, "-m", "supervisor", "run", "--config", str(spec.config_path), *extra]
         return cmd + (["--no-api"] if self._no_api or spec.api_port is None else [])
 
     def _spawn(self, w: _Worker) -> None:
@@ -275,7 +284,8 @@ class WorkerManager:
         kwargs: dict[str, Any] = {}
         if sys.platform.startswith("linux"):
             kwargs["preexec_fn"] = _die_with_parent
-        w.proc = subprocess.Popen(self.command(w.spec), stdout=w.out, stderr=None, env=self._env, **kwargs)
+        w.proc = subprocess.Popen(self.command(w.spec, w.restart_args()), stdout=w.out, stderr=None, env=self._env,
+                                  **kwargs)
         w.started = time.monotonic()
         _log.info("worker %d started (pid %d, zones %s)", w.spec.index, w.proc.pid, ",".join(w.spec.zones))
 
@@ -299,7 +309,7 @@ class WorkerManager:
                 rc = w.proc.poll()
                 if rc is None:
                     continue
-                uptime = now - w.started
+                uptime = w.last_uptime = now - w.started
                 w.exits.append(rc)
                 w.proc = None
                 if rc == EXIT_INVALID and uptime < EARLY_EXIT:

@@ -30,7 +30,20 @@ def register(sub: Any) -> None:
                         "subscriptions), restarted when they die; see docs/scaling.md")
     p.add_argument("--zones", metavar="Z1,Z2,...", default=None,
                    help="with --workers: the zones to partition (default: every zone of the city model)")
+    # set by the worker manager on a restarted worker, which raises the "worker restarted" alarm
+    p.add_argument("--restart", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--last-exit", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--last-uptime", type=float, default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=main)
+
+
+def _worker_restarted_alarm(sup: Any, args: argparse.Namespace) -> None:
+    """This worker replaces one that died: say so in the alarm list (cleared when acknowledged)."""
+    how = f"exit code {args.last_exit}" if args.last_exit is not None and args.last_exit >= 0 else (
+        f"signal {-args.last_exit}" if args.last_exit is not None else "an unknown exit")
+    after = f" after {args.last_uptime:.0f} s" if args.last_uptime is not None else ""
+    text = f"worker {sup.instance} restarted (restart {args.restart}): its predecessor ended by {how}{after}"
+    sup.lifecycle.supervisor_alarm("worker", "major", "raised", text, time.time())
 
 
 def load_model(settings: Any) -> Any:
@@ -96,6 +109,8 @@ def main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     sup.start()
+    if args.restart:
+        _worker_restarted_alarm(sup, args)
     api = None
     if settings.api.enabled and not args.no_api:
         from supervisor.api.server import ApiServer

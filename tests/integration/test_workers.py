@@ -61,6 +61,16 @@ def _summary(port: int) -> dict[str, Any] | None:
         return None
 
 
+def _alarms(port: int) -> list[dict[str, Any]]:
+    """The "worker restarted" alarms of the worker whose API listens on ``port``."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/alarms", timeout=2) as r:
+            items: list[dict[str, Any]] = json.loads(r.read())["items"]
+    except OSError:
+        return []
+    return [a for a in items if a["element"] == "worker"]
+
+
 def _connected(port: int) -> bool:
     s = _summary(port)
     return s is not None and bool(s["mqtt"]["connected"])
@@ -212,6 +222,12 @@ def test_killed_worker_is_restarted_and_drains_its_queue(tmp_path: Path, broker:
         expected = Counter(rep1.expected_points) + Counter(rep2.expected_points)
         _wait(lambda: all(_count(influx, influx_db, m) >= n for m, n in expected.items()), 60,
               "every point after the restart")
+        # the restarted worker says so in its alarm list
+        _wait(lambda: _alarms(specs[1].api_port or 0), 30, "the worker-restarted alarm")
+        (restarted,) = _alarms(specs[1].api_port or 0)
+        assert restarted["kind"] == "supervisor" and restarted["severity"] == "major"
+        assert "restart 1" in restarted["text"] and f"signal {int(signal.SIGKILL)}" in restarted["text"]
+        assert _alarms(specs[0].api_port or 0) == []  # the other worker was not restarted
     finally:
         stop.set()
         supervising.join(5)
