@@ -33,13 +33,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from supervisor.alarms.errors import AlarmError, AlarmStateError, UnknownAlarmError
 from supervisor.alarms.store import AlarmQuery, AlarmRecord, AlarmStore, MaintenanceWindow
 from supervisor.storage import schema
 
 if TYPE_CHECKING:
+    from rules import CommandState, RuleAlarm
     from supervisor.alarms._manager import AlarmChange
     from supervisor.model import CityModel
     from supervisor.notify import AlarmEvent
@@ -58,40 +59,6 @@ class AlarmInputError(AlarmError, ValueError):
 class UnknownWindowError(AlarmError, KeyError):
     def __str__(self) -> str:
         return f"unknown maintenance window {self.args[0]!r}"
-
-
-class _RuleAlarm(Protocol):
-    @property
-    def key(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def severity(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def ts(self) -> float: ...
-
-
-class _CommandState(Protocol):
-    @property
-    def device(self) -> str: ...
-    @property
-    def channel(self) -> str | None: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def level(self) -> float: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def since(self) -> float: ...
-    @property
-    def error(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +144,7 @@ class AlarmLifecycle:
             except AlarmError as exc:
                 log.warning("alarm %s: acknowledgement not carried over: %s", a.id, exc)
 
-    def on_rule_alarm(self, alarm: _RuleAlarm) -> None:
+    def on_rule_alarm(self, alarm: RuleAlarm) -> None:
         key = f"rule:{alarm.key}"
         if alarm.state == "raised":
             self.raise_(Cause(key, "rule", f"rule:{alarm.kind}", alarm.severity, alarm.device, alarm.text,
@@ -185,7 +152,7 @@ class AlarmLifecycle:
         else:
             self.clear(key, "the rule's condition ended", alarm.ts)
 
-    def on_command(self, cs: _CommandState) -> None:
+    def on_command(self, cs: CommandState) -> None:
         key = f"command:{cs.device}:{cs.channel or ''}"
         if cs.state == "failed":
             why = f": {cs.error}" if cs.error else ""

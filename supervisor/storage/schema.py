@@ -35,6 +35,7 @@ from supervisor.storage.lineprotocol import (
 )
 
 if TYPE_CHECKING:
+    from rules import CommandState
     from supervisor.alarms import AlarmChange
     from supervisor.alarms.store import AlarmRecord, MaintenanceWindow
     from supervisor.state.registry import StatusChange
@@ -44,7 +45,7 @@ __all__ = [
     "INGEST_ERRORS", "MEASUREMENTS", "SUPERVISOR", "Measurement", "alarm_change_line", "command_line",
     "decision_line", "device_status_line", "event_point", "fleet_lines", "ingest_error_lines",
     "lifecycle_alarm_line", "markdown_table", "ms",
-    "reading_point", "rule_alarm_line", "supervisor_alarm_line", "supervisor_line",
+    "reading_point", "supervisor_line",
 ]
 
 
@@ -213,38 +214,6 @@ def lifecycle_alarm_line(alarm: AlarmRecord, transition: str, ts: float, by: str
                         "state": transition}, fields, ts)
 
 
-class _RuleAlarm(Protocol):
-    @property
-    def key(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def severity(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def ts(self) -> float: ...
-
-
-def rule_alarm_line(alarm: _RuleAlarm) -> bytes:
-    """A rule's alarm about one device: kind ``rule:<kind>``, the device as element."""
-    return ALARMS.line({"kind": f"rule:{alarm.kind}", "severity": alarm.severity, "element": alarm.device,
-                        "state": alarm.state},
-                       {"id": alarm.key, "devices": 1, "services": "", "text": alarm.text,
-                        "affected": orjson.dumps([alarm.device]).decode()}, alarm.ts)
-
-
-def supervisor_alarm_line(severity: str, element: str, state: str, alarm_id: str, text: str,  # noqa: PLR0917
-                          ts: float) -> bytes:
-    """An alarm about the supervisor itself (kind ``supervisor``: no device, no service affected)."""
-    return ALARMS.line({"kind": "supervisor", "severity": severity, "element": element, "state": state},
-                       {"id": alarm_id, "devices": 0, "services": "", "text": text, "affected": "[]"}, ts)
-
-
 # -- rules: decisions and commands ------------------------------------------------------------------
 class _Point(Protocol):
     @property
@@ -261,25 +230,12 @@ class _Decision(Protocol):
     def as_point(self) -> _Point: ...
 
 
-class _CommandState(Protocol):
-    @property
-    def device(self) -> str: ...
-    @property
-    def state(self) -> str: ...
-    @property
-    def level(self) -> float: ...
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def since(self) -> float: ...
-
-
 def decision_line(decision: _Decision) -> bytes:
     p = decision.as_point()
     return MEASUREMENTS[p.measurement].line(p.tags, p.fields, p.ts)
 
 
-def command_line(cs: _CommandState) -> bytes:
+def command_line(cs: CommandState) -> bytes:
     return COMMANDS.line({"device": cs.device, "state": cs.state}, {"level": cs.level, "attempts": cs.attempts},
                          cs.since)
 

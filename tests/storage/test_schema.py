@@ -10,7 +10,7 @@ import pytest
 
 from drivers import Event, Reading
 from drivers._schema import CANONICAL
-from rules import CommandState, Decision, RuleAlarm
+from rules import CommandState, Decision
 from supervisor.alarms import AlarmManager
 from supervisor.state.registry import StatusChange
 from supervisor.storage import LineProtocolError, ParsedPoint, parse_line, schema
@@ -82,8 +82,6 @@ def test_every_point_the_supervisor_formats_fits() -> None:
                                        "devices": 3, "dead_letters": 0, "commands_refused": 0,
                                        "sessions_lost": 0}, 5.0),
         *schema.ingest_error_lines("h:1", {("-", "unknown_topic"): 2}, 5.0),
-        schema.supervisor_alarm_line("major", "spool", "raised", "spool:h:1", "spool 80% full", 5.0),
-        schema.rule_alarm_line(RuleAlarm(5.0, "r1", "day_burning", "lamp-1", "raised", "minor", "lit by day")),
         schema.decision_line(Decision(5.0, "r1", "dimming", "lamp-1", 60, "traffic high", {"flow": 900.0})),
         schema.command_line(CommandState("lamp-1", None, "z", 60, "pending", 1, 5.0, 5.0)),
     ]
