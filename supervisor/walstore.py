@@ -3,7 +3,7 @@
 ``synchronous=NORMAL`` in WAL mode survives a killed process; a power cut may lose the last
 transactions, not corrupt the file. :meth:`WalStore.tx` is one ``BEGIN IMMEDIATE`` transaction
 (rolled back on any exception); :meth:`WalStore.read` holds the same lock for consistent reads.
-Used by :mod:`supervisor.notify.outbox` and :mod:`supervisor.ngsi.push`.
+Used by :mod:`supervisor.notify.outbox`, :mod:`supervisor.ngsi.push` and :mod:`supervisor.alarms.store`.
 """
 
 from __future__ import annotations
@@ -18,11 +18,13 @@ from pathlib import Path
 class WalStore:
     """Thread-safe: every :meth:`tx` and :meth:`read` holds one lock."""
 
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: str, *, named_rows: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+        if named_rows:  # rows as sqlite3.Row (by column name) rather than tuples
+            self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(schema)

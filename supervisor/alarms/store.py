@@ -11,14 +11,14 @@ directory's disk does not survive anyway without a battery-backed cache).
 from __future__ import annotations
 
 import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from supervisor.walstore import WalStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS alarms (
@@ -169,43 +169,25 @@ class AlarmStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-        self._db.row_factory = sqlite3.Row
-        self._lock = threading.Lock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        self._wal = WalStore(path, SCHEMA, named_rows=True)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._wal.close()
 
     # -- alarms -----------------------------------------------------------------------------------
     def save(self, alarm: AlarmRecord, action: str, ts: float, user: str | None = None,
              detail: str | None = None) -> None:
         """Write the alarm as it is now and one journal entry, in one transaction."""
         placeholders = ", ".join("?" for _ in _COLUMNS)
-        with self._tx() as db:
+        with self._wal.tx() as db:
             db.execute(f"INSERT OR REPLACE INTO alarms ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
                        f"VALUES ({placeholders})", alarm.row())
             db.execute("INSERT INTO journal (alarm_id, ts, action, user, detail) VALUES (?, ?, ?, ?, ?)",
                        (alarm.id, ts, action, user, detail))
 
     def next_occurrence(self, key: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT MAX(occurrence) FROM alarms WHERE key = ?", (key,)).fetchone()
+        with self._wal.read() as db:
+            row = db.execute("SELECT MAX(occurrence) FROM alarms WHERE key = ?", (key,)).fetchone()
         return int(row[0] or 0) + 1
 
     def active(self) -> list[AlarmRecord]:
@@ -222,9 +204,9 @@ class AlarmStore:
     def query(self, q: AlarmQuery, now: float, limit: int, offset: int) -> tuple[int, list[AlarmRecord]]:
         """(matches, the page newest first)."""
         where, args = q.where(now)
-        with self._lock:
+        with self._wal.read() as db:
             # the WHERE clause is built of constant names, every value is a parameter
-            total = int(self._db.execute(f"SELECT COUNT(*) FROM alarms{where}", args).fetchone()[0])  # noqa: S608
+            total = int(db.execute(f"SELECT COUNT(*) FROM alarms{where}", args).fetchone()[0])  # noqa: S608
         return total, self._select(where, args, "raised_at DESC, id DESC", limit, offset)
 
     def _select(self, where: str, args: Sequence[Any], order: str, limit: int | None,
@@ -232,35 +214,35 @@ class AlarmStore:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM alarms{where} ORDER BY {order}"  # noqa: S608 (constant names)
         if limit is not None:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        with self._lock:
-            rows = self._db.execute(sql, list(args)).fetchall()
+        with self._wal.read() as db:
+            rows = db.execute(sql, list(args)).fetchall()
         return [_record(r) for r in rows]
 
     def journal(self, alarm_id: str) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._db.execute("SELECT ts, action, user, detail FROM journal WHERE alarm_id = ? ORDER BY seq",
-                                    (alarm_id,)).fetchall()
+        with self._wal.read() as db:
+            rows = db.execute("SELECT ts, action, user, detail FROM journal WHERE alarm_id = ? ORDER BY seq",
+                              (alarm_id,)).fetchall()
         return [dict(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT state, COUNT(*) FROM alarms GROUP BY state").fetchall()
+        with self._wal.read() as db:
+            rows = db.execute("SELECT state, COUNT(*) FROM alarms GROUP BY state").fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
     # -- maintenance ------------------------------------------------------------------------------
     def add_window(self, w: MaintenanceWindow) -> None:
-        with self._tx() as db:
+        with self._wal.tx() as db:
             db.execute("INSERT INTO maintenance (id, element, start, end, reason, created_by, created_at) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
                        (w.id, w.element, w.start, w.end, w.reason, w.created_by, w.created_at))
 
     def remove_window(self, window_id: str) -> bool:
-        with self._tx() as db:
+        with self._wal.tx() as db:
             return db.execute("DELETE FROM maintenance WHERE id = ?", (window_id,)).rowcount > 0
 
     def windows(self) -> list[MaintenanceWindow]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, element, start, end, reason, created_by, created_at "
+        with self._wal.read() as db:
+            rows = db.execute("SELECT id, element, start, end, reason, created_by, created_at "
                                     "FROM maintenance ORDER BY start, id").fetchall()
         return [MaintenanceWindow(**dict(r)) for r in rows]
 
