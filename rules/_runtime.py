@@ -60,6 +60,17 @@ def number(value: Value | None, what: str) -> float:
     return f
 
 
+def flow_of(r: Reading, now: float) -> tuple[float, float] | None:
+    """``(flow, ts)`` of a reading that carries a flow (a finite number >= 0), or ``None`` without one;
+    ``ts`` is the reading's own time, else ``now``."""
+    if "flow" not in r.values:
+        return None
+    flow = number(r.values["flow"], "flow")
+    if flow < 0:
+        raise BadInputError("out_of_range", f"flow {flow} < 0")
+    return flow, (r.ts if r.ts is not None else now)
+
+
 @dataclass(slots=True)
 class Context:
     topology: Topology

@@ -14,7 +14,7 @@ from drivers import Reading, Value
 from .._arbiter import PRIORITY_TRAFFIC, Actuator, Request
 from .._devices import DeviceTable, resolve
 from .._registry import RuleKind, SelectorField
-from .._runtime import BadInputError, Context, RuleRuntime, fmt_level, number
+from .._runtime import Context, RuleRuntime, flow_of, fmt_level
 from .._spec import Ident, Level, Model, RuleBase, Selector
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,10 @@ class AdaptiveRuntime(RuleRuntime):
         return f"{self.id}@{st.street}"
 
     def on_reading(self, r: Reading, now: float) -> None:
-        if "flow" not in r.values:
+        got = flow_of(r, now)
+        if got is None:
             return
-        flow = number(r.values["flow"], "flow")
-        if flow < 0:
-            raise BadInputError("out_of_range", f"flow {flow} < 0")
-        ts = r.ts if r.ts is not None else now
+        flow, ts = got
         prev = self._flows.get(r.device)
         if prev is None or ts >= prev[1]:
             self._flows[r.device] = (flow, ts)

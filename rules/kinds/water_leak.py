@@ -14,7 +14,7 @@ from drivers import Reading, Value
 
 from .._devices import resolve
 from .._registry import RuleKind, SelectorField
-from .._runtime import BadInputError, Context, RuleRuntime, number
+from .._runtime import Context, RuleRuntime, flow_of
 from .._spec import RuleBase, Selector, SeverityName, parse_hhmm
 from .._types import Decision, RuleAlarm
 
@@ -107,12 +107,10 @@ class WaterLeakRuntime(RuleRuntime):
     # ---------------------------------------------------------------- burst (per reading)
 
     def on_reading(self, r: Reading, now: float) -> None:
-        if "flow" not in r.values:
+        got = flow_of(r, now)
+        if got is None:
             return
-        flow = number(r.values["flow"], "flow")
-        if flow < 0:
-            raise BadInputError("out_of_range", f"flow {flow} < 0")
-        ts = r.ts if r.ts is not None else now
+        flow, ts = got
         ring = self._rings.get(r.device)
         if ring is None:
             ring = self._rings[r.device] = FlowRing(self.spec.buffer_size)
