@@ -31,7 +31,8 @@ Ack = Callable[[list[tuple[int, int]]], None]
 
 
 class LineSink(Protocol):
-    def submit(self, lines: list[bytes], on_durable: Callable[[], None] | None = None) -> None: ...
+    def submit(self, lines: list[bytes], on_durable: Callable[[], None] | None = None, *,
+               block: bool = True) -> None: ...
 
 
 class ReadingConsumer(Protocol):
@@ -159,6 +160,11 @@ class Pipeline:
         self.lane = lane
         #: False for the lane's pipeline: it decodes, updates state and feeds the rules; the bulk stores
         self.store = store
+        #: False when the caller took the batch only because the writer had room for it
+        #: (:meth:`BatchWriter.has_room`): the lines are then queued without waiting, so the thread
+        #: that also runs the control lane never blocks in the writer (the overshoot past
+        #: ``max_pending`` is one batch's lines at most; see docs/architecture.md, the stall)
+        self.submit_block = True
         self.device_driver: dict[str, str] = {}  # device -> the driver that decodes it (for commands)
         self.rules = rules
         self.on_status = on_status
@@ -335,4 +341,4 @@ class Pipeline:
             return
         c.points += len(out.lines)
         ack = self.ack
-        self.writer.submit(out.lines, (lambda: ack(acks)) if acks else None)
+        self.writer.submit(out.lines, (lambda: ack(acks)) if acks else None, block=self.submit_block)

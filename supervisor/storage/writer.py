@@ -24,6 +24,7 @@ delay: nothing is acknowledged, the queue fills and ``submit`` blocks (see :mod:
 
 from __future__ import annotations
 
+import heapq
 import logging
 import random
 import threading
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+SLOW_WRITE_MS = 100.0  # a write slower than this is kept in ``slow_writes`` (diagnostics of a stall)
+SLOW_KEPT = 20
 
 DeadLetter = Callable[[list[bytes], str], None]
 
@@ -155,6 +159,11 @@ class BatchWriter:
         self._probe_attempt = 0
         self._full_logged = False
         self.overshoot = 0  # most lines queued past max_pending by submit(block=False)
+        #: submits that waited for room (a blocking producer: the pipeline thread must never be one),
+        #: with the longest wait; and the slowest writes of the last minutes (wall time, ms, lines)
+        self.producer_waits = 0  # submits that found no room (they waited, or went past with block=False)
+        self.producer_wait_max_ms = 0.0
+        self._slow_writes: list[tuple[float, float, int]] = []  # (ms, wall, lines): the slowest, a min-heap
 
         self._thread = threading.Thread(target=self._run, name=f"{name}-thread", daemon=True)
         self._started = False
@@ -192,6 +201,8 @@ class BatchWriter:
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
         with self._cond:
+            if not self._stopping and self._pending > 0 and self._pending + n > self._max_pending:
+                self.producer_waits += 1
             while block and not self._stopping and self._pending > 0 and self._pending + n > self._max_pending:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -202,6 +213,8 @@ class BatchWriter:
                 self._cond.wait(remaining if remaining is not None else 1.0)
             if self._stopping:
                 raise WriterStoppedError(f"{self.name}: writer is stopped")
+            waited = (time.monotonic() - now) * 1000.0
+            self.producer_wait_max_ms = max(self.producer_wait_max_ms, waited)
             bs = self._batch_size
             if n <= bs:
                 self._queue.append(_Chunk(list(lines), on_durable, now))
@@ -421,6 +434,7 @@ class BatchWriter:
         except StorageError as exc:
             with self._stats_lock:
                 self._failures += 1
+            self._note_slow(t0, n)
             return exc
         except Exception as exc:  # a sink bug: treat as a retryable failure, keep the data
             log.exception("%s: sink raised an unexpected error", self.name)
@@ -432,7 +446,23 @@ class BatchWriter:
             self._batches += 1
             self._last_latency_ms = (time.perf_counter() - t0) * 1000.0
             self._last_write_at = time.time()
+        self._note_slow(t0, n)
         return None
+
+    def _note_slow(self, t0: float, n: int) -> None:
+        ms = (time.perf_counter() - t0) * 1000.0
+        if ms >= SLOW_WRITE_MS:
+            item = (round(ms, 1), round(time.time() - ms / 1000.0, 3), n)
+            with self._stats_lock:
+                if len(self._slow_writes) < SLOW_KEPT:
+                    heapq.heappush(self._slow_writes, item)
+                elif item > self._slow_writes[0]:
+                    heapq.heapreplace(self._slow_writes, item)
+
+    def slow_writes(self) -> list[tuple[float, float, int]]:
+        """The slowest write attempts (failed ones too) as (wall time, ms, lines), in time order."""
+        with self._stats_lock:
+            return sorted(((a, m, n) for m, a, n in self._slow_writes))
 
     def _write_with_retries(self, body: bytes, n: int) -> bool:
         attempt = 0

@@ -90,7 +90,7 @@ class _Sink:
     def __init__(self) -> None:
         self.lines: list[bytes] = []
 
-    def submit(self, lines: list[bytes], on_durable: Callable[[], None] | None = None) -> None:
+    def submit(self, lines: list[bytes], on_durable: Callable[[], None] | None = None, *, block: bool = True) -> None:
         self.lines.extend(lines)
         if on_durable is not None:
             on_durable()

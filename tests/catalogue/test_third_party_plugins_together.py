@@ -122,7 +122,7 @@ class _Sink:
     def __init__(self) -> None:
         self.lines: list[bytes] = []
 
-    def submit(self, lines: list[bytes], on_durable: object = None) -> None:
+    def submit(self, lines: list[bytes], on_durable: object = None, *, block: bool = True) -> None:
         self.lines.extend(lines)
         if callable(on_durable):
             on_durable()
