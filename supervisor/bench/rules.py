@@ -155,7 +155,7 @@ def _wait_flowing(sup: SupervisorProcess, load: float) -> None:
     time.sleep(0.5)
 
 
-_Timeline = list[tuple[float, float | None]]  # (s since the first probe, its broker hop in ms)
+_Timeline = list[tuple[float, float | None, float]]  # (s since the first probe, its broker hop in ms, wall time)
 
 
 def _probe_loop(watch: _CommandWatch, probe: Any, topic: str,
@@ -178,12 +178,13 @@ def _probe_loop(watch: _CommandWatch, probe: Any, topic: str,
         if time.monotonic() > deadline:
             break
         watch.arm()
-        t0 = time.monotonic()
+        t0, wall = time.monotonic(), time.time()
         probe.publish(topic, orjson.dumps({"flow": flows[i % 2], "speed": 40.0, "occupancy": 5.0}), qos=1)
         if watch.event.wait(5.0) and watch.first is not None:
             latencies.append((watch.first - t0) * 1000.0)
             seen = watch.probe_seen
-            when.append((round(t0 - t_probes, 2), round((seen - t0) * 1000.0, 1) if seen is not None else None))
+            when.append((round(t0 - t_probes, 2), round((seen - t0) * 1000.0, 1) if seen is not None else None,
+                         round(wall, 3)))
         else:
             missed += 1
         if watch.probe_seen is not None:
@@ -240,8 +241,9 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
                        "p99": round(percentile(latencies, 99), 1), "max": round(max(latencies, default=0.0), 1)},
         # the slowest probes and when they were sent (s after the first): start-up or periodic work?
         # with the probe's own hop: a slow hop means the broker or the harness, not the supervisor
-        "slowest": [{"ms": round(lat, 1), "at_s": at, "hop_ms": h}
-                    for lat, (at, h) in sorted(zip(latencies, when, strict=True))[-3:]],
+        # ``at``: wall time, to match with the supervisor's own ``loop`` diagnostics below
+        "slowest": [{"ms": round(lat, 1), "at_s": at, "hop_ms": h, "at": wall}
+                    for lat, (at, h, wall) in sorted(zip(latencies, when, strict=True))[-3:]],
         # baseline: the probe's own trip through the broker to a bare paho subscriber (one hop; the
         # measured latency has two hops and the supervisor in between)
         "broker_hop_paho_ms": {"p50": round(percentile(hop, 50), 1), "p99": round(percentile(hop, 99), 1)},
@@ -249,6 +251,8 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         "supervisor_received": summary.get("ingest", {}).get("received"),
         "peak_rss_mb": round(sup.peak_rss, 1),
         "lane": summary.get("lane", {}),
+        # the supervisor's slow pipeline iterations, long collections, slow writes (wall times)
+        "loop": summary.get("loop", {}),
     }
 
 

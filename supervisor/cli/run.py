@@ -118,6 +118,7 @@ def main(args: argparse.Namespace) -> int:
         api = ApiServer(sup, settings.api).start()
     push = _ngsi_push(sup, settings)
     _freeze_heap()
+    sup.loop_watch.watch_gc()  # the process owner: the long collections go into the stall diagnostics
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),

@@ -25,11 +25,14 @@ How it works:
 
 from __future__ import annotations
 
+import gc
+import heapq
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from supervisor.config import MqttConfig
 from supervisor.ingest.mqtt import Inbox, LaneInbox, MqttIngest
@@ -64,6 +67,73 @@ class ReactionLatency:
             return 0.0, 0.0, 0
         ms = sorted(x for _, x in s)
         return ms[len(ms) // 2], ms[min(len(ms) - 1, int(len(ms) * 0.99))], len(ms)
+
+
+SLOW_LOOP_MS = 20.0  # a pipeline-thread iteration longer than this is kept (with what it did)
+GC_PAUSE_MS = 5.0  # a collection longer than this is kept
+_KEPT = 20
+
+
+class LoopWatch:
+    """Where the pipeline thread's time went when it was slow: the diagnostics of a stall.
+
+    Each slow iteration is kept with its wall time and its parts (the lane batch, the bulk slice,
+    the periodic work), next to the collector's long pauses (:meth:`watch_gc`) and the writer's
+    slow writes and producer waits, so that a late reaction can be matched with its cause
+    (``summary()["loop"]``, printed by ``bench rules``)."""
+
+    def __init__(self) -> None:
+        self._slow: list[tuple[float, int, dict[str, float | int]]] = []  # the slowest kept (a min-heap by ms)
+        self.iterations = 0
+        self.max_ms = 0.0
+        self._gc: list[tuple[float, float, int]] = []  # the longest pauses: (ms, wall, generation), a min-heap
+        self.gc_collections = 0
+        self._gc_t0 = 0.0
+
+    def note(self, t0: float, t_lane: float, t_bulk: float, t_end: float,  # noqa: PLR0917
+             lane_n: int, bulk_n: int) -> None:
+        """One iteration's perf_counter stamps: start, lane done, bulk done, periodic done."""
+        self.iterations += 1
+        ms = (t_end - t0) * 1000.0
+        self.max_ms = max(self.max_ms, ms)
+        if ms >= SLOW_LOOP_MS:
+            at = round(time.time() - (time.perf_counter() - t0), 3)
+            keep(self._slow, (ms, self.iterations, {
+                "at": at, "ms": round(ms, 1), "lane_n": lane_n, "lane_ms": round((t_lane - t0) * 1000.0, 1),
+                "bulk_n": bulk_n, "bulk_ms": round((t_bulk - t_lane) * 1000.0, 1),
+                "periodic_ms": round((t_end - t_bulk) * 1000.0, 1)}))
+
+    def watch_gc(self) -> None:
+        """Record the collector's long pauses (the process owner calls this: the callback is global)."""
+        gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_t0 = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._gc_t0) * 1000.0
+        self.gc_collections += 1
+        if ms >= GC_PAUSE_MS:
+            keep(self._gc, (round(ms, 1), round(time.time() - ms / 1000.0, 3), info.get("generation", -1)))
+
+    def report(self) -> dict[str, object]:
+        """The slowest iterations and the longest collections, in time order (wall ``at``)."""
+        slow = sorted((d for _, _, d in self._slow), key=lambda d: d["at"])
+        return {"iterations": self.iterations, "max_ms": round(self.max_ms, 1), "slowest": slow,
+                "gc_collections": self.gc_collections,
+                "gc_pauses": [{"at": a, "ms": m, "gen": g} for m, a, g in sorted(self._gc, key=lambda x: x[1])]}
+
+
+def keep(heap: list[Any], item: Any, n: int = _KEPT) -> None:
+    """Keep the ``n`` largest items in ``heap`` (a min-heap)."""
+    if len(heap) < n:
+        heapq.heappush(heap, item)
+    elif item > heap[0]:
+        heapq.heapreplace(heap, item)
 
 
 class ControlLane:
@@ -174,3 +244,27 @@ class ControlLane:
             "reaction_p50_ms": round(p50, 2), "reaction_p99_ms": round(p99, 2),
             "lane_received": received, "lane_topics": len(self.active),
         }
+
+
+class CommandPublisher:
+    """Where the rules' commands go out: the lane session while it is connected, the bulk one otherwise.
+
+    While the bulk inbox is full (a frozen InfluxDB, a backlog), the bulk session's network thread
+    waits up to ``FULL_WAIT`` (50 ms) for room at each read and services its socket in between, so a
+    command queued on that client waited 50-100 ms before it was written (measured in
+    ``tests/integration/test_lane_frozen_influx.py``: reactions of 60-104 ms once the bulk was held
+    back, 5-13 ms before). The lane session never waits for room: a reaction leaves at once.
+    ``mqtt_published_total`` (the bulk session's ``stats.published``) still counts every command.
+    """
+
+    def __init__(self, lane: ControlLane, bulk: MqttIngest) -> None:
+        self.lane = lane
+        self.bulk = bulk
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        lane = self.lane.mqtt
+        if self.lane.enabled and lane.stats.connected:
+            lane.publish(topic, payload, qos, retain=retain)
+            self.bulk.stats.published += 1
+        else:
+            self.bulk.publish(topic, payload, qos, retain=retain)

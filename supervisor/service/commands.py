@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, Protocol
 
 from drivers import Command, Driver, DriverError
 from supervisor.config import CommandsConfig
-from supervisor.ingest.mqtt import MqttIngest
 from supervisor.service.errors import CommandRefusedError, SupervisorError
 from supervisor.state.registry import StateRegistry
 
@@ -17,6 +16,12 @@ if TYPE_CHECKING:
     from supervisor.model import CityModel
 
 _log = logging.getLogger(__name__)
+
+
+class Publisher(Protocol):
+    """What publishes a command (:class:`supervisor.ingest.lane.CommandPublisher`, or one MQTT session)."""
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
 
 
 class TokenBucket:
@@ -44,7 +49,7 @@ class CommandSender:
     """
 
     def __init__(self, cfg: CommandsConfig, drivers: Mapping[str, Driver], device_driver: Mapping[str, str],
-                 *, model: CityModel | None, state: StateRegistry, identity: IdentityMap | None, mqtt: MqttIngest,
+                 *, model: CityModel | None, state: StateRegistry, identity: IdentityMap | None, mqtt: Publisher,
                  clock: Callable[[], float]) -> None:
         self.cfg = cfg
         self.drivers = drivers

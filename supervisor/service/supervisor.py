@@ -30,7 +30,7 @@ from supervisor.alarms.lifecycle import AlarmLifecycle
 from supervisor.alarms.store import AlarmStore
 from supervisor.config import Settings
 from supervisor.ingest.identity import IdentityMap
-from supervisor.ingest.lane import BULK_SLICE, ControlLane
+from supervisor.ingest.lane import BULK_SLICE, CommandPublisher, ControlLane, LoopWatch
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
@@ -81,6 +81,7 @@ class Supervisor:
         self.inbox = Inbox(settings.mqtt.inbox_max)
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
         self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)
+        self.loop_watch = LoopWatch()
         self.writer = writer if writer is not None else make_writer(storage_config(settings))
         self._own_writer = writer is None
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
@@ -104,10 +105,14 @@ class Supervisor:
         self.rules: RuleEngine | None = None
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()
+        # the loop takes bulk only while the writer has room for it: its submit never waits (the
+        # thread also runs the lane); other callers (stop) keep the blocking submit
+        self.pipeline.submit_block = False
         self.lane_pipeline = self._pipeline(lane=True)
         self.device_driver = self.lane_pipeline.device_driver = self.pipeline.device_driver
         self.commands = CommandSender(settings.commands, self.drivers, self.device_driver, model=model,
-                                      state=self.state, identity=self.pipeline.identity, mqtt=self.mqtt, clock=clock)
+                                      state=self.state, identity=self.pipeline.identity,
+                                      mqtt=CommandPublisher(self.lane, self.mqtt), clock=clock)
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
                              broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
@@ -291,15 +296,20 @@ class Supervisor:
         process, lane_process = self.pipeline.process, self.lane_pipeline.process
         periodic = self.periodic.run
         has_room = self.writer.has_room
+        note, clock = self.loop_watch.note, time.perf_counter
         while not self._stop.is_set():
             bulk_limit = BULK_SLICE if self.lane.devices or self.lane.overrides else BATCH_LIMIT
             lane, bulk = take(BATCH_LIMIT, bulk_limit, 0.05, has_room(bulk_limit))
+            t0 = clock()
             with self.lock:
                 if lane:
                     lane_process(lane)
+                t_lane = clock()
                 if bulk:
                     process(bulk)
+                t_bulk = clock()
                 periodic()
+            note(t0, t_lane, t_bulk, clock(), len(lane), len(bulk))
             if bulk and not len(self.inbox):
                 self.writer.kick()  # caught up: store now rather than after the flush interval
 
