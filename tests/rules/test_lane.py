@@ -145,3 +145,66 @@ def test_rules_check_reports_the_lane_and_warns_naming_the_rules(tmp_path: Path,
     warning = capsys.readouterr().out.splitlines()[-1]
     assert warning.startswith("warning: the control lane would carry")
     assert "every-sensor-dims" in warning and "every-camera-lights" in warning
+
+
+METERS_ALARM = """
+rules:
+  - id: every-meter-high
+    kind: threshold
+    devices: {family: water}
+    measure: index
+    op: ">"
+    value: 1000000
+    severity: warning
+"""
+
+METERS_COMMAND = """
+rules:
+  - id: every-meter-lights
+    kind: when_then
+    when:
+      devices: {family: water}
+      threshold: {measure: index, op: ">", value: 1000000, for_s: 0}
+    then:
+      command: {level: 100, priority: 70, lease_s: 60, radius_m: 200}
+  - id: every-sensor-dims
+    kind: when_then
+    when:
+      devices: {family: traffic}
+      threshold: {measure: flow, op: ">", value: 5000, for_s: 0}
+    then:
+      command: {level: 100, priority: 70, lease_s: 60, radius_m: 30}
+"""
+
+
+def test_a_threshold_over_every_water_meter_stays_on_the_bulk_path_a_commanding_one_is_warned(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's example: a threshold rule over every water meter would put most of the traffic in
+    the lane if every rule's inputs went there. It raises alarms only, so it stays on the bulk path
+    (no warning, reported as alarm-only); the same meters feeding a rule that commands lamps are
+    put in the lane (a third of this city's traffic), and with the road sensors' commanding rule the
+    lane passes half of it: ``rules check`` warns with the rules' names and the shares."""
+    import orjson
+
+    from supervisor.cli import main
+    from tests.rules._city import city_data
+
+    city = tmp_path / "city.json"
+    city.write_bytes(orjson.dumps(city_data()))
+    alarm, command = tmp_path / "alarm", tmp_path / "command"
+    write_rules(alarm, METERS_ALARM)
+    assert main(["rules", "check", str(alarm), "--city", str(city)]) == 0
+    out = capsys.readouterr().out
+    assert "control lane: 0 devices, 0% of the expected traffic" in out, out
+    assert "alarm-only, on the bulk path: every-meter-high" in out and "warning" not in out
+    h = harness(tmp_path / "h", METERS_COMMAND, NIGHT)
+    share = h.engine.lane_share()
+    meters = {d for d, i in h.topo.devices.items() if i.family == "water"}
+    assert meters <= h.engine.lane.devices
+    assert share.too_large and dict(share.by_rule)["every-meter-lights"] > 0.3
+    write_rules(command, METERS_COMMAND)
+    assert main(["rules", "check", str(command), "--city", str(city)]) == 0  # a warning, not an error
+    warning = capsys.readouterr().out.splitlines()[-1]
+    assert warning.startswith("warning: the control lane would carry")
+    assert f"every-meter-lights ({dict(share.by_rule)['every-meter-lights']:.0%})" in warning
+    assert f"carry {share.share:.0%}" in warning and "every-sensor-dims" in warning
