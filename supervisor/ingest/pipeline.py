@@ -34,6 +34,8 @@ class LineSink(Protocol):
     def submit(self, lines: list[bytes], on_durable: Callable[[], None] | None = None, *,
                block: bool = True) -> None: ...
 
+    def has_room(self, n: int) -> bool: ...
+
 
 class ReadingConsumer(Protocol):
     """What the rule engine exposes to the pipeline."""
@@ -165,6 +167,7 @@ class Pipeline:
         #: that also runs the control lane never blocks in the writer (the overshoot past
         #: ``max_pending`` is one batch's lines at most; see docs/architecture.md, the stall)
         self.submit_block = True
+        self.slices_past_room = 0  # batches queued past the writer's room (each would have waited)
         self.device_driver: dict[str, str] = {}  # device -> the driver that decodes it (for commands)
         self.rules = rules
         self.on_status = on_status
@@ -341,4 +344,6 @@ class Pipeline:
             return
         c.points += len(out.lines)
         ack = self.ack
+        if not self.submit_block and not self.writer.has_room(len(out.lines)):
+            self.slices_past_room += 1
         self.writer.submit(out.lines, (lambda: ack(acks)) if acks else None, block=self.submit_block)

@@ -39,7 +39,8 @@ def summary(sup: Supervisor) -> dict[str, Any]:
         "commands_refused": sup.commands_refused,
         "lane": sup.lane_fields(),
         # the pipeline thread's slow iterations, long collections, slow writes (diagnostics of a stall)
-        "loop": {**sup.loop_watch.report(), "writer_producer_waits": sup.writer.producer_waits,
+        "loop": {**sup.loop_watch.report(), "bulk_slices_past_room": sup.pipeline.slices_past_room,
+                 "writer_producer_waits": sup.writer.producer_waits,
                  "writer_producer_wait_max_ms": round(sup.writer.producer_wait_max_ms, 1),
                  "writer_slow_writes": [{"at": a, "ms": m, "lines": n} for a, m, n in sup.writer.slow_writes()],
                  "writer_overshoot": sup.writer.overshoot},

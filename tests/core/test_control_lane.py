@@ -146,3 +146,64 @@ def test_a_reload_without_the_rule_empties_the_lane(tmp_path: Path, model: CityM
     write_rules(tmp_path / "empty", "rules: []\n")
     assert sup.rules is not None and sup.rules.reload(tmp_path / "empty").ok
     assert sup.lane.devices == frozenset() and topic not in sup.lane.mqtt.subscriptions
+
+
+def test_a_bulk_slice_past_the_writers_room_is_queued_without_holding_the_pipeline_thread(
+        tmp_path: Path, model: CityModel) -> None:
+    """``has_room`` counts messages and a slice makes more lines: the loop's bulk pipeline queues the
+    rest anyway (the thread also runs the lane), the overshoot is counted, and nothing is lost."""
+    sup = _sup(tmp_path, model)
+    _cam, topic, _lamps = _camera_with_lamps(sup, model)
+    w = sup.writer
+    room = w._max_pending - 1
+    w.submit([b"m,device=x v=1 %d" % i for i in range(room)])  # not started: one line of room left
+    assert w.has_room(1) and not w.has_room(2)
+    t0 = time.monotonic()
+    sup.pipeline.process([_event(topic, 1), _event(topic, 2), _event(topic, 3)])  # three lines
+    assert time.monotonic() - t0 < 1.0, "the bulk slice waited for the writer"
+    assert sup.pipeline.slices_past_room == 1 and w.overshoot >= 2  # (the reaction's points went past too)
+    w.start()
+    assert w.flush(30.0) and w.stop()
+    st = w.stats()  # everything written: the filler, the slice's 3 lines, the reaction's decisions and commands
+    assert st.pending == 0 and st.unsaved == 0 and st.points_written > room + sup.pipeline.counters.points == room + 3
+
+
+def test_commands_go_out_on_the_lane_session_while_it_is_connected(tmp_path: Path, model: CityModel) -> None:
+    sup = _sup(tmp_path, model)
+    publish = sup.commands.mqtt.publish
+    publish("city/z1/lighting/l1/cmd", b'{"level": 50}', 1)
+    assert sup.mqtt.stats.published == 1 and sup.lane.mqtt.stats.published == 0  # the lane is down: bulk
+    sup.lane.mqtt.stats.connected = True
+    publish("city/z1/lighting/l1/cmd", b'{"level": 60}', 1)
+    assert sup.lane.mqtt.stats.published == 1  # the lane session sent it...
+    assert sup.mqtt.stats.published == 2  # ...and mqtt_published_total still counts every command
+    sup.lane.enabled = False  # mqtt.lane: false (or a shared subscription)
+    publish("city/z1/lighting/l1/cmd", b'{"level": 70}', 1)
+    assert sup.mqtt.stats.published == 3 and sup.lane.mqtt.stats.published == 1
+
+
+def test_the_loop_watch_keeps_the_slowest_iterations_in_time_order_and_the_collections() -> None:
+    import gc
+
+    from supervisor.ingest.lane import SLOW_LOOP_MS, LoopWatch
+
+    watch = LoopWatch()
+    base = time.perf_counter()
+    for i in range(60):  # iteration i lasts i ms
+        t0 = base + i
+        watch.note(t0, t0 + i / 3000.0, t0 + 2 * i / 3000.0, t0 + i / 1000.0, 1, 500)
+    report = watch.report()
+    slow = report["slowest"]
+    assert isinstance(slow, list) and len(slow) == 20
+    assert sorted(round(d["ms"]) for d in slow) == list(range(40, 60))  # the 20 slowest, all >= 20 ms
+    assert [d["at"] for d in slow] == sorted(d["at"] for d in slow)
+    assert report["iterations"] == 60 and report["max_ms"] == 59.0 and min(d["ms"] for d in slow) >= SLOW_LOOP_MS
+    watch.watch_gc()
+    try:
+        gc.collect()
+    finally:
+        watch.unwatch_gc()
+    assert watch.gc_collections >= 1
+    n = watch.gc_collections
+    gc.collect()
+    assert watch.gc_collections == n  # unwatched
