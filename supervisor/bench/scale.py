@@ -111,7 +111,7 @@ class WorkerSet:
     """``urban-supervisor run --workers N`` as one process tree, observed through each worker's API."""
 
     def __init__(self, work: Path, name: str, n: int, *, mqtt_port: int, influx_url: str, database: str,
-                 city_path: Path | None) -> None:
+                 city_path: Path | None, extra: dict[str, Any] | None = None) -> None:
         self.n = n
         self.base = free_port_range(n)
         self.cfg = work / f"{name}.yaml"
@@ -123,6 +123,8 @@ class WorkerSet:
         }
         if city_path is not None:
             cfg["city"] = str(city_path)
+        for k, v in (extra or {}).items():  # e.g. rules_dir, or mqtt settings merged into the section
+            cfg[k] = {**cfg[k], **v} if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
         self.cfg.write_text(json.dumps(cfg))
         self.proc: subprocess.Popen[bytes] | None = None
         self.peak_rss = 0.0

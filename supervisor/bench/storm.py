@@ -11,6 +11,15 @@ started again and drains its queue into a fresh InfluxDB database; the points ar
 
 Figures: publish rate, broker RSS with the queues, each drain's msg/s and the ratios, the
 supervisor's time to drain including its start-up, and the points lost.
+
+Probes during the drain (issue 18; ``--storm-probe-rate``, default 5/s, 0 for none): the supervisor
+then runs with the city model and a camera rule (a motion event lights the lamps within 80 m, the
+``when_then`` of rules/README.md); from its first drained message until the backlog is gone, a
+motion event of a different camera is published every ``1/rate`` s and the first command for one
+of its lamps is timed on the broker (two hops, like ``bench rules``). The report gives their
+p50/p99/max, how many had no command within 5 s, and the drain rate with the rules running;
+the probes' own event points are counted in ``lost`` like the rest. Without probes the supervisor
+drains without a model (the figure of earlier runs).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +35,7 @@ from typing import Any
 import orjson
 
 from supervisor.bench.procs import mosquitto
-from supervisor.bench.report import bench_db, count_points, influx, rss_mb
+from supervisor.bench.report import bench_db, count_points, influx, percentile, rss_mb
 from supervisor.bench.scale import (
     WorkerSet,
     drain_baselines,
@@ -46,23 +56,139 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--storm-workers", type=int, default=1, help="drain with run --workers N (default 1)")
     g.add_argument("--restart-broker", action="store_true",
                    help="also restart the broker (persistence on) between the storm and the drain")
+    g.add_argument("--storm-probe-rate", type=float, default=5.0,
+                   help="camera-event probes per second during the drain, each timed to its lamps' first "
+                        "command (default 5; 0: no probes, no city model, as before)")
+
+RULES = """\
+version: 1
+rules:
+  - id: motion-lights
+    kind: when_then
+    when:
+      devices: {family: cctv}
+      event: {kinds: [motion]}
+    then:
+      command: {level: 90, priority: 70, lease_s: 300, radius_m: 80}
+"""
+PROBE_TIMEOUT_S = 5.0
+
+
+class DrainProbes:
+    """Camera motion events published while the backlog drains, each timed to its lamps' first command.
+
+    Each probe is a different camera whose lamps no earlier probe lit (a lamp already at the
+    commanded level could answer nothing); the probes stop when the cameras run out;
+    the events carry the current time. Runs in a thread of the bench process, outside the
+    supervisor (its own paho clients: a publisher and a watcher of the lamps' command topics).
+    """
+
+    def __init__(self, host: str, port: int, city: dict[str, Any], rate: float) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from supervisor.model import city_from_dict
+
+        model = city_from_dict(city)
+        self.targets: list[tuple[str, str, frozenset[str]]] = []
+        used: set[str] = set()  # a lamp another probe already lit (lease 300 s) would answer nothing
+        for cam, info in sorted(model.devices.items()):
+            if info.kind == "camera":
+                lamps = frozenset(model.devices_within(info.lon, info.lat, 80.0, family="lighting", kind="lamp"))
+                if lamps and not lamps & used:
+                    used |= lamps
+                    self.targets.append((cam, info.zone, lamps))
+        self.period = 1.0 / rate
+        self.latencies: list[float] = []
+        self.missed = 0
+        self.sent = 0
+        self._stop = threading.Event()
+        self._first: dict[str, float] = {}  # lamp -> first command seen since the current probe
+        self._armed_at = 0.0
+        self._lock = threading.Lock()
+        self.watch = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-storm-watch", protocol=mqtt.MQTTv5)
+        self.watch.on_message = self._on_command
+        self.watch.connect(host, port)
+        self.watch.subscribe("city/+/lighting/+/cmd", qos=1)
+        self.watch.loop_start()
+        self.pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-storm-probe", protocol=mqtt.MQTTv5)
+        self.pub.connect(host, port)
+        self.pub.loop_start()
+        self._thread = threading.Thread(target=self._run, name="storm-probes", daemon=True)
+
+    def _on_command(self, _c: Any, _u: Any, msg: Any) -> None:
+        t = time.monotonic()
+        lamp = msg.topic.split("/")[3]
+        with self._lock:
+            if t >= self._armed_at and lamp not in self._first:
+                self._first[lamp] = t
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        for cam, zone, lamps in self.targets:
+            if self._stop.is_set():
+                return
+            with self._lock:
+                self._first = {}
+                t0 = self._armed_at = time.monotonic()
+            self.pub.publish(f"city/{zone}/cctv/{cam}/event",
+                             orjson.dumps({"type": "motion", "ts": time.time(), "score": 0.9}), qos=1)
+            self.sent += 1
+            got = None
+            while time.monotonic() < t0 + PROBE_TIMEOUT_S and not self._stop.is_set():
+                with self._lock:
+                    hits = [t for lamp, t in self._first.items() if lamp in lamps]
+                if hits:
+                    got = min(hits)
+                    break
+                time.sleep(0.001)
+            if got is not None:
+                self.latencies.append((got - t0) * 1000.0)
+            elif not self._stop.is_set():
+                self.missed += 1
+            self._stop.wait(max(0.0, t0 + self.period - time.monotonic()))
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(PROBE_TIMEOUT_S + 1)
+        self.pub.loop_stop()
+        self.watch.loop_stop()
+        lat = self.latencies
+        return {"sent": self.sent, "answered": len(lat), "missed": self.missed,
+                "latency_ms": {"p50": round(percentile(lat, 50), 1), "p99": round(percentile(lat, 99), 1),
+                               "max": round(max(lat, default=0.0), 1)}}
 
 
 def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
-           expected: dict[str, int], timeout: float) -> dict[str, Any]:
-    """Start the supervisor on its queued session and time the drain into a database of its own."""
+           expected: dict[str, int], timeout: float, probes: DrainProbes | None = None) -> dict[str, Any]:
+    """Start the supervisor on its queued session and time the drain into a database of its own;
+    ``probes`` start with the first drained message and stop when the backlog is stored."""
     lines_expected = sum(expected.values())
+    probed: dict[str, Any] | None = None
     influx(url, f'CREATE DATABASE "{db}"')
     try:
         t_proc = time.monotonic()
+        if probes is not None:
+            sup.on_first = probes.start
         sup.start()
         try:
             t_seen = sup.wait_stored(n, lines_expected, timeout)
             final = sup.totals() or {}
+            if probes is not None:
+                probed = probes.stop()
+                # the probes' events are stored too (the bulk session receives them): wait for them
+                expected = {**expected, "events": expected.get("events", 0) + probes.sent}
+                lines_expected += probes.sent
+                sup.wait_stored(n + probes.sent, lines_expected, 120)
             # the supervisor's own clock: first message received, last batch InfluxDB accepted
             t_first, t_last = float(final["first_received"]), float(final["last_write_at"])
             t_end = t_seen - (time.time() - t_last)  # on the monotonic scale of t_proc
         finally:
+            if probes is not None and probed is None:
+                probes.stop()
             sup.stop()
         stored = count_points(url, db, sorted(expected))
     finally:
@@ -70,6 +196,7 @@ def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
     rate = n / max(t_last - t_first, 1e-6)
     lost = lines_expected - sum(stored.values())
     return {
+        **({"probes_during_drain": probed} if probed is not None else {}),
         "drain_msg_s": round(rate),
         "drain_s_from_first_message": round(t_last - t_first, 1),
         "drain_s_from_process_start": round(t_end - t_proc, 1),
@@ -94,7 +221,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     timeout = 300 + n / 500  # bounded: far longer than any drain measured here
     city = generate_city(seed=2, devices=devices)
     result: dict[str, Any] = {"messages": n, "devices": devices, "workers": workers,
-                              "restart_broker": bool(args.restart_broker)}
+                              "restart_broker": bool(args.restart_broker),
+                              "probe_rate": float(args.storm_probe_rate or 0.0)}
     db = bench_db("storm")
     # persistence: Mosquitto drops privileges to `mosquitto` unless told otherwise when run as root;
     # the autosave interval is long so that the queue is written at shutdown, not every second
@@ -111,8 +239,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with mosquitto(work / "mosquitto", extra_conf=extra, persistence=bool(args.restart_broker)) as broker:
             host, port = broker.host, broker.port
             queue_baseline_sessions(host, port, "storm")
+            probe_rate = float(args.storm_probe_rate or 0.0)
+            sup_extra: dict[str, Any] = {}
+            if probe_rate > 0:  # the rules need the city model; a camera's first event is on the lane at once
+                (work / "rules").mkdir()
+                (work / "rules" / "storm.yaml").write_text(RULES)
+                sup_extra = {"rules_dir": str(work / "rules"), "mqtt": {"lane_topics": ["city/+/cctv/+/event"]}}
             sup = WorkerSet(work, "storm", workers, mqtt_port=port, influx_url=url, database=db,
-                            city_path=city_path if workers > 1 else None)
+                            city_path=city_path if workers > 1 or probe_rate > 0 else None, extra=sup_extra)
             sup.start()
             try:
                 sup.wait_ready()
@@ -127,7 +261,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             base = drain_baselines(host, port, "storm", n, timeout)
             result["broker_mosquitto_sub_drain_msg_s"] = round(base["mosquitto_sub_msg_s"])
             result["paho_counting_drain_msg_s"] = round(base["paho_msg_s"])
-            result["supervisor"] = _drain(sup, url, db, n, expected, timeout)
+            probes = DrainProbes(host, port, city, probe_rate) if probe_rate > 0 else None
+            result["supervisor"] = _drain(sup, url, db, n, expected, timeout, probes)
     rate = result["supervisor"]["drain_msg_s"]
     result["ratios"] = {"vs_broker_drain": round(rate / base["mosquitto_sub_msg_s"], 2),
                         "vs_paho_drain": round(rate / base["paho_msg_s"], 2)}

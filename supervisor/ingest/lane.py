@@ -40,10 +40,35 @@ from supervisor.ingest.mqtt import Inbox, LaneInbox, MqttIngest
 _log = logging.getLogger(__name__)
 
 #: bulk messages processed between two looks at the lane (a lane message waits at most one slice:
-#: ~500 x 25 us = 12 ms at the drain rate)
+#: ~500 x 25 us = 12 ms at the drain rate on an idle machine)
 BULK_SLICE = 500
+#: ... and a slice is also kept within this much wall time, by the measured cost of a bulk message
+#: (:class:`SliceSize`): on a loaded machine a message costs several times more, and 500 of them
+#: held a lane message ~150 ms (``bench storm`` probes at load average 11)
+SLICE_BUDGET_S = 0.010
+MIN_SLICE = 50
 LATENCY_WINDOW_S = 60.0  # reaction latencies kept for the p50/p99 of health and /metrics
 _MAX_SAMPLES = 100_000
+
+
+class SliceSize:
+    """The bulk slice between two looks at the lane: ``BULK_SLICE`` at most, fewer when a message
+    costs more, so that a slice takes about ``SLICE_BUDGET_S`` (a moving average of the cost per
+    message, in wall time: what a waiting lane message sees)."""
+
+    def __init__(self, budget: float = SLICE_BUDGET_S, largest: int = BULK_SLICE, smallest: int = MIN_SLICE) -> None:
+        self.budget, self.largest, self.smallest = budget, largest, smallest
+        self.per_message = 0.0  # s, moving average
+        self.size = largest
+
+    def took(self, n: int, seconds: float) -> int:
+        """A slice of ``n`` messages took ``seconds``: the next slice's size."""
+        if n <= 0:
+            return self.size
+        per = seconds / n
+        self.per_message = per if self.per_message == 0.0 else 0.8 * self.per_message + 0.2 * per
+        self.size = max(self.smallest, min(self.largest, round(self.budget / self.per_message)))
+        return self.size
 
 
 class ReactionLatency:

@@ -40,6 +40,8 @@ def summary(sup: Supervisor) -> dict[str, Any]:
         "lane": sup.lane_fields(),
         # the pipeline thread's slow iterations, long collections, slow writes (diagnostics of a stall)
         "loop": {**sup.loop_watch.report(), "bulk_slices_past_room": sup.pipeline.slices_past_room,
+                 "bulk_slice": sup.bulk_slice.size,
+                 "bulk_us_per_message": round(sup.bulk_slice.per_message * 1e6, 1),
                  "writer_producer_waits": sup.writer.producer_waits,
                  "writer_producer_wait_max_ms": round(sup.writer.producer_wait_max_ms, 1),
                  "writer_slow_writes": [{"at": a, "ms": m, "lines": n} for a, m, n in sup.writer.slow_writes()],

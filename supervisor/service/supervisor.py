@@ -30,7 +30,7 @@ from supervisor.alarms.lifecycle import AlarmLifecycle
 from supervisor.alarms.store import AlarmStore
 from supervisor.config import Settings
 from supervisor.ingest.identity import IdentityMap
-from supervisor.ingest.lane import BULK_SLICE, CommandPublisher, ControlLane, LoopWatch
+from supervisor.ingest.lane import CommandPublisher, ControlLane, LoopWatch, SliceSize
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
@@ -82,6 +82,7 @@ class Supervisor:
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
         self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)
         self.loop_watch = LoopWatch()
+        self.bulk_slice = SliceSize()  # the loop's (its size follows the cost of a bulk message)
         self.writer = writer if writer is not None else make_writer(storage_config(settings))
         self._own_writer = writer is None
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
@@ -290,15 +291,18 @@ class Supervisor:
 
     def _run(self) -> None:
         """The lane whole, then a slice of bulk (small while the lane carries devices, so that a lane
-        message waits at most one slice); no bulk while the writer is full (it waits in the inbox,
-        then at the broker), so the lane never blocks on the storage."""
+        message waits at most one slice: at most 500 messages and about 10 ms, see
+        :class:`~supervisor.ingest.lane.SliceSize`); no bulk while the writer is full (it waits in the
+        inbox, then at the broker), so the lane never blocks on the storage."""
         take = self.inbox.take_lanes
         process, lane_process = self.pipeline.process, self.lane_pipeline.process
         periodic = self.periodic.run
         has_room = self.writer.has_room
         note, clock = self.loop_watch.note, time.perf_counter
+        slices = self.bulk_slice = SliceSize()
         while not self._stop.is_set():
-            bulk_limit = BULK_SLICE if self.lane.devices or self.lane.overrides else BATCH_LIMIT
+            lane_on = bool(self.lane.devices or self.lane.overrides)
+            bulk_limit = slices.size if lane_on else BATCH_LIMIT
             lane, bulk = take(BATCH_LIMIT, bulk_limit, 0.05, has_room(bulk_limit))
             t0 = clock()
             with self.lock:
@@ -310,6 +314,8 @@ class Supervisor:
                 t_bulk = clock()
                 periodic()
             note(t0, t_lane, t_bulk, clock(), len(lane), len(bulk))
+            if bulk and lane_on:
+                slices.took(len(bulk), t_bulk - t_lane)
             if bulk and not len(self.inbox):
                 self.writer.kick()  # caught up: store now rather than after the flush interval
 

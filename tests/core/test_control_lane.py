@@ -207,3 +207,21 @@ def test_the_loop_watch_keeps_the_slowest_iterations_in_time_order_and_the_colle
     n = watch.gc_collections
     gc.collect()
     assert watch.gc_collections == n  # unwatched
+
+
+def test_the_bulk_slice_shrinks_when_a_message_costs_more_and_grows_back() -> None:
+    from supervisor.ingest.lane import BULK_SLICE, MIN_SLICE, SLICE_BUDGET_S, SliceSize
+
+    s = SliceSize()
+    assert s.size == BULK_SLICE
+    assert s.took(500, 500 * 20e-6) == BULK_SLICE  # 20 us a message: 500 fit in 10 ms
+    for _ in range(30):
+        s.took(s.size, s.size * 200e-6)  # a loaded machine: 200 us a message
+    assert s.size == round(SLICE_BUDGET_S / s.per_message) and 45 <= s.size <= 55
+    for _ in range(30):
+        s.took(s.size, s.size * 1e-3)
+    assert s.size == MIN_SLICE  # never below the floor (the drain must go on)
+    for _ in range(60):
+        s.took(s.size, s.size * 10e-6)
+    assert s.size == BULK_SLICE
+    assert s.took(0, 1.0) == BULK_SLICE  # an empty slice says nothing

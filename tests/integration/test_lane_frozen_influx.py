@@ -213,7 +213,7 @@ def _check_stored(influx: InfluxHttp, db: str, setup: _Setup, freeze: tuple[floa
     assert decided and decided[0]["n"] >= len(setup.probes), decided
     assert summary is not None and summary["storage"]["dead_letters"] == 0
     assert summary["lane"]["lane_received"] >= len(setup.probes)
-    print("lane", summary["lane"], "loop", summary["loop"])
+    print("lane", summary["lane"])
 
 
 def test_camera_events_light_their_lamps_while_influxdb_is_frozen_and_every_point_is_stored_once(
@@ -246,13 +246,16 @@ def test_camera_events_light_their_lamps_while_influxdb_is_frozen_and_every_poin
         print("reactions during the freeze (ms):", [None if s is None else round(s * 1000.0, 1) for _, s in reactions])
         late = [(cam, None if s is None else round(s * 1000.0, 1)) for cam, s in reactions
                 if s is None or s > REACTION_S]
-        assert not late, f"camera events whose lamps were not all commanded within 100 ms: {late}"
         pub.wait(120)
         total = sum(setup.expected.values())
         measurements = sorted({m for m, _ in setup.expected})
         _wait(lambda: sum(_counts_by_device(influx, db, measurements).values()) >= total, 120,
               "every point in InfluxDB after the thaw")
-        _check_stored(influx, db, setup, (wall_freeze, wall_thaw), sup.terminate())
+        summary = sup.terminate()
+        _check_stored(influx, db, setup, (wall_freeze, wall_thaw), summary)
+        # last, so that the supervisor's own diagnostics of a late reaction are in the message
+        assert not late, (f"camera events whose lamps were not all commanded within 100 ms: {late}; "
+                          f"the supervisor's slowest iterations: {(summary or {}).get('loop')}")
     finally:
         if frozen and influxd.proc is not None:
             os.kill(influxd.proc.pid, signal.SIGCONT)
