@@ -225,3 +225,25 @@ def test_the_bulk_slice_shrinks_when_a_message_costs_more_and_grows_back() -> No
         s.took(s.size, s.size * 10e-6)
     assert s.size == BULK_SLICE
     assert s.took(0, 1.0) == BULK_SLICE  # an empty slice says nothing
+
+
+def test_the_reaction_latency_histogram_is_within_its_bucket_and_forgets_after_a_minute() -> None:
+    import random
+
+    from supervisor.ingest.lane import ReactionLatency
+
+    r = ReactionLatency()
+    now = 1_000_000.0
+    assert r.quantiles(now) == (0.0, 0.0, 0)
+    rng = random.Random(3)
+    samples = sorted(rng.uniform(0.5, 40.0) for _ in range(10_000))
+    r.add((now - ms / 1000.0 for ms in samples), now)
+    p50, p99, n = r.quantiles(now)
+    true50, true99 = samples[4999], samples[9899]
+    assert n == 10_000
+    assert true50 <= p50 <= true50 * 1.051 and true99 <= p99 <= true99 * 1.051
+    r.add([now + 30.0 - 0.002], now + 30.0)  # 2 ms, half a minute later
+    assert r.quantiles(now + 30.0)[2] == 10_001
+    p50, p99, n = r.quantiles(now + 62.0)  # the first second left the window
+    assert n == 1 and 2.0 <= p50 == p99 <= 2.0 * 1.051
+    assert r.quantiles(now + 200.0) == (0.0, 0.0, 0)
