@@ -29,6 +29,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,9 @@ class DrainProbes:
         self.period = 1.0 / rate
         self.latencies: list[float] = []
         self.missed = 0
+        self.missed_at: list[float] = []  # s after the first probe
+        self.ready: Callable[[], bool] | None = None  # the supervisor's lane session is up
+        self.waited_lane_s = 0.0
         self.sent = 0
         self._stop = threading.Event()
         self._first: dict[str, float] = {}  # lamp -> first command seen since the current probe
@@ -127,6 +131,12 @@ class DrainProbes:
         self._thread.start()
 
     def _run(self) -> None:
+        t_wait = time.monotonic()
+        while self.ready is not None and not self.ready() and time.monotonic() < t_wait + 30.0:
+            if self._stop.wait(0.05):
+                return
+        self.waited_lane_s = time.monotonic() - t_wait
+        t_start = time.monotonic()
         for cam, zone, lamps in self.targets:
             if self._stop.is_set():
                 return
@@ -148,6 +158,7 @@ class DrainProbes:
                 self.latencies.append((got - t0) * 1000.0)
             elif not self._stop.is_set():
                 self.missed += 1
+                self.missed_at.append(round(t0 - t_start, 1))
             self._stop.wait(max(0.0, t0 + self.period - time.monotonic()))
 
     def stop(self) -> dict[str, Any]:
@@ -157,7 +168,8 @@ class DrainProbes:
         self.pub.loop_stop()
         self.watch.loop_stop()
         lat = self.latencies
-        return {"sent": self.sent, "answered": len(lat), "missed": self.missed,
+        return {"sent": self.sent, "answered": len(lat), "missed": self.missed, "missed_at_s": self.missed_at,
+                "started_after_lane_wait_s": round(self.waited_lane_s, 2),
                 "latency_ms": {"p50": round(percentile(lat, 50), 1), "p99": round(percentile(lat, 99), 1),
                                "max": round(max(lat, default=0.0), 1)}}
 
@@ -172,6 +184,9 @@ def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
     try:
         t_proc = time.monotonic()
         if probes is not None:
+            # probes start with the drain, once the lane session is up (before it, an event would
+            # queue behind the backlog on the bulk session: the lane's first second, not its tempo)
+            probes.ready = lambda: all(x is not None and x["mqtt"].get("lane_connected") for x in sup.summaries())
             sup.on_first = probes.start
         sup.start()
         try:
