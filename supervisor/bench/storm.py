@@ -102,8 +102,11 @@ class DrainProbes:
         self.period = 1.0 / rate
         self.latencies: list[float] = []
         self.missed = 0
-        self.missed_at: list[float] = []  # s after the first probe
+        self.missed_at: list[tuple[float, str]] = []  # (s after the first probe, camera)
         self.ready: Callable[[], bool] | None = None  # the supervisor's lane session is up
+        self.commands_seen = 0
+        self.commands_other: set[str] = set()  # lamps commanded that no probe asked for (backlog events)
+        self._probed: set[str] = set()
         self.waited_lane_s = 0.0
         self.sent = 0
         self._stop = threading.Event()
@@ -124,6 +127,9 @@ class DrainProbes:
         t = time.monotonic()
         lamp = msg.topic.split("/")[3]
         with self._lock:
+            self.commands_seen += 1
+            if lamp not in self._probed:
+                self.commands_other.add(lamp)
             if t >= self._armed_at and lamp not in self._first:
                 self._first[lamp] = t
 
@@ -142,6 +148,7 @@ class DrainProbes:
                 return
             with self._lock:
                 self._first = {}
+                self._probed |= lamps
                 t0 = self._armed_at = time.monotonic()
             self.pub.publish(f"city/{zone}/cctv/{cam}/event",
                              orjson.dumps({"type": "motion", "ts": time.time(), "score": 0.9}), qos=1)
@@ -158,7 +165,7 @@ class DrainProbes:
                 self.latencies.append((got - t0) * 1000.0)
             elif not self._stop.is_set():
                 self.missed += 1
-                self.missed_at.append(round(t0 - t_start, 1))
+                self.missed_at.append((round(t0 - t_start, 1), cam))
             self._stop.wait(max(0.0, t0 + self.period - time.monotonic()))
 
     def stop(self) -> dict[str, Any]:
@@ -168,10 +175,12 @@ class DrainProbes:
         self.pub.loop_stop()
         self.watch.loop_stop()
         lat = self.latencies
-        return {"sent": self.sent, "answered": len(lat), "missed": self.missed, "missed_at_s": self.missed_at,
+        return {"sent": self.sent, "answered": len(lat), "missed": self.missed,
+                "missed_at_s_camera": self.missed_at,
                 "started_after_lane_wait_s": round(self.waited_lane_s, 2),
+                "commands_seen": self.commands_seen, "lamps_commanded_not_by_probes": len(self.commands_other),
                 "latency_ms": {"p50": round(percentile(lat, 50), 1), "p99": round(percentile(lat, 99), 1),
-                               "max": round(max(lat, default=0.0), 1)}}
+                               "max": round(max(lat), 1)} if lat else None}
 
 
 def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917

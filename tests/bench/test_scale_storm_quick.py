@@ -43,6 +43,10 @@ def test_storm_quick_smoke_with_broker_restart(influx: object) -> None:
     assert r["publish"]["acked"] == r["messages"] == 8000
     assert r["supervisor"]["zero_loss"] and r["supervisor"]["received"] >= 8000
     assert r["broker_mosquitto_sub_drain_msg_s"] > 0 and r["paho_counting_drain_msg_s"] > 0
+    # probes during the drain (their events are counted in zero_loss); a quick drain may end first
+    probes = r["supervisor"]["probes_during_drain"]
+    assert probes["answered"] + probes["missed"] <= probes["sent"]
+    assert (probes["latency_ms"] is None) == (probes["answered"] == 0)
 
 
 def test_storm_quick_smoke_two_workers(influx: object) -> None:
