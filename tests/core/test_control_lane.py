@@ -247,3 +247,27 @@ def test_the_reaction_latency_histogram_is_within_its_bucket_and_forgets_after_a
     p50, p99, n = r.quantiles(now + 62.0)  # the first second left the window
     assert n == 1 and 2.0 <= p50 == p99 <= 2.0 * 1.051
     assert r.quantiles(now + 200.0) == (0.0, 0.0, 0)
+
+
+def test_a_topic_an_override_names_is_left_to_the_lane_from_its_first_message(tmp_path: Path,
+                                                                              model: CityModel) -> None:
+    """With ``mqtt.lane_topics`` the lane session has a camera's events from the first one: the bulk
+    copy of that first event is stored only (it used to be fed to the rules too: two reactions)."""
+    settings = load_settings(None, mode="test", data_dir=str(tmp_path), api={"enabled": False},
+                             mqtt={"lane_topics": ["city/+/cctv/+/event"]},
+                             storage={"backend": "sqlite", "sqlite_path": str(tmp_path / "t.sqlite3")})
+    write_rules(tmp_path / "rules", RULES)
+    sup = Supervisor(settings, model=model, rule_set=load_rules(tmp_path / "rules", model))
+    engine = sup.rules
+    assert engine is not None
+    _cam, topic, lamps = _camera_with_lamps(sup, model)
+    sup.lane._granted_now(["city/+/cctv/+/event"])
+    sup.lane.mqtt.stats.connected = True
+    sup.writer.start()
+    decisions = engine.decisions
+    sup.pipeline.process([_event(topic, 1)])
+    assert sup.pipeline.counters.points == 1 and engine.decisions == decisions
+    assert {engine.level(x) for x in lamps} != {90.0}
+    sup.lane_pipeline.process([_event(topic, 1)])  # the lane's copy reacts, once
+    assert engine.decisions > decisions and {engine.level(x) for x in lamps} == {90.0}
+    sup.writer.stop()
