@@ -101,6 +101,7 @@ class DrainProbes:
                     self.targets.append((cam, info.zone, lamps))
         self.period = 1.0 / rate
         self.latencies: list[float] = []
+        self.walls: list[float] = []  # wall time each answered probe was sent
         self.missed = 0
         self.missed_at: list[tuple[float, str]] = []  # (s after the first probe, camera)
         self.ready: Callable[[], bool] | None = None  # the supervisor's lane session is up
@@ -163,6 +164,7 @@ class DrainProbes:
                 time.sleep(0.001)
             if got is not None:
                 self.latencies.append((got - t0) * 1000.0)
+                self.walls.append(round(time.time() - (time.monotonic() - t0), 3))
             elif not self._stop.is_set():
                 self.missed += 1
                 self.missed_at.append((round(t0 - t_start, 1), cam))
@@ -178,6 +180,9 @@ class DrainProbes:
         return {"sent": self.sent, "answered": len(lat), "missed": self.missed,
                 "missed_at_s_camera": self.missed_at,
                 "started_after_lane_wait_s": round(self.waited_lane_s, 2),
+                # the slowest, with the wall time they were sent (to match with the supervisor's ``loop``)
+                "slowest": [{"ms": round(ms, 1), "at": at}
+                            for ms, at in sorted(zip(lat, self.walls, strict=True))[-3:]],
                 "commands_seen": self.commands_seen, "lamps_commanded_not_by_probes": len(self.commands_other),
                 "latency_ms": {"p50": round(percentile(lat, 50), 1), "p99": round(percentile(lat, 99), 1),
                                "max": round(max(lat), 1)} if lat else None}
@@ -201,6 +206,9 @@ def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
         try:
             t_seen = sup.wait_stored(n, lines_expected, timeout)
             final = sup.totals() or {}
+            # the pipeline thread's slowest iterations, long collections, slow writes (wall times):
+            # what a late probe waited for
+            loops = [(x or {}).get("loop") for x in sup.summaries()]
             if probes is not None:
                 probed = probes.stop()
                 # the probes' events are stored too (the bulk session receives them): wait for them
@@ -220,7 +228,7 @@ def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
     rate = n / max(t_last - t_first, 1e-6)
     lost = lines_expected - sum(stored.values())
     return {
-        **({"probes_during_drain": probed} if probed is not None else {}),
+        **({"probes_during_drain": probed, "loop": loops} if probed is not None else {}),
         "drain_msg_s": round(rate),
         "drain_s_from_first_message": round(t_last - t_first, 1),
         "drain_s_from_process_start": round(t_end - t_proc, 1),
