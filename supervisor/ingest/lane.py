@@ -159,15 +159,18 @@ class LoopWatch:
         self._gc_t0 = 0.0
 
     def note(self, t0: float, t_lane: float, t_bulk: float, t_end: float,  # noqa: PLR0917
-             lane_n: int, bulk_n: int) -> None:
-        """One iteration's perf_counter stamps: start, lane done, bulk done, periodic done."""
+             lane_n: int, bulk_n: int, t_locked: float | None = None) -> None:
+        """One iteration's perf_counter stamps: start, lane done, bulk done, periodic done, and when
+        the supervisor's lock was taken (``lock_ms``: the wait for an API request holding it)."""
         self.iterations += 1
         ms = (t_end - t0) * 1000.0
         self.max_ms = max(self.max_ms, ms)
         if ms >= SLOW_LOOP_MS:
             at = round(time.time() - (time.perf_counter() - t0), 3)
             keep(self._slow, (ms, self.iterations, {
-                "at": at, "ms": round(ms, 1), "lane_n": lane_n, "lane_ms": round((t_lane - t0) * 1000.0, 1),
+                "at": at, "ms": round(ms, 1),
+                "lock_ms": round(((t_locked or t0) - t0) * 1000.0, 1),
+                "lane_n": lane_n, "lane_ms": round((t_lane - (t_locked or t0)) * 1000.0, 1),
                 "bulk_n": bulk_n, "bulk_ms": round((t_bulk - t_lane) * 1000.0, 1),
                 "periodic_ms": round((t_end - t_bulk) * 1000.0, 1)}))
 

@@ -306,6 +306,7 @@ class Supervisor:
             lane, bulk = take(BATCH_LIMIT, bulk_limit, 0.05, has_room(bulk_limit))
             t0 = clock()
             with self.lock:
+                t_locked = clock()  # the API's reads take the same lock: the lane waits for them
                 if lane:
                     lane_process(lane)
                 t_lane = clock()
@@ -313,7 +314,7 @@ class Supervisor:
                     process(bulk)
                 t_bulk = clock()
                 periodic()
-            note(t0, t_lane, t_bulk, clock(), len(lane), len(bulk))
+            note(t0, t_lane, t_bulk, clock(), len(lane), len(bulk), t_locked)
             if bulk and lane_on:
                 slices.took(len(bulk), t_bulk - t_lane)
             if bulk and not len(self.inbox):
