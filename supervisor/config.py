@@ -25,6 +25,7 @@ from drivers import catalogue
 from supervisor.endpoint import ENDPOINT, EndpointUrl
 from supervisor.ngsi.config import NgsiConfig
 from supervisor.notify.config import EmailChannel, NotificationsConfig
+from supervisor.opendata.config import OpenDataConfig
 
 ENV_PREFIX = "URBAN_"
 DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
@@ -263,6 +264,7 @@ class Settings(BaseSettings):
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # docs/notifications.md
     ngsi: NgsiConfig = Field(default_factory=NgsiConfig)  # docs/ngsi-ld.md
+    opendata: OpenDataConfig = Field(default_factory=OpenDataConfig)  # docs/open-data.md
 
     @classmethod
     def settings_customise_sources(
