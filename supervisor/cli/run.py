@@ -105,6 +105,10 @@ def main(args: argparse.Namespace) -> int:
     if settings.ngsi.push.enabled and sup.model is None:
         print("urban-supervisor: ngsi.push needs the network model: set `city`", file=sys.stderr)
         return EXIT_INVALID
+    if settings.opendata.enabled and (sup.model is None or settings.storage.backend != "influx-v1"):
+        print("urban-supervisor: opendata.enabled needs the network model (`city`) and storage.backend influx-v1",
+              file=sys.stderr)
+        return EXIT_INVALID
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -117,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
 
         api = ApiServer(sup, settings.api).start()
     push = _ngsi_push(sup, settings)
+    opendata = _opendata(sup, settings)
     _freeze_heap()
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
@@ -125,6 +130,8 @@ def main(args: argparse.Namespace) -> int:
     stop.wait(args.duration)
     if push is not None:
         push.stop()
+    if opendata is not None:
+        opendata.stop()
     if api is not None:
         api.stop()
     sup.stop()
@@ -139,6 +146,18 @@ def _ngsi_push(sup: Any, settings: Any) -> Any:
     from supervisor.service.facade import Service
 
     return Service(sup).ngsi_pusher(settings.ngsi.push, settings.data_dir).start()
+
+
+def _opendata(sup: Any, settings: Any) -> Any:
+    """The daily open-data export, started on its own thread, when ``opendata.enabled`` (docs/open-data.md)."""
+    if not settings.opendata.enabled:
+        return None
+    from supervisor.opendata import OpenDataScheduler
+    from supervisor.opendata.source import InfluxReader
+
+    cfg = settings.opendata
+    return OpenDataScheduler(cfg, cfg.out_path(settings.data_dir), sup.model,
+                             lambda: InfluxReader(settings.storage)).start()
 
 
 def main_workers(args: argparse.Namespace) -> int:

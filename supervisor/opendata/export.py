@@ -185,12 +185,28 @@ class OpenDataExport:
     def _write_catalogue(self, state: dict[str, Any]) -> None:
         write_atomic(self.dir / CATALOGUE, _json(catalogue(self.cfg, self.model, state, self._url)))
 
-    def published(self) -> set[str]:
-        """The names ``GET /open/`` may serve: the catalogue and every file it lists."""
-        state = self.state()
-        names = {f["name"] for p in state.get("periods", {}).values() for f in p["files"]}
-        names |= {f["name"] for f in state.get("static", [])}
-        return names | ({CATALOGUE} if (self.dir / CATALOGUE).is_file() else set())
+
+
+def published_file(out_dir: Path, name: str) -> tuple[Path, str] | None:
+    """The file ``GET /open/<name>`` serves (``""``: the catalogue) and its media type, or None.
+
+    Only the catalogue and the files the state records are served: a name is looked up in that list,
+    never joined to the directory as given, so no path (``..``, ``/``, a symlink, the state file
+    itself) can reach anything else.
+    """
+    name = name or CATALOGUE
+    try:
+        state = json.loads((out_dir / STATE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return None
+    names = {f["name"] for p in state.get("periods", {}).values() for f in p["files"]}
+    names |= {f["name"] for f in state.get("static", [])} | {CATALOGUE}
+    if name not in names:
+        return None
+    path = out_dir / name
+    if path.parent != out_dir or not path.is_file():
+        return None
+    return path, MEDIA[path.suffix]
 
 
 def _typed(value: str | int, kind: str) -> dict[str, str]:
