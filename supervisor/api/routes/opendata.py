@@ -26,8 +26,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     **responses(404),
     429: {"model": ErrorBody, "description": "Too many requests from this address: wait `Retry-After` seconds."},
 }
-_FILE = {"description": "The file, with its media type (text/csv, application/geo+json, application/json, "
-                        "application/ld+json).", "content": {"application/octet-stream": {}}}
+_FILE = {"description": "The file, with its media type.",
+         "content": {m: {} for m in ("text/csv", "application/geo+json", "application/json", "application/ld+json")}}
 
 
 def _limited(request: Request, svc: ServiceDep) -> Response | None:
