@@ -18,7 +18,7 @@ volume and meter count empty and ``suppressed`` true.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -95,6 +95,19 @@ def _time(start: int, end: int) -> str:
     return f"time >= {start}s AND time < {end}s"
 
 
+def _chunks(start: int, end: int, step: int) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` in windows of ``step`` s: one answer of InfluxDB stays bounded (a day of hourly
+    rows, a week of daily rows) whatever the period, and so does the export's memory."""
+    for a in range(start, end, step):
+        yield a, min(a + step, end)
+
+
+def _rows(src: InfluxReader, start: int, end: int, step: int, query: Callable[[int, int], str]) -> Iterator[Row]:
+    """The rows of ``query(a, b)`` over every window of :func:`_chunks`."""
+    for a, b in _chunks(start, end, step):
+        yield from src.select(query(a, b))[0]
+
+
 def _num(v: Any, digits: int = 3) -> float | None:
     return None if v is None else round(float(v), digits)
 
@@ -103,12 +116,12 @@ def _num(v: Any, digits: int = 3) -> float | None:
 def _traffic(src: InfluxReader, model: CityModel, cfg: OpenDataConfig, start: int, end: int) -> list[tuple[Cell, ...]]:
     # one counting point = one (device, channel) series; its hourly mean flow (veh/h) over one hour is
     # the vehicles that passed it in that hour
-    q = (f'SELECT mean("flow") AS "flow", mean("speed") AS "speed" FROM {src.measurement("traffic")} '
-         f'WHERE {_time(start, end)} GROUP BY time(1h), "device", "channel" fill(none)')
     acc: dict[tuple[str, int], list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0, 0.0])
     sensors: dict[tuple[str, int], set[str]] = defaultdict(set)
     devices = model.devices
-    for r in src.select(q)[0]:
+    for r in _rows(src, start, end, DAY, lambda a, b: (
+            f'SELECT mean("flow") AS "flow", mean("speed") AS "speed" FROM {src.measurement("traffic")} '
+            f'WHERE {_time(a, b)} GROUP BY time(1h), "device", "channel" fill(none)')):
         dev = devices.get(r.tags.get("device", ""))
         if dev is None or dev.street is None or r.values.get("flow") is None:
             continue
@@ -149,21 +162,28 @@ TRAFFIC = Dataset(
 
 # -- lighting: daily energy per cabinet and savings against full power ---------------------------
 def _lighting(src: InfluxReader, model: CityModel, cfg: OpenDataConfig, start: int, end: int) -> list[tuple[Cell, ...]]:
-    m, t = src.measurement("lighting"), _time(start, end)
+    m = src.measurement("lighting")
     lit = f'CEIL(("power" - {cfg.standby_w:g}) / 1000000)'  # 1 while the cabinet draws over its standby
     full = f'("lamps" - "lamp_failures") * {cfg.lamp_rated_w:g} * {lit}'
     # cabinet totals only (the points carrying "lamps"), never circuits: nothing counted twice; one
     # integral() per statement (InfluxDB 1.6 mixes up two integrals over a sub-query, grafana/build.py)
-    inner = f'FROM {m} WHERE {t} AND "lamps" > 0 GROUP BY "device"'
-    by = f"WHERE {t} GROUP BY time(1d), \"device\" fill(none)"
-    q = ";".join([
-        f'SELECT integral("power", 1h) / 1000 AS "v" FROM {m} WHERE {t} AND "lamps" > 0 GROUP BY time(1d), '
-        f'"device" fill(none)',
-        f'SELECT integral("w", 1h) / 1000 AS "v" FROM (SELECT {full} AS "w" {inner}) {by}',
-        f'SELECT integral("b", 1h) AS "v" FROM (SELECT {lit} AS "b" {inner}) {by}',
-        f'SELECT max("lamps") AS "v" FROM {m} WHERE {t} AND "lamps" > 0 GROUP BY time(1d), "device" fill(none)',
-    ])
-    measured, baseline, hours, lamps = (_by_key(rows) for rows in src.select(q))
+    measured: dict[tuple[str, int], float] = {}
+    baseline: dict[tuple[str, int], float] = {}
+    hours: dict[tuple[str, int], float] = {}
+    lamps: dict[tuple[str, int], float] = {}
+    for a, b in _chunks(start, end, 7 * DAY):
+        t = _time(a, b)
+        inner = f'FROM {m} WHERE {t} AND "lamps" > 0 GROUP BY "device"'
+        by = f"WHERE {t} GROUP BY time(1d), \"device\" fill(none)"
+        q = ";".join([
+            f'SELECT integral("power", 1h) / 1000 AS "v" FROM {m} WHERE {t} AND "lamps" > 0 GROUP BY time(1d), '
+            f'"device" fill(none)',
+            f'SELECT integral("w", 1h) / 1000 AS "v" FROM (SELECT {full} AS "w" {inner}) {by}',
+            f'SELECT integral("b", 1h) AS "v" FROM (SELECT {lit} AS "b" {inner}) {by}',
+            f'SELECT max("lamps") AS "v" FROM {m} WHERE {t} AND "lamps" > 0 GROUP BY time(1d), "device" fill(none)',
+        ])
+        for acc, rows in zip((measured, baseline, hours, lamps), src.select(q), strict=True):
+            acc.update(_by_key(rows))
     out: list[tuple[Cell, ...]] = []
     devices = model.devices
     for key in sorted(measured):
@@ -211,13 +231,13 @@ def _water(src: InfluxReader, model: CityModel, cfg: OpenDataConfig, start: int,
     m = src.measurement("water")
     # the index is a counter (it may reset): the day's use is the sum of its non-negative steps; the
     # inner range starts a day early so the step into the first day is counted in that day
-    q = (f'SELECT sum("d") AS "v" FROM (SELECT non_negative_difference("index") AS "d" FROM {m} '
-         f'WHERE {_time(start - DAY, end)} GROUP BY "device", "zone") WHERE {_time(start, end)} '
-         f'GROUP BY time(1d), "device", "zone" fill(none)')
     volume: dict[tuple[str, int], float] = defaultdict(float)
     meters: dict[tuple[str, int], int] = defaultdict(int)
     devices = model.devices
-    for r in src.select(q)[0]:
+    for r in _rows(src, start, end, 7 * DAY, lambda a, b: (
+            f'SELECT sum("d") AS "v" FROM (SELECT non_negative_difference("index") AS "d" FROM {m} '
+            f'WHERE {_time(a - DAY, b)} GROUP BY "device", "zone") WHERE {_time(a, b)} '
+            f'GROUP BY time(1d), "device", "zone" fill(none)')):
         dev = devices.get(r.tags.get("device", ""))
         zone = dev.zone if dev is not None else r.tags.get("zone", "")
         if not zone or r.values.get("v") is None:
@@ -261,11 +281,11 @@ _AIR = ("no2", "pm10", "pm25", "o3")
 
 def _air(src: InfluxReader, model: CityModel, cfg: OpenDataConfig, start: int, end: int) -> list[tuple[Cell, ...]]:
     sel = ", ".join(f'mean("{p}") AS "{p}"' for p in _AIR)
-    q = (f'SELECT {sel}, max("eaqi") AS "eaqi" FROM {src.measurement("air")} WHERE {_time(start, end)} '
-         f'GROUP BY time(1h), "device" fill(none)')
     out: list[tuple[Cell, ...]] = []
     devices = model.devices
-    for r in src.select(q)[0]:
+    for r in _rows(src, start, end, DAY, lambda a, b: (
+            f'SELECT {sel}, max("eaqi") AS "eaqi" FROM {src.measurement("air")} WHERE {_time(a, b)} '
+            f'GROUP BY time(1h), "device" fill(none)')):
         dev = devices.get(r.tags.get("device", ""))
         if dev is None or dev.family != "air":
             continue
