@@ -63,6 +63,7 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     try:
         result = OpenDataExport(out, cfg, model).run(reader, period)
+        assert result is not None  # again=True: always exported
     except (StorageError, ExportError, OSError) as exc:
         print(f"urban-supervisor export: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -143,10 +143,13 @@ class OpenDataExport:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     # -- the export ----------------------------------------------------------------------------------
-    def run(self, src: InfluxReader, period: Period) -> dict[str, Any]:
-        """Export ``period`` (again if it was already): the files, then the record, then the catalogue."""
+    def run(self, src: InfluxReader, period: Period, *, again: bool = True) -> dict[str, Any] | None:
+        """Export ``period``: the files, then the record, then the catalogue. A period already recorded
+        is exported again, unless ``again`` is false (the schedule): then None."""
         t0 = time.monotonic()
         with self._locked():
+            if not again and self.done(period):
+                return None
             files: list[dict[str, Any]] = []
             for ds in DATASETS.values():
                 rows = ds.build(src, self.model, self.cfg, period.start, period.end)

@@ -65,7 +65,9 @@ class OpenDataScheduler:
             for p in due_periods(self.cfg, self.clock(), self.export):
                 if self._stop.is_set():
                     break
-                result = self.export.run(src, p)
+                result = self.export.run(src, p, again=False)
+                if result is None:  # exported meanwhile (an on-demand run of the same day)
+                    continue
                 _log.info("open data: exported %s (%d files) in %.1f s", p.key, len(result["files"]),
                           result["seconds"])
                 n += 1

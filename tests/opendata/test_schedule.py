@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from supervisor.opendata import export as export_module
 from supervisor.opendata.datasets import DAY, day
 from supervisor.opendata.source import InfluxReader
 from tests.opendata.conftest import Week
+from tests.support.services import INFLUX_URL
 
 D = 1_796_083_200  # a UTC midnight (2026-12-01)
 
@@ -109,3 +111,37 @@ def test_the_schedule_runs_on_its_own_thread_and_retries_after_a_failure(week: W
         s.stop()
     assert s.exported == 2 and s.failures == 1 and s.last_error is not None
     assert "opendata-reader" in s.last_error
+
+
+def _run_config(tmp_path: Path, **over: Any) -> Path:
+    cfg = {"mode": "test", "data_dir": str(tmp_path / "var"), "log_level": "WARNING",
+           "mqtt": {"host": "127.0.0.1", "port": 1883, "client_id": f"opendata-test-{uuid.uuid4().hex[:8]}"},
+           **over}
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_run_refuses_the_schedule_without_a_city(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from supervisor.cli import main
+
+    cfg = _run_config(tmp_path, storage={"backend": "sqlite", "sqlite_path": str(tmp_path / "s.sqlite3")},
+                      opendata={"enabled": True})
+    assert main(["run", "--config", str(cfg), "--no-api", "--duration", "0"]) == 2
+    assert "opendata.enabled needs the network model" in capsys.readouterr().err
+
+
+def test_run_exports_the_due_days_in_the_background(week: Week, tmp_path: Path) -> None:
+    """``urban-supervisor run`` with ``opendata.enabled``: the days due now are exported while it runs."""
+    from supervisor.cli import main
+
+    city = tmp_path / "city.json"
+    city.write_text(json.dumps(week.city))
+    cfg = _run_config(tmp_path, city=str(city), storage={"url": INFLUX_URL, "database": week.db},
+                      opendata={"enabled": True, "at": "00:00", "catch_up_days": 2, "out_dir": str(tmp_path / "od")})
+    assert main(["run", "--config", str(cfg), "--no-api", "--duration", "25"]) == 0
+    state = json.loads((tmp_path / "od" / ".opendata-state.json").read_text())
+    today = int(time.time()) // DAY * DAY
+    assert sorted(state["periods"]) == [f"{day(today - 2 * DAY)}_{day(today - DAY)}",
+                                        f"{day(today - DAY)}_{day(today)}"]
+    assert (tmp_path / "od" / "catalog.jsonld").is_file()
