@@ -163,8 +163,9 @@ class OpenDataExport:
             state["periods"][period.key] = {"start": iso(period.start), "end": iso(period.end),
                                             "finished_at": iso(int(time.time())), "files": files}
             state["static"] = static
-            self._write_catalogue(state)
+            # the record first: the catalogue never lists what is not recorded (and so not served)
             write_atomic(self.dir / STATE_FILE, _json(state))
+            self._write_catalogue(state)
         return {"period": period.key, "files": files, "seconds": round(time.monotonic() - t0, 2)}
 
     def _write_static(self) -> list[dict[str, Any]]:
