@@ -201,3 +201,19 @@ def test_bad_periods_and_configurations_are_refused_with_exit_2(tmp_path: Path, 
     assert main(["export", "opendata", "--from", "2026-11-01", "--to", "2026-11-08", "--k", "1",
                  "--out", str(tmp_path), "--city", str(city)]) == 2
     assert "--k must be at least 2" in capsys.readouterr().err
+
+
+def test_an_unreachable_influxdb_exits_1_and_records_nothing(week: Week, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from supervisor.cli import main
+
+    city = tmp_path / "city.json"
+    city.write_text(json.dumps(week.city))
+    monkeypatch.setenv("URBAN_MODE", "test")
+    monkeypatch.setenv("URBAN_STORAGE__URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    out = tmp_path / "out"
+    assert main(["export", "opendata", "--from", day(week.start), "--to", day(week.start + DAY), "--out", str(out),
+                 "--city", str(city)]) == 1
+    assert "opendata-reader" in capsys.readouterr().err
+    assert not (out / ".opendata-state.json").exists() and not list(out.glob("*.csv"))
