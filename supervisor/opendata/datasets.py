@@ -5,7 +5,7 @@ the family measurements ``traffic``, ``lighting``, ``water``, ``air``, tags ``de
 ``channel``) joined with the network model (streets, zones, positions). Periods are UTC: hourly rows
 are ``[start_datetime, end_datetime)``, daily rows are UTC days. A dataset's rows are built by
 :attr:`Dataset.build` and written by :mod:`supervisor.opendata.export`; its Table Schema is
-:data:`DATASETS` ``[name].table_schema()``, and a test validates every file with frictionless.
+:data:`DATASETS` ``[name].table_schema(k)``, and a test validates every file with frictionless.
 
 Household water meters never leave this module: meter ids are read to count the meters of a cell
 and are dropped there; a cell (district x day) of fewer than ``k`` meters is published with its
@@ -43,13 +43,16 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     unit: str | None = None
+    at_least_k: bool = False  # its minimum is the export's k: the schema itself checks the suppression
 
-    def table_schema(self) -> dict[str, Any]:
+    def table_schema(self, k: int) -> dict[str, Any]:
         f: dict[str, Any] = {"name": self.name, "type": self.type, "description": self.description}
         c: dict[str, Any] = {}
         if self.required:
             c["required"] = True
-        if self.minimum is not None:
+        if self.at_least_k:
+            c["minimum"] = k
+        elif self.minimum is not None:
             c["minimum"] = self.minimum
         if self.maximum is not None:
             c["maximum"] = self.maximum
@@ -73,11 +76,12 @@ class Dataset:
     build: Callable[[InfluxReader, CityModel, OpenDataConfig, int, int], list[tuple[Cell, ...]]] = field(
         default=lambda *_: [], compare=False, repr=False)
 
-    def table_schema(self) -> dict[str, Any]:
+    def table_schema(self, k: int) -> dict[str, Any]:
+        """The Table Schema of the files of an export whose water cells aggregate at least ``k`` meters."""
         return {
             "$schema": "https://specs.frictionlessdata.io/schemas/table-schema.json",
             "name": self.name, "title": self.title, "description": self.description,
-            "fields": [c.table_schema() for c in self.columns],
+            "fields": [c.table_schema(k) for c in self.columns],
             "primaryKey": list(self.primary_key),
             "missingValues": [""],
         }
@@ -269,7 +273,7 @@ WATER = Dataset(
      Column("date", "date", "UTC day", True),
      Column("volume_m3", "number", "water drawn in the district that day (empty when suppressed)", minimum=0,
             unit="m3"),
-     Column("meters", "integer", "meters aggregated (at least k; empty when suppressed)", minimum=2),
+     Column("meters", "integer", "meters aggregated (at least k; empty when suppressed)", at_least_k=True),
      Column("suppressed", "boolean", "true when the cell aggregates fewer than k meters and is withheld", True),
      Column("suppression_reason", "string", "why the cell is withheld")),
     ("zone_id", "date"), ("eau", "consommation", "water"), (), _water)

@@ -172,7 +172,7 @@ class OpenDataExport:
         """The Table Schemas and the inventory (the same for every period: rewritten by each)."""
         out = []
         for ds in DATASETS.values():
-            data = _json(ds.table_schema())
+            data = _json(ds.table_schema(self.cfg.k))
             name = f"{ds.name}.schema.json"
             write_atomic(self.dir / name, data)
             out.append(_entry(name, data, dataset=ds.name))

@@ -39,6 +39,20 @@ def test_every_csv_passes_frictionless_validation_against_its_table_schema(expor
         assert rows(exported, name), f"{path.name} has no rows: the validation proved nothing"
 
 
+def test_the_water_schema_itself_refuses_a_cell_of_fewer_than_k_meters(exported: Path, tmp_path: Path) -> None:
+    schema = json.loads((exported / "water-daily.schema.json").read_text())
+    meters = next(f for f in schema["fields"] if f["name"] == "meters")
+    assert meters["constraints"]["minimum"] == K
+    (path,) = exported.glob("water-daily_*.csv")
+    lines = path.read_text().splitlines()
+    zone, name, date, volume, _, *rest = next(ln for ln in lines[1:] if ",false," in ln).split(",")
+    lines.append(",".join([zone, name, date, volume, str(K - 1), *rest]).replace(date, "2000-01-01"))
+    (tmp_path / "w.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "s.json").write_text(json.dumps(schema))
+    report = validate(tmp_path, "w.csv", "s.json")
+    assert not report.valid and {e.type for t in report.tasks for e in t.errors} == {"constraint-error"}
+
+
 def test_validation_can_fail(exported: Path, tmp_path: Path) -> None:
     """The check above is not vacuous: a count that is not a number, a missing required id, a bad date fail."""
     (path,) = exported.glob("traffic-hourly_*.csv")
