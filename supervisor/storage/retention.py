@@ -45,7 +45,7 @@ from ._influx import InfluxV1Sink, InfluxV2Sink
 
 __all__ = [
     "CQ_PREFIX", "Action", "Declaration", "Plan", "Policy", "Rollup", "apply", "backfill_v1", "declare",
-    "flux_task", "plan", "plan_v1", "plan_v2", "provision", "routes",
+    "flux_task", "plan", "plan_v1", "plan_v2", "provision", "raw_from", "routes",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,16 @@ def routes(cfg: StorageConfig, measurements: Iterable[schema.Measurement] | None
     dest = f"{cfg.bucket}_{r.personal_policy}" if cfg.backend == "influx-v2" else r.personal_policy
     ms = measurements if measurements is not None else schema.MEASUREMENTS.values()
     return {m.name: dest for m in ms if m.personal}
+
+
+def raw_from(cfg: StorageConfig, measurement: str) -> str:
+    """The InfluxQL ``FROM`` of a measurement's raw points: ``"personal_raw"."water"`` for a personal
+    measurement while retention is on, else ``"<measurement>"`` (the default policy). For readers of
+    raw data (exports, tests); InfluxDB 1 only."""
+    m = schema.MEASUREMENTS.get(measurement)
+    if m is not None and m.personal and cfg.retention.enabled and cfg.backend == "influx-v1":
+        return f"{_q(cfg.retention.personal_policy)}.{_q(measurement)}"
+    return _q(measurement)
 
 
 # ----------------------------------------------------------------------------- plans
