@@ -252,6 +252,8 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json], pan
 TF = "$timeFilter"
 GT = "GROUP BY time($__interval)"
 RP = '"$rp".'  # before a measurement: read the policy $rp chooses (resolution_var)
+#: household water meters' raw points: personal data, in a policy of their own (storage.retention.personal_policy)
+WATER = '"personal_raw"."water"'
 
 
 def fleet_last(extra_where: str = "", by_time: bool = False) -> str:
@@ -566,17 +568,17 @@ def water() -> Json:
     # the range count. (InfluxDB 1.6 pitfalls avoided here: fill(previous) in a sub-query breaks
     # the outer aggregation, and an outer aggregate without GROUP BY time over time-grouped
     # sub-queries returns nothing when the range does not start on a bucket boundary.)
-    district_1h = ('SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM "water" '
+    district_1h = (f'SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM {WATER} '
                    f'WHERE {TF} AND {ZONE} GROUP BY time(1h), "device", "zone") '
                    f'WHERE {TF} GROUP BY time(1h), "zone"')
     whole_hours = "time >= ${__from}ms AND time <= ${__to}ms - 1h"
     panels = [
         ts("Consumption per district", "Volume consumed per interval (meter index increase), per zone.",
-           target('SELECT sum("m3") AS "consumption" FROM (SELECT non_negative_difference(last("index")) AS "m3" '
-                  f'FROM "water" WHERE {TF}{ZD} {GT}, "device", "zone") WHERE {TF} {GT}, "zone"',
+           target(f'SELECT sum("m3") AS "consumption" FROM (SELECT non_negative_difference(last("index")) AS "m3" '
+                  f'FROM {WATER} WHERE {TF}{ZD} {GT}, "device", "zone") WHERE {TF} {GT}, "zone"',
                   alias="$tag_zone"), unit="m3", interval="1h", bars=True, stack=True, w=12),
         ts("Flow per meter", "Instantaneous flow reported by each meter.",
-           target(f'SELECT mean("flow") AS "flow" FROM "water" WHERE {TF}{ZD} {GT}, "device"', alias="$tag_device"),
+           target(f'SELECT mean("flow") AS "flow" FROM {WATER} WHERE {TF}{ZD} {GT}, "device"', alias="$tag_device"),
            unit="m3/h", w=12),
         ts("Minimum night flow per district",
            "Daily minimum of the district's total flow (hourly means summed over its meters). In a "
@@ -593,10 +595,10 @@ def water() -> Json:
              options={"reduceOptions": {"calcs": ["min"], "fields": "", "values": False},
                       "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"}),
         table("Leak alarms", "Meters whose reports carry the LEAK alarm in the selected range, last report.",
-              target('SELECT last("alarms") AS "alarms", last("flow") AS "flow" FROM "water" '
+              target(f'SELECT last("alarms") AS "alarms", last("flow") AS "flow" FROM {WATER} '
                      f'WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ GROUP BY "zone", "device"'), w=12),
         ts("Leak reports", "Reports carrying LEAK, per zone.",
-           target(f'SELECT count("alarms") AS "leak reports" FROM "water" WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ '
+           target(f'SELECT count("alarms") AS "leak reports" FROM {WATER} WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ '
                   f'{GT}, "zone"', alias="$tag_zone"), bars=True, w=12),
     ]
     return dashboard("urban-water", "Urban · Water",

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from drivers import Command
 from supervisor.alarms.lifecycle import AlarmLifecycle
 from supervisor.alarms.store import AlarmStore
-from supervisor.config import Settings, StorageConfig
+from supervisor.config import Settings, StorageConfig, duration_seconds
 from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.lane import BULK_SLICE, ControlLane
 from supervisor.ingest.mqtt import Inbox, MqttIngest
@@ -252,14 +252,16 @@ class Supervisor:
     @staticmethod
     def _retention_applies(settings: Settings, clock: Callable[[], float], own_writer: bool) -> bool:
         """Retention (docs/data-protection.md) is provisioned, and personal data routed to their own
-        policy, by a supervisor that owns its writer and runs on wall-clock time: a virtual clock
-        rehearsing the past writes points that a retention counted from the server's time would
-        refuse, so it leaves the database as it is (``urban-supervisor storage provision`` does it)."""
-        if not settings.storage.retention.enabled or not own_writer:
+        policy, by a supervisor that owns its writer and whose clock is within half the shortest raw
+        retention of wall time: a virtual clock rehearsing a distant past writes points that a
+        retention counted from the server's time would refuse, so it leaves the database as it is
+        (``urban-supervisor storage provision`` does it by hand)."""
+        r = settings.storage.retention
+        if not r.enabled or not own_writer:
             return False
-        if abs(clock() - time.time()) > 3600:
-            _log.warning("virtual clock %.0f s away from wall time: retention is not provisioned at start",
-                         clock() - time.time())
+        offset = clock() - time.time()
+        if abs(offset) > min(duration_seconds(r.raw), duration_seconds(r.personal_raw)) / 2:
+            _log.warning("clock %.0f s away from wall time: retention is not provisioned at start", offset)
             return False
         return True
 

@@ -45,7 +45,7 @@ from ._influx import InfluxV1Sink, InfluxV2Sink
 
 __all__ = [
     "CQ_PREFIX", "Action", "Declaration", "Plan", "Policy", "Rollup", "apply", "backfill_v1", "declare",
-    "flux_task", "plan", "plan_v1", "plan_v2", "provision", "raw_from", "routes",
+    "flux_task", "markdown_table", "plan", "plan_v1", "plan_v2", "provision", "raw_from", "routes",
 ]
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,19 @@ def raw_from(cfg: StorageConfig, measurement: str) -> str:
     if m is not None and m.personal and cfg.retention.enabled and cfg.backend == "influx-v1":
         return f"{_q(cfg.retention.personal_policy)}.{_q(measurement)}"
     return _q(measurement)
+
+
+def markdown_table(measurements: Iterable[schema.Measurement] | None = None) -> str:
+    """docs/data-protection.md's table of the aggregates (a test keeps the doc equal to it)."""
+    rows = ["| measurement | kept tags | mean | sum | last | max | min |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for m in measurements if measurements is not None else schema.MEASUREMENTS.values():
+        if not m.rollup:
+            continue
+        tags = ", ".join(f"`{t}`" for t in (m.tags if m.rollup_tags is None else m.rollup_tags))
+        cols = [", ".join(f"`{f}`" for f, a in m.rollup.items() if a == agg) or "-" for agg in schema.AGGREGATIONS]
+        rows.append(f"| `{m.name}` | {tags} | {' | '.join(cols)} |")
+    return "\n".join(rows) + "\n"
 
 
 # ----------------------------------------------------------------------------- plans

@@ -60,7 +60,7 @@ def _unknown_names(query: str) -> list[str]:
             continue
         aliases = set(_ALIAS.findall(text))
         names = {n for n in _QUOTED.findall(_ALIAS.sub("", text)) if n not in (measurement, rp)} - aliases
-        if rp is None:
+        if rp != "$rp":  # the raw points (default policy, or the personal data's own)
             unknown += sorted(n for n in names if n not in m.tags and n not in m.fields)
         else:  # raw or aggregated: only what the rollup keeps
             tags = m.tags if m.rollup_tags is None else m.rollup_tags

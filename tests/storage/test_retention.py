@@ -354,3 +354,10 @@ def test_cli_provision_dry_run_then_apply_then_no_change(influx: Influx, monkeyp
         assert "aggregate point(s) written" in capsys.readouterr().out
     finally:
         influx.drop(db)
+
+
+def test_the_data_protection_doc_lists_the_aggregates_of_the_schema() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "data-protection.md").read_text(encoding="utf-8")
+    assert retention.markdown_table() in doc
