@@ -361,3 +361,57 @@ def test_the_data_protection_doc_lists_the_aggregates_of_the_schema() -> None:
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "data-protection.md").read_text(encoding="utf-8")
     assert retention.markdown_table() in doc
+
+
+# ----------------------------------------------------------------------------- the supervisor at start
+
+
+def _supervisor(broker: Any, influx: Influx, db: str, tmp_path: Any, clock: Any = None) -> Any:
+    from supervisor.config import load_settings
+    from supervisor.runtime import Supervisor
+
+    settings = load_settings(None, mode="test", data_dir=str(tmp_path),
+                             mqtt={"host": broker.host, "port": broker.port, "client_id": f"ret-{db}"},
+                             storage={"backend": "influx-v1", "url": influx.url, "database": db},
+                             api={"enabled": False})
+    return Supervisor(settings, clock=clock) if clock is not None else Supervisor(settings)
+
+
+def test_the_supervisor_provisions_at_start_and_routes_water(broker: Any, influx: Influx, influx_db: str,
+                                                             tmp_path: Any) -> None:
+    sup = _supervisor(broker, influx, influx_db, tmp_path)
+    assert sup.retention_active
+    sup.start()
+    try:
+        sup.writer.submit([schema.FAMILIES["water"].line({"device": "wm-1", "zone": "n"}, {"flow": 1.0},
+                                                         time.time())])
+        assert sup.writer.flush(10)
+    finally:
+        sup.stop()
+    assert _durations(influx, influx_db)["autogen"] == ("720h0m0s", True)
+    assert _count(influx, influx_db, "personal_raw", "water", "flow") == 1
+    cfg = _cfg(influx, influx_db)
+    sink = _sink(cfg)
+    assert not retention.plan_v1(sink, cfg).changed  # what the start did is the declaration
+    sink.close()
+    before = _state(influx, influx_db)
+    second = _supervisor(broker, influx, influx_db, tmp_path / "2")
+    second.start()
+    second.stop()
+    assert _state(influx, influx_db) == before
+
+
+def test_a_supervisor_rehearsing_the_past_leaves_retention_alone(broker: Any, influx: Influx, influx_db: str,
+                                                                 tmp_path: Any) -> None:
+    past = time.time() - 400 * 86400
+    sup = _supervisor(broker, influx, influx_db, tmp_path, clock=lambda: past)
+    assert not sup.retention_active
+    sup.start()
+    try:
+        sup.writer.submit([schema.FAMILIES["water"].line({"device": "wm-1", "zone": "n"}, {"flow": 1.0}, past)])
+        assert sup.writer.flush(10)
+    finally:
+        sup.stop()
+    assert set(_durations(influx, influx_db)) == {"autogen"}
+    assert _durations(influx, influx_db)["autogen"] == ("0s", True)
+    assert _count(influx, influx_db, "autogen", "water", "flow") == 1
