@@ -164,6 +164,10 @@ class RetentionConfig(_Section):
     """
 
     enabled: bool = True
+    # provision: the supervisor creates and alters policies and continuous queries at start (an InfluxDB
+    # admin user); skip: an administrator ran `urban-supervisor storage provision`, the supervisor
+    # (a write-only user) only writes household water into its policy
+    at_start: Literal["provision", "skip"] = "provision"
     raw: str = "30d"
     personal_raw: str = "14d"
     hourly: str = "730d"

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     devices = args.retention_devices or (10 if args.quick else 100)
     days = args.retention_days or (3 if args.quick else 30)
     db = f"urban_bench_retention_{uuid.uuid4().hex[:8]}"
-    cfg = StorageConfig(url=args.influx_url, database=db, retention={"raw": f"{max(days + 10, 30)}d"})
+    cfg = StorageConfig(url=args.influx_url, database=db, retention={"raw": f"{max(days + 10, 30)}d"}, timeout=300)
     sink = make_sink(cfg)
     assert isinstance(sink, InfluxV1Sink)
     out: dict[str, Any] = {"devices": devices, "days": days}

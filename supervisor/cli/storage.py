@@ -99,7 +99,7 @@ def _backfill(args: argparse.Namespace) -> int:
     if end <= start:
         print("storage backfill: --to must be after --from", file=sys.stderr)
         return EXIT_INVALID
-    sink = make_sink(cfg)
+    sink = make_sink(cfg.model_copy(update={"timeout": max(cfg.timeout, 300.0)}))  # long statements
     if not isinstance(sink, InfluxV1Sink):
         print("storage backfill: InfluxDB 1 only (InfluxDB 2: run the tasks over the range with `influx task "
               "run retry`, see docs/data-protection.md)", file=sys.stderr)

@@ -278,10 +278,28 @@ class Supervisor:
         that ``ensure_ready`` then checks."""
         cfg = self._storage_config()
         if cfg.create_database:
-            retention.provision(sink, cfg)
+            self._provision(sink, cfg)
         sink.ensure_ready()
         if not cfg.create_database:
+            self._provision(sink, cfg)
+
+    def _provision(self, sink: Any, cfg: StorageConfig) -> None:
+        """Provision retention; refused for good (a user without the admin privilege), start anyway
+        with household water in the default policy, and say how to fix it."""
+        if not self.retention_active or cfg.retention.at_start == "skip":
+            return
+        try:
             retention.provision(sink, cfg)
+        except StorageError as exc:
+            if exc.retryable:
+                raise
+            set_routes = getattr(self.writer.sink, "set_routes", None)
+            if set_routes is not None:
+                set_routes(None)
+            _log.error("retention not provisioned (%s): household water is written to the default policy, kept "
+                       "%s instead of %s. Provision with an InfluxDB admin user (urban-supervisor storage "
+                       "provision), then set storage.retention.at_start: skip (docs/data-protection.md)",
+                       exc, cfg.retention.raw, cfg.retention.personal_raw)
 
     def _retry_storage(self) -> None:
         """Retry the storage set-up on a sink of its own (the writer's is not shared across threads)."""

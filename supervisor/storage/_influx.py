@@ -165,22 +165,24 @@ class _HttpSink:
         """The write path of a routed measurement's destination (retention policy or bucket)."""
         raise NotImplementedError
 
-    def _set_routes(self, routes: dict[str, str] | None) -> None:
-        """``{measurement: destination}``: lines of these measurements are written there instead."""
+    def set_routes(self, routes: dict[str, str] | None) -> None:
+        """``{measurement: destination}``: lines of these measurements are written there instead
+        (``None``: every line to the sink's own destination). Safe while the writer runs."""
         self._routes = [(m.encode() + b",", m.encode() + b" ", self._routed_path(dest))
                         for m, dest in sorted((routes or {}).items())]
 
     def _split(self, body: bytes) -> list[tuple[str, bytes]]:
         """The batch cut by destination (one scan of the lines, only when a measurement is routed)."""
         default = self._write_path()
-        if not self._routes or not any(comma in body or space in body for comma, space, _ in self._routes):
+        routes = self._routes  # one view of them for the whole batch (set_routes may swap them)
+        if not routes or not any(comma in body or space in body for comma, space, _ in routes):
             return [(default, body)]
         groups: dict[str, list[bytes]] = {}
         for ln in body.split(b"\n"):
             if not ln:
                 continue
             path = default
-            for comma, space, routed in self._routes:
+            for comma, space, routed in routes:
                 if ln.startswith((comma, space)):
                     path = routed
                     break
@@ -299,7 +301,7 @@ class InfluxV1Sink(_HttpSink):
         if retention_policy:
             params["rp"] = retention_policy
         self._path = "/write?" + urllib.parse.urlencode(params)
-        self._set_routes(routes)  # {measurement: retention policy} (personal data, docs/data-protection.md)
+        self.set_routes(routes)  # {measurement: retention policy} (personal data, docs/data-protection.md)
 
     def __repr__(self) -> str:
         return (
@@ -381,7 +383,7 @@ class InfluxV2Sink(_HttpSink):
         self._path = "/api/v2/write?" + urllib.parse.urlencode(
             {"org": org, "bucket": bucket, "precision": "ms"}
         )
-        self._set_routes(routes)  # {measurement: bucket} (personal data, docs/data-protection.md)
+        self.set_routes(routes)  # {measurement: bucket} (personal data, docs/data-protection.md)
 
     def __repr__(self) -> str:
         return f"InfluxV2Sink(url={self.endpoint!r}, org={self.org!r}, bucket={self.bucket!r})"

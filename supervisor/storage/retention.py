@@ -291,13 +291,14 @@ def plan_v1(sink: InfluxV1Sink, cfg: StorageConfig) -> Plan:
 def backfill_v1(sink: InfluxV1Sink, cfg: StorageConfig, start: float, end: float, *,
                 tiers: Sequence[str] = ("hourly", "daily")) -> int:
     """Run the rollups' ``SELECT ... INTO`` over ``[start, end)`` (epoch s, widened to whole periods),
-    one day (hourly) or 30 days (daily) per statement; returns the points written."""
+    one day (hourly) or 7 days (daily) per statement; returns the points written. A long range makes
+    long statements: give the sink a generous timeout."""
     decl = declare(cfg, cfg.retention_policy or _default_policy(sink))
     written = 0
     for r in decl.rollups:
         if r.tier not in tiers:
             continue
-        chunk = r.seconds * (24 if r.tier == "hourly" else 30)
+        chunk = r.seconds * (24 if r.tier == "hourly" else 7)
         t = int(start) // r.seconds * r.seconds
         stop = -(-int(end) // r.seconds) * r.seconds
         while t < stop:

@@ -415,3 +415,74 @@ def test_a_supervisor_rehearsing_the_past_leaves_retention_alone(broker: Any, in
     assert set(_durations(influx, influx_db)) == {"autogen"}
     assert _durations(influx, influx_db)["autogen"] == ("0s", True)
     assert _count(influx, influx_db, "autogen", "water", "flow") == 1
+
+
+def test_a_write_only_user_starts_with_water_in_the_default_policy(broker: Any, tmp_path: Any) -> None:
+    """The compose deployment's writer may not create policies: the start goes on, water stays in
+    the default policy, and an administrator's ``storage provision`` plus ``at_start: skip`` fix it."""
+    import base64
+    import json
+    import subprocess
+    import urllib.parse
+    import urllib.request
+
+    from supervisor.bench.reliability import InfluxProc
+    from supervisor.config import load_settings
+    from supervisor.runtime import Supervisor
+
+    proc = InfluxProc(tmp_path / "influxd")
+    proc.start()  # no auth yet: create the users, then restart with auth
+    url = proc.url
+
+    def q(stmt: str, user: str | None = None) -> Any:
+        req = urllib.request.Request(url + "/query", data=urllib.parse.urlencode({"q": stmt, "db": "urban"}).encode())
+        if user:
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:pw-{user}-1234".encode()).decode())
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def count(source: str) -> int:
+        series = q(f'SELECT count("flow") FROM {source}', "admin")["results"][0].get("series") or []
+        return int(series[0]["values"][0][1]) if series else 0
+
+    try:
+        for stmt in ("CREATE USER admin WITH PASSWORD 'pw-admin-1234' WITH ALL PRIVILEGES", "CREATE DATABASE urban",
+                     "CREATE USER writer WITH PASSWORD 'pw-writer-1234'", 'GRANT WRITE ON "urban" TO "writer"'):
+            q(stmt)
+        proc.stop()
+        proc.conf.write_text(proc.conf.read_text().replace("auth-enabled = false", "auth-enabled = true"))
+        proc.proc = subprocess.Popen(["influxd", "-config", str(proc.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not Influx(url).ping():
+            time.sleep(0.2)
+
+        def supervisor(sub: str, **retention_cfg: Any) -> Any:
+            settings = load_settings(None, mode="test", data_dir=str(tmp_path / sub),
+                                     mqtt={"host": broker.host, "port": broker.port, "client_id": f"ret-wo-{sub}"},
+                                     storage={"backend": "influx-v1", "url": url, "database": "urban",
+                                              "username": "writer", "password": "pw-writer-1234",
+                                              "create_database": False, "retention": retention_cfg},
+                                     api={"enabled": False})
+            return Supervisor(settings)
+
+        def write_water(sup: Any) -> None:
+            sup.start()
+            try:
+                sup.writer.submit([schema.FAMILIES["water"].line({"device": "wm-1", "zone": "n"}, {"flow": 1.0},
+                                                                 time.time())])
+                assert sup.writer.flush(10)
+                assert sup.writer.stats().dead_letters == 0 and sup.writer.stats().spool_records == 0
+            finally:
+                sup.stop()
+
+        write_water(supervisor("a"))  # refused provisioning: started anyway, water in the default policy
+        assert count('"autogen"."water"') == 1
+        admin = StorageConfig(url=url, database="urban", username="admin", password="pw-admin-1234")  # type: ignore[arg-type]
+        sink = _sink(admin)
+        assert retention.provision(sink, admin) is not None
+        sink.close()
+        write_water(supervisor("b", at_start="skip"))  # provisioned by the admin: water in its own policy
+        assert count('"personal_raw"."water"') == 1 and count('"autogen"."water"') == 1
+    finally:
+        proc.stop()
