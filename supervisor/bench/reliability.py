@@ -102,8 +102,12 @@ class InfluxHttp:
         self.query(f'DROP DATABASE "{name}"')
 
     def counts(self, db: str, measurements: list[str]) -> dict[str, int]:
-        """Points per measurement, in one request (one ``count`` statement each)."""
-        q = ";".join(f'SELECT count("{COUNT_FIELD[m]}") FROM "{m}"' for m in measurements)
+        """Points per measurement, in one request (one ``count`` statement each); household water is
+        read from its own retention policy, where the supervisor writes it (docs/data-protection.md)."""
+        from supervisor.config import StorageConfig
+        from supervisor.storage.retention import raw_from
+
+        q = ";".join(f'SELECT count("{COUNT_FIELD[m]}") FROM {raw_from(StorageConfig(), m)}' for m in measurements)
         out: dict[str, int] = {}
         for m, res in zip(measurements, self.query(q, db), strict=True):
             series = res.get("series") or []
