@@ -45,7 +45,7 @@ from ._influx import InfluxV1Sink, InfluxV2Sink
 
 __all__ = [
     "CQ_PREFIX", "Action", "Declaration", "Plan", "Policy", "Rollup", "apply", "backfill_v1", "declare",
-    "flux_task", "markdown_table", "plan", "plan_v1", "plan_v2", "provision", "raw_from", "routes",
+    "flux_task", "markdown_table", "plan", "plan_v1", "plan_v2", "provision", "raw_from", "raw_sources", "routes",
 ]
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,19 @@ def markdown_table(measurements: Iterable[schema.Measurement] | None = None) -> 
         cols = [", ".join(f"`{f}`" for f, a in m.rollup.items() if a == agg) or "-" for agg in schema.AGGREGATIONS]
         rows.append(f"| `{m.name}` | {tags} | {' | '.join(cols)} |")
     return "\n".join(rows) + "\n"
+
+
+def raw_sources(measurement: str, policies: Iterable[str], cfg: StorageConfig | None = None) -> list[str]:
+    """Every InfluxQL ``FROM`` that may hold a measurement's raw points, given the database's
+    ``policies``: the default policy, and for a personal measurement its own policy when it exists
+    (points written before retention was provisioned, or by another writer, stay in the default).
+    For counting readers (benchmarks, tests)."""
+    cfg = cfg or StorageConfig()
+    out = [_q(measurement)]
+    own = raw_from(cfg, measurement)
+    if own != out[0] and cfg.retention.personal_policy in set(policies):
+        out.append(own)
+    return out
 
 
 # ----------------------------------------------------------------------------- plans
