@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from supervisor.config import StorageConfig
+from supervisor.storage import schema
 from supervisor.storage._errors import StorageConfigError, StorageError
 from supervisor.storage._influx import InfluxV1Sink, _error_text
+from supervisor.storage.retention import raw_sources
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +41,23 @@ class InfluxReader(InfluxV1Sink):
         super().__init__(cfg.url, cfg.database, retention_policy=cfg.retention_policy, username=cfg.username,
                          password=cfg.password, gzip=False, timeout=timeout, create_database=False,
                          name="opendata-reader")
+        self._cfg = cfg
+        self._policies: set[str] | None = None
 
     def measurement(self, name: str) -> str:
-        """``"db"."rp"."name"``: statements name the database themselves."""
+        """``"db"."rp"."name"``: statements name the database themselves. A personal measurement
+        (household water) is read from its own retention policy as well, when the database has it
+        (``supervisor.storage.retention.raw_sources``): the supervisor writes it there once
+        retention is provisioned, and points written before stay in the default policy."""
         rp = f'"{self.retention_policy}"' if self.retention_policy else ""
-        return f'"{self.database}".{rp}."{name}"'
+        default = f'"{self.database}".{rp}."{name}"'
+        if not (self._cfg.retention.enabled and schema.MEASUREMENTS[name].personal):
+            return default
+        if self._policies is None:
+            rows = self.select(f'SHOW RETENTION POLICIES ON "{self.database}"')
+            self._policies = {str(r.values.get("name")) for r in (rows[0] if rows else [])}
+        return ", ".join([default] + [f'"{self.database}".{src}' for src in
+                                      raw_sources(name, self._policies, self._cfg)[1:]])
 
     def select(self, q: str) -> list[list[Row]]:
         """The rows of each statement of ``q`` (times in epoch seconds)."""

@@ -351,11 +351,21 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
     return lines, facts
 
 
+#: the policy the supervisor writes household water into (storage.retention, docs/data-protection.md);
+#: here without expiry, so that the fixed dates of the synthetic city stay writable
+PERSONAL_RP = "personal_raw"
+
+
 def write(influx: Influx, db: str, lines: list[str]) -> None:
-    body = ("\n".join(lines) + "\n").encode()
-    req = urllib.request.Request(f"{influx.url}/write?db={db}&precision=ms", data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        assert r.status == 204, r.status
+    """Write as the supervisor does: the personal measurements (water) into their own policy."""
+    influx.query(f'CREATE RETENTION POLICY "{PERSONAL_RP}" ON "{db}" DURATION INF REPLICATION 1')
+    personal = [ln for ln in lines if ln.startswith("water,")]
+    for rp, part in ((None, [ln for ln in lines if not ln.startswith("water,")]), (PERSONAL_RP, personal)):
+        body = ("\n".join(part) + "\n").encode()
+        url = f"{influx.url}/write?db={db}&precision=ms" + (f"&rp={rp}" if rp else "")
+        req = urllib.request.Request(url, data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.status == 204, r.status
 
 
 @pytest.fixture(scope="session", params=["pipeline", "synthetic"])
