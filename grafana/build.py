@@ -206,6 +206,49 @@ def table(title: str, description: str, *targets: Json, **kw: Any) -> Json:
     return panel("table", title, description, tgts, **kw)
 
 
+#: device status codes (``device_status.code``, supervisor/state/registry.py) and their colours on the map
+STATUS_COLOURS = (("ok", 0, "green"), ("stale", 1, "orange"), ("fault", 2, "red"))
+
+
+def device_map(title: str, description: str, query: str, *, w: int = 24, h: int = 12) -> Json:
+    """A Geomap of devices: one marker per row at (``lat``, ``lon``), coloured by ``code``.
+
+    Grafana gives one frame per ``GROUP BY`` series: the ``merge`` transformation makes them one
+    table, whose ``lat``/``lon`` columns place the markers."""
+    p = panel("geomap", title, description, [target(query, fmt="table")], w=w, h=h, options={
+        "view": {"id": "fit", "allLayers": True, "lat": 0, "lon": 0, "zoom": 15},
+        "controls": {"showZoom": True, "mouseWheelZoom": True, "showAttribution": True, "showScale": True},
+        "basemap": {"type": "default", "name": "Base map", "config": {}},
+        "layers": [{
+            "type": "markers", "name": "Devices", "tooltip": True,
+            "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
+            "config": {"showLegend": True, "style": {
+                "size": {"fixed": 5, "min": 2, "max": 15},
+                "color": {"field": "code", "fixed": "dark-green"},
+                "opacity": 0.8,
+                "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+            }},
+        }],
+        "tooltip": {"mode": "details"},
+    })
+    p["fieldConfig"]["defaults"].update({
+        "color": {"mode": "thresholds"},
+        "thresholds": {"mode": "absolute", "steps": [
+            {"color": colour, "value": None if code == 0 else code} for _, code, colour in STATUS_COLOURS]},
+        "mappings": [{"type": "value", "options": {
+            str(code): {"text": name, "color": colour, "index": code} for name, code, colour in STATUS_COLOURS}}],
+    })
+    p["transformations"] = [{"id": "merge", "options": {}}]
+    return p
+
+
+def device_status_map(extra_where: str = "") -> str:
+    """Every device's last status and position in the range: the supervisor writes a status point at
+    each change and a snapshot of every device at start and every ``state.snapshot_interval``."""
+    return ('SELECT last("code") AS "code", last("status") AS "status", last("lat") AS "lat", '
+            f'last("lon") AS "lon" FROM "device_status" WHERE $timeFilter{extra_where} GROUP BY "device"')
+
+
 def layout(panels: list[Json]) -> list[Json]:
     """Place panels left to right, top to bottom, on Grafana's 24-column grid."""
     x = y = row_h = 0
@@ -362,6 +405,13 @@ def overview() -> Json:
            target(f'SELECT sum("ok") AS "ok", sum("stale") AS "stale", sum("fault") AS "fault" '
                   f'FROM ({fleet_last(fam, by_time=True)}) WHERE {TF} {GT} fill(previous)'),
            stack=True, w=12, h=8),
+        device_map("Devices on the map",
+                   "Every device of the selected services and zones at its place in the city model, coloured by "
+                   "its last status in the range: green ok, orange stale (silent for longer than stale_factor × "
+                   "its reporting interval), red fault. The supervisor stores a snapshot of every device at "
+                   "start and every state.snapshot_interval (15 min by default), and each change at once: "
+                   "a range shorter than the interval may miss quiet devices.",
+                   device_status_map(fam)),
         table("Active alarms", "Alarms not cleared, with the devices and services they affect.",
               target(active_alarms()), w=24, h=8),
         table("Active root causes",

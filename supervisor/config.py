@@ -245,6 +245,9 @@ def _default_families() -> dict[str, FamilyState]:
 class StateConfig(_Section):
     stale_factor: float = Field(3.0, ge=1.0)
     check_interval: float = Field(5.0, gt=0)
+    snapshot_interval: float = Field(900.0, ge=0, description="seconds between `device_status` snapshots of every "
+                                     "device (status and position, for the Grafana map), also taken at start; "
+                                     "0: only at start")
     families: dict[str, FamilyState] = Field(default_factory=_default_families)
 
 

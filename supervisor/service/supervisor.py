@@ -118,6 +118,8 @@ class Supervisor:
         self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
+        if model is not None:
+            self.periodic.position_of = model.devices.position
         self.periodic.lifecycle = self.lifecycle
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
@@ -328,6 +330,7 @@ class Supervisor:
                 lane, bulk = self.inbox.take_lanes(BATCH_LIMIT, BATCH_LIMIT)
                 self.lane_pipeline.process(lane)
                 self.pipeline.process(bulk)
+            self.periodic.flush_status()
         if self.rules is not None:
             self.rule_state.save(self.rules)
         self.writer.stop(timeout)

@@ -25,7 +25,7 @@ Retention (docs/data-protection.md, :mod:`supervisor.storage.retention`) reads t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -46,12 +46,13 @@ if TYPE_CHECKING:
     from rules import CommandState
     from supervisor.alarms import AlarmChange
     from supervisor.alarms.store import AlarmRecord, MaintenanceWindow
-    from supervisor.state.registry import StatusChange
+    from supervisor.state.registry import DeviceState, StatusChange
 
 __all__ = [
     "AFFECTED_MAX", "AGGREGATIONS", "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES",
     "FLEET", "INGEST_ERRORS", "MEASUREMENTS", "SUPERVISOR", "Aggregation", "Measurement", "alarm_change_line",
-    "command_line", "decision_line", "device_status_line", "event_point", "fleet_lines", "ingest_error_lines",
+    "command_line", "decision_line", "device_snapshot_lines", "device_status_line", "event_point", "fleet_lines",
+    "ingest_error_lines",
     "lifecycle_alarm_line", "markdown_table", "ms",
     "reading_point", "rollup_of", "supervisor_line",
 ]
@@ -158,8 +159,12 @@ FAMILIES: dict[str, Measurement] = {
 }
 EVENTS = Measurement("events", "something a device reported once (motion, tamper, leak...); `data` is JSON",
                      ("device", "family", "kind", "zone"), {"value": I, "data": S})
-DEVICE_STATUS = Measurement("device_status", "a device's status changed (ok, stale, fault) and why",
-                            ("family", "zone", "device"), {"status": S, "code": I, "reason": S})
+DEVICE_STATUS = Measurement("device_status", "a device's status (ok, stale, fault) and why: at each change, and "
+                            "for every device at start and every `state.snapshot_interval` (`reason` starts with "
+                            "`snapshot`), so that a map of any longer range finds every device; `lat`, `lon`: its "
+                            "position in the city model (WGS84; absent for a device the model does not know)",
+                            ("family", "zone", "device"), {"status": S, "code": I, "reason": S, "lat": F, "lon": F},
+                            optional=frozenset({"lat", "lon"}))
 FLEET = Measurement("fleet", "devices per family and zone by status, every health period (zone `-`: none)",
                     ("family", "zone"), {"total": I, "ok": I, "stale": I, "fault": I},
                     rollup={"total": "last", "ok": "min", "stale": "max", "fault": "max"})
@@ -225,11 +230,31 @@ def event_point(e: Event, ts: float) -> bytes:
 
 
 # -- state, fleet and health ----------------------------------------------------------------------
-def device_status_line(ch: StatusChange) -> bytes:
+#: where a device is: ``(lon, lat)``, or ``None`` for a device the city model does not know
+PositionOf = Callable[[str], "tuple[float, float] | None"]
+
+
+def _status_point(tags: Mapping[str, str], status: str, reason: str, position: tuple[float, float] | None,
+                  ts: float) -> bytes:
     from supervisor.state.registry import STATUS_CODE
 
-    return DEVICE_STATUS.line({"family": ch.family, "zone": ch.zone, "device": ch.device},
-                              {"status": ch.new, "code": STATUS_CODE[ch.new], "reason": ch.reason}, ch.at)
+    fields: dict[str, Value] = {"status": status, "code": STATUS_CODE[status], "reason": reason}
+    if position is not None:
+        fields["lon"], fields["lat"] = position
+    return DEVICE_STATUS.line(tags, fields, ts)
+
+
+def device_status_line(ch: StatusChange, position: tuple[float, float] | None = None) -> bytes:
+    """A status change of a device at ``position`` (``(lon, lat)``, from the city model)."""
+    return _status_point({"family": ch.family, "zone": ch.zone, "device": ch.device}, ch.new, ch.reason, position,
+                         ch.at)
+
+
+def device_snapshot_lines(states: Iterable[DeviceState], position_of: PositionOf, ts: float) -> list[bytes]:
+    """The current status and position of ``states`` at ``ts`` (``reason``: ``snapshot``, then the fault)."""
+    return [_status_point({"family": st.family, "zone": st.zone, "device": st.device}, st.status,
+                          f"snapshot: {st.fault}" if st.fault else "snapshot", position_of(st.device), ts)
+            for st in states]
 
 
 def fleet_lines(counts: Mapping[tuple[str, str], Mapping[str, int]], ts: float) -> list[bytes]:
