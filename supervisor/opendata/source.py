@@ -54,10 +54,23 @@ class InfluxReader(InfluxV1Sink):
         if not (self._cfg.retention.enabled and schema.MEASUREMENTS[name].personal):
             return default
         if self._policies is None:
-            rows = self.select(f'SHOW RETENTION POLICIES ON "{self.database}"')
-            self._policies = {str(r.values.get("name")) for r in (rows[0] if rows else [])}
+            self._policies = self._policy_names()
         return ", ".join([default] + [f'"{self.database}".{src}' for src in
                                       raw_sources(name, self._policies, self._cfg)[1:]])
+
+    def _policy_names(self) -> set[str]:
+        """The database's retention policies (``SHOW RETENTION POLICIES``: rows without a time)."""
+        body = urllib.parse.urlencode({"q": f'SHOW RETENTION POLICIES ON "{self.database}"'}).encode()
+        status, data, _ = self._request("POST", "/query", body,
+                                        {"Content-Type": "application/x-www-form-urlencoded"})
+        if status != 200:
+            raise StorageError(status == 429 or status >= 500, status, f"{self.name}: query failed: "
+                               f"{_error_text(data)}")
+        try:
+            series = json.loads(data)["results"][0].get("series", [])
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            raise StorageError(True, status, f"{self.name}: unreadable query answer") from None
+        return {str(v[0]) for s in series for v in s.get("values", [])}
 
     def select(self, q: str) -> list[list[Row]]:
         """The rows of each statement of ``q`` (times in epoch seconds)."""

@@ -231,3 +231,38 @@ def test_an_unreachable_influxdb_exits_1_and_records_nothing(week: Week, tmp_pat
                  "--city", str(city)]) == 1
     assert "opendata-reader" in capsys.readouterr().err
     assert not (out / ".opendata-state.json").exists() and not list(out.glob("*.csv"))
+
+
+def test_household_water_is_read_from_its_own_retention_policy(exported: Path, week: Week, influx: Influx,
+                                                                 tmp_path: Path) -> None:
+    """Once retention is provisioned the supervisor writes household water to ``personal_raw``
+    (docs/data-protection.md): the export reads it there and gives the same water cells."""
+    import os
+    from unittest import mock
+
+    from supervisor.cli import main
+    from supervisor.config import StorageConfig
+    from supervisor.storage import InfluxV1Sink
+    from supervisor.storage.retention import apply, plan_v1, raw_from
+    from tests.support.services import INFLUX_URL
+
+    db = influx.create()
+    try:
+        cfg = StorageConfig(url=INFLUX_URL, database=db)
+        sink = InfluxV1Sink(INFLUX_URL, db, create_database=False)
+        apply(sink, plan_v1(sink, cfg))
+        own = raw_from(cfg, "water")
+        assert own != '"water"', "water should live in its own policy once retention is on"
+        influx.query(f'SELECT * INTO "{db}".{own} FROM "{week.db}".."water" GROUP BY *', db)
+        assert not influx.series('SELECT count("index") FROM "water"', db), "the copy went to the default policy"
+        city_file = tmp_path / "city.json"
+        city_file.write_text(json.dumps(week.city))
+        out = tmp_path / "out"
+        env = {"URBAN_MODE": "test", "URBAN_STORAGE__URL": INFLUX_URL, "URBAN_STORAGE__DATABASE": db}
+        with mock.patch.dict(os.environ, env):
+            assert main(["export", "opendata", "--from", day(week.start), "--to", day(week.end), "--out", str(out),
+                         "--city", str(city_file)]) == 0
+        assert rows(out, "water-daily") == rows(exported, "water-daily")
+        assert any(r["volume_m3"] for r in rows(out, "water-daily"))
+    finally:
+        influx.drop(db)
