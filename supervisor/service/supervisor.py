@@ -81,8 +81,8 @@ class Supervisor:
         self.inbox = Inbox(settings.mqtt.inbox_max)
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
         self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)
-        self.loop_watch = LoopWatch()
-        self.bulk_slice = SliceSize()  # the loop's (its size follows the cost of a bulk message)
+        # the pipeline thread's diagnostics, and its bulk slice (whose size follows the cost of a message)
+        self.loop_watch, self.bulk_slice = LoopWatch(), SliceSize()
         self._own_writer = writer is None
         self.retention_active = self._retention_applies(settings, clock, self._own_writer)
         self.writer = writer if writer is not None else make_writer(self._storage_config())
@@ -107,9 +107,6 @@ class Supervisor:
         self.rules: RuleEngine | None = None
         self.lock = threading.RLock()
         self.pipeline = self._pipeline()
-        # the loop takes bulk only while the writer has room for it: its submit never waits (the
-        # thread also runs the lane); other callers (stop) keep the blocking submit
-        self.pipeline.submit_block = False
         self.lane_pipeline = self._pipeline(lane=True)
         self.device_driver = self.lane_pipeline.device_driver = self.pipeline.device_driver
         self.commands = CommandSender(settings.commands, self.drivers, self.device_driver, model=model,
@@ -143,7 +140,7 @@ class Supervisor:
         """The bulk pipeline, or (``lane``) the control lane's: no storage, acknowledged to the lane session."""
         settings = self.settings
         counter = settings.mqtt.broker_drop_counter
-        return Pipeline(
+        pipeline = Pipeline(
             self.router, self.state, self.writer, self.lane.mqtt.ack if lane else self.mqtt.ack, clock=self.clock,
             max_payload_bytes=settings.mqtt.max_payload_bytes, on_status=self._on_status,
             identity=IdentityMap(settings.identity.map, self.model.devices if self.model is not None else None,
@@ -151,6 +148,10 @@ class Supervisor:
             broker_counter=(counter, self._on_broker_dropped) if counter and not lane else None,
             lane=self.lane, store=not lane,
         )
+        # the loop takes bulk only while the writer has room for it, so its submit never waits (the
+        # thread also runs the lane; the overshoot is one slice's lines at most)
+        pipeline.submit_block = False
+        return pipeline
 
     def _zone_of(self, device: str) -> str | None:
         st = self.state.get(device)
