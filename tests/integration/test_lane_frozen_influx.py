@@ -113,10 +113,15 @@ def _probe_cameras(city: dict[str, object]) -> list[tuple[str, str, set[str]]]:
 
 
 def _counts_by_device(influx: InfluxHttp, db: str, measurements: list[str]) -> Counter[tuple[str, str]]:
+    """Points per (measurement, device), household water read from its own retention policy too."""
+    from supervisor.storage.retention import raw_sources
+
+    rps = [r["name"] for r in influx.rows(f'SHOW RETENTION POLICIES ON "{db}"', db)]
     got: Counter[tuple[str, str]] = Counter()
     for m in measurements:
-        for row in influx.rows(f'SELECT count("{COUNT_FIELD[m]}") AS n FROM "{m}" GROUP BY "device"', db):
-            got[(m, str(row["device"]))] += int(row["n"])
+        for source in raw_sources(m, rps):
+            for row in influx.rows(f'SELECT count("{COUNT_FIELD[m]}") AS n FROM {source} GROUP BY "device"', db):
+                got[(m, str(row["device"]))] += int(row["n"])
     return got
 
 
