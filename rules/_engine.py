@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,21 @@ class ReloadResult:
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     issues: tuple[RuleIssue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rebinding:
+    """A new topology and the rules to run on it, validated by :meth:`RuleEngine.prepare_rebind`;
+    nothing runs on it until :meth:`RuleEngine.rebind`."""
+
+    topology: Topology
+    devices: DeviceTable
+    ruleset: RuleSet
+
+
+def _binding(r: RuleRuntime) -> tuple[tuple[str, ...], tuple[str, ...], tuple[Actuator, ...]]:
+    """What a running rule's selectors resolved to: the devices it reads, hears and commands."""
+    return r.reading_devices, r.event_devices, tuple(r.actuators())
 
 
 def _build(spec: RuleSpec, ctx: Context) -> RuleRuntime:
@@ -97,6 +112,7 @@ class RuleEngine:
         )
         self._rules: dict[str, RuleRuntime] = {}
         self._specs: dict[str, RuleSpec] = {}
+        self._sources: dict[str, str] = {}
         self._reading_index: dict[str, tuple[RuleRuntime, ...]] = {}
         self._event_index: dict[str, tuple[RuleRuntime, ...]] = {}
         self._history: dict[str, deque[Decision]] = {}
@@ -116,7 +132,55 @@ class RuleEngine:
         """Run ``ruleset`` (validated against the topology first); atomic: on error nothing changes."""
         return self._load(ruleset, validated=False)
 
-    def _load(self, ruleset: RuleSet, *, validated: bool) -> ReloadResult:
+    def ruleset(self) -> RuleSet:
+        """The rule set running now (the specs as loaded, with the file each came from)."""
+        return RuleSet(tuple(self._specs.values()), dict(self._sources))
+
+    def prepare_rebind(self, topology: Topology, directory: str | Path | None = None) -> Rebinding:
+        """Validate, against a new ``topology`` (a reloaded city model), the rules of ``directory``
+        (read again), or without one the running rules: :class:`RuleFileError` lists what no longer
+        resolves. Changes nothing; :meth:`rebind` runs the result."""
+        try:
+            ZoneInfo(topology.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise RuleFileError([RuleIssue("<city>", None, "timezone", f"unknown: {exc}")]) from exc
+        devices = DeviceTable(topology)
+        if directory is not None:
+            return Rebinding(topology, devices, load_dir(directory, devices))
+        ruleset = self.ruleset()
+        issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], devices)
+        if issues:
+            raise RuleFileError(issues)
+        return Rebinding(topology, devices, ruleset)
+
+    def rebind(self, rb: Rebinding, touched: Collection[str] = (), *, rebuild_all: bool = False) -> ReloadResult:
+        """Run on a new topology (:meth:`prepare_rebind`): every rule re-resolves its selectors.
+
+        A rule whose spec is unchanged, whose selectors resolve to the same devices and actuators,
+        none of them in ``touched`` (devices whose attributes changed), keeps running untouched;
+        the others are rebuilt, their state carried over (snapshot, restore), so that a reload
+        does not make lights blink. ``rebuild_all`` (streets or zones changed) rebuilds every rule.
+        Requests and pending commands on devices no longer in the city are dropped silently.
+        """
+        gone = [d for d in self._devices if d not in rb.devices]
+        old_tz, old_center = self._topology.timezone, self._topology.center
+        self._topology = rb.topology
+        self._devices = self._ctx.devices = rb.devices
+        self._ctx.topology = rb.topology
+        if (rb.topology.timezone, rb.topology.center) != (old_tz, old_center):
+            lon, lat = rb.topology.center
+            self._ctx.calendar = SunCalendar(lon, lat, ZoneInfo(rb.topology.timezone))
+        if gone:
+            gone_set = set(gone)
+            self._arbiter.forget(gone_set)
+            self._tracker.forget(gone_set)
+            for d in gone:
+                self._history.pop(d, None)
+        return self._load(rb.ruleset, validated=True, rebound=set(touched), rebuild_all=rebuild_all)
+
+    def _load(self, ruleset: RuleSet, *, validated: bool, rebound: set[str] | None = None,
+              rebuild_all: bool = False) -> ReloadResult:
+        """``rebound``: from :meth:`rebind`, the devices touched (None from :meth:`load`)."""
         if not validated:
             issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], self._devices)
             if issues:
@@ -125,29 +189,49 @@ class RuleEngine:
         new: dict[str, RuleRuntime] = {}
         added: list[str] = []
         changed: list[str] = []
+        carried: list[tuple[RuleRuntime, dict[str, Any]]] = []
         for spec in ruleset:
             old = self._rules.get(spec.id)
             if old is not None and self._specs.get(spec.id) == spec:
-                new[spec.id] = old
+                if rebound is None:
+                    new[spec.id] = old
+                    continue
+                fresh = _build(spec, self._ctx)
+                binding = _binding(old)
+                if not rebuild_all and _binding(fresh) == binding and not any(
+                        d in rebound for part in (binding[0], binding[1], [a[0] for a in binding[2]]) for d in part):
+                    new[spec.id] = old
+                    continue
+                changed.append(spec.id)
+                new[spec.id] = fresh
+                carried.append((fresh, old.snapshot()))
                 continue
             (changed if old is not None else added).append(spec.id)
             if spec.enabled:
                 new[spec.id] = _build(spec, self._ctx)
         removed = [rid for rid in self._rules if ruleset.get(rid) is None]
-        # swap: withdraw what the replaced rules asked, then index the new set
+        # swap: withdraw what the replaced rules asked, then index the new set; a re-bound rule (same
+        # spec) keeps its requests on the actuators it still commands (its successor asks the same)
+        rebound_ids = {fresh.id for fresh, _ in carried}
         for rid in removed + changed:
-            if rid in self._rules:
+            if rid in rebound_ids:
+                self._arbiter.withdraw_rule(rid, set(new[rid].actuators()), now,
+                                            f"rule '{rid}' no longer selects it (model reload)")
+            elif rid in self._rules:
                 self._rules[rid].stop(now)
         # the rules others refer to for the night (schedules) run first, so that others see them
         order = sorted(new.values(), key=lambda r: 0 if isinstance(r, NightSource) else 1)
         self._rules = {r.id: r for r in order}
         self._specs = {s.id: s for s in ruleset}
+        self._sources = dict(ruleset.sources)
         self._ctx.schedules = {r.id: r for r in order if isinstance(r, NightSource)}
         self._reading_index = self._index(lambda r: r.reading_devices)
         self._event_index = self._index(lambda r: r.event_devices)
         for rid in added + changed:
             if rid in self._rules:
                 self._rules[rid].start(now)
+        for fresh, saved in carried:  # re-bound rules: what they knew before (held states, counters)
+            fresh.restore(saved, now)
         self._plan_lane()
         log.info("rules: %d running (%d added, %d changed, %d removed)",
                  len(self._rules), len(added), len(changed), len(removed))

@@ -108,7 +108,12 @@ def main(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from supervisor.service.reload import ReloadTriggers
+
+    reloads = ReloadTriggers(sup, settings.city_watch)
+    signal.signal(signal.SIGHUP, lambda *_: reloads.request())  # reload the city file (docs/city-file.md)
     sup.start()
+    reloads.start()
     if args.restart:
         _worker_restarted_alarm(sup, args)
     api = None
@@ -123,6 +128,7 @@ def main(args: argparse.Namespace) -> int:
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
           file=sys.stderr)
     stop.wait(args.duration)
+    reloads.stop()
     if push is not None:
         push.stop()
     if api is not None:
