@@ -38,4 +38,5 @@ def summary(sup: Supervisor) -> dict[str, Any]:
                      "unplaced": len(identity.unplaced) if identity else 0},
         "commands_refused": sup.commands_refused,
         "lane": sup.lane_fields(),
+        "model_reloads": sup.reloader.fields(),
     }
