@@ -156,7 +156,7 @@ def main_workers(args: argparse.Namespace) -> int:
     try:
         if args.workers < 1:
             raise WorkersError(f"--workers must be >= 1, got {args.workers}")
-        load_safe_settings(args.config, api=not args.no_api)  # refused here rather than by every worker
+        settings = load_safe_settings(args.config, api=not args.no_api)  # refused here rather than by every worker
         specs = plan_workers(args.config, args.workers, zones=zones, api=not args.no_api)
     except (ConfigFileError, WorkersError) as exc:
         print(f"urban-supervisor: {exc}", file=sys.stderr)
@@ -168,13 +168,15 @@ def main_workers(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    reload = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())  # the city file into every worker
     manager = WorkerManager(specs, no_api=args.no_api).start()
     for s in specs:
         api = f", API port {s.api_port}" if s.api_port is not None else ""
         print(f"urban-supervisor: worker {s.index} ({s.client_id}, $share/{s.share_group}) zones "
               f"{','.join(s.zones)}{api}", file=sys.stderr)
     try:
-        manager.run(stop, args.duration)
+        manager.run(stop, args.duration, reload=reload, city=settings.city)
     finally:
         manager.stop()
     print(json.dumps(manager.summary(), indent=2))
