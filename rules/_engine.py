@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,11 +56,23 @@ class Rebinding:
     topology: Topology
     devices: DeviceTable
     ruleset: RuleSet
+    ctx: Context  # the rules' context on the new topology
+    fresh: Mapping[str, RuleRuntime]  # every enabled rule built on it (off the pipeline thread)
+    lane: LanePlan  # the control lane of ``fresh`` (a kept rule binds what its fresh copy binds)
+    share: LaneShare
 
 
 def _binding(r: RuleRuntime) -> tuple[tuple[str, ...], tuple[str, ...], tuple[Actuator, ...]]:
     """What a running rule's selectors resolved to: the devices it reads, hears and commands."""
     return r.reading_devices, r.event_devices, tuple(r.actuators())
+
+
+def _lane_of(runtimes: Mapping[str, RuleRuntime], specs: Mapping[str, RuleSpec]) -> LanePlan:
+    pairs = []
+    for rid, rt in runtimes.items():
+        plugin = get_kind(specs[rid].kind)
+        pairs.append((rt, plugin is not None and plugin.commands_for(specs[rid])))
+    return plan_lane(pairs)
 
 
 def _build(spec: RuleSpec, ctx: Context) -> RuleRuntime:
@@ -146,12 +158,23 @@ class RuleEngine:
             raise RuleFileError([RuleIssue("<city>", None, "timezone", f"unknown: {exc}")]) from exc
         devices = DeviceTable(topology)
         if directory is not None:
-            return Rebinding(topology, devices, load_dir(directory, devices))
-        ruleset = self.ruleset()
-        issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], devices)
-        if issues:
-            raise RuleFileError(issues)
-        return Rebinding(topology, devices, ruleset)
+            ruleset = load_dir(directory, devices)
+        else:
+            ruleset = self.ruleset()
+            issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], devices)
+            if issues:
+                raise RuleFileError(issues)
+        # the expensive part (selectors, distances, streets) here, not under the supervisor's lock:
+        # building a rule reads only the topology, never the arbiter or the device state
+        calendar = self._ctx.calendar
+        if (topology.timezone, topology.center) != (self._topology.timezone, self._topology.center):
+            lon, lat = topology.center
+            calendar = SunCalendar(lon, lat, ZoneInfo(topology.timezone))
+        ctx = Context(topology, devices, self._ctx.state, self._arbiter, calendar, self._decide, self._alarm)
+        specs = {s.id: s for s in ruleset}
+        fresh = {s.id: _build(s, ctx) for s in ruleset if s.enabled}
+        lane = _lane_of(fresh, specs)
+        return Rebinding(topology, devices, ruleset, ctx, fresh, lane, lane_share(lane, devices))
 
     def rebind(self, rb: Rebinding, touched: Collection[str] = (), *, rebuild_all: bool = False) -> ReloadResult:
         """Run on a new topology (:meth:`prepare_rebind`): every rule re-resolves its selectors.
@@ -163,24 +186,22 @@ class RuleEngine:
         Requests and pending commands on devices no longer in the city are dropped silently.
         """
         gone = [d for d in self._devices if d not in rb.devices]
-        old_tz, old_center = self._topology.timezone, self._topology.center
         self._topology = rb.topology
-        self._devices = self._ctx.devices = rb.devices
-        self._ctx.topology = rb.topology
-        if (rb.topology.timezone, rb.topology.center) != (old_tz, old_center):
-            lon, lat = rb.topology.center
-            self._ctx.calendar = SunCalendar(lon, lat, ZoneInfo(rb.topology.timezone))
+        self._devices = rb.devices
+        self._ctx = rb.ctx
         if gone:
             gone_set = set(gone)
             self._arbiter.forget(gone_set)
             self._tracker.forget(gone_set)
             for d in gone:
                 self._history.pop(d, None)
-        return self._load(rb.ruleset, validated=True, rebound=set(touched), rebuild_all=rebuild_all)
+        return self._load(rb.ruleset, validated=True, rebound=set(touched), rebuild_all=rebuild_all, rebinding=rb)
 
     def _load(self, ruleset: RuleSet, *, validated: bool, rebound: set[str] | None = None,
-              rebuild_all: bool = False) -> ReloadResult:
-        """``rebound``: from :meth:`rebind`, the devices touched (None from :meth:`load`)."""
+              rebuild_all: bool = False, rebinding: Rebinding | None = None) -> ReloadResult:
+        """``rebound``: from :meth:`rebind`, the devices touched (None from :meth:`load`), with the
+        rules prebuilt on the new topology (``rebinding``)."""
+        prebuilt: Mapping[str, RuleRuntime] = rebinding.fresh if rebinding is not None else {}
         if not validated:
             issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], self._devices)
             if issues:
@@ -196,10 +217,11 @@ class RuleEngine:
                 if rebound is None:
                     new[spec.id] = old
                     continue
-                fresh = _build(spec, self._ctx)
+                fresh = prebuilt.get(spec.id) or _build(spec, self._ctx)
                 binding = _binding(old)
                 if not rebuild_all and _binding(fresh) == binding and not any(
                         d in rebound for part in (binding[0], binding[1], [a[0] for a in binding[2]]) for d in part):
+                    old.ctx = self._ctx  # the same devices: it runs on, on the new topology
                     new[spec.id] = old
                     continue
                 changed.append(spec.id)
@@ -208,7 +230,7 @@ class RuleEngine:
                 continue
             (changed if old is not None else added).append(spec.id)
             if spec.enabled:
-                new[spec.id] = _build(spec, self._ctx)
+                new[spec.id] = prebuilt.get(spec.id) or _build(spec, self._ctx)
         removed = [rid for rid in self._rules if ruleset.get(rid) is None]
         # swap: withdraw what the replaced rules asked, then index the new set; a re-bound rule (same
         # spec) keeps its requests on the actuators it still commands (its successor asks the same)
@@ -232,7 +254,7 @@ class RuleEngine:
                 self._rules[rid].start(now)
         for fresh, saved in carried:  # re-bound rules: what they knew before (held states, counters)
             fresh.restore(saved, now)
-        self._plan_lane()
+        self._plan_lane(rebinding)
         log.info("rules: %d running (%d added, %d changed, %d removed)",
                  len(self._rules), len(added), len(changed), len(removed))
         return ReloadResult(True, len(self._rules), tuple(added), tuple(removed), tuple(changed))
@@ -250,17 +272,13 @@ class RuleEngine:
         log.warning("rule reload refused, %d rules keep running: %s", len(self._rules), "; ".join(map(str, issues)))
         return ReloadResult(False, len(self._rules), issues=tuple(issues))
 
-    def _plan_lane(self) -> None:
+    def _plan_lane(self, rebinding: Rebinding | None = None) -> None:
         """The control lane of the running rules (see :mod:`rules._lane`); warn when it is most traffic."""
-        pairs = []
-        for rid, rt in self._rules.items():
-            plugin = get_kind(self._specs[rid].kind)
-            pairs.append((rt, plugin is not None and plugin.commands_for(self._specs[rid])))
-        plan = plan_lane(pairs)
+        plan = rebinding.lane if rebinding is not None else _lane_of(self._rules, self._specs)
         if plan == self.lane:
             return
         self.lane = plan
-        share = self.lane_share()
+        share = rebinding.share if rebinding is not None else self.lane_share()
         if share.too_large:
             log.warning("rules: %s", share.warning())
         if self.on_lane is not None:
