@@ -242,3 +242,31 @@ def test_the_file_watch_reloads_a_changed_file_once_it_is_stable(tmp_path: Path,
         assert sup.reloader.last is not None and sup.reloader.last.trigger == "sighup"
     finally:
         watch.stop()
+
+
+# -- the API --------------------------------------------------------------------------------------
+def test_the_api_route_answers_the_diff_or_422_and_metrics_count_both(tmp_path: Path, city: dict[str, Any]) -> None:
+    from fastapi.testclient import TestClient
+
+    from supervisor.api import create_app
+    from supervisor.config import ApiConfig
+
+    sup = _supervisor(tmp_path, city, rules_dir=None)
+    app = create_app(sup, ApiConfig(viewer_tokens=["v" * 24], operator_tokens=["o" * 24]))  # type: ignore[list-item]
+    op, viewer = {"Authorization": f"Bearer {'o' * 24}"}, {"Authorization": f"Bearer {'v' * 24}"}
+    with TestClient(app) as client:
+        assert client.post("/api/v1/model/reload", headers=viewer).status_code == 403
+        new = copy.deepcopy(city)
+        new["devices"].append(copy.deepcopy(_of(city, "water")[0]) | {"id": "wm-api"})
+        _write(sup, new)
+        r = client.post("/api/v1/model/reload", headers=op)
+        assert r.status_code == 200, r.text
+        assert r.json()["diff"]["added"] == {"devices": ["wm-api"]}
+        assert client.get("/api/v1/model/elements/wm-api", headers=viewer).status_code == 200
+        _write(sup, "[]")
+        r = client.post("/api/v1/model/reload", headers=op)
+        assert r.status_code == 422 and "top level must be an object" in r.json()["detail"], r.text
+        assert client.get("/api/v1/model/elements/wm-api", headers=viewer).status_code == 200
+        text = client.get("/metrics", headers=viewer).text
+    assert 'urban_model_reloads_total{result="ok"} 1.0' in text and 'urban_model_reloads_total{result="refused"} 1.0' \
+        in text, [ln for ln in text.splitlines() if "reload" in ln]
