@@ -81,6 +81,14 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _refreeze_heap(_model: object) -> None:
+    """After a model reload: the replaced model was frozen with the start-up heap, where the collector
+    never looks; its reference cycles would stay in memory for good. Unfreeze, collect it, freeze
+    the new model (one full collection per reload, in the reloading thread)."""
+    gc.unfreeze()
+    _freeze_heap()
+
+
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "workers", 1) != 1:
         return main_workers(args)
@@ -123,6 +131,7 @@ def main(args: argparse.Namespace) -> int:
         api = ApiServer(sup, settings.api).start()
     push = _ngsi_push(sup, settings)
     _freeze_heap()
+    sup.on_model.append(_refreeze_heap)
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
