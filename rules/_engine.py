@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,8 @@ class Rebinding:
     fresh: Mapping[str, RuleRuntime]  # every enabled rule built on it (off the pipeline thread)
     lane: LanePlan  # the control lane of ``fresh`` (a kept rule binds what its fresh copy binds)
     share: LaneShare
+    reading_index: dict[str, tuple[RuleRuntime, ...]]  # the engine's indexes over ``fresh``
+    event_index: dict[str, tuple[RuleRuntime, ...]]
 
 
 def _binding(r: RuleRuntime) -> tuple[tuple[str, ...], tuple[str, ...], tuple[Actuator, ...]]:
@@ -73,6 +75,33 @@ def _lane_of(runtimes: Mapping[str, RuleRuntime], specs: Mapping[str, RuleSpec])
         plugin = get_kind(specs[rid].kind)
         pairs.append((rt, plugin is not None and plugin.commands_for(specs[rid])))
     return plan_lane(pairs)
+
+
+def _run_order(runtimes: Iterable[RuleRuntime]) -> list[RuleRuntime]:
+    """The rules others refer to for the night (schedules) run first, so that others see them."""
+    return sorted(runtimes, key=lambda r: 0 if isinstance(r, NightSource) else 1)
+
+
+def _index_of(order: Sequence[RuleRuntime],
+              attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
+    """device -> the rules that take it (``attr``: its readings or its events), in run order."""
+    idx: dict[str, list[RuleRuntime]] = {}
+    for r in order:
+        for d in attr(r):
+            idx.setdefault(d, []).append(r)
+    return {d: tuple(v) for d, v in idx.items()}
+
+
+def _substitute(idx: dict[str, tuple[RuleRuntime, ...]], repl: Mapping[RuleRuntime, RuleRuntime],
+                attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
+    """``idx`` (over the fresh rules) with each fresh rule of ``repl`` replaced by the running rule
+    kept in its place: only the entries of the kept rules' devices are rewritten (a kept rule
+    takes the same devices as its fresh copy)."""
+    out = dict(idx)
+    for old in repl.values():
+        for d in attr(old):
+            out[d] = tuple(repl.get(h, h) for h in out[d])
+    return out
 
 
 def _build(spec: RuleSpec, ctx: Context) -> RuleRuntime:
@@ -174,18 +203,23 @@ class RuleEngine:
         specs = {s.id: s for s in ruleset}
         fresh = {s.id: _build(s, ctx) for s in ruleset if s.enabled}
         lane = _lane_of(fresh, specs)
-        return Rebinding(topology, devices, ruleset, ctx, fresh, lane, lane_share(lane, devices))
+        order = _run_order(fresh.values())
+        return Rebinding(topology, devices, ruleset, ctx, fresh, lane, lane_share(lane, devices),
+                         _index_of(order, lambda r: r.reading_devices), _index_of(order, lambda r: r.event_devices))
 
-    def rebind(self, rb: Rebinding, touched: Collection[str] = (), *, rebuild_all: bool = False) -> ReloadResult:
+    def rebind(self, rb: Rebinding, touched: Collection[str] = (), *, rebuild_all: bool = False,
+               gone: Collection[str] | None = None) -> ReloadResult:
         """Run on a new topology (:meth:`prepare_rebind`): every rule re-resolves its selectors.
 
         A rule whose spec is unchanged, whose selectors resolve to the same devices and actuators,
         none of them in ``touched`` (devices whose attributes changed), keeps running untouched;
         the others are rebuilt, their state carried over (snapshot, restore), so that a reload
         does not make lights blink. ``rebuild_all`` (streets or zones changed) rebuilds every rule.
-        Requests and pending commands on devices no longer in the city are dropped silently.
+        Requests and pending commands on devices no longer in the city (``gone``, when the caller
+        knows them: else computed) are dropped silently.
         """
-        gone = [d for d in self._devices if d not in rb.devices]
+        if gone is None:
+            gone = [d for d in self._devices if d not in rb.devices]
         self._topology = rb.topology
         self._devices = rb.devices
         self._ctx = rb.ctx
@@ -241,14 +275,12 @@ class RuleEngine:
                                             f"rule '{rid}' no longer selects it (model reload)")
             elif rid in self._rules:
                 self._rules[rid].stop(now)
-        # the rules others refer to for the night (schedules) run first, so that others see them
-        order = sorted(new.values(), key=lambda r: 0 if isinstance(r, NightSource) else 1)
+        order = _run_order(new.values())
         self._rules = {r.id: r for r in order}
         self._specs = {s.id: s for s in ruleset}
         self._sources = dict(ruleset.sources)
         self._ctx.schedules = {r.id: r for r in order if isinstance(r, NightSource)}
-        self._reading_index = self._index(lambda r: r.reading_devices)
-        self._event_index = self._index(lambda r: r.event_devices)
+        self._set_indexes(order, new, rebinding)
         for rid in added + changed:
             if rid in self._rules:
                 self._rules[rid].start(now)
@@ -266,6 +298,18 @@ class RuleEngine:
         except RuleFileError as exc:
             return self._refused(list(exc.issues))
         return self._load(ruleset, validated=True)
+
+    def _set_indexes(self, order: Sequence[RuleRuntime], running: Mapping[str, RuleRuntime],
+                     rebinding: Rebinding | None) -> None:
+        """The device -> rules indexes of the hot path; after a rebind, those built in
+        :meth:`prepare_rebind`, with the rules kept running in place of their fresh copies."""
+        if rebinding is None:
+            self._reading_index = _index_of(order, lambda r: r.reading_devices)
+            self._event_index = _index_of(order, lambda r: r.event_devices)
+            return
+        kept = {rebinding.fresh[rid]: rt for rid, rt in running.items() if rt is not rebinding.fresh.get(rid)}
+        self._reading_index = _substitute(rebinding.reading_index, kept, lambda r: r.reading_devices)
+        self._event_index = _substitute(rebinding.event_index, kept, lambda r: r.event_devices)
 
     def _refused(self, issues: Sequence[RuleIssue]) -> ReloadResult:
         self._count("reload", "refused")
@@ -287,13 +331,6 @@ class RuleEngine:
     def lane_share(self) -> LaneShare:
         """The control lane's share of the city's expected message rate, by rule."""
         return lane_share(self.lane, self._devices)
-
-    def _index(self, attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
-        idx: dict[str, list[RuleRuntime]] = {}
-        for r in self._rules.values():
-            for d in attr(r):
-                idx.setdefault(d, []).append(r)
-        return {d: tuple(v) for d, v in idx.items()}
 
     # ------------------------------------------------------------------ inputs (hot path)
 

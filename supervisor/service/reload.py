@@ -184,7 +184,7 @@ class ModelReloader:
             geography = ("zones", "streets", "city")
             rebuild_all = any(t in part for t in geography for part in (diff.added, diff.removed, diff.changed))
             result: ReloadResult = sup.rules.rebind(rebinding, diff.changed.get("devices", {}).keys(),
-                                                    rebuild_all=rebuild_all)
+                                                    rebuild_all=rebuild_all, gone=gone_devices)
             rules = {"added": list(result.added), "removed": list(result.removed), "rebuilt": list(result.changed)}
         sup.periodic.check_now()
         return cleared, rules
