@@ -62,6 +62,7 @@ class Rebinding:
     share: LaneShare
     reading_index: dict[str, tuple[RuleRuntime, ...]]  # the engine's indexes over ``fresh``
     event_index: dict[str, tuple[RuleRuntime, ...]]
+    keep: frozenset[str]  # the running rules that stay as they are (same spec, same devices, none touched)
 
 
 def _binding(r: RuleRuntime) -> tuple[tuple[str, ...], tuple[str, ...], tuple[Actuator, ...]]:
@@ -177,10 +178,18 @@ class RuleEngine:
         """The rule set running now (the specs as loaded, with the file each came from)."""
         return RuleSet(tuple(self._specs.values()), dict(self._sources))
 
-    def prepare_rebind(self, topology: Topology, directory: str | Path | None = None) -> Rebinding:
+    def prepare_rebind(self, topology: Topology, directory: str | Path | None = None, *,
+                       touched: Collection[str] = (), rebuild_all: bool = False) -> Rebinding:
         """Validate, against a new ``topology`` (a reloaded city model), the rules of ``directory``
         (read again), or without one the running rules: :class:`RuleFileError` lists what no longer
-        resolves. Changes nothing; :meth:`rebind` runs the result."""
+        resolves. Changes nothing; :meth:`rebind` runs the result.
+
+        Every rule is built on the new topology here, off the pipeline thread (the rule set only
+        changes by a rebind or a load, which the caller does not run meanwhile). A running rule
+        whose spec is unchanged, whose selectors resolve to the same devices and actuators, none
+        of them in ``touched`` (devices whose attributes changed), is kept running as it is; the
+        others will be replaced by their fresh copy. ``rebuild_all`` (zones, streets or the city's
+        own attributes changed) replaces every rule."""
         try:
             ZoneInfo(topology.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -204,19 +213,29 @@ class RuleEngine:
         fresh = {s.id: _build(s, ctx) for s in ruleset if s.enabled}
         lane = _lane_of(fresh, specs)
         order = _run_order(fresh.values())
+        keep: set[str] = set()
+        if not rebuild_all:
+            hit = set(touched)
+            for rid, rt in fresh.items():
+                old = self._rules.get(rid)
+                if old is None or self._specs.get(rid) != specs[rid]:
+                    continue
+                binding = _binding(old)
+                if _binding(rt) == binding and not any(d in hit for part in binding[:2] for d in part) and not any(
+                        a[0] in hit for a in binding[2]):
+                    keep.add(rid)
         return Rebinding(topology, devices, ruleset, ctx, fresh, lane, lane_share(lane, devices),
-                         _index_of(order, lambda r: r.reading_devices), _index_of(order, lambda r: r.event_devices))
+                         _index_of(order, lambda r: r.reading_devices), _index_of(order, lambda r: r.event_devices),
+                         frozenset(keep))
 
-    def rebind(self, rb: Rebinding, touched: Collection[str] = (), *, rebuild_all: bool = False,
-               gone: Collection[str] | None = None) -> ReloadResult:
+    def rebind(self, rb: Rebinding, *, gone: Collection[str] | None = None) -> ReloadResult:
         """Run on a new topology (:meth:`prepare_rebind`): every rule re-resolves its selectors.
 
-        A rule whose spec is unchanged, whose selectors resolve to the same devices and actuators,
-        none of them in ``touched`` (devices whose attributes changed), keeps running untouched;
-        the others are rebuilt, their state carried over (snapshot, restore), so that a reload
-        does not make lights blink. ``rebuild_all`` (streets or zones changed) rebuilds every rule.
-        Requests and pending commands on devices no longer in the city (``gone``, when the caller
-        knows them: else computed) are dropped silently.
+        The rules :meth:`prepare_rebind` kept run on untouched; the others are replaced by their
+        fresh copy, their state carried over (snapshot, restore) and their requests kept on the
+        actuators they still command, so that a reload does not make lights blink. Requests and
+        pending commands on devices no longer in the city (``gone``, when the caller knows them:
+        else computed) are dropped silently.
         """
         if gone is None:
             gone = [d for d in self._devices if d not in rb.devices]
@@ -229,12 +248,10 @@ class RuleEngine:
             self._tracker.forget(gone_set)
             for d in gone:
                 self._history.pop(d, None)
-        return self._load(rb.ruleset, validated=True, rebound=set(touched), rebuild_all=rebuild_all, rebinding=rb)
+        return self._load(rb.ruleset, validated=True, rebinding=rb)
 
-    def _load(self, ruleset: RuleSet, *, validated: bool, rebound: set[str] | None = None,
-              rebuild_all: bool = False, rebinding: Rebinding | None = None) -> ReloadResult:
-        """``rebound``: from :meth:`rebind`, the devices touched (None from :meth:`load`), with the
-        rules prebuilt on the new topology (``rebinding``)."""
+    def _load(self, ruleset: RuleSet, *, validated: bool, rebinding: Rebinding | None = None) -> ReloadResult:
+        """``rebinding``: from :meth:`rebind`, the rules prebuilt on the new topology."""
         prebuilt: Mapping[str, RuleRuntime] = rebinding.fresh if rebinding is not None else {}
         if not validated:
             issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], self._devices)
@@ -248,16 +265,14 @@ class RuleEngine:
         for spec in ruleset:
             old = self._rules.get(spec.id)
             if old is not None and self._specs.get(spec.id) == spec:
-                if rebound is None:
+                if rebinding is None:
                     new[spec.id] = old
                     continue
-                fresh = prebuilt.get(spec.id) or _build(spec, self._ctx)
-                binding = _binding(old)
-                if not rebuild_all and _binding(fresh) == binding and not any(
-                        d in rebound for part in (binding[0], binding[1], [a[0] for a in binding[2]]) for d in part):
+                if spec.id in rebinding.keep:
                     old.ctx = self._ctx  # the same devices: it runs on, on the new topology
                     new[spec.id] = old
                     continue
+                fresh = prebuilt.get(spec.id) or _build(spec, self._ctx)
                 changed.append(spec.id)
                 new[spec.id] = fresh
                 carried.append((fresh, old.snapshot()))

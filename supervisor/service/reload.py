@@ -40,7 +40,7 @@ from supervisor.storage import schema
 
 if TYPE_CHECKING:
     from rules import Rebinding, ReloadResult
-    from supervisor.model import CityModel, ModelDiff
+    from supervisor.model import CityModel, DeviceInfo, ModelDiff
     from supervisor.service.supervisor import Supervisor
 
 _log = logging.getLogger(__name__)
@@ -138,24 +138,30 @@ class ModelReloader:
         except Exception as exc:  # the loader's other failures (a CRS pyproj refuses...) carry their message
             return self._refused(trigger, source, t0,
                                  f"city file {source} refused, the running model is kept: {type(exc).__name__}: {exc}")
+        diff = diff_models(old, new)
         rebinding: Rebinding | None = None
         if sup.rules is not None:
+            geography = ("zones", "streets", "city")
             try:
-                rebinding = sup.rules.prepare_rebind(new, sup.settings.rules_dir)
+                rebinding = sup.rules.prepare_rebind(
+                    new, sup.settings.rules_dir, touched=diff.changed.get("devices", {}).keys(),
+                    rebuild_all=any(t in part for t in geography for part in (diff.added, diff.removed, diff.changed)))
             except RuleFileError as exc:
                 return self._refused(trigger, source, t0, "the rules do not fit the new city file, the running "
                                      f"model is kept: {len(exc.issues)} problem(s)", [str(i) for i in exc.issues])
-        diff = diff_models(old, new)
+        # the device records the state needs, read from the model before the lock (built on access)
+        placed = [new.devices[d] for d in (*diff.added.get("devices", ()), *diff.changed.get("devices", {}))]
         prepare_ms = (time.perf_counter() - t0) * 1000.0
         with sup.lock:
             t1 = time.perf_counter()
-            cleared, rules = self._swap(new, diff, rebinding)
+            cleared, rules = self._swap(new, diff, rebinding, placed)
             swap_ms = (time.perf_counter() - t1) * 1000.0
         self._call_hooks(new)
         return ReloadOutcome(True, trigger, source, sup.clock(), diff, rules=rules, alarms_cleared=cleared,
                              prepare_ms=prepare_ms, swap_ms=swap_ms)
 
-    def _swap(self, new: CityModel, diff: ModelDiff, rebinding: Rebinding | None) -> tuple[int, dict[str, list[str]]]:
+    def _swap(self, new: CityModel, diff: ModelDiff, rebinding: Rebinding | None,
+              placed: list[DeviceInfo]) -> tuple[int, dict[str, list[str]]]:
         """Every holder of the model, in one step (the caller holds the supervisor's lock)."""
         sup = self._sup
         now = sup.clock()
@@ -169,10 +175,9 @@ class ModelReloader:
         for d in gone_devices:
             sup.state.unregister(d)
             sup.device_driver.pop(d, None)
-        for d in (*diff.added.get("devices", ()), *diff.changed.get("devices", {})):
-            info = new.devices[d]
-            sup.state.place(d, info.family, info.zone, info.interval, now)
-            sup.device_driver[d] = info.driver
+        for info in placed:
+            sup.state.place(info.id, info.family, info.zone, info.interval, now)
+            sup.device_driver[info.id] = info.driver
         from supervisor.alarms._manager import REMOVED_BY_RELOAD
 
         cleared = 0
@@ -181,10 +186,7 @@ class ModelReloader:
         cleared += sup.lifecycle.rebind(new, gone, now, REMOVED_BY_RELOAD)
         rules: dict[str, list[str]] = {}
         if sup.rules is not None and rebinding is not None:
-            geography = ("zones", "streets", "city")
-            rebuild_all = any(t in part for t in geography for part in (diff.added, diff.removed, diff.changed))
-            result: ReloadResult = sup.rules.rebind(rebinding, diff.changed.get("devices", {}).keys(),
-                                                    rebuild_all=rebuild_all, gone=gone_devices)
+            result: ReloadResult = sup.rules.rebind(rebinding, gone=gone_devices)
             rules = {"added": list(result.added), "removed": list(result.removed), "rebuilt": list(result.changed)}
         sup.periodic.check_now()
         return cleared, rules

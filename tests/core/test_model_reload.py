@@ -104,11 +104,15 @@ def test_reload_reaches_every_holder_of_the_model(tmp_path: Path, city: dict[str
     new["devices"].append(added)
     lamp = _of(new, "lighting", 50)[-1]
     lamp["interval"] = 42.0
+    assert sup.rules is not None
+    cameras_rule = sup.rules._rules["camera-low-fps"]  # no camera changed: this rule runs on as it is
     _write(sup, new)
     out = sup.reload_model("api")
     assert out.ok, out.as_dict()
     model = sup.model
     assert model is not None and seen == [model]
+    assert "camera-low-fps" not in out.rules["rebuilt"] and sup.rules._rules["camera-low-fps"] is cameras_rule
+    assert cameras_rule.ctx.topology is model
     for pipeline in (sup.pipeline, sup.lane_pipeline):
         assert pipeline.identity is not None
         assert pipeline.identity.resolve("road_sensor", gone["id"]) is None
