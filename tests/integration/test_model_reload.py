@@ -280,7 +280,12 @@ def test_sighup_reloads_a_running_supervisor(tmp_path: Path, broker: Mosquitto, 
     lines: list[str] = []
     try:
         assert proc.stderr is not None
-        _wait(lambda: any("running;" in ln for ln in _drain(proc, lines)), 60, "the supervisor to start")
+        def started() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"urban-supervisor run exited {proc.returncode}: {''.join(_drain(proc, lines))}")
+            return any("running;" in ln for ln in _drain(proc, lines))
+
+        _wait(started, 180, "the supervisor to start")  # a generous bound: the machine may be shared
         traffic = Traffic(sensors)
         added = copy.deepcopy(sensors[0])
         added["id"] = "rs-sighup-1"
