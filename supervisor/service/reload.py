@@ -149,6 +149,9 @@ class ModelReloader:
             except RuleFileError as exc:
                 return self._refused(trigger, source, t0, "the rules do not fit the new city file, the running "
                                      f"model is kept: {len(exc.issues)} problem(s)", [str(i) for i in exc.issues])
+            except Exception as exc:  # a rule kind that cannot be built on the new city: refused, not raised
+                return self._refused(trigger, source, t0, "the rules cannot run on the new city file, the running "
+                                     f"model is kept: {type(exc).__name__}: {exc}")
         # the device records the state needs, read from the model before the lock (built on access)
         placed = [new.devices[d] for d in (*diff.added.get("devices", ()), *diff.changed.get("devices", {}))]
         prepare_ms = (time.perf_counter() - t0) * 1000.0
