@@ -274,3 +274,28 @@ def test_the_api_route_answers_the_diff_or_422_and_metrics_count_both(tmp_path: 
         text = client.get("/metrics", headers=viewer).text
     assert 'urban_model_reloads_total{result="ok"} 1.0' in text and 'urban_model_reloads_total{result="refused"} 1.0' \
         in text, [ln for ln in text.splitlines() if "reload" in ln]
+
+
+def test_the_cli_reloads_through_the_running_api(tmp_path: Path, city: dict[str, Any],
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from supervisor.api import ApiServer
+    from supervisor.cli import main
+    from supervisor.config import ApiConfig
+
+    sup = _supervisor(tmp_path, city, rules_dir=None)
+    server = ApiServer(sup, ApiConfig(host="127.0.0.1", port=0, operator_tokens=["o" * 24])).start()  # type: ignore[list-item]
+    monkeypatch.setenv("URBAN_API_TOKEN", "o" * 24)
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        new = copy.deepcopy(city)
+        new["devices"] = [d for d in new["devices"] if d["id"] != _of(city, "water")[0]["id"]]
+        _write(sup, new)
+        assert main(["model", "reload", "--url", url]) == 0
+        assert "devices +0 -1 ~0, elements +0 -0 ~0" in capsys.readouterr().out
+        _write(sup, "{")
+        assert main(["model", "reload", "--url", url]) == 2
+        err = capsys.readouterr().err
+        assert "422" in err and "running model is kept" in err and "not valid JSON" in err, err
+    finally:
+        server.stop()
