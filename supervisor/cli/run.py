@@ -89,6 +89,14 @@ def _refreeze_heap(_model: object) -> None:
     _freeze_heap()
 
 
+def _follow_reloads(sup: Any, opendata: Any) -> None:
+    """What follows a model reload in this process: the open-data export's model (the next export's
+    inventory and districts), the frozen heap."""
+    if opendata is not None:
+        sup.on_model.append(lambda model: setattr(opendata.export, "model", model))
+    sup.on_model.append(_refreeze_heap)
+
+
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "workers", 1) != 1:
         return main_workers(args)
@@ -113,6 +121,10 @@ def main(args: argparse.Namespace) -> int:
     if settings.ngsi.push.enabled and sup.model is None:
         print("urban-supervisor: ngsi.push needs the network model: set `city`", file=sys.stderr)
         return EXIT_INVALID
+    if settings.opendata.enabled and (sup.model is None or settings.storage.backend != "influx-v1"):
+        print("urban-supervisor: opendata.enabled needs the network model (`city`) and storage.backend influx-v1",
+              file=sys.stderr)
+        return EXIT_INVALID
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -130,8 +142,9 @@ def main(args: argparse.Namespace) -> int:
 
         api = ApiServer(sup, settings.api).start()
     push = _ngsi_push(sup, settings)
+    opendata = _opendata(sup.model, settings)
     _freeze_heap()
-    sup.on_model.append(_refreeze_heap)
+    _follow_reloads(sup, opendata)
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
@@ -140,6 +153,8 @@ def main(args: argparse.Namespace) -> int:
     reloads.stop()
     if push is not None:
         push.stop()
+    if opendata is not None:
+        opendata.stop()
     if api is not None:
         api.stop()
     sup.stop()
@@ -156,6 +171,19 @@ def _ngsi_push(sup: Any, settings: Any) -> Any:
     return Service(sup).ngsi_pusher(settings.ngsi.push, settings.data_dir).start()
 
 
+def _opendata(model: Any, settings: Any) -> Any:
+    """The daily open-data export, started on its own thread, when ``opendata.enabled`` (docs/open-data.md);
+    with ``--workers N`` the manager runs it over the whole city, the workers do not."""
+    if not settings.opendata.enabled:
+        return None
+    from supervisor.opendata import OpenDataScheduler
+    from supervisor.opendata.source import InfluxReader
+
+    cfg = settings.opendata
+    return OpenDataScheduler(cfg, cfg.out_path(settings.data_dir), model,
+                             lambda: InfluxReader(settings.storage)).start()
+
+
 def main_workers(args: argparse.Namespace) -> int:
     """``--workers N``: plan the zone partition, run one process per worker, restart the dead ones."""
     from supervisor.config import ConfigFileError
@@ -167,6 +195,9 @@ def main_workers(args: argparse.Namespace) -> int:
             raise WorkersError(f"--workers must be >= 1, got {args.workers}")
         settings = load_safe_settings(args.config, api=not args.no_api)  # refused here rather than by every worker
         specs = plan_workers(args.config, args.workers, zones=zones, api=not args.no_api)
+        if settings.opendata.enabled and (settings.city is None or settings.storage.backend != "influx-v1"):
+            raise WorkersError("opendata.enabled needs the network model (`city`) and storage.backend influx-v1")
+        od_model = load_model(settings) if settings.opendata.enabled else None
     except (ConfigFileError, WorkersError) as exc:
         print(f"urban-supervisor: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -179,6 +210,7 @@ def main_workers(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     reload = threading.Event()
     signal.signal(signal.SIGHUP, lambda *_: reload.set())  # the city file into every worker
+    opendata = _opendata(od_model, settings)
     manager = WorkerManager(specs, no_api=args.no_api).start()
     for s in specs:
         api = f", API port {s.api_port}" if s.api_port is not None else ""
@@ -188,5 +220,7 @@ def main_workers(args: argparse.Namespace) -> int:
         manager.run(stop, args.duration, reload=reload, city=settings.city)
     finally:
         manager.stop()
+        if opendata is not None:
+            opendata.stop()
     print(json.dumps(manager.summary(), indent=2))
     return EXIT_INVALID if manager.fatal else EXIT_OK

@@ -14,8 +14,9 @@ optional file watch (``city_watch``). Every trigger ends in :meth:`ModelReloader
    arriving meanwhile wait in the inbox (nothing is refused or lost, and acknowledgement still
    follows storage). This is the one place that knows every holder of the model: the supervisor
    (``Supervisor.model``, read by the facade, the API, the zone lookups), both pipelines' identity
-   maps, the command sender, the device state (removed devices leave it, added ones are
-   registered with their interval and stale deadline, changed ones updated), the device -> driver
+   maps, the command sender, the positions of the status points, the device state (removed
+   devices leave it, added ones are registered with their interval and stale deadline, changed
+   ones updated), the device -> driver
    table, the alarm manager (correlation) and the alarm list (alarms about removed elements and
    devices cleared, saying so), the rule engine (selectors re-resolved, control-lane plan
    recomputed). The status check and the alarm correlation run again at the next period.
@@ -95,6 +96,9 @@ class ModelReloader:
         self.ok = 0
         self.refused = 0
         self.last: ReloadOutcome | None = None
+        #: called with the new model after each reload, outside the lock (the NGSI-LD pusher's view, the
+        #: SNMP poller's targets...): quick, thread-safe; one that raises is logged, the others still run
+        self.on_model: list[Callable[[CityModel], None]] = []
 
     def fields(self) -> dict[str, int]:
         """The counters of the ``supervisor`` health point."""
@@ -175,6 +179,7 @@ class ModelReloader:
             if pipeline.identity is not None:
                 pipeline.identity.rebind(new.devices)
         sup.commands.model = new
+        sup.periodic.position_of = new.devices.position  # the status points' positions (the map)
         for d in gone_devices:
             sup.state.unregister(d)
             sup.device_driver.pop(d, None)
@@ -195,7 +200,7 @@ class ModelReloader:
         return cleared, rules
 
     def _call_hooks(self, new: CityModel) -> None:
-        hooks: list[Callable[[CityModel], None]] = list(self._sup.on_model)
+        hooks = list(self.on_model)
         for hook in hooks:
             try:
                 hook(new)

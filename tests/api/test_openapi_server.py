@@ -17,7 +17,7 @@ EXPECTED_IDS = {
     "alarms-list",
     "alarms-ack", "alarms-get", "alarms-comment", "alarms-shelve", "maintenance-list", "maintenance-create",
     "maintenance-delete", "rules-list", "rules-why", "commands-list", "commands-send", "overrides-create",
-    "overrides-delete",
+    "overrides-delete", "opendata-catalogue", "opendata-file",
 }
 
 

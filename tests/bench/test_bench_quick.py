@@ -47,3 +47,10 @@ def test_rules_quick(influx: object) -> None:
     r = _bench("rules")["rules"]["load_1000"]
     assert 0 < r["probes"] <= 30 and r["missed"] < r["probes"]  # bounded in time: a slow CI may send fewer
     assert r["latency_ms"]["p50"] > 0 and r["background_achieved_msg_s"] > 0
+
+
+def test_retention_quick(influx: object) -> None:
+    r = _bench("retention")["retention"]
+    assert r["changes_from_nothing"] > 4 and r["raw_points"] == 10 * 3 * 288
+    assert r["month_hourly_points"] == 10 * 3 * 24 and r["month_daily_points"] == 10 * 3
+    assert r["provision_no_change_ms"] > 0 and r["hourly_run_ms"] > 0
