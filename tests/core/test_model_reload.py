@@ -118,6 +118,7 @@ def test_reload_reaches_every_holder_of_the_model(tmp_path: Path, city: dict[str
         assert pipeline.identity.resolve("road_sensor", gone["id"]) is None
         assert pipeline.identity.resolve("road_sensor", "rs-added") == ("rs-added", added["zone"])
     assert sup.commands.model is model and sup.lifecycle.model is model
+    assert sup.periodic.position_of("rs-added") is not None and sup.periodic.position_of(gone["id"]) is None
     assert sup.alarms is not None and sup.alarms.model is model
     assert sup.state.get(gone["id"]) is None and gone["id"] not in sup.device_driver
     st = sup.state.get("rs-added")

@@ -282,7 +282,9 @@ def test_sighup_reloads_a_running_supervisor(tmp_path: Path, broker: Mosquitto, 
         assert proc.stderr is not None
         def started() -> bool:
             if proc.poll() is not None:
-                raise AssertionError(f"urban-supervisor run exited {proc.returncode}: {''.join(_drain(proc, lines))}")
+                out = proc.stdout.read().decode(errors="replace") if proc.stdout is not None else ""
+                raise AssertionError(f"urban-supervisor run exited {proc.returncode}: {''.join(_drain(proc, lines))}"
+                                     f"\nstdout: {out[-3000:]}")
             return any("running;" in ln for ln in _drain(proc, lines))
 
         _wait(started, 180, "the supervisor to start")  # a generous bound: the machine may be shared
