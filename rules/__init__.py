@@ -18,7 +18,7 @@ from ._arbiter import PRIORITY_MANUAL, PRIORITY_SAFETY, PRIORITY_SCHEDULE, PRIOR
 from ._clock import Clock, RealClock, VirtualClock
 from ._commands import CommandState
 from ._devices import DeviceRow, DeviceTable, resolve
-from ._engine import EngineOptions, ReloadResult, RuleEngine
+from ._engine import EngineOptions, Rebinding, ReloadResult, RuleEngine
 from ._errors import OverrideError, RuleError, RuleFileError, RuleIssue, UnknownDeviceError
 from ._lane import LANE_SHARE_WARN, LanePlan, LaneShare, lane_share
 from ._loader import RuleSet, load_rules
@@ -57,6 +57,7 @@ __all__ = [
     "OverrideError",
     "Point",
     "RealClock",
+    "Rebinding",
     "ReloadResult",
     "RuleAlarm",
     "RuleBase",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from drivers import Value
@@ -92,6 +92,25 @@ class Arbiter:
                 self._elect(act, now, f"{req.kind} '{req.rule}' lease ended")
                 n += 1
         return n
+
+    def forget(self, devices: Collection[str]) -> int:
+        """Drop every request on the actuators of ``devices`` (gone from the city model) silently:
+        no arbitration, no decision, no command to a device that is no longer there. Their lease
+        entries stay in the heap and are skipped by :meth:`expire`. Returns the actuators dropped."""
+        acts = [a for a in {*self._stacks, *self._winner} if a[0] in devices]
+        for a in acts:
+            self._stacks.pop(a, None)
+            self._winner.pop(a, None)
+        return len(acts)
+
+    def withdraw_rule(self, rule: str, keep: Collection[Actuator], now: float, reason: str) -> int:
+        """Withdraw the requests of ``rule`` on every actuator but ``keep`` (a rule re-bound to a new
+        city model keeps asking the same of the actuators it still commands: no re-arbitration there)."""
+        gone = [(act, src) for act, stack in self._stacks.items() if act not in keep
+                for src, req in stack.items() if req.rule == rule]
+        for act, src in gone:
+            self.withdraw(act, src, now, reason)
+        return len(gone)
 
     def winner(self, act: Actuator) -> Request | None:
         return self._winner.get(act)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -159,6 +159,13 @@ class CommandTracker:
                 data={"level": st.level, "attempts": st.attempts, "channel": st.channel or ""},
             )
         )
+
+    def forget(self, devices: Collection[str]) -> None:
+        """Stop tracking the commands of ``devices`` (gone from the city model): no retry, no alarm."""
+        for act in [a for a in self._states if a[0] in devices]:
+            del self._states[act]
+            self._failed.discard(act)
+            self._unpend(act)
 
     def _unpend(self, act: Actuator) -> None:
         chans = self._pending.get(act[0])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,63 @@ class ReloadResult:
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
     issues: tuple[RuleIssue, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Rebinding:
+    """A new topology and the rules to run on it, validated by :meth:`RuleEngine.prepare_rebind`;
+    nothing runs on it until :meth:`RuleEngine.rebind`."""
+
+    topology: Topology
+    devices: DeviceTable
+    ruleset: RuleSet
+    ctx: Context  # the rules' context on the new topology
+    fresh: Mapping[str, RuleRuntime]  # every enabled rule built on it (off the pipeline thread)
+    lane: LanePlan  # the control lane of ``fresh`` (a kept rule binds what its fresh copy binds)
+    share: LaneShare
+    reading_index: dict[str, tuple[RuleRuntime, ...]]  # the engine's indexes over ``fresh``
+    event_index: dict[str, tuple[RuleRuntime, ...]]
+    keep: frozenset[str]  # the running rules that stay as they are (same spec, same devices, none touched)
+
+
+def _binding(r: RuleRuntime) -> tuple[tuple[str, ...], tuple[str, ...], tuple[Actuator, ...]]:
+    """What a running rule's selectors resolved to: the devices it reads, hears and commands."""
+    return r.reading_devices, r.event_devices, tuple(r.actuators())
+
+
+def _lane_of(runtimes: Mapping[str, RuleRuntime], specs: Mapping[str, RuleSpec]) -> LanePlan:
+    pairs = []
+    for rid, rt in runtimes.items():
+        plugin = get_kind(specs[rid].kind)
+        pairs.append((rt, plugin is not None and plugin.commands_for(specs[rid])))
+    return plan_lane(pairs)
+
+
+def _run_order(runtimes: Iterable[RuleRuntime]) -> list[RuleRuntime]:
+    """The rules others refer to for the night (schedules) run first, so that others see them."""
+    return sorted(runtimes, key=lambda r: 0 if isinstance(r, NightSource) else 1)
+
+
+def _index_of(order: Sequence[RuleRuntime],
+              attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
+    """device -> the rules that take it (``attr``: its readings or its events), in run order."""
+    idx: dict[str, list[RuleRuntime]] = {}
+    for r in order:
+        for d in attr(r):
+            idx.setdefault(d, []).append(r)
+    return {d: tuple(v) for d, v in idx.items()}
+
+
+def _substitute(idx: dict[str, tuple[RuleRuntime, ...]], repl: Mapping[RuleRuntime, RuleRuntime],
+                attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
+    """``idx`` (over the fresh rules) with each fresh rule of ``repl`` replaced by the running rule
+    kept in its place: only the entries of the kept rules' devices are rewritten (a kept rule
+    takes the same devices as its fresh copy)."""
+    out = dict(idx)
+    for old in repl.values():
+        for d in attr(old):
+            out[d] = tuple(repl.get(h, h) for h in out[d])
+    return out
 
 
 def _build(spec: RuleSpec, ctx: Context) -> RuleRuntime:
@@ -97,6 +154,7 @@ class RuleEngine:
         )
         self._rules: dict[str, RuleRuntime] = {}
         self._specs: dict[str, RuleSpec] = {}
+        self._sources: dict[str, str] = {}
         self._reading_index: dict[str, tuple[RuleRuntime, ...]] = {}
         self._event_index: dict[str, tuple[RuleRuntime, ...]] = {}
         self._history: dict[str, deque[Decision]] = {}
@@ -116,7 +174,85 @@ class RuleEngine:
         """Run ``ruleset`` (validated against the topology first); atomic: on error nothing changes."""
         return self._load(ruleset, validated=False)
 
-    def _load(self, ruleset: RuleSet, *, validated: bool) -> ReloadResult:
+    def ruleset(self) -> RuleSet:
+        """The rule set running now (the specs as loaded, with the file each came from)."""
+        return RuleSet(tuple(self._specs.values()), dict(self._sources))
+
+    def prepare_rebind(self, topology: Topology, directory: str | Path | None = None, *,
+                       touched: Collection[str] = (), rebuild_all: bool = False) -> Rebinding:
+        """Validate, against a new ``topology`` (a reloaded city model), the rules of ``directory``
+        (read again), or without one the running rules: :class:`RuleFileError` lists what no longer
+        resolves. Changes nothing; :meth:`rebind` runs the result.
+
+        Every rule is built on the new topology here, off the pipeline thread (the rule set only
+        changes by a rebind or a load, which the caller does not run meanwhile). A running rule
+        whose spec is unchanged, whose selectors resolve to the same devices and actuators, none
+        of them in ``touched`` (devices whose attributes changed), is kept running as it is; the
+        others will be replaced by their fresh copy. ``rebuild_all`` (zones, streets or the city's
+        own attributes changed) replaces every rule."""
+        try:
+            ZoneInfo(topology.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise RuleFileError([RuleIssue("<city>", None, "timezone", f"unknown: {exc}")]) from exc
+        devices = DeviceTable(topology)
+        if directory is not None:
+            ruleset = load_dir(directory, devices)
+        else:
+            ruleset = self.ruleset()
+            issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], devices)
+            if issues:
+                raise RuleFileError(issues)
+        # the expensive part (selectors, distances, streets) here, not under the supervisor's lock:
+        # building a rule reads only the topology, never the arbiter or the device state
+        calendar = self._ctx.calendar
+        if (topology.timezone, topology.center) != (self._topology.timezone, self._topology.center):
+            lon, lat = topology.center
+            calendar = SunCalendar(lon, lat, ZoneInfo(topology.timezone))
+        ctx = Context(topology, devices, self._ctx.state, self._arbiter, calendar, self._decide, self._alarm)
+        specs = {s.id: s for s in ruleset}
+        fresh = {s.id: _build(s, ctx) for s in ruleset if s.enabled}
+        lane = _lane_of(fresh, specs)
+        order = _run_order(fresh.values())
+        keep: set[str] = set()
+        if not rebuild_all:
+            hit = set(touched)
+            for rid, rt in fresh.items():
+                old = self._rules.get(rid)
+                if old is None or self._specs.get(rid) != specs[rid]:
+                    continue
+                binding = _binding(old)
+                if _binding(rt) == binding and not any(d in hit for part in binding[:2] for d in part) and not any(
+                        a[0] in hit for a in binding[2]):
+                    keep.add(rid)
+        return Rebinding(topology, devices, ruleset, ctx, fresh, lane, lane_share(lane, devices),
+                         _index_of(order, lambda r: r.reading_devices), _index_of(order, lambda r: r.event_devices),
+                         frozenset(keep))
+
+    def rebind(self, rb: Rebinding, *, gone: Collection[str] | None = None) -> ReloadResult:
+        """Run on a new topology (:meth:`prepare_rebind`): every rule re-resolves its selectors.
+
+        The rules :meth:`prepare_rebind` kept run on untouched; the others are replaced by their
+        fresh copy, their state carried over (snapshot, restore) and their requests kept on the
+        actuators they still command, so that a reload does not make lights blink. Requests and
+        pending commands on devices no longer in the city (``gone``, when the caller knows them:
+        else computed) are dropped silently.
+        """
+        if gone is None:
+            gone = [d for d in self._devices if d not in rb.devices]
+        self._topology = rb.topology
+        self._devices = rb.devices
+        self._ctx = rb.ctx
+        if gone:
+            gone_set = set(gone)
+            self._arbiter.forget(gone_set)
+            self._tracker.forget(gone_set)
+            for d in gone:
+                self._history.pop(d, None)
+        return self._load(rb.ruleset, validated=True, rebinding=rb)
+
+    def _load(self, ruleset: RuleSet, *, validated: bool, rebinding: Rebinding | None = None) -> ReloadResult:
+        """``rebinding``: from :meth:`rebind`, the rules prebuilt on the new topology."""
+        prebuilt: Mapping[str, RuleRuntime] = rebinding.fresh if rebinding is not None else {}
         if not validated:
             issues = validate_rules([(ruleset.sources.get(r.id, "?"), r) for r in ruleset], self._devices)
             if issues:
@@ -125,30 +261,47 @@ class RuleEngine:
         new: dict[str, RuleRuntime] = {}
         added: list[str] = []
         changed: list[str] = []
+        carried: list[tuple[RuleRuntime, dict[str, Any]]] = []
         for spec in ruleset:
             old = self._rules.get(spec.id)
             if old is not None and self._specs.get(spec.id) == spec:
-                new[spec.id] = old
+                if rebinding is None:
+                    new[spec.id] = old
+                    continue
+                if spec.id in rebinding.keep:
+                    old.ctx = self._ctx  # the same devices: it runs on, on the new topology
+                    new[spec.id] = old
+                    continue
+                fresh = prebuilt.get(spec.id) or _build(spec, self._ctx)
+                changed.append(spec.id)
+                new[spec.id] = fresh
+                carried.append((fresh, old.snapshot()))
                 continue
             (changed if old is not None else added).append(spec.id)
             if spec.enabled:
-                new[spec.id] = _build(spec, self._ctx)
+                new[spec.id] = prebuilt.get(spec.id) or _build(spec, self._ctx)
         removed = [rid for rid in self._rules if ruleset.get(rid) is None]
-        # swap: withdraw what the replaced rules asked, then index the new set
+        # swap: withdraw what the replaced rules asked, then index the new set; a re-bound rule (same
+        # spec) keeps its requests on the actuators it still commands (its successor asks the same)
+        rebound_ids = {fresh.id for fresh, _ in carried}
         for rid in removed + changed:
-            if rid in self._rules:
+            if rid in rebound_ids:
+                self._arbiter.withdraw_rule(rid, set(new[rid].actuators()), now,
+                                            f"rule '{rid}' no longer selects it (model reload)")
+            elif rid in self._rules:
                 self._rules[rid].stop(now)
-        # the rules others refer to for the night (schedules) run first, so that others see them
-        order = sorted(new.values(), key=lambda r: 0 if isinstance(r, NightSource) else 1)
+        order = _run_order(new.values())
         self._rules = {r.id: r for r in order}
         self._specs = {s.id: s for s in ruleset}
+        self._sources = dict(ruleset.sources)
         self._ctx.schedules = {r.id: r for r in order if isinstance(r, NightSource)}
-        self._reading_index = self._index(lambda r: r.reading_devices)
-        self._event_index = self._index(lambda r: r.event_devices)
+        self._set_indexes(order, new, rebinding)
         for rid in added + changed:
             if rid in self._rules:
                 self._rules[rid].start(now)
-        self._plan_lane()
+        for fresh, saved in carried:  # re-bound rules: what they knew before (held states, counters)
+            fresh.restore(saved, now)
+        self._plan_lane(rebinding)
         log.info("rules: %d running (%d added, %d changed, %d removed)",
                  len(self._rules), len(added), len(changed), len(removed))
         return ReloadResult(True, len(self._rules), tuple(added), tuple(removed), tuple(changed))
@@ -161,22 +314,30 @@ class RuleEngine:
             return self._refused(list(exc.issues))
         return self._load(ruleset, validated=True)
 
+    def _set_indexes(self, order: Sequence[RuleRuntime], running: Mapping[str, RuleRuntime],
+                     rebinding: Rebinding | None) -> None:
+        """The device -> rules indexes of the hot path; after a rebind, those built in
+        :meth:`prepare_rebind`, with the rules kept running in place of their fresh copies."""
+        if rebinding is None:
+            self._reading_index = _index_of(order, lambda r: r.reading_devices)
+            self._event_index = _index_of(order, lambda r: r.event_devices)
+            return
+        kept = {rebinding.fresh[rid]: rt for rid, rt in running.items() if rt is not rebinding.fresh.get(rid)}
+        self._reading_index = _substitute(rebinding.reading_index, kept, lambda r: r.reading_devices)
+        self._event_index = _substitute(rebinding.event_index, kept, lambda r: r.event_devices)
+
     def _refused(self, issues: Sequence[RuleIssue]) -> ReloadResult:
         self._count("reload", "refused")
         log.warning("rule reload refused, %d rules keep running: %s", len(self._rules), "; ".join(map(str, issues)))
         return ReloadResult(False, len(self._rules), issues=tuple(issues))
 
-    def _plan_lane(self) -> None:
+    def _plan_lane(self, rebinding: Rebinding | None = None) -> None:
         """The control lane of the running rules (see :mod:`rules._lane`); warn when it is most traffic."""
-        pairs = []
-        for rid, rt in self._rules.items():
-            plugin = get_kind(self._specs[rid].kind)
-            pairs.append((rt, plugin is not None and plugin.commands_for(self._specs[rid])))
-        plan = plan_lane(pairs)
+        plan = rebinding.lane if rebinding is not None else _lane_of(self._rules, self._specs)
         if plan == self.lane:
             return
         self.lane = plan
-        share = self.lane_share()
+        share = rebinding.share if rebinding is not None else self.lane_share()
         if share.too_large:
             log.warning("rules: %s", share.warning())
         if self.on_lane is not None:
@@ -185,13 +346,6 @@ class RuleEngine:
     def lane_share(self) -> LaneShare:
         """The control lane's share of the city's expected message rate, by rule."""
         return lane_share(self.lane, self._devices)
-
-    def _index(self, attr: Callable[[RuleRuntime], tuple[str, ...]]) -> dict[str, tuple[RuleRuntime, ...]]:
-        idx: dict[str, list[RuleRuntime]] = {}
-        for r in self._rules.values():
-            for d in attr(r):
-                idx.setdefault(d, []).append(r)
-        return {d: tuple(v) for d, v in idx.items()}
 
     # ------------------------------------------------------------------ inputs (hot path)
 

@@ -307,6 +307,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     data_dir: Path = Path("var")
     city: Path | None = None  # city description file (network model)
+    #: poll the city file every this many seconds and reload it when it changed (then stayed the same
+    #: for one period: a file being written is not read half way); None (default): reload by API or SIGHUP
+    city_watch: float | None = Field(None, gt=0)
     rules_dir: Path | None = None
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)

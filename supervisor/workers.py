@@ -330,13 +330,56 @@ class WorkerManager:
                 w.restarts += 1
                 self._spawn(w)
 
-    def run(self, stop: threading.Event, duration: float | None = None, period: float = 0.2) -> None:
-        """Supervise until ``stop`` is set, ``duration`` elapsed or a worker's configuration is refused."""
+    def run(self, stop: threading.Event, duration: float | None = None, period: float = 0.2, *,
+            reload: threading.Event | None = None, city: Path | None = None) -> None:
+        """Supervise until ``stop`` is set, ``duration`` elapsed or a worker's configuration is refused;
+        when ``reload`` is set (SIGHUP), reload ``city`` into every worker (:meth:`reload_city`)."""
         deadline = None if duration is None else time.monotonic() + duration
         while not stop.wait(period):
+            if reload is not None and reload.is_set():
+                reload.clear()
+                if city is None:
+                    _log.error("model reload refused: no city file is configured")
+                else:
+                    self.reload_city(city)
             self.poll()
             if self.fatal is not None or (deadline is not None and time.monotonic() >= deadline):
                 return
+
+    def reload_city(self, city_path: Path) -> bool:
+        """Reload the city file into every worker: validate it whole (as ``model check`` does), check its
+        zones are the partition's, rewrite each worker's copy (restricted to its zones, replaced
+        atomically), then send SIGHUP to every running worker (each reloads its copy; a worker that
+        is restarting reads the new copy when it starts). Refused (logged at ERROR, nothing
+        rewritten): a file the loader refuses, or zones that differ from the partition (a restart
+        re-partitions)."""
+        from supervisor.model import CityFileError
+        from supervisor.model._load import read_city_file, validate
+
+        try:
+            city, source = read_city_file(city_path)
+            validate(city, source)
+        except CityFileError as exc:
+            _log.error("model reload refused, the workers keep their model: %s", exc)
+            return False
+        zones = set(zone_weights(city))
+        planned = {z for w in self.workers for z in w.spec.zones}
+        if zones != planned:
+            added, gone = sorted(zones - planned), sorted(planned - zones)
+            _log.error("model reload refused, the workers keep their model: the zones differ from the workers' "
+                       "partition (added %s, removed %s): restart to partition again", added or "none", gone or "none")
+            return False
+        for w in self.workers:
+            if w.spec.city_path is None:
+                continue
+            tmp = w.spec.city_path.with_name(w.spec.city_path.name + ".tmp")
+            tmp.write_bytes(orjson.dumps(filter_city(city, w.spec.zones)))
+            os.replace(tmp, w.spec.city_path)
+        for w in self.workers:
+            if w.proc is not None and w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGHUP)
+        _log.info("model reload: %s written for %d workers, each told (SIGHUP)", city_path, len(self.workers))
+        return True
 
     def stop(self, timeout: float = 40.0) -> None:
         """SIGTERM every worker (each drains its inbox and flushes), then wait; SIGKILL stragglers."""

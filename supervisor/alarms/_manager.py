@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -161,6 +161,10 @@ def _root_cause_severity(cause: RootCause) -> Severity:
     if len(cause.services) >= 2 or len(cause.devices) >= 100:
         return "critical"
     return "major"
+
+
+#: why an alarm about an element or device that a model reload removed is cleared
+REMOVED_BY_RELOAD = "removed from the network model by a reload"
 
 
 @dataclass
@@ -305,6 +309,20 @@ class AlarmManager:
         if alarm.id not in into.merged:
             into.merged = (*into.merged, alarm.id)
         self._clear(key, f"suppressed by {into.id}", now, out, merged_into=into.id)
+
+    def rebind(self, model: CityModel, gone: Collection[str], now: float) -> list[AlarmChange]:
+        """Correlate with a reloaded ``model`` from now on. The alarms about an element or device no
+        longer in it (``gone``) are cleared, saying so; recoveries stop waiting for such devices."""
+        self.model = model
+        out: list[AlarmChange] = []
+        for key in [k for k in self._active if k[1] in gone]:
+            self._clear(key, REMOVED_BY_RELOAD, now, out)
+        for key in [k for k in self._recent if k[1] in gone]:
+            del self._recent[key]  # never re-opened: the element is gone
+        for waiting in self._pending.values():
+            for d in [d for d in waiting if d in gone]:
+                del waiting[d]
+        return out
 
     # ------------------------------------------------------------------ correlation
     def update(self, silent_or_faulty: set[str] | frozenset[str], now: float, *,

@@ -31,7 +31,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -429,6 +429,17 @@ class AlarmLifecycle:
         return out
 
     # -- the model ------------------------------------------------------------------------------
+    def rebind(self, model: CityModel, gone: Collection[str], now: float, reason: str) -> int:
+        """Use a reloaded ``model`` from now on; clear every active alarm (rule, command, network...)
+        about an element or device no longer in it (``gone``), with ``reason``. Returns how many."""
+        with self._lock:
+            self.model = model
+            self._impact.clear()
+            keys = [k for k, a in self._active.items() if a.element in gone and a.source != "supervisor"]
+            for key in keys:
+                self.clear(key, reason, now)
+            return len(keys)
+
     def _known_element(self, element: str) -> bool:
         m = self.model
         return m is not None and (element in m.devices or element in m.elements or element in m.zones)

@@ -4,6 +4,8 @@
 - ``model impact FILE ELEMENT``: what fails if ELEMENT fails, JSON on stdout.
 - ``model shared FILE``: the elements that carry two services or more, JSON on stdout.
 - ``model generate --devices N --seed S OUT``: write a generated city file.
+- ``model reload``: the running supervisor reads its city file again (``POST /api/v1/model/reload``,
+  operator token); prints the diff; exit 2 when the file is refused (the running model is kept).
 """
 
 from __future__ import annotations
@@ -45,6 +47,12 @@ def register(subparsers: Any) -> None:
                      help="air-quality stations per zone, part of --devices (default 2)")
     gen.add_argument("out", metavar="OUT", help="output file (.json)")
     gen.set_defaults(func=_generate)
+
+    from ._api import add_connection_options
+
+    reload = sub.add_parser("reload", help="the running supervisor reloads its city file (API, operator token)")
+    add_connection_options(reload)
+    reload.set_defaults(func=_reload)
 
 
 def _load(path: str) -> Any:
@@ -121,3 +129,25 @@ def _generate(args: argparse.Namespace) -> int:
     print(f"{path}: {args.devices} devices, {air} air stations per zone among them (seed {args.seed})",
           file=sys.stderr)
     return EXIT_OK
+
+
+def _reload(args: argparse.Namespace) -> int:
+    import json
+
+    from ._api import call, run
+
+    def body(a: argparse.Namespace) -> int:
+        out = call(a, "POST", "/model/reload")
+        if a.json:
+            print(json.dumps(out, indent=2))
+            return EXIT_OK
+        c = out["diff"]["counts"]
+        parts = [f"{kind} +{c['added'][kind]} -{c['removed'][kind]} ~{c['changed'][kind]}"
+                 for kind in ("devices", "elements")]
+        rules = out.get("rules") or {}
+        print(f"reloaded {out['source']}: {', '.join(parts)}; rules rebuilt {len(rules.get('rebuilt', []))}, "
+              f"added {len(rules.get('added', []))}, removed {len(rules.get('removed', []))}; "
+              f"{out['alarms_cleared']} alarm(s) cleared; swap {out['swap_ms']} ms")
+        return EXIT_OK
+
+    return run(body, args)

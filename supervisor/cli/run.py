@@ -81,6 +81,22 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _refreeze_heap(_model: object) -> None:
+    """After a model reload: the replaced model was frozen with the start-up heap, where the collector
+    never looks; its reference cycles would stay in memory for good. Unfreeze, collect it, freeze
+    the new model (one full collection per reload, in the reloading thread)."""
+    gc.unfreeze()
+    _freeze_heap()
+
+
+def _follow_reloads(sup: Any, opendata: Any) -> None:
+    """What follows a model reload in this process: the open-data export's model (the next export's
+    inventory and districts), the frozen heap."""
+    if opendata is not None:
+        sup.on_model.append(lambda model: setattr(opendata.export, "model", model))
+    sup.on_model.append(_refreeze_heap)
+
+
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "workers", 1) != 1:
         return main_workers(args)
@@ -112,7 +128,12 @@ def main(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    from supervisor.service.reload import ReloadTriggers
+
+    reloads = ReloadTriggers(sup, settings.city_watch)
+    signal.signal(signal.SIGHUP, lambda *_: reloads.request())  # reload the city file (docs/city-file.md)
     sup.start()
+    reloads.start()
     if args.restart:
         _worker_restarted_alarm(sup, args)
     api = None
@@ -124,11 +145,13 @@ def main(args: argparse.Namespace) -> int:
     opendata = _opendata(sup.model, settings)
     _freeze_heap()
     sup.loop_watch.watch_gc()  # the process owner: the long collections go into the stall diagnostics
+    _follow_reloads(sup, opendata)
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
           file=sys.stderr)
     stop.wait(args.duration)
+    reloads.stop()
     if push is not None:
         push.stop()
     if opendata is not None:
@@ -186,6 +209,8 @@ def main_workers(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    reload = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: reload.set())  # the city file into every worker
     opendata = _opendata(od_model, settings)
     manager = WorkerManager(specs, no_api=args.no_api).start()
     for s in specs:
@@ -193,7 +218,7 @@ def main_workers(args: argparse.Namespace) -> int:
         print(f"urban-supervisor: worker {s.index} ({s.client_id}, $share/{s.share_group}) zones "
               f"{','.join(s.zones)}{api}", file=sys.stderr)
     try:
-        manager.run(stop, args.duration)
+        manager.run(stop, args.duration, reload=reload, city=settings.city)
     finally:
         manager.stop()
         if opendata is not None:

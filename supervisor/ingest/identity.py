@@ -34,6 +34,13 @@ class IdentityMap:
         self._report_limit = report_limit
         self.unplaced: set[str] = set()
 
+    def rebind(self, devices: Mapping[str, Any]) -> None:
+        """Resolve against a reloaded model's devices from now on (the cache is dropped; the report of
+        unknown identifiers is kept). Called under the supervisor's lock, between batches."""
+        self._devices = devices
+        self._cache.clear()
+        self.unplaced.difference_update([d for d in self.unplaced if d in devices])
+
     @property
     def passthrough(self) -> bool:
         """True when every identifier resolves to itself with no zone (no model, no mapping)."""

@@ -9,6 +9,7 @@ Public API::
     CityModel.shared_infrastructure() / root_causes(silent)
     CityModel.devices_within / devices_near_line / lights_along / nearest_device
     model_benchmark(devices) -> dict
+    diff_models(old, new) -> ModelDiff            # what a reload adds, removes and changes
 
 The file format is documented in ``docs/city-file.md``.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.model._bench import model_benchmark
+from supervisor.model._diff import ModelDiff, diff_models
 from supervisor.model._load import read_city_file, validate
 from supervisor.model._model import CityModel, DeviceMap
 from supervisor.model._types import (
@@ -44,11 +46,13 @@ __all__ = [
     "DeviceMap",
     "ElementInfo",
     "Impact",
+    "ModelDiff",
     "Problem",
     "RootCause",
     "RootCauseResult",
     "UnknownElementError",
     "city_from_dict",
+    "diff_models",
     "load_city",
     "model_benchmark",
 ]

@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from drivers import Command, DriverError
@@ -88,6 +87,7 @@ class MetricsView:
     rules_stats: dict[str, Any] | None
     commands_by_state: dict[str, int] | None
     lane: dict[str, float | int] = field(default_factory=dict)  # the control lane (Supervisor.lane_fields)
+    model_reloads: dict[str, int] | None = None  # ok, refused; None without a model
 
 
 class Service:
@@ -95,6 +95,7 @@ class Service:
 
     def __init__(self, sup: Supervisor) -> None:
         self._sup = sup
+        self._ngsi_cache: tuple[CityModel, NgsiView] | None = None
 
     def _locked(self, fn: Callable[[], T]) -> T:
         with self._sup.lock:
@@ -103,7 +104,8 @@ class Service:
     # -- the optional parts ------------------------------------------------------------------------
     @property
     def model(self) -> CityModel:
-        """The network model (immutable once loaded: read without the lock)."""
+        """The network model (immutable once loaded, replaced whole by a reload: read without the lock;
+        a caller takes the reference once and reads that one model)."""
         if self._sup.model is None:
             raise _not_configured("no network model is loaded", "set `city` in the configuration")
         return self._sup.model
@@ -338,18 +340,34 @@ class Service:
             rules_stats = None if sup.rules is None else sup.rules.stats()
             by_state = None if sup.rules is None else dict(Counter(
                 str(v.get("state")) for v in sup.rules.commands().values()))
+            reloads = None if sup.model is None else {"ok": sup.reloader.ok, "refused": sup.reloader.refused}
             view = MetricsView(counters, len(sup.pipeline.dead_letters), sup.msg_rate, dict(devices),
                                sorted(families), sup.writer.stats(), sup.mqtt.stats, alarms, rules_stats, by_state,
-                               sup.lane_fields())
+                               sup.lane_fields(), reloads)
         return view
 
+    # -- the model reload (supervisor/service/reload.py) -----------------------------------------------
+    def reload_model(self) -> dict[str, Any]:
+        """Read the configured city file again and swap it in: the diff. Refused (the loader's or the
+        rules' problems, :class:`InvalidError`), the running model stays in place."""
+        outcome = self._sup.reload_model("api")
+        if not outcome.ok:
+            if not outcome.configured:
+                raise _not_configured("no network model is loaded", "set `city` in the configuration and restart")
+            raise InvalidError("; ".join((outcome.error, *outcome.problems)))
+        return outcome.as_dict()
+
     # -- NGSI-LD (supervisor.ngsi) -------------------------------------------------------------------
-    @cached_property
+    @property
     def _ngsi(self) -> NgsiView:
-        """The NGSI-LD view of the model, indexed once on first use (the model does not change)."""
+        """The NGSI-LD view of the model, indexed on first use and again after a model reload."""
         from supervisor.ngsi import NgsiView
 
-        return NgsiView(self.model)
+        model = self.model
+        cached = self._ngsi_cache
+        if cached is None or cached[0] is not model:
+            cached = self._ngsi_cache = (model, NgsiView(model))
+        return cached[1]
 
     def _ngsi_live(self, devices: Sequence[str]) -> Mapping[str, Live]:
         from supervisor.ngsi.view import read_live
@@ -373,7 +391,9 @@ class Service:
         """The push-mode syncer over this supervisor's entities (not started)."""
         from supervisor.ngsi.push import NgsiPusher
 
-        return NgsiPusher(cfg, data_dir, self._ngsi, self._ngsi_live)
+        pusher = NgsiPusher(cfg, data_dir, self._ngsi, self._ngsi_live)
+        self._sup.on_model.append(lambda _model: setattr(pusher, "view", self._ngsi))  # a reload: the new view
+        return pusher
 
     # -- open data (docs/open-data.md) -------------------------------------------------------------
     def open_data_config(self) -> OpenDataConfig:

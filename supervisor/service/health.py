@@ -33,7 +33,8 @@ class Health:
                  mqtt: MqttIngest, *, commands_refused: Callable[[], int], broker_counter: str | None,
                  data_dir: Path, alarm: AlarmSink, notify_stats: Callable[[], dict[str, object]] | None = None,
                  storage_unreachable_s: float = STORAGE_UNREACHABLE_S,
-                 lane_fields: Callable[[], dict[str, float | int]] | None = None) -> None:
+                 lane_fields: Callable[[], dict[str, float | int]] | None = None,
+                 reload_fields: Callable[[], dict[str, int]] | None = None) -> None:
         self.instance = instance
         self.pipeline = pipeline
         self.writer = writer
@@ -42,6 +43,7 @@ class Health:
         self.broker_counter = broker_counter
         self.commands_refused = commands_refused
         self.lane_fields = lane_fields
+        self.reload_fields = reload_fields
         self.alarm = alarm
         self.notify_stats = notify_stats
         self.storage_unreachable_s = storage_unreachable_s
@@ -72,6 +74,8 @@ class Health:
             fields["broker_dropped"] = self.broker_dropped
         if self.lane_fields is not None:
             fields.update(self.lane_fields())
+        if self.reload_fields is not None:
+            fields.update(self.reload_fields())
         if self.notify_stats is not None:
             ns = self.notify_stats()
             for name in ("sent", "retried", "failed"):

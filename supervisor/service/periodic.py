@@ -42,6 +42,8 @@ class PeriodicWork:
         self.alarms: AlarmManager | None = None
         self.lifecycle: AlarmLifecycle | None = None
         self.pending_status: list[StatusChange] = []
+        #: correlate the failing devices again at the next check even if no status changed (a model reload)
+        self.recorrelate = False
         #: a device's (lon, lat) in the city model, written with its status points (the Grafana map)
         self.position_of: schema.PositionOf = lambda device: None
         self._snapshot: list[str] = []  # devices of the snapshot in progress, not written yet
@@ -75,6 +77,11 @@ class PeriodicWork:
             self.writer.submit(self.health.lines(now, mono), block=False)
             self.health.alarms(now)
 
+    def check_now(self) -> None:
+        """Run the status check and the alarm correlation at the next :meth:`run`."""
+        self.recorrelate = True
+        self._next_check = 0.0
+
     def _reported_since_start(self, device: str) -> bool:
         assert self.lifecycle is not None
         seen = self.state.last_seen(device)
@@ -90,7 +97,8 @@ class PeriodicWork:
         self.pending_status.clear()
         # a recovering root cause releases a device that stays dead at a time no status change marks;
         # the manager's changes reach the lifecycle (which stores them)
-        if self.alarms is not None and (changed or self.alarms.due()):
+        if self.alarms is not None and (changed or self.recorrelate or self.alarms.due()):
+            self.recorrelate = False
             failing = self.state.not_ok()
             stale = {d for d in failing if self.state.status(d) == STALE}
             self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen)

@@ -47,4 +47,5 @@ def summary(sup: Supervisor) -> dict[str, Any]:
                  "writer_producer_wait_max_ms": round(sup.writer.producer_wait_max_ms, 1),
                  "writer_slow_writes": [{"at": a, "ms": m, "lines": n} for a, m, n in sup.writer.slow_writes()],
                  "writer_overshoot": sup.writer.overshoot},
+        "model_reloads": sup.reloader.fields(),
     }

@@ -38,6 +38,7 @@ from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBuc
 from supervisor.service.errors import SupervisorError
 from supervisor.service.health import Health
 from supervisor.service.periodic import PeriodicWork
+from supervisor.service.reload import ModelReloader, ReloadOutcome
 from supervisor.service.report import summary
 from supervisor.service.rulestate import RuleStateFile
 from supervisor.service.wiring import (
@@ -106,6 +107,7 @@ class Supervisor:
             self.lifecycle.cancel_notify = self.notifier.cancel
         self.rules: RuleEngine | None = None
         self.lock = threading.RLock()
+        self.reloader = ModelReloader(self)  # the model reload (its on_model callbacks: Supervisor.on_model)
         self.pipeline = self._pipeline()
         self.lane_pipeline = self._pipeline(lane=True)
         self.device_driver = self.lane_pipeline.device_driver = self.pipeline.device_driver
@@ -115,7 +117,8 @@ class Supervisor:
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
                              broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
-                             lane_fields=self.lane_fields, alarm=self.lifecycle.supervisor_alarm,
+                             lane_fields=self.lane_fields, reload_fields=self.reloader.fields,
+                             alarm=self.lifecycle.supervisor_alarm,
                              notify_stats=self.notifier.stats if self.notifier is not None else None)
         self.rule_state = RuleStateFile(self.state_path)
         self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
@@ -387,6 +390,18 @@ class Supervisor:
     def lane_fields(self) -> dict[str, float | int]:
         """The control lane's and the bulk inbox's figures (health points, ``/metrics``, summary)."""
         return self.lane.fields(self.inbox, self.lane_pipeline.counters.received)
+
+    @property
+    def on_model(self) -> list[Callable[[CityModel], None]]:
+        """Called with the new model after each model reload, outside the lock (the NGSI-LD pusher's
+        view, the SNMP poller's targets: ``sup.on_model.append(poller.set_targets)``); quick and
+        thread-safe; one that raises is logged and the others still run."""
+        return self.reloader.on_model
+
+    def reload_model(self, trigger: str = "api", path: str | Path | None = None) -> ReloadOutcome:
+        """Reload the city file (default: the configured ``city``) without a restart; a refused file
+        leaves the running model in place (see :mod:`supervisor.service.reload`)."""
+        return self.reloader.reload(trigger, path)
 
     def send_command(self, cmd: Command) -> list[str]:
         """Encode ``cmd`` with the device's driver and publish it (see :class:`CommandSender`)."""

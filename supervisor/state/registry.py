@@ -105,6 +105,24 @@ class StateRegistry:
             heapq.heappush(self._deadlines, (now + st.interval * self.stale_factor, device))
         return st
 
+    def place(self, device: str, family: str, zone: str, interval: float | None, now: float) -> DeviceState:
+        """Declare a device anew (a model reload added or changed it): registered when unknown, else
+        its family, zone and interval brought up to date, its status and values kept."""
+        st = self._devices.get(device)
+        if st is None:
+            return self.register(device, family, zone, interval, now)
+        st.family, st.zone = family, zone
+        new_interval = interval or self._intervals.get(family, self._default_interval)
+        if new_interval != st.interval:
+            st.interval = new_interval
+            # a shorter interval must not wait for the deadline armed with the longer one
+            heapq.heappush(self._deadlines, (max(st.last_seen, now) + st.interval * self.stale_factor, device))
+        return st
+
+    def unregister(self, device: str) -> bool:
+        """Forget a device (a model reload removed it); its pending deadline is skipped by :meth:`check`."""
+        return self._devices.pop(device, None) is not None
+
     # -- hot path --------------------------------------------------------------------------------
     def update(self, r: Reading, now: float, ts: float) -> StatusChange | None:
         st = self._devices.get(r.device)

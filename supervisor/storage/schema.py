@@ -195,26 +195,39 @@ COMMANDS = Measurement("commands", "a rule command changed state (pending, confi
 #: message, the lane's reaction latency (receive -> rules done) over the last minute
 _LANE_FIELDS = {"lane_depth": I, "bulk_depth": I, "lane_oldest_ms": F, "bulk_oldest_ms": F, "reaction_p50_ms": F,
                 "reaction_p99_ms": F, "lane_received": I, "lane_topics": I}
+#: model reloads since start (supervisor/service/reload.py): swapped in, and refused (the running model kept)
+_RELOAD_FIELDS = {"model_reloads": I, "model_reloads_refused": I}
 SUPERVISOR = Measurement(
     "supervisor", "the supervisor's health, every health period",
     ("instance",),
     {"received": I, "decoded": I, "errors": I, "points_written": I, "write_latency_ms": F, "spool_bytes": I,
      "lag_ms": F, "msg_rate": F, "devices": I, "dead_letters": I, "commands_refused": I, "sessions_lost": I,
-     "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS},
-    optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS}),
+     "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS,
+     **_RELOAD_FIELDS},
+    optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS,
+                        *_RELOAD_FIELDS}),
     # counters since start keep their last value; gauges their mean, latencies and depths their worst
     rollup={"received": "last", "decoded": "last", "errors": "last", "points_written": "last",
             "write_latency_ms": "max", "spool_bytes": "max", "lag_ms": "max", "msg_rate": "mean", "devices": "last",
             "dead_letters": "last", "commands_refused": "last", "sessions_lost": "last", "broker_dropped": "last",
             "notify_sent": "last", "notify_retried": "last", "notify_failed": "last", "lane_depth": "max",
             "bulk_depth": "max", "lane_oldest_ms": "max", "bulk_oldest_ms": "max", "reaction_p50_ms": "mean",
-            "reaction_p99_ms": "max", "lane_received": "last", "lane_topics": "max"})
+            "reaction_p99_ms": "max", "lane_received": "last", "lane_topics": "max", "model_reloads": "last",
+            "model_reloads_refused": "last"})
+MODEL_RELOADS = Measurement(
+    "model_reload", "a reload of the city model (`result` ok or refused; API, SIGHUP or file watch: `trigger`): "
+    "elements and devices added, removed and changed, how long the swap held the pipeline, and `detail` "
+    "(the diff's summary, or why the file was refused)",
+    ("instance", "result", "trigger"),
+    {"devices_added": I, "devices_removed": I, "devices_changed": I, "elements_added": I, "elements_removed": I,
+     "elements_changed": I, "swap_ms": F, "detail": S},
+    optional=frozenset({"swap_ms"}))
 INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by driver and reason",
                             ("instance", "reason", "driver"), {"count": I}, rollup={"count": "last"})
 
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m for m in (*FAMILIES.values(), EVENTS, DEVICE_STATUS, FLEET, ALARMS, MAINTENANCE, DECISIONS, COMMANDS,
-                        SUPERVISOR, INGEST_ERRORS)
+                        SUPERVISOR, INGEST_ERRORS, MODEL_RELOADS)
 }
 
 
@@ -271,6 +284,17 @@ def supervisor_line(instance: str, fields: Mapping[str, Value], ts: float) -> by
 def ingest_error_lines(instance: str, errors: Mapping[tuple[str, str], int], ts: float) -> list[bytes]:
     return [INGEST_ERRORS.line({"instance": instance, "reason": reason, "driver": driver}, {"count": n}, ts)
             for (driver, reason), n in sorted(errors.items())]
+
+
+def model_reload_line(instance: str, result: str, trigger: str, *, counts: Mapping[str, Mapping[str, int]],
+                      detail: str, ts: float, swap_ms: float | None = None) -> bytes:
+    """One model reload: ``counts`` is :meth:`supervisor.model.ModelDiff.counts` (empty when refused)."""
+    fields: dict[str, Value] = {f"{kind}_{what}": counts.get(what, {}).get(kind, 0)
+                                for what in ("added", "removed", "changed") for kind in ("devices", "elements")}
+    fields["detail"] = detail[:16_000]  # an InfluxDB v1 string field is limited to 64 KiB (escapes included)
+    if swap_ms is not None:
+        fields["swap_ms"] = swap_ms
+    return MODEL_RELOADS.line({"instance": instance, "result": result, "trigger": trigger}, fields, ts)
 
 
 # -- alarms -----------------------------------------------------------------------------------------

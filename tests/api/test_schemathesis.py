@@ -9,6 +9,7 @@ Zero failures is the bar: a failure prints Schemathesis's own report (with a cur
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -36,8 +37,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    model = city_from_dict(generate_city(devices=40, seed=1))
-    sup = make_city_supervisor(tmp_path_factory.mktemp("st"), model)
+    city = generate_city(devices=40, seed=1)
+    model = city_from_dict(city)
+    tmp = tmp_path_factory.mktemp("st")
+    sup = make_city_supervisor(tmp, model)
+    city_file = tmp / "city.json"  # POST /model/reload reads it again (an empty diff each time)
+    city_file.write_text(json.dumps(city))
+    sup.settings = sup.settings.model_copy(update={"city": city_file})
     cfg = ApiConfig(host="127.0.0.1", port=0, viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
     # the rate limit is exercised by test_limits; here it would only turn most writes into 429s
     server = ApiServer(sup, cfg, limits=Limits(writes_per_second=10_000.0, write_burst=10_000)).start()

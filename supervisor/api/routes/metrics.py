@@ -42,6 +42,15 @@ def fill_metrics(out: Exposition, view: MetricsView) -> None:
     _writer(out, view)
     _mqtt(out, view)
     _lane(out, view)
+    _reloads(out, view)
+
+
+def _reloads(out: Exposition, view: MetricsView) -> None:
+    if view.model_reloads is None:
+        return
+    out.add("model_reloads_total", "counter", "City model reloads since start, by result (ok: swapped in; "
+            "refused: the running model kept).",
+            [({"result": r}, view.model_reloads.get(r, 0)) for r in ("ok", "refused")])
 
 
 def _ingest(out: Exposition, view: MetricsView) -> None:

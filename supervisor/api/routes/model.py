@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
 from supervisor.api.contract import links
-from supervisor.api.deps import ModelDep, ServiceDep, ViewerDep
+from supervisor.api.deps import ModelDep, OperatorDep, ServiceDep, ViewerDep
 from supervisor.api.errors import responses
 from supervisor.api.limits import MAX_PAGE
 
@@ -117,3 +117,13 @@ def impact(element_id: str, _: ViewerDep, model: ModelDep) -> dict[str, Any]:
 def shared(_: ViewerDep, model: ModelDep) -> dict[str, Any]:
     """Infrastructure carrying two services or more (the pooling), most shared first."""
     return {"elements": to_jsonable(model.shared_infrastructure())}
+
+
+@router.post("/reload", name="model-reload", responses=responses(422, 503))
+def reload_model(_: OperatorDep, svc: ServiceDep) -> dict[str, Any]:
+    """Read the configured city file again, validate it with the start-up loader (and the rules
+    against it), then swap it in without a restart: the diff (elements and devices added, removed
+    and changed, with the attributes that changed), the rules added, removed and rebuilt, the
+    alarms cleared about what was removed. 422 with the loader's problems when the file is refused:
+    the running model stays in place. 503 when the supervisor started without a city."""
+    return svc.reload_model()
