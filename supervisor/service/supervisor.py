@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from rules import CommandState, Decision, LanePlan, RuleAlarm, RuleEngine, RuleSet
     from supervisor.alarms import AlarmManager
     from supervisor.model import CityModel
+    from supervisor.snmp.service import SnmpService
 
 _log = logging.getLogger(__name__)
 
@@ -118,6 +119,12 @@ class Supervisor:
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
         self.periodic.lifecycle = self.lifecycle
+        self.snmp: SnmpService | None = None
+        if model is not None and settings.snmp.enabled:
+            from supervisor.snmp.service import SnmpService
+
+            self.snmp = SnmpService(settings.snmp, model, submit=lambda lines: self.writer.submit(lines, block=False),
+                                    observe=self._on_observed)
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -152,6 +159,11 @@ class Supervisor:
 
     def _on_status(self, changes: list[StatusChange]) -> None:
         self.periodic.on_status(changes)
+
+    def _on_observed(self, observed: dict[str, str]) -> None:
+        """SNMP evidence (poll): element -> what was seen down."""
+        with self.lock:
+            self.periodic.observe(observed)
 
     def _on_broker_dropped(self, payload: bytes, received: float) -> None:
         self.health.on_broker_dropped(payload, received)
@@ -231,6 +243,8 @@ class Supervisor:
         self.lane.start()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
+        if self.snmp is not None:
+            self.snmp.start()
 
     def _prepare_storage(self) -> None:
         """Create the database; when the storage does not answer, start anyway and retry in the background.
@@ -267,6 +281,8 @@ class Supervisor:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop receiving, process what was received, flush the writer, then disconnect."""
         self._stop.set()
+        if self.snmp is not None:
+            self.snmp.stop()
         if self._thread is not None:
             self._thread.join(timeout)
         with self.lock:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AFFECTED_MAX", "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES", "FLEET",
-    "INGEST_ERRORS", "MEASUREMENTS", "SUPERVISOR", "Measurement", "alarm_change_line", "command_line",
+    "INGEST_ERRORS", "MEASUREMENTS", "NETWORK", "SUPERVISOR", "Measurement", "alarm_change_line", "command_line",
     "decision_line", "device_status_line", "event_point", "fleet_lines", "ingest_error_lines",
     "lifecycle_alarm_line", "markdown_table", "ms",
     "reading_point", "supervisor_line",
@@ -91,7 +91,7 @@ class Measurement:
         return point_line(self.name, kept, fields, ms(ts), self._formats)
 
 
-F, I, S = float, int, str  # noqa: E741 (a table of types reads better short)
+F, I, S, B = float, int, str, bool  # noqa: E741 (a table of types reads better short)
 
 FAMILIES: dict[str, Measurement] = {
     fam: Measurement(fam, "one reading of a device of the family, in canonical units",
@@ -113,13 +113,14 @@ ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledge
                      "`acked_by`: who acknowledged the alarm, `raised_at`: when it was raised (epoch s), "
                      "`maintenance`: the maintenance window it fell in; `flap_count` when it came back within "
                      "the flap window, `merged` (JSON ids) the alarms a root cause absorbed, `merged_into` the "
-                     "root cause that absorbed it",
+                     "root cause that absorbed it; `evidence` (root causes): `observed` when SNMP saw the "
+                     "element down, `inferred` when only its silent devices tell",
                      ("kind", "severity", "element", "state"),
                      {"id": S, "devices": I, "services": S, "affected": S, "text": S, "source": S, "by": S,
                       "acked_by": S, "raised_at": F, "maintenance": S, "flap_count": I, "merged": S,
-                      "merged_into": S},
+                      "merged_into": S, "evidence": S},
                      optional=frozenset({"text", "source", "by", "acked_by", "raised_at", "maintenance",
-                                         "flap_count", "merged", "merged_into"}))
+                                         "flap_count", "merged", "merged_into", "evidence"}))
 MAINTENANCE = Measurement("maintenance", "a planned-works window declared or removed on an element (`state`); "
                           "`start` and `end` in epoch s; alarms in its impact set are recorded in maintenance "
                           "and never notified",
@@ -139,12 +140,24 @@ SUPERVISOR = Measurement(
      "lag_ms": F, "msg_rate": F, "devices": I, "dead_letters": I, "commands_refused": I, "sessions_lost": I,
      "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS},
     optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS}))
+NETWORK = Measurement(
+    "network", "one switch port polled over SNMP (IF-MIB), supervisor/snmp: `status` up/down/testing/... "
+    "(ifOperStatus), `admin` (ifAdminStatus), `in_octets`/`out_octets` the 64-bit counters "
+    "(float: InfluxDB integers are signed 64-bit), `in_bps`/"
+    "`out_bps` rates in bit/s and `in_errors_ps`/`out_errors_ps` errors/s since the previous poll "
+    "(absent after a counter reset or an agent reboot: never negative); a switch's own point (port `-`) "
+    "carries `reachable` and `uptime_s`",
+    ("switch", "port", "zone"),
+    {"status": S, "admin": S, "in_octets": F, "out_octets": F, "in_errors": I, "out_errors": I, "in_bps": F,
+     "out_bps": F, "in_errors_ps": F, "out_errors_ps": F, "reachable": B, "uptime_s": F},
+    optional=frozenset({"status", "admin", "in_octets", "out_octets", "in_errors", "out_errors", "in_bps",
+                        "out_bps", "in_errors_ps", "out_errors_ps", "reachable", "uptime_s"}))
 INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by driver and reason",
                             ("instance", "reason", "driver"), {"count": I})
 
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m for m in (*FAMILIES.values(), EVENTS, DEVICE_STATUS, FLEET, ALARMS, MAINTENANCE, DECISIONS, COMMANDS,
-                        SUPERVISOR, INGEST_ERRORS)
+                        SUPERVISOR, INGEST_ERRORS, NETWORK)
 }
 
 
@@ -210,6 +223,8 @@ def lifecycle_alarm_line(alarm: AlarmRecord, transition: str, ts: float, by: str
         fields["maintenance"] = alarm.in_maintenance
     if alarm.flap_count:
         fields["flap_count"] = alarm.flap_count
+    if alarm.kind == "root_cause":
+        fields["evidence"] = alarm.evidence
     return ALARMS.line({"kind": alarm.kind, "severity": alarm.severity, "element": alarm.element,
                         "state": transition}, fields, ts)
 
