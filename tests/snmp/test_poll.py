@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import load_settings
+from supervisor.config import Settings, load_settings
 from supervisor.model import city_from_dict
 from supervisor.service.supervisor import Supervisor
 from supervisor.snmp.config import SnmpConfig
@@ -26,14 +26,14 @@ ACCESS = "sw-z01-a01"
 UPLINK = f"{ACCESS}:up"
 
 
-def _settings(lab: Lab, broker: Mosquitto, influx: Influx, db: str, tmp: Path, interval: float = 1.0):  # type: ignore[no-untyped-def]
+def _settings(lab: Lab, broker: Mosquitto, influx: Influx, db: str, tmp: Path) -> Settings:
     return load_settings(
         None, mode="test", data_dir=str(tmp / "var"),
         mqtt={"host": broker.host, "port": broker.port, "client_id": f"snmp-{tmp.name[-16:]}"},
         storage={"backend": "influx-v1", "url": influx.url, "database": db, "flush_interval": 0.1,
                  "spool_dir": str(tmp / "var" / "spool")},
         api={"enabled": False},
-        snmp={"enabled": True, "interval": interval, "timeout": 1.0, "retries": 1, "credentials": lab.credentials()})
+        snmp={"enabled": True, "interval": 1.0, "timeout": 1.0, "retries": 1, "credentials": lab.credentials()})
 
 
 def test_port_down_gives_one_observed_alarm_within_a_poll_interval(
