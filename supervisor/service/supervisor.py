@@ -120,7 +120,7 @@ class Supervisor:
         self.periodic.alarms = self.alarms
         self.periodic.lifecycle = self.lifecycle
         self.snmp: SnmpService | None = None
-        if model is not None and settings.snmp.enabled:
+        if model is not None and (settings.snmp.enabled or settings.snmp.traps.enabled):
             from supervisor.snmp.service import SnmpService
 
             self.snmp = SnmpService(settings.snmp, model, submit=lambda lines: self.writer.submit(lines, block=False),

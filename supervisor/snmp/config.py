@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -37,6 +37,8 @@ class SnmpV3(_Section):
     auth_key: SecretStr | None = None
     priv_protocol: PrivProtocol | None = None
     priv_key: SecretStr | None = None
+    #: the agent's snmpEngineID (hex): a v3 trap is authenticated against the sender's engine id
+    engine_id: str | None = Field(None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
 
     @model_validator(mode="after")
     def _levels(self) -> SnmpV3:
@@ -50,6 +52,11 @@ class SnmpV3(_Section):
             if key is not None and len(key.get_secret_value()) < 8:
                 raise ValueError(f"{name}: SNMPv3 keys are at least 8 characters")
         return self
+
+    @field_validator("engine_id")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        return None if v is None else v.removeprefix("0x").lower()
 
     @property
     def level(self) -> str:

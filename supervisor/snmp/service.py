@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from supervisor.snmp.config import SnmpConfig
 from supervisor.snmp.poller import Poller, evidence, network_lines, targets_from_model
+from supervisor.snmp.traps import Trap, TrapReceiver
 
 if TYPE_CHECKING:
     from supervisor.model import CityModel
@@ -24,12 +25,21 @@ log = logging.getLogger(__name__)
 
 
 class SnmpService:
+    """Polling (``snmp.enabled``) and traps (``snmp.traps.enabled``) feed one evidence set: what the
+    last poll saw, plus what traps said since (a poll of a switch supersedes its older traps)."""
+
     def __init__(self, cfg: SnmpConfig, model: CityModel, submit: Callable[[list[bytes]], None],
                  observe: Callable[[dict[str, str]], None]) -> None:
         self.cfg = cfg
-        self.poller = Poller(cfg, targets_from_model(model, cfg))
+        targets = targets_from_model(model, cfg)
+        self.poller = Poller(cfg, targets)
         self.submit = submit
         self.observe = observe
+        self._ports = {t.switch: t.ports for t in targets}
+        self._lock = threading.Lock()
+        self._polled: dict[str, str] = {}  # evidence of the last round
+        self._trapped: dict[str, tuple[str, float, str]] = {}  # element -> (what, when, switch)
+        self.traps: TrapReceiver | None = TrapReceiver(cfg, targets, self._on_trap) if cfg.traps.enabled else None
         self.rounds = 0
         self.overruns = 0  # rounds that took longer than the interval
         self.last_round_s = 0.0
@@ -38,26 +48,70 @@ class SnmpService:
         self._thread: threading.Thread | None = None
 
     def set_model(self, model: CityModel) -> None:
-        """Poll the switches of ``model`` from the next round on (for a model reload)."""
-        self.poller.set_targets(targets_from_model(model, self.cfg))
+        """Poll the switches of ``model`` (and accept their traps) from now on (a model reload)."""
+        targets = targets_from_model(model, self.cfg)
+        self.poller.set_targets(targets)
+        if self.traps is not None:
+            self.traps.set_targets(targets)
+        with self._lock:
+            self._ports = {t.switch: t.ports for t in targets}
+            self._polled = {e: w for e, w in self._polled.items() if e in model.elements}
+            self._trapped = {e: v for e, v in self._trapped.items() if e in model.elements}
 
     def start(self) -> None:
-        log.info("SNMP: polling %d switches every %g s", len(self.poller.targets), self.cfg.interval)
-        self._thread = threading.Thread(target=self._run, name="snmp-poll", daemon=True)
-        self._thread.start()
+        if self.traps is not None:
+            self.traps.start()
+            log.info("SNMP: receiving traps on %s:%d", self.cfg.traps.host, self.cfg.traps.port)
+        if self.cfg.enabled:
+            log.info("SNMP: polling %d switches every %g s", len(self.poller.targets), self.cfg.interval)
+            self._thread = threading.Thread(target=self._run, name="snmp-poll", daemon=True)
+            self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.traps is not None:
+            self.traps.stop()
         self.poller.close()
+
+    def evidence(self) -> dict[str, str]:
+        with self._lock:
+            out = dict(self._polled)
+            out.update({e: what for e, (what, _, _) in self._trapped.items()})
+            return out
+
+    def _on_trap(self, trap: Trap) -> None:
+        """linkDown: the port is observed down now; linkUp: no longer (by trap); coldStart/warmStart:
+        the agent restarted, its counters too (no rate across it), and its traps are forgotten."""
+        now = time.time()
+        with self._lock:
+            port = self._ports.get(trap.switch, {}).get(trap.ifindex) if trap.ifindex is not None else None
+            if trap.kind == "linkDown" and port is not None and trap.admin in (None, 1):
+                self._trapped[port] = (f"SNMP trap linkDown (ifIndex {trap.ifindex})", now, trap.switch)
+            elif trap.kind == "linkUp" and port is not None:
+                self._trapped.pop(port, None)
+                self._polled.pop(port, None)
+            elif trap.kind in ("coldStart", "warmStart"):
+                self._trapped = {e: v for e, v in self._trapped.items() if v[2] != trap.switch}
+                self._polled.pop(trap.switch, None)
+        if trap.kind in ("coldStart", "warmStart"):
+            self.poller.rates.forget({trap.switch})
+        log.info("SNMP trap %s from %s%s", trap.kind, trap.switch, f" ifIndex {trap.ifindex}" if trap.ifindex else "")
+        self.observe(self.evidence())
 
     def poll_once(self) -> dict[str, str]:
         """One round: store the points, hand over the evidence; returns the evidence."""
         t0 = time.monotonic()
+        started = time.time()
         results = self.poller.round_sync()
         lines = network_lines(results, self.poller.rates)
-        seen = evidence(results)
+        polled = {r.target.switch for r in results if r.reachable}
+        with self._lock:
+            self._polled = evidence(results)
+            # a poll that reached a switch supersedes what its traps said before the round
+            self._trapped = {e: v for e, v in self._trapped.items() if v[2] not in polled or v[1] >= started}
+        seen = self.evidence()
         self.last_round_s = time.monotonic() - t0
         self.rounds += 1
         self.unreachable = sum(1 for r in results if not r.reachable)
