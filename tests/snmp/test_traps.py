@@ -1,6 +1,6 @@
-"""SNMP traps from Net-SNMP's ``snmptrap`` to the supervisor's receiver: a
-linkDown gives the observed root-cause alarm within 1 s (v2c and v3 authNoPriv), linkUp then lets it recover; a trap from
-an unknown address, with a wrong community or of a switch that does not exist is refused and counted.
+"""SNMP traps from Net-SNMP's ``snmptrap`` to the supervisor's receiver: a linkDown gives the
+observed root-cause alarm within 1 s (v2c and v3 authNoPriv), linkUp then lets it recover; a trap
+from an unknown agent or with a wrong community is refused and counted.
 """
 
 from __future__ import annotations
