@@ -119,12 +119,7 @@ class Supervisor:
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
         self.periodic.lifecycle = self.lifecycle
-        self.snmp: SnmpService | None = None
-        if model is not None and (settings.snmp.enabled or settings.snmp.traps.enabled):
-            from supervisor.snmp.service import SnmpService
-
-            self.snmp = SnmpService(settings.snmp, model, submit=lambda lines: self.writer.submit(lines, block=False),
-                                    observe=self._on_observed)
+        self.snmp = self._build_snmp(model)
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -159,6 +154,18 @@ class Supervisor:
 
     def _on_status(self, changes: list[StatusChange]) -> None:
         self.periodic.on_status(changes)
+
+    def _build_snmp(self, model: CityModel | None) -> SnmpService | None:
+        """The SNMP poller and trap receiver (docs/network-observed.md), when configured."""
+        cfg = self.settings.snmp
+        if model is None or not (cfg.enabled or cfg.traps.enabled):
+            return None
+        from supervisor.snmp.service import SnmpService
+
+        snmp = SnmpService(cfg, model, submit=lambda lines: self.writer.submit(lines, block=False),
+                           observe=self._on_observed)
+        self.health.snmp_fields = snmp.fields
+        return snmp
 
     def _on_observed(self, observed: dict[str, str]) -> None:
         """SNMP evidence (poll): element -> what was seen down."""

@@ -159,11 +159,13 @@ def _walk_columns(session: Any, result: PollResult, expected_rows: int) -> None:
             col = live[i % len(live)]
             if cursor[col] is None:
                 continue
-            if r.oid.lstrip(".") != col or not r.index.isdigit() or r.type not in _NUMERIC:
+            full = f"{r.oid.lstrip('.')}.{r.index}"  # Net-SNMP splits the OID at its last sub-id
+            rest = full[len(col) + 1:] if full.startswith(col + ".") else ""
+            if not rest.isdigit() or r.type not in _NUMERIC:
                 # left the column, or endOfMibView / noSuchObject (Net-SNMP gives its message as the type)
                 cursor[col] = None
                 continue
-            ifindex = int(r.index)
+            ifindex = int(rest)
             setattr(ports.setdefault(ifindex, PortSample()), names[col], int(r.value))
             cursor[col] = f"{col}.{ifindex}"
             progressed = True

@@ -75,6 +75,16 @@ class SnmpService:
             self.traps.stop()
         self.poller.close()
 
+    def fields(self) -> dict[str, float | int]:
+        """The health point's SNMP figures (``supervisor`` measurement)."""
+        out: dict[str, float | int] = {}
+        if self.cfg.enabled:
+            out |= {"snmp_rounds": self.rounds, "snmp_round_s": self.last_round_s,
+                    "snmp_unreachable": self.unreachable, "snmp_overruns": self.overruns}
+        if self.traps is not None:
+            out |= {"snmp_traps": self.traps.accepted, "snmp_traps_refused": sum(self.traps.refused.values())}
+        return out
+
     def evidence(self) -> dict[str, str]:
         with self._lock:
             out = dict(self._polled)

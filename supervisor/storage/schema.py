@@ -133,13 +133,19 @@ COMMANDS = Measurement("commands", "a rule command changed state (pending, confi
 #: message, the lane's reaction latency (receive -> rules done) over the last minute
 _LANE_FIELDS = {"lane_depth": I, "bulk_depth": I, "lane_oldest_ms": F, "bulk_oldest_ms": F, "reaction_p50_ms": F,
                 "reaction_p99_ms": F, "lane_received": I, "lane_topics": I}
+#: SNMP (supervisor/snmp): poll rounds, the last round's duration, switches unreachable in it, rounds longer
+#: than the interval, traps accepted and refused (unknown agent, bad credentials...)
+_SNMP_FIELDS = {"snmp_rounds": I, "snmp_round_s": F, "snmp_unreachable": I, "snmp_overruns": I, "snmp_traps": I,
+                "snmp_traps_refused": I}
 SUPERVISOR = Measurement(
     "supervisor", "the supervisor's health, every health period",
     ("instance",),
     {"received": I, "decoded": I, "errors": I, "points_written": I, "write_latency_ms": F, "spool_bytes": I,
      "lag_ms": F, "msg_rate": F, "devices": I, "dead_letters": I, "commands_refused": I, "sessions_lost": I,
-     "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS},
-    optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS}))
+     "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS,
+     **_SNMP_FIELDS},
+    optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS,
+                        *_SNMP_FIELDS}))
 NETWORK = Measurement(
     "network", "one switch port polled over SNMP (IF-MIB), supervisor/snmp: `status` up/down/testing/... "
     "(ifOperStatus), `admin` (ifAdminStatus), `in_octets`/`out_octets` the 64-bit counters "

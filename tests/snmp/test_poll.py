@@ -60,11 +60,14 @@ def test_port_down_gives_one_observed_alarm_within_a_poll_interval(
         assert delay < 5.0  # one 1-s interval plus snmpsim's re-index; the devices would need 900 s
         time.sleep(2.5)  # more rounds with the port still down: still one alarm, no duplicate
         assert [a.element for a in sup.lifecycle.active()] == [UPLINK]
+        sup.write_health()
         assert sup.writer.flush(30)
         rows = influx.query(f"SELECT last(status) FROM network WHERE port = '{UPLINK}'", influx_db)
         assert rows and rows[0]["series"][0]["values"][0][1] == "down"  # type: ignore[index]
         alarm_rows = influx.query(f"SELECT evidence FROM alarms WHERE element = '{UPLINK}'", influx_db)
         assert alarm_rows[0]["series"][0]["values"][0][1] == "observed"  # type: ignore[index]
+        health = influx.query("SELECT last(snmp_rounds), last(snmp_unreachable) FROM supervisor", influx_db)
+        assert health[0]["series"][0]["values"][0][1] >= 2  # type: ignore[index]
     finally:
         sup.stop()
 
@@ -128,3 +131,47 @@ def test_counter_wrap_and_reboot_give_no_negative_rate(lab: Lab) -> None:
         assert "in_bps" not in reset and float(str(reset["out_bps"])) == 0.0
     finally:
         poller.close()
+
+
+def test_recabled_link_shows_in_model_drift(lab: Lab, tmp_path: Path) -> None:
+    import copy
+    import subprocess
+    import sys
+
+    import orjson
+    import yaml
+
+    from simulators.snmp import PortSpec
+
+    up = next(s for s in lab.city["switches"] if s["id"] == ACCESS)["uplink"]
+    dist = up["to"].split(":")[0]
+    spare = f"{dist}:p9"  # a free port of the distribution switch, designed unused
+    city = copy.deepcopy(lab.city)
+    dsw = next(s for s in city["switches"] if s["id"] == dist)
+    dsw["ports"].append({"id": spare, "vlans": dsw["ports"][-1]["vlans"]})
+    lab.agents[dist].ports.append(PortSpec(len(dsw["ports"]), spare))
+    lab.push(dist)
+    city_file = tmp_path / "city.json"
+    city_file.write_bytes(orjson.dumps(city))
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"mode": "test", "city": str(city_file), "data_dir": str(tmp_path / "var"),
+                                      "snmp": {"credentials": lab.credentials(), "timeout": 1.0}}))
+
+    def drift() -> tuple[int, dict[str, object]]:
+        out = subprocess.run([sys.executable, "-m", "supervisor", "model", "drift", "--config", str(config), "--json"],
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode in (0, 1), out.stderr
+        return out.returncode, orjson.loads(out.stdout)
+
+    code, report = drift()
+    assert (code, report["drift"], report["unreachable"]) == (0, [], []), report
+    # recable: the access switch's fibre moves from the designed port to the spare one
+    next(n for n in lab.agents[dist].neighbours if n.sys_name == ACCESS).local_ifindex = len(dsw["ports"])
+    next(n for n in lab.agents[ACCESS].neighbours if n.sys_name == dist).port_id = spare
+    lab.push(dist)
+    lab.push(ACCESS)
+    code, report = drift()
+    found = {(d["port"], d["kind"], d["expected"], d["seen"]) for d in report["drift"]}  # type: ignore[index, union-attr]
+    assert code == 1
+    assert found == {(up["to"], "missing", up["port"], None), (spare, "unexpected", None, up["port"]),
+                     (up["port"], "miscabled", up["to"], spare)}, report

@@ -101,3 +101,4 @@ def test_unknown_agent_and_bad_credentials_refused_and_counted(sup: Supervisor) 
     assert sup.lifecycle.active() == [] and traps.accepted == 0
     _send(sup, COLD, community=V3_SWITCH)  # known, but v2c credentials of a v3 switch: not that switch
     wait(lambda: traps.refused.get("unknown_agent", 0) >= 2, 5.0, "the second unknown agent")
+    assert sup.snmp.fields()["snmp_traps_refused"] >= 3
