@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from rules import CommandState, Decision, LanePlan, RuleAlarm, RuleEngine, RuleSet
     from supervisor.alarms import AlarmManager
     from supervisor.model import CityModel
+    from supervisor.snmp.drift import Drift
     from supervisor.snmp.service import SnmpService
 
 _log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class Supervisor:
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
         self.periodic.lifecycle = self.lifecycle
+        self._topology: set[str] = set()  # the open topology alarms' keys
         self.snmp = self._build_snmp(model)
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
@@ -163,9 +165,22 @@ class Supervisor:
         from supervisor.snmp.service import SnmpService
 
         snmp = SnmpService(cfg, model, submit=lambda lines: self.writer.submit(lines, block=False),
-                           observe=self._on_observed)
+                           observe=self._on_observed, on_drift=self._on_drift)
         self.health.snmp_fields = snmp.fields
         return snmp
+
+    def _on_drift(self, found: list[Drift]) -> None:
+        """One ``topology`` alarm per drifted link end, cleared when LLDP matches the design again."""
+        from supervisor.alarms.lifecycle import Cause
+
+        keys = {f"topology:{d.port}": d for d in found}
+        with self.lock:
+            for key, d in keys.items():
+                self.lifecycle.raise_(Cause(key, "network", "topology", "minor", d.port, f"topology: {d.text}"),
+                                      self.clock())
+            for key in self._topology - keys.keys():
+                self.lifecycle.clear(key, "LLDP matches the design again", self.clock())
+            self._topology = set(keys)
 
     def _on_observed(self, observed: dict[str, str]) -> None:
         """SNMP evidence (poll): element -> what was seen down."""

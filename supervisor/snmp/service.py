@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from supervisor.snmp.config import SnmpConfig
+from supervisor.snmp.drift import Drift, drift
 from supervisor.snmp.poller import Poller, evidence, network_lines, targets_from_model
 from supervisor.snmp.traps import Trap, TrapReceiver
 
@@ -29,8 +30,14 @@ class SnmpService:
     last poll saw, plus what traps said since (a poll of a switch supersedes its older traps)."""
 
     def __init__(self, cfg: SnmpConfig, model: CityModel, submit: Callable[[list[bytes]], None],
-                 observe: Callable[[dict[str, str]], None]) -> None:
+                 observe: Callable[[dict[str, str]], None],
+                 on_drift: Callable[[list[Drift]], None] | None = None) -> None:
         self.cfg = cfg
+        self.model = model
+        self.on_drift = on_drift
+        #: the last LLDP check: when (epoch s), the drifted link ends, the switches that did not answer
+        self.last_drift: tuple[float, list[Drift], list[str]] | None = None
+        self._next_drift = 0.0
         targets = targets_from_model(model, cfg)
         self.poller = Poller(cfg, targets)
         self.submit = submit
@@ -50,6 +57,7 @@ class SnmpService:
     def set_model(self, model: CityModel) -> None:
         """Poll the switches of ``model`` (and accept their traps) from now on (a model reload)."""
         targets = targets_from_model(model, self.cfg)
+        self.model = model
         self.poller.set_targets(targets)
         if self.traps is not None:
             self.traps.set_targets(targets)
@@ -133,6 +141,14 @@ class SnmpService:
         self.observe(seen)
         return seen
 
+    def check_drift(self) -> list[Drift]:
+        """Read every switch's LLDP neighbours now and compare them with the model (blocking)."""
+        found, silent = drift(self.model, self.poller.targets, self.cfg)
+        self.last_drift = (time.time(), found, silent)
+        if self.on_drift is not None:
+            self.on_drift(found)
+        return found
+
     def _run(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
@@ -140,6 +156,12 @@ class SnmpService:
                 self.poll_once()
             except Exception:
                 log.exception("SNMP poll round failed")
+            if self.cfg.lldp_interval > 0 and time.monotonic() >= self._next_drift:
+                self._next_drift = time.monotonic() + self.cfg.lldp_interval
+                try:
+                    self.check_drift()
+                except Exception:
+                    log.exception("LLDP drift check failed")
             next_at += self.cfg.interval
             next_at = max(next_at, time.monotonic())  # an overrun starts the next round at once, no burst
             self._stop.wait(max(0.0, next_at - time.monotonic()))

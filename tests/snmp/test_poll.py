@@ -6,11 +6,14 @@ about one poll interval (1 s), long before the devices behind it could go stale 
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from simulators.snmp import PortSpec
 from supervisor.config import Settings, load_settings
 from supervisor.model import city_from_dict
 from supervisor.service.supervisor import Supervisor
@@ -134,23 +137,13 @@ def test_counter_wrap_and_reboot_give_no_negative_rate(lab: Lab) -> None:
 
 
 def test_recabled_link_shows_in_model_drift(lab: Lab, tmp_path: Path) -> None:
-    import copy
     import subprocess
     import sys
 
     import orjson
     import yaml
 
-    from simulators.snmp import PortSpec
-
-    up = next(s for s in lab.city["switches"] if s["id"] == ACCESS)["uplink"]
-    dist = up["to"].split(":")[0]
-    spare = f"{dist}:p9"  # a free port of the distribution switch, designed unused
-    city = copy.deepcopy(lab.city)
-    dsw = next(s for s in city["switches"] if s["id"] == dist)
-    dsw["ports"].append({"id": spare, "vlans": dsw["ports"][-1]["vlans"]})
-    lab.agents[dist].ports.append(PortSpec(len(dsw["ports"]), spare))
-    lab.push(dist)
+    city, up, dist, spare = _with_spare_port(lab)
     city_file = tmp_path / "city.json"
     city_file.write_bytes(orjson.dumps(city))
     config = tmp_path / "config.yaml"
@@ -166,12 +159,65 @@ def test_recabled_link_shows_in_model_drift(lab: Lab, tmp_path: Path) -> None:
     code, report = drift()
     assert (code, report["drift"], report["unreachable"]) == (0, [], []), report
     # recable: the access switch's fibre moves from the designed port to the spare one
-    next(n for n in lab.agents[dist].neighbours if n.sys_name == ACCESS).local_ifindex = len(dsw["ports"])
-    next(n for n in lab.agents[ACCESS].neighbours if n.sys_name == dist).port_id = spare
-    lab.push(dist)
-    lab.push(ACCESS)
+    _recable(lab, city, dist, spare)
     code, report = drift()
     found = {(d["port"], d["kind"], d["expected"], d["seen"]) for d in report["drift"]}  # type: ignore[index, union-attr]
     assert code == 1
     assert found == {(up["to"], "missing", up["port"], None), (spare, "unexpected", None, up["port"]),
                      (up["port"], "miscabled", up["to"], spare)}, report
+
+
+def _with_spare_port(lab: Lab) -> tuple[dict[str, Any], dict[str, str], str, str]:
+    """The lab city with a spare (designed unused) port on the access switch's distribution switch."""
+    up = next(s for s in lab.city["switches"] if s["id"] == ACCESS)["uplink"]
+    dist = up["to"].split(":")[0]
+    spare = f"{dist}:p9"
+    city = copy.deepcopy(lab.city)
+    dsw = next(s for s in city["switches"] if s["id"] == dist)
+    dsw["ports"].append({"id": spare, "vlans": dsw["ports"][-1]["vlans"]})
+    lab.agents[dist].ports.append(PortSpec(len(dsw["ports"]), spare))
+    lab.push(dist)
+    return city, up, dist, spare
+
+
+def _recable(lab: Lab, city: dict[str, Any], dist: str, spare: str, back: bool = False) -> None:
+    """Move the access switch's fibre from its designed port to the spare one (``back``: undo)."""
+    dsw = next(s for s in city["switches"] if s["id"] == dist)
+    designed = next(s for s in city["switches"] if s["id"] == ACCESS)["uplink"]["to"]
+    ifindex = [p["id"] for p in dsw["ports"]].index(designed if back else spare) + 1
+    next(n for n in lab.agents[dist].neighbours if n.sys_name == ACCESS).local_ifindex = ifindex
+    next(n for n in lab.agents[ACCESS].neighbours if n.sys_name == dist).port_id = designed if back else spare
+    lab.push(dist)
+    lab.push(ACCESS)
+
+
+def test_drift_in_the_api_and_topology_alarms(lab: Lab, broker: Mosquitto, influx: Influx, influx_db: str,
+                                              tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from supervisor.api import create_app
+    from supervisor.config import ApiConfig
+    from tests.api.conftest import VIEWER, bearer
+
+    city, up, dist, spare = _with_spare_port(lab)
+    settings = _settings(lab, broker, influx, influx_db, tmp_path)
+    settings.snmp.lldp_interval = 1.0
+    sup = Supervisor(settings, model=city_from_dict(city))
+    sup.start()
+    try:
+        cfg = ApiConfig(viewer_tokens=[VIEWER])  # type: ignore[list-item]
+        with TestClient(create_app(sup, cfg)) as api:
+            assert sup.snmp is not None
+            wait(lambda: sup.snmp is not None and sup.snmp.last_drift is not None, 30, "the first LLDP check")
+            body = api.get("/api/v1/model/drift", headers=bearer(VIEWER)).json()
+            assert body["drift"] == [] and body["switches"] == len(city["switches"]) and body["checked_at"]
+            _recable(lab, city, dist, spare)
+            wait(lambda: len(api.get("/api/v1/model/drift", headers=bearer(VIEWER)).json()["drift"]) == 3, 30,
+                 "the recabled link in the API")
+            topo = sorted(a.element for a in sup.lifecycle.active() if a.kind == "topology")
+            assert topo == sorted([up["to"], spare, up["port"]])  # one alarm per drifted link end
+            _recable(lab, city, dist, spare, back=True)
+            wait(lambda: not any(a.kind == "topology" for a in sup.lifecycle.active()), 30,
+                 "the topology alarms cleared")
+    finally:
+        sup.stop()
