@@ -47,3 +47,10 @@ def test_rules_quick(influx: object) -> None:
     r = _bench("rules")["rules"]["load_1000"]
     assert 0 < r["probes"] <= 30 and r["missed"] < r["probes"]  # bounded in time: a slow CI may send fewer
     assert r["latency_ms"]["p50"] > 0 and r["background_achieved_msg_s"] > 0
+
+
+def test_snmp_quick() -> None:
+    r = _bench("snmp", "--snmp-interval", "5")["snmp"]
+    assert r["switches"] == 20 and len(r["per_round"]) == 2
+    for rnd in r["per_round"]:
+        assert rnd["unreachable"] == 0 and rnd["ports_read"] == 20 * 48 and rnd["poller_cpu_s"] > 0
