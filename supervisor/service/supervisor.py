@@ -162,10 +162,14 @@ class Supervisor:
         cfg = self.settings.snmp
         if model is None or not (cfg.enabled or cfg.traps.enabled):
             return None
+        from supervisor.snmp.poller import CredentialsError
         from supervisor.snmp.service import SnmpService
 
-        snmp = SnmpService(cfg, model, submit=lambda lines: self.writer.submit(lines, block=False),
-                           observe=self._on_observed, on_drift=self._on_drift)
+        try:
+            snmp = SnmpService(cfg, model, submit=lambda lines: self.writer.submit(lines, block=False),
+                               observe=self._on_observed, on_drift=self._on_drift)
+        except CredentialsError as exc:
+            raise SupervisorError(f"snmp: {exc}") from None
         self.health.snmp_fields = snmp.fields
         return snmp
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,3 +97,15 @@ def test_city_mgmt_validated() -> None:
     assert "mgmt: unknown key(s) ['community']" in text and "secrets belong" in text
     assert "mgmt.port must be an integer 1..65535, got 0" in text
     assert "ifindex 7 is already the ifindex of port" in text
+
+
+def test_missing_credentials_stop_the_start_naming_the_switch(tmp_path: Path) -> None:
+    from supervisor.config import load_settings
+    from supervisor.service.errors import SupervisorError
+    from supervisor.service.supervisor import Supervisor
+
+    settings = load_settings(None, mode="test", data_dir=str(tmp_path), api={"enabled": False},
+                             snmp={"enabled": True, "credentials": {"other": {"version": "2c", "community": "x"}}})
+    with pytest.raises(SupervisorError) as err:
+        Supervisor(settings, model=city_from_dict(_city()))
+    assert f"{ACCESS}: credentials 'lab'" in str(err.value)
