@@ -69,6 +69,31 @@ def textbox_var(name: str, label: str, value: str, description: str) -> Json:
     }
 
 
+#: the retention policies of docs/data-protection.md, as storage.retention names them by default:
+#: the raw points (the database's default policy, ``autogen``) and the hourly and daily aggregates
+#: the continuous queries write with the same field names (supervisor/storage/retention.py)
+RESOLUTIONS = (("raw (30 days)", "autogen"), ("hourly (2 years)", "hourly"), ("daily (10 years)", "daily"))
+
+
+def resolution_var() -> Json:
+    """``$rp``: which retention policy the long-range panels read (raw, hourly or daily aggregates)."""
+    options = [{"selected": i == 0, "text": text, "value": value} for i, (text, value) in enumerate(RESOLUTIONS)]
+    return {
+        "name": "rp",
+        "label": "Resolution",
+        "type": "custom",
+        "description": "Raw points are kept 30 days: pick hourly for ranges beyond, daily beyond 2 years. "
+                       "Aggregates keep the field names (means, sums, last values as the schema declares).",
+        "query": ",".join(f"{text} : {value}" for text, value in RESOLUTIONS),
+        "current": {"selected": True, "text": RESOLUTIONS[0][0], "value": RESOLUTIONS[0][1]},
+        "options": options,
+        "multi": False,
+        "includeAll": False,
+        "hide": 0,
+        "skipUrlSync": False,
+    }
+
+
 def zone_var(measurement: str) -> Json:
     return query_var("zone", "Zone", f'SHOW TAG VALUES FROM "{measurement}" WITH KEY = "zone"')
 
@@ -181,6 +206,49 @@ def table(title: str, description: str, *targets: Json, **kw: Any) -> Json:
     return panel("table", title, description, tgts, **kw)
 
 
+#: device status codes (``device_status.code``, supervisor/state/registry.py) and their colours on the map
+STATUS_COLOURS = (("ok", 0, "green"), ("stale", 1, "orange"), ("fault", 2, "red"))
+
+
+def device_map(title: str, description: str, query: str, *, w: int = 24, h: int = 12) -> Json:
+    """A Geomap of devices: one marker per row at (``lat``, ``lon``), coloured by ``code``.
+
+    Grafana gives one frame per ``GROUP BY`` series: the ``merge`` transformation makes them one
+    table, whose ``lat``/``lon`` columns place the markers."""
+    p = panel("geomap", title, description, [target(query, fmt="table")], w=w, h=h, options={
+        "view": {"id": "fit", "allLayers": True, "lat": 0, "lon": 0, "zoom": 15},
+        "controls": {"showZoom": True, "mouseWheelZoom": True, "showAttribution": True, "showScale": True},
+        "basemap": {"type": "default", "name": "Base map", "config": {}},
+        "layers": [{
+            "type": "markers", "name": "Devices", "tooltip": True,
+            "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
+            "config": {"showLegend": True, "style": {
+                "size": {"fixed": 5, "min": 2, "max": 15},
+                "color": {"field": "code", "fixed": "dark-green"},
+                "opacity": 0.8,
+                "symbol": {"mode": "fixed", "fixed": "img/icons/marker/circle.svg"},
+            }},
+        }],
+        "tooltip": {"mode": "details"},
+    })
+    p["fieldConfig"]["defaults"].update({
+        "color": {"mode": "thresholds"},
+        "thresholds": {"mode": "absolute", "steps": [
+            {"color": colour, "value": None if code == 0 else code} for _, code, colour in STATUS_COLOURS]},
+        "mappings": [{"type": "value", "options": {
+            str(code): {"text": name, "color": colour, "index": code} for name, code, colour in STATUS_COLOURS}}],
+    })
+    p["transformations"] = [{"id": "merge", "options": {}}]
+    return p
+
+
+def device_status_map(extra_where: str = "") -> str:
+    """Every device's last status and position in the range: the supervisor writes a status point at
+    each change and a snapshot of every device at start and every ``state.snapshot_interval``."""
+    return ('SELECT last("code") AS "code", last("status") AS "status", last("lat") AS "lat", '
+            f'last("lon") AS "lon" FROM "device_status" WHERE $timeFilter{extra_where} GROUP BY "device"')
+
+
 def layout(panels: list[Json]) -> list[Json]:
     """Place panels left to right, top to bottom, on Grafana's 24-column grid."""
     x = y = row_h = 0
@@ -226,6 +294,9 @@ def dashboard(uid: str, title: str, description: str, variables: list[Json], pan
 
 TF = "$timeFilter"
 GT = "GROUP BY time($__interval)"
+RP = '"$rp".'  # before a measurement: read the policy $rp chooses (resolution_var)
+#: household water meters' raw points: personal data, in a policy of their own (storage.retention.personal_policy)
+WATER = '"personal_raw"."water"'
 
 
 def fleet_last(extra_where: str = "", by_time: bool = False) -> str:
@@ -334,6 +405,13 @@ def overview() -> Json:
            target(f'SELECT sum("ok") AS "ok", sum("stale") AS "stale", sum("fault") AS "fault" '
                   f'FROM ({fleet_last(fam, by_time=True)}) WHERE {TF} {GT} fill(previous)'),
            stack=True, w=12, h=8),
+        device_map("Devices on the map",
+                   "Every device of the selected services and zones at its place in the city model, coloured by "
+                   "its last status in the range: green ok, orange stale (silent for longer than stale_factor × "
+                   "its reporting interval), red fault. The supervisor stores a snapshot of every device at "
+                   "start and every state.snapshot_interval (15 min by default), and each change at once: "
+                   "a range shorter than the interval may miss quiet devices.",
+                   device_status_map(fam)),
         table("Active alarms", "Alarms not cleared, with the devices and services they affect.",
               target(active_alarms()), w=24, h=8),
         table("Active root causes",
@@ -411,7 +489,7 @@ def savings_series(expr: str, name: str) -> str:
 
 def lighting() -> Json:
     variables = [
-        zone_var("lighting"), device_var("lighting"),
+        zone_var("lighting"), device_var("lighting"), resolution_var(),
         textbox_var("lamp_w", "Rated lamp power (W)", "60",
                     "Rated wattage of one lamp at 100 %: the full-power baseline is working lamps × this."),
         textbox_var("standby_w", "Standby draw (W)", "20",
@@ -438,14 +516,14 @@ def lighting() -> Json:
            target(savings_series(SAVED_W, "saved kWh"), "C"),
            unit="kwatth", interval="1h"),
         ts("Power", "Active power of each cabinet or lamp (circuits excluded).",
-           target(f'SELECT mean("power") AS "power" FROM "lighting" WHERE {TF}{ZD} AND "channel" = \'\' '
+           target(f'SELECT mean("power") AS "power" FROM {RP}"lighting" WHERE {TF}{ZD} AND "channel" = \'\' '
                   f'{GT}, "device" fill(null)', alias="$tag_device"), unit="watt"),
         ts("Dimming level", "Applied level of each circuit or lamp (0 = off).",
-           target(f'SELECT mean("level") AS "level" FROM "lighting" WHERE {TF}{ZD} {GT}, "device", "channel"',
+           target(f'SELECT mean("level") AS "level" FROM {RP}"lighting" WHERE {TF}{ZD} {GT}, "device", "channel"',
                   alias="$tag_device $tag_channel"), unit="percent"),
         ts("Metered energy", "Energy counted by the meters per interval (counter increase; resets ignored).",
            target('SELECT sum("kwh") AS "energy" FROM (SELECT non_negative_difference(last("energy")) AS "kwh" '
-                  f'FROM "lighting" WHERE {TF}{ZD} {GT}, "device") WHERE {TF} {GT}'),
+                  f'FROM {RP}"lighting" WHERE {TF}{ZD} {GT}, "device") WHERE {TF} {GT}'),
            unit="kwatth", interval="1h", bars=True),
         ts("Lamp failures", "Lamps reported failed, per cabinet.",
            target(f'SELECT last("lamp_failures") AS "failures" FROM "lighting" WHERE {TF}{ZD} {GT}, "device" '
@@ -469,20 +547,20 @@ def lighting() -> Json:
 def traffic() -> Json:
     panels = [
         ts("Flow per zone", "Vehicles per hour, summed over the zone's detectors.",
-           target('SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM "traffic" '
+           target(f'SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM {RP}"traffic" '
                   f'WHERE {TF}{ZD} {GT}, "device", "zone") WHERE {TF} {GT}, "zone"', alias="$tag_zone"),
            unit="veh/h", w=12),
         ts("Mean speed per zone", "Mean speed over the zone's detectors.",
-           target(f'SELECT mean("speed") AS "speed" FROM "traffic" WHERE {TF}{ZD} {GT}, "zone"',
+           target(f'SELECT mean("speed") AS "speed" FROM {RP}"traffic" WHERE {TF}{ZD} {GT}, "zone"',
                   alias="$tag_zone"), unit="velocitykmh", w=12),
         ts("Flow per segment", "Vehicles per hour at each detector (road segment).",
-           target(f'SELECT mean("flow") AS "flow" FROM "traffic" WHERE {TF}{ZD} {GT}, "device"',
+           target(f'SELECT mean("flow") AS "flow" FROM {RP}"traffic" WHERE {TF}{ZD} {GT}, "device"',
                   alias="$tag_device"), unit="veh/h", w=8),
         ts("Speed per segment", "Mean speed at each detector.",
-           target(f'SELECT mean("speed") AS "speed" FROM "traffic" WHERE {TF}{ZD} {GT}, "device"',
+           target(f'SELECT mean("speed") AS "speed" FROM {RP}"traffic" WHERE {TF}{ZD} {GT}, "device"',
                   alias="$tag_device"), unit="velocitykmh", w=8),
         ts("Occupancy per segment", "Share of time each detector is occupied (congestion indicator).",
-           target(f'SELECT mean("occupancy") AS "occupancy" FROM "traffic" WHERE {TF}{ZD} {GT}, "device"',
+           target(f'SELECT mean("occupancy") AS "occupancy" FROM {RP}"traffic" WHERE {TF}{ZD} {GT}, "device"',
                   alias="$tag_device"), unit="percent", w=8),
         table("Segments, last reading", "Last flow, speed and occupancy of each detector.",
               target('SELECT last("flow") AS "flow", last("speed") AS "speed", last("occupancy") AS "occupancy" '
@@ -490,7 +568,7 @@ def traffic() -> Json:
     ]
     return dashboard("urban-traffic", "Urban · Traffic",
                      "Road sensors: flow, speed and occupancy per segment and per zone.",
-                     [zone_var("traffic"), device_var("traffic")], panels)
+                     [zone_var("traffic"), device_var("traffic"), resolution_var()], panels)
 
 
 def cctv() -> Json:
@@ -540,17 +618,17 @@ def water() -> Json:
     # the range count. (InfluxDB 1.6 pitfalls avoided here: fill(previous) in a sub-query breaks
     # the outer aggregation, and an outer aggregate without GROUP BY time over time-grouped
     # sub-queries returns nothing when the range does not start on a bucket boundary.)
-    district_1h = ('SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM "water" '
+    district_1h = (f'SELECT sum("flow") AS "flow" FROM (SELECT mean("flow") AS "flow" FROM {WATER} '
                    f'WHERE {TF} AND {ZONE} GROUP BY time(1h), "device", "zone") '
                    f'WHERE {TF} GROUP BY time(1h), "zone"')
     whole_hours = "time >= ${__from}ms AND time <= ${__to}ms - 1h"
     panels = [
         ts("Consumption per district", "Volume consumed per interval (meter index increase), per zone.",
-           target('SELECT sum("m3") AS "consumption" FROM (SELECT non_negative_difference(last("index")) AS "m3" '
-                  f'FROM "water" WHERE {TF}{ZD} {GT}, "device", "zone") WHERE {TF} {GT}, "zone"',
+           target(f'SELECT sum("m3") AS "consumption" FROM (SELECT non_negative_difference(last("index")) AS "m3" '
+                  f'FROM {WATER} WHERE {TF}{ZD} {GT}, "device", "zone") WHERE {TF} {GT}, "zone"',
                   alias="$tag_zone"), unit="m3", interval="1h", bars=True, stack=True, w=12),
         ts("Flow per meter", "Instantaneous flow reported by each meter.",
-           target(f'SELECT mean("flow") AS "flow" FROM "water" WHERE {TF}{ZD} {GT}, "device"', alias="$tag_device"),
+           target(f'SELECT mean("flow") AS "flow" FROM {WATER} WHERE {TF}{ZD} {GT}, "device"', alias="$tag_device"),
            unit="m3/h", w=12),
         ts("Minimum night flow per district",
            "Daily minimum of the district's total flow (hourly means summed over its meters). In a "
@@ -567,10 +645,10 @@ def water() -> Json:
              options={"reduceOptions": {"calcs": ["min"], "fields": "", "values": False},
                       "colorMode": "value", "graphMode": "none", "textMode": "value_and_name"}),
         table("Leak alarms", "Meters whose reports carry the LEAK alarm in the selected range, last report.",
-              target('SELECT last("alarms") AS "alarms", last("flow") AS "flow" FROM "water" '
+              target(f'SELECT last("alarms") AS "alarms", last("flow") AS "flow" FROM {WATER} '
                      f'WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ GROUP BY "zone", "device"'), w=12),
         ts("Leak reports", "Reports carrying LEAK, per zone.",
-           target(f'SELECT count("alarms") AS "leak reports" FROM "water" WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ '
+           target(f'SELECT count("alarms") AS "leak reports" FROM {WATER} WHERE {TF}{ZD} AND "alarms" =~ /LEAK/ '
                   f'{GT}, "zone"', alias="$tag_zone"), bars=True, w=12),
     ]
     return dashboard("urban-water", "Urban · Water",
@@ -598,7 +676,7 @@ def _eaqi(p: Json) -> Json:
 
 def _pollutant(title: str, field: str, description: str) -> Json:
     return ts(title, description,
-              target(f'SELECT mean("{field}") AS "{field}" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+              target(f'SELECT mean("{field}") AS "{field}" FROM {RP}"air" WHERE {TF}{ZD} {GT}, "device"',
                      alias="$tag_device"), unit=UG_M3, w=12)
 
 
@@ -614,20 +692,20 @@ def air() -> Json:
         stat("Stations at poor or worse", "Stations whose last index is 4 (poor) or above.",
              target(f'SELECT count("eaqi") AS "poor" FROM ({last_index}) WHERE {TF} AND "eaqi" >= 4')),
         stat("Mean PM2.5", "Mean fine-particle concentration over the stations and the range.",
-             target(f'SELECT mean("pm25") AS "pm25" FROM "air" WHERE {TF}{ZD}'), unit=UG_M3, decimals=1),
+             target(f'SELECT mean("pm25") AS "pm25" FROM {RP}"air" WHERE {TF}{ZD}'), unit=UG_M3, decimals=1),
         _eaqi(ts("European Air Quality Index", "Index level of each station (1 good .. 6 extremely poor): "
                  "the worst band among NO2, PM10, PM2.5 and O3.",
-                 target(f'SELECT max("eaqi") AS "eaqi" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+                 target(f'SELECT max("eaqi") AS "eaqi" FROM {RP}"air" WHERE {TF}{ZD} {GT}, "device"',
                         alias="$tag_device"), w=24, custom={"lineInterpolation": "stepAfter"})),
         _pollutant("Nitrogen dioxide (NO2)", "no2", "NO2 at each station: traffic's pollutant, peaks at rush hours."),
         _pollutant("Ozone (O3)", "o3", "O3 at each station: made by sunlight, highest on summer afternoons."),
         _pollutant("PM10", "pm10", "Particulate matter under 10 µm at each station."),
         _pollutant("PM2.5", "pm25", "Fine particulate matter under 2.5 µm at each station."),
         ts("Temperature", "Air temperature at each station.",
-           target(f'SELECT mean("temperature") AS "temperature" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+           target(f'SELECT mean("temperature") AS "temperature" FROM {RP}"air" WHERE {TF}{ZD} {GT}, "device"',
                   alias="$tag_device"), unit="celsius", w=12),
         ts("Relative humidity", "Relative humidity at each station.",
-           target(f'SELECT mean("humidity") AS "humidity" FROM "air" WHERE {TF}{ZD} {GT}, "device"',
+           target(f'SELECT mean("humidity") AS "humidity" FROM {RP}"air" WHERE {TF}{ZD} {GT}, "device"',
                   alias="$tag_device"), unit="humidity", w=12),
         table("Stations, last reading", "Last index and concentrations of each station.",
               target('SELECT last("eaqi") AS "eaqi", last("no2") AS "no2", last("pm10") AS "pm10", '
@@ -637,7 +715,7 @@ def air() -> Json:
     return dashboard("urban-air", "Urban · Air quality",
                      "Air-quality stations: European Air Quality Index, NO2, O3, PM10, PM2.5, temperature "
                      "and humidity per station.",
-                     [zone_var("air"), device_var("air")], panels)
+                     [zone_var("air"), device_var("air"), resolution_var()], panels)
 
 
 def network() -> Json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -25,6 +26,7 @@ from drivers import catalogue
 from supervisor.endpoint import ENDPOINT, EndpointUrl
 from supervisor.ngsi.config import NgsiConfig
 from supervisor.notify.config import EmailChannel, NotificationsConfig
+from supervisor.opendata.config import OpenDataConfig
 from supervisor.snmp.config import SnmpConfig
 
 ENV_PREFIX = "URBAN_"
@@ -143,6 +145,60 @@ class MqttConfig(_Section):
         return self
 
 
+_DURATION_UNITS = {"h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration_seconds(text: str) -> int:
+    """``30d``, ``104w``, ``12h`` (InfluxQL duration literals of whole hours or more) in seconds."""
+    m = re.fullmatch(r"([1-9][0-9]*)([hdw])", text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration like 12h, 30d or 104w")
+    return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+
+
+class RetentionConfig(_Section):
+    """How long InfluxDB keeps what (docs/data-protection.md), provisioned at start by
+    :mod:`supervisor.storage.retention` and by ``urban-supervisor storage provision``.
+
+    ``raw`` is the database's default retention policy (``storage.retention_policy`` when set);
+    ``personal_raw`` keeps the raw points of the personal measurements (household water meters,
+    ``personal`` in ``supervisor/storage/schema.py``) in a policy of their own; ``hourly`` and
+    ``daily`` keep the aggregates the schema declares, computed by continuous queries (InfluxDB 1)
+    or tasks (InfluxDB 2). On InfluxDB 2 each policy is a bucket: ``storage.bucket`` for ``raw``,
+    ``<bucket>_<policy name>`` for the others.
+    """
+
+    enabled: bool = True
+    # provision: the supervisor creates and alters policies and continuous queries at start (an InfluxDB
+    # admin user); skip: an administrator ran `urban-supervisor storage provision`, the supervisor
+    # (a write-only user) only writes household water into its policy
+    at_start: Literal["provision", "skip"] = "provision"
+    raw: str = "30d"
+    personal_raw: str = "14d"
+    hourly: str = "730d"
+    daily: str = "3650d"
+    personal_policy: str = Field("personal_raw", pattern=r"^[a-z][a-z0-9_]*$")
+    hourly_policy: str = Field("hourly", pattern=r"^[a-z][a-z0-9_]*$")
+    daily_policy: str = Field("daily", pattern=r"^[a-z][a-z0-9_]*$")
+
+    @field_validator("raw", "personal_raw", "hourly", "daily")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        duration_seconds(v)
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> RetentionConfig:
+        names = [self.personal_policy, self.hourly_policy, self.daily_policy]
+        if len(set(names)) != len(names):
+            raise ValueError(f"retention policy names must differ, got {names}")
+        if duration_seconds(self.personal_raw) > duration_seconds(self.raw):
+            raise ValueError(f"personal_raw ({self.personal_raw}) must not be longer than raw ({self.raw})")
+        if duration_seconds(self.hourly) < 2 * 86400 or duration_seconds(self.daily) < 2 * 86400:
+            raise ValueError("hourly and daily must keep at least 2d (an aggregate outlives its period)")
+        return self
+
+
 class StorageConfig(_Section):
     backend: Literal["influx-v1", "influx-v2", "sqlite"] = "influx-v1"
     url: EndpointUrl = "http://127.0.0.1:8086"
@@ -168,6 +224,7 @@ class StorageConfig(_Section):
     spool_dir: Path = Path("spool")
     spool_max_bytes: int = Field(512 * 1024 * 1024, ge=1024)
     create_database: bool = True
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)  # docs/data-protection.md
 
     @model_validator(mode="after")
     def _check(self) -> StorageConfig:
@@ -192,6 +249,9 @@ def _default_families() -> dict[str, FamilyState]:
 class StateConfig(_Section):
     stale_factor: float = Field(3.0, ge=1.0)
     check_interval: float = Field(5.0, gt=0)
+    snapshot_interval: float = Field(900.0, ge=0, description="seconds between `device_status` snapshots of every "
+                                     "device (status and position, for the Grafana map), also taken at start; "
+                                     "0: only at start")
     families: dict[str, FamilyState] = Field(default_factory=_default_families)
 
 
@@ -267,6 +327,7 @@ class Settings(BaseSettings):
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # docs/notifications.md
     ngsi: NgsiConfig = Field(default_factory=NgsiConfig)  # docs/ngsi-ld.md
+    opendata: OpenDataConfig = Field(default_factory=OpenDataConfig)  # docs/open-data.md
     snmp: SnmpConfig = Field(default_factory=SnmpConfig)  # docs/network-observed.md
 
     @classmethod

@@ -206,6 +206,10 @@ def plan_workers(config: str | os.PathLike[str] | None, n: int, *, zones: Sequen
                      # one watcher of the broker's drop counter is enough: worker 0
                      **({} if i == 0 else {"broker_drop_counter": None})},
         }
+        # the daily open-data export runs once, in the manager, over the whole city (main_workers);
+        # every worker's API serves the one export directory
+        over["opendata"] = {"enabled": False,
+                            "out_dir": str(settings.opendata.out_path(settings.data_dir).absolute())}
         port: int | None = None
         if api and settings.api.enabled:
             port = settings.api.port + i if settings.api.port else 0

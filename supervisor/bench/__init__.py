@@ -11,7 +11,8 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-SCENARIO_MODULES = ("ingest", "model", "rules", "reliability", "storm", "scale", "ngsi", "snmp")
+SCENARIO_MODULES = ("ingest", "model", "rules", "reliability", "storm", "scale", "ngsi", "opendata", "retention",
+                    "snmp")
 
 
 def scenarios() -> dict[str, ModuleType]:

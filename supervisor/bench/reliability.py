@@ -102,12 +102,18 @@ class InfluxHttp:
         self.query(f'DROP DATABASE "{name}"')
 
     def counts(self, db: str, measurements: list[str]) -> dict[str, int]:
-        """Points per measurement, in one request (one ``count`` statement each)."""
-        q = ";".join(f'SELECT count("{COUNT_FIELD[m]}") FROM "{m}"' for m in measurements)
-        out: dict[str, int] = {}
-        for m, res in zip(measurements, self.query(q, db), strict=True):
+        """Points per measurement, in one request (one ``count`` statement each); household water is
+        read from its own retention policy, where the supervisor writes it (docs/data-protection.md)."""
+        from supervisor.storage.retention import raw_sources
+
+        rps = [row[0] for res in self.query(f'SHOW RETENTION POLICIES ON "{db}"', db)
+               for s in res.get("series") or [] for row in s["values"]]
+        pairs = [(m, source) for m in measurements for source in raw_sources(m, rps)]
+        q = ";".join(f'SELECT count("{COUNT_FIELD[m]}") FROM {source}' for m, source in pairs)
+        out: dict[str, int] = dict.fromkeys(measurements, 0)
+        for (m, _), res in zip(pairs, self.query(q, db), strict=True):
             series = res.get("series") or []
-            out[m] = int(series[0]["values"][0][1]) if series and series[0]["values"] else 0
+            out[m] += int(series[0]["values"][0][1]) if series and series[0]["values"] else 0
         return out
 
     def rows(self, q: str, db: str) -> list[dict[str, Any]]:

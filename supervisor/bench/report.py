@@ -161,10 +161,17 @@ def influx(url: str, q: str, db: str | None = None, timeout: float = 120.0) -> A
 
 
 def count_points(url: str, db: str, measurements: list[str]) -> dict[str, int]:
-    """Points per measurement (one ``count`` each: costly, so only once at the end of a scenario)."""
+    """Points per measurement (one ``count`` each: costly, so only once at the end of a scenario);
+    household water is read from its own retention policy, where the supervisor writes it."""
+    from supervisor.storage.retention import raw_sources
+
+    rps = [row[0] for s in influx(url, f'SHOW RETENTION POLICIES ON "{db}"')["results"][0].get("series", [])
+           for row in s["values"]]
     out = {}
     for m in measurements:
-        res = influx(url, f'SELECT count("{COUNT_FIELD[m]}") FROM "{m}"', db)["results"][0]
-        series = res.get("series")
-        out[m] = int(series[0]["values"][0][1]) if series else 0
+        out[m] = 0
+        for source in raw_sources(m, rps):
+            res = influx(url, f'SELECT count("{COUNT_FIELD[m]}") FROM {source}', db)["results"][0]
+            series = res.get("series")
+            out[m] += int(series[0]["values"][0][1]) if series else 0
     return out

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +53,23 @@ def _lights_on_offset_s(rules_dir: Path) -> float:
     return 0.0
 
 
-def _dusk_yesterday(lat: float, lon: float, rules_dir: Path) -> float:
-    """Yesterday at dusk at the city: just before the rule set's schedule switches the lights on, so that a
-    short demo shows them coming on, then dimmed by traffic, raised by a camera alarm."""
-    from datetime import UTC, datetime, timedelta
+def _midsummer(lat: float) -> date:
+    """The last midsummer day before today at the city (21 June north of the equator, 21 December south)."""
+    today = datetime.now(UTC).date()
+    month = 6 if lat >= 0 else 12
+    day = date(today.year, month, 21)
+    return day if day < today else date(today.year - 1, month, 21)
 
+
+def _dusk(lat: float, lon: float, rules_dir: Path) -> float:
+    """Dusk at the city on midsummer's day: just before the rule set's schedule switches the lights on.
+
+    Midsummer, because its dusk is late in the evening: the rush hour is over, so that a short demo shows
+    the lights coming on, then dimmed by the thinning traffic, raised by a camera alarm (a winter dusk
+    falls in the evening rush, when every street needs full light)."""
     from rules.sun import sun_times
 
-    day = (datetime.now(UTC) - timedelta(days=1)).date()
+    day = _midsummer(lat)
     sunset = sun_times(day, lat, lon).sunset
     if sunset is None:  # polar day or night: evening by the clock
         return datetime(day.year, day.month, day.day, 18, tzinfo=UTC).timestamp()
@@ -99,7 +109,7 @@ def main(args: argparse.Namespace) -> int:
         broker.stop()
         return EXIT_INVALID
     lon, lat = model.center
-    start = _dusk_yesterday(lat, lon, rules_dir)
+    start = _dusk(lat, lon, rules_dir)
     sim = SimulatedCity(str(city_path), host=broker.host, port=broker.port, protocol="3.1.1", start=start,
                         speed=args.speed, resolver=model.dependents, seed=args.seed)
     try:
@@ -108,6 +118,9 @@ def main(args: argparse.Namespace) -> int:
         _say(f"urban-supervisor demo: {exc}")
         broker.stop()
         return EXIT_INVALID
+    # the lamps' responders listen before the supervisor's first tick commands them (else its first
+    # commands go unanswered and fail); the virtual clock stands still until the city runs
+    sim.open()
     sup.start()
     api = _start_api(sup, settings)
     stop = threading.Event()
@@ -160,6 +173,7 @@ def _banner(args: argparse.Namespace, model: Any, city_path: Path, db_path: Path
     lamp = next((d.id for d in model.devices.values() if d.kind == "lamp"), "<lamp-id>")
     auth = f'-H "Authorization: Bearer {token}"'
     py = sys.executable
+    start_day = _midsummer(model.center[1]).isoformat()
     query = f"""{py} -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchall())' \\
     {db_path} '{sql}'"""
     return f"""urban-supervisor demo
@@ -167,8 +181,9 @@ def _banner(args: argparse.Namespace, model: Any, city_path: Path, db_path: Path
   MQTT broker   embedded (amqtt, MQTT 3.1.1) at {broker}
   store         embedded SQLite at {db_path}
   rules         {rules_dir}
-  clock         virtual, x{args.speed:g}, starting at dusk yesterday ({LIGHTS_ON_LEAD_S / args.speed:g} s before the
-                lights come on)
+  clock         virtual, x{args.speed:g}, starting at dusk on {start_day} ({LIGHTS_ON_LEAD_S / args.speed:g} s before
+                the lights come on)
+  console       {api_url}/console   (log in with the operator token {token})
   API           {api_url}/api/v1/summary   (docs: {api_url}/api/v1/docs; operator token for writes: {token})
   metrics       {api_url}/metrics
 Look:

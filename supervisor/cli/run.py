@@ -105,6 +105,10 @@ def main(args: argparse.Namespace) -> int:
     if settings.ngsi.push.enabled and sup.model is None:
         print("urban-supervisor: ngsi.push needs the network model: set `city`", file=sys.stderr)
         return EXIT_INVALID
+    if settings.opendata.enabled and (sup.model is None or settings.storage.backend != "influx-v1"):
+        print("urban-supervisor: opendata.enabled needs the network model (`city`) and storage.backend influx-v1",
+              file=sys.stderr)
+        return EXIT_INVALID
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -117,6 +121,7 @@ def main(args: argparse.Namespace) -> int:
 
         api = ApiServer(sup, settings.api).start()
     push = _ngsi_push(sup, settings)
+    opendata = _opendata(sup.model, settings)
     _freeze_heap()
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
@@ -125,6 +130,8 @@ def main(args: argparse.Namespace) -> int:
     stop.wait(args.duration)
     if push is not None:
         push.stop()
+    if opendata is not None:
+        opendata.stop()
     if api is not None:
         api.stop()
     sup.stop()
@@ -141,6 +148,19 @@ def _ngsi_push(sup: Any, settings: Any) -> Any:
     return Service(sup).ngsi_pusher(settings.ngsi.push, settings.data_dir).start()
 
 
+def _opendata(model: Any, settings: Any) -> Any:
+    """The daily open-data export, started on its own thread, when ``opendata.enabled`` (docs/open-data.md);
+    with ``--workers N`` the manager runs it over the whole city, the workers do not."""
+    if not settings.opendata.enabled:
+        return None
+    from supervisor.opendata import OpenDataScheduler
+    from supervisor.opendata.source import InfluxReader
+
+    cfg = settings.opendata
+    return OpenDataScheduler(cfg, cfg.out_path(settings.data_dir), model,
+                             lambda: InfluxReader(settings.storage)).start()
+
+
 def main_workers(args: argparse.Namespace) -> int:
     """``--workers N``: plan the zone partition, run one process per worker, restart the dead ones."""
     from supervisor.config import ConfigFileError
@@ -150,8 +170,11 @@ def main_workers(args: argparse.Namespace) -> int:
     try:
         if args.workers < 1:
             raise WorkersError(f"--workers must be >= 1, got {args.workers}")
-        load_safe_settings(args.config, api=not args.no_api)  # refused here rather than by every worker
+        settings = load_safe_settings(args.config, api=not args.no_api)  # refused here rather than by every worker
         specs = plan_workers(args.config, args.workers, zones=zones, api=not args.no_api)
+        if settings.opendata.enabled and (settings.city is None or settings.storage.backend != "influx-v1"):
+            raise WorkersError("opendata.enabled needs the network model (`city`) and storage.backend influx-v1")
+        od_model = load_model(settings) if settings.opendata.enabled else None
     except (ConfigFileError, WorkersError) as exc:
         print(f"urban-supervisor: {exc}", file=sys.stderr)
         return EXIT_INVALID
@@ -162,6 +185,7 @@ def main_workers(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    opendata = _opendata(od_model, settings)
     manager = WorkerManager(specs, no_api=args.no_api).start()
     for s in specs:
         api = f", API port {s.api_port}" if s.api_port is not None else ""
@@ -171,5 +195,7 @@ def main_workers(args: argparse.Namespace) -> int:
         manager.run(stop, args.duration)
     finally:
         manager.stop()
+        if opendata is not None:
+            opendata.stop()
     print(json.dumps(manager.summary(), indent=2))
     return EXIT_INVALID if manager.fatal else EXIT_OK

@@ -91,6 +91,12 @@ class DeviceMap(Mapping[str, DeviceInfo]):
             site=ref(c.site),
         )
 
+    def position(self, key: str) -> Coord | None:
+        """``(lon, lat)`` of device ``key`` (WGS84), or ``None`` when the model has no such device;
+        read from the columns, without building a :class:`DeviceInfo`."""
+        j = self._c.index.get(key)
+        return None if j is None else (float(self._c.lon[j]), float(self._c.lat[j]))
+
     def __contains__(self, key: object) -> bool:
         return key in self._c.index
 

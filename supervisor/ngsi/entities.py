@@ -228,6 +228,11 @@ def _finish(entity: Entity) -> Entity:
     return entity
 
 
+def streetlight_status(live: Live | None) -> str:
+    """A Streetlight's ``status``: ``defectiveLamp`` while its device is in fault."""
+    return "defectiveLamp" if live is not None and live.status == "fault" else "ok"
+
+
 # ---------------------------------------------------------------------------------------------
 # the builders
 
@@ -255,7 +260,7 @@ class Builder:
     def streetlight(self, info: DeviceInfo, live: Live | None) -> Entity:
         e = _base("Streetlight", info.id, info.lon, info.lat)
         at = _with_state(e, live)
-        e["status"] = prop("defectiveLamp" if live is not None and live.status == "fault" else "ok", at)
+        e["status"] = prop(streetlight_status(live), at)
         if info.cabinet is not None:
             e["refStreetlightControlCabinet"] = rel(urn("StreetlightControlCabinet", info.cabinet))
             e["refStreetlightGroup"] = rel(urn("StreetlightGroup", info.cabinet))
@@ -343,6 +348,13 @@ class Builder:
 
 _OBSERVED_ATTRS: Mapping[str, tuple[Attr, ...]] = {
     "TrafficFlowObserved": _TRAFFIC, "WaterConsumptionObserved": _WATER, "AirQualityObserved": _AIR,
+}
+#: the live attributes of the entity built from one device (no channel), by type and name: what
+#: :class:`~supervisor.ngsi.view.NgsiView` reads to test ``q`` without building the entity
+DEVICE_LIVE_ATTRS: Mapping[str, Mapping[str, Attr]] = {
+    t: {a.name: a for a in attrs} for t, attrs in (
+        ("Streetlight", _STREETLIGHT), ("StreetlightControlCabinet", _CABINET), ("Device", _DEVICE),
+        *_OBSERVED_ATTRS.items())
 }
 
 

@@ -2,9 +2,13 @@
 
 Nothing is kept per entity: the model index (:class:`~supervisor.ngsi.entities.ModelIndex`) lists
 the candidates of each type, sorted by entity id; a query filters them (``id``, ``idPattern``) and
-builds only what it must: the page alone when there is no ``q`` nor ``geoQ``, otherwise every
-candidate, in chunks, each chunk's device states read in one call of ``live`` (which holds the
-supervisor's lock for that chunk only).
+builds only the page. ``q`` and ``geoQ`` are tested on a :class:`LazyKeyValues` of each candidate, in
+chunks, each chunk's device states read in one call of ``live`` (which holds the supervisor's lock
+for that chunk only): the attributes a query names are read from the model's columns (``location``)
+and the device state (``deviceState``, the live Properties, through the builders' own
+:data:`~supervisor.ngsi.entities.DEVICE_LIVE_ATTRS`); any other attribute builds the entity.
+Measured with ``urban-supervisor bench ngsi`` (100,000 devices, 55,000 lamps, ``q`` on
+``illuminanceLevel``): p50 12.7 s when every entity was built, see docs/ngsi-ld.md for after.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from supervisor.ngsi.entities import (
+    DEVICE_LIVE_ATTRS,
     ENTITY_TYPES,
     KIND_TYPES,
     Builder,
@@ -23,6 +28,7 @@ from supervisor.ngsi.entities import (
     ModelIndex,
     key_values,
     split_urn,
+    streetlight_status,
     urn,
 )
 from supervisor.ngsi.query import Predicate, located
@@ -57,6 +63,60 @@ class Query:
     geo: Callable[[float, float], bool] | None = None
     limit: int = 20
     offset: int = 0
+
+
+_ABSENT = object()  # the entity has no such attribute
+_UNKNOWN = object()  # not read cheaply: build the entity
+
+
+class LazyKeyValues(dict[str, Any]):
+    """The keyValues form of one candidate, attribute by attribute as a query reads it.
+
+    What the builders would put under a name is read from the model's columns and the device
+    state when :meth:`NgsiView.cheap` knows the name; any other name builds the whole entity once
+    (the builder's own output, so a filter never disagrees with the entity it returns)."""
+
+    __slots__ = ("_built", "_c", "_entity", "_st", "_view")
+
+    def __init__(self, view: NgsiView, c: Candidate, st: Live | None) -> None:
+        super().__init__()
+        self._view = view
+        self._c = c
+        self._st = st
+        self._built = False
+        self._entity: Entity | None = None
+
+    def entity(self) -> Entity:
+        """The entity in the normalized form (built once)."""
+        if self._entity is None:
+            self._entity = self._view._build_one(self._c, self._st)
+        return self._entity
+
+    def _resolve(self, key: str) -> object:
+        if self._built or dict.__contains__(self, key):
+            return dict.get(self, key, _ABSENT)
+        v = self._view.cheap(self._c, self._st, key)
+        if v is _UNKNOWN:
+            self._built = True
+            self.clear()
+            self.update(key_values(self.entity()))
+            return dict.get(self, key, _ABSENT)
+        if v is not _ABSENT:
+            dict.__setitem__(self, key, v)
+        return v
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._resolve(key) is not _ABSENT
+
+    def __getitem__(self, key: str) -> Any:
+        v = self._resolve(key)
+        if v is _ABSENT:
+            raise KeyError(key)
+        return v
+
+    def get(self, key: str, default: Any = None) -> Any:
+        v = self._resolve(key)
+        return default if v is _ABSENT else v
 
 
 def _chunks(items: Sequence[Candidate], size: int = CHUNK) -> Iterator[Sequence[Candidate]]:
@@ -157,16 +217,47 @@ class NgsiView:
         count = 0
         page: list[Entity] = []
         for chunk in _chunks(cands):
-            for e in self.build(chunk, live):
-                if self._matches(e, query):
+            states = live([c.ref for c in chunk if c.source == "device"])
+            for c in chunk:
+                st = states.get(c.ref)
+                if c.type in DEVICE_LIVE_ATTRS and c.source == "device" and c.channel is None:
+                    lazy = LazyKeyValues(self, c, st)
+                    if self._matches(lazy, query):
+                        if query.offset <= count < end:
+                            page.append(lazy.entity())
+                        count += 1
+                    continue
+                e = self._build_one(c, st)
+                if self._matches(key_values(e), query):
                     if query.offset <= count < end:
                         page.append(e)
                     count += 1
         return count, page
 
+    def cheap(self, c: Candidate, st: Live | None, name: str) -> object:
+        """What the builder of ``c`` (a device's entity, no channel, of a type of ``DEVICE_LIVE_ATTRS``) puts
+        under ``name``, read without building it; ``_UNKNOWN`` for an attribute this does not read."""
+        if name == "id":
+            return c.id
+        if name == "type":
+            return c.type
+        if name == "location":
+            pos = self.model.devices.position(c.ref)
+            return _UNKNOWN if pos is None else {"type": "Point", "coordinates": [pos[0], pos[1]]}
+        if name == "deviceState":
+            return _ABSENT if st is None else st.status
+        if name == "status" and c.type == "Streetlight":
+            return streetlight_status(st)
+        a = DEVICE_LIVE_ATTRS[c.type].get(name)
+        if a is None:
+            return _UNKNOWN
+        if st is None or a.measure not in st.values:
+            return _ABSENT
+        v = a.convert(st.values[a.measure])
+        return _ABSENT if v is None else v
+
     @staticmethod
-    def _matches(e: Entity, query: Query) -> bool:
-        kv = key_values(e)
+    def _matches(kv: dict[str, Any], query: Query) -> bool:
         if query.geo is not None:
             pos = located(kv)
             if pos is None or not query.geo(*pos):

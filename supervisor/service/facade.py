@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from supervisor.ngsi import Entity, Live, NgsiView, Query
     from supervisor.ngsi.config import NgsiPushConfig
     from supervisor.ngsi.push import NgsiPusher
+    from supervisor.opendata import OpenDataConfig
     from supervisor.service.supervisor import Supervisor
     from supervisor.state.registry import DeviceState, StateRegistry
     from supervisor.storage.writer import WriterStats
@@ -386,6 +387,23 @@ class Service:
         from supervisor.ngsi.push import NgsiPusher
 
         return NgsiPusher(cfg, data_dir, self._ngsi, self._ngsi_live)
+
+    # -- open data (docs/open-data.md) -------------------------------------------------------------
+    def open_data_config(self) -> OpenDataConfig:
+        return self._sup.settings.opendata
+
+    def open_data_file(self, name: str) -> tuple[Path, str]:
+        """The published open-data file ``name`` (``""``: the DCAT-AP catalogue) and its media type.
+
+        :class:`NotFoundError` when publication is off (``opendata.publish``), nothing is exported
+        yet, or the catalogue does not list ``name``."""
+        from supervisor.opendata import published_file
+
+        cfg = self._sup.settings.opendata
+        found = published_file(cfg.out_path(self._sup.settings.data_dir), name) if cfg.publish else None
+        if found is None:
+            raise NotFoundError(f"no open-data file {name!r}" if name else "no open-data catalogue")
+        return found
 
 
 @contextmanager

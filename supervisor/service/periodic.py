@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL = 5.0
+#: devices per status snapshot slice: a 100,000-device snapshot is spread over 20 status checks, so the
+#: pipeline thread never stops for the whole of it
+SNAPSHOT_SLICE = 5000
 RULE_TICK = 0.05  # s between rule-engine ticks (schedules, leases, ramps, retries)
 
 
@@ -39,6 +42,10 @@ class PeriodicWork:
         self.alarms: AlarmManager | None = None
         self.lifecycle: AlarmLifecycle | None = None
         self.pending_status: list[StatusChange] = []
+        #: a device's (lon, lat) in the city model, written with its status points (the Grafana map)
+        self.position_of: schema.PositionOf = lambda device: None
+        self._snapshot: list[str] = []  # devices of the snapshot in progress, not written yet
+        self._next_snapshot: float | None = None  # the first check takes one
         self._next_tick = 0.0
         self._next_check = 0.0
         self._next_save = 0.0
@@ -91,7 +98,9 @@ class PeriodicWork:
     def _check(self, now: float) -> None:
         """Staleness, then the status changes since the last check and the alarms they raise or clear."""
         self.pending_status.extend(self.state.check(now))
-        lines = [schema.device_status_line(ch) for ch in self.pending_status]
+        position_of = self.position_of
+        lines = [schema.device_status_line(ch, position_of(ch.device)) for ch in self.pending_status]
+        lines += self._snapshot_slice(now)
         changed = bool(self.pending_status)
         self.pending_status.clear()
         # a recovering root cause releases a device that stays dead at a time no status change marks;
@@ -102,3 +111,25 @@ class PeriodicWork:
             self.lifecycle.reconcile(now, self._reported_since_start)
         if lines:
             self.writer.submit(lines, block=False)  # between lane batches: never wait for the storage
+
+    def flush_status(self) -> None:
+        """Submit the status changes not stored yet (at stop: those of the last messages processed)."""
+        position_of = self.position_of
+        lines = [schema.device_status_line(ch, position_of(ch.device)) for ch in self.pending_status]
+        self.pending_status.clear()
+        if lines:
+            self.writer.submit(lines)
+
+    def _snapshot_slice(self, now: float) -> list[bytes]:
+        """The next slice of the status snapshot: every device, at start then every ``snapshot_interval``."""
+        interval = self.settings.state.snapshot_interval
+        if not self._snapshot and self._next_snapshot is not None and (interval <= 0 or now < self._next_snapshot):
+            return []
+        if not self._snapshot:
+            self._snapshot = [st.device for st in self.state]
+            self._snapshot.reverse()  # popped from the end: in registration order
+            self._next_snapshot = now + interval
+        take = self._snapshot[-SNAPSHOT_SLICE:]
+        del self._snapshot[-SNAPSHOT_SLICE:]
+        states = [st for st in map(self.state.get, reversed(take)) if st is not None]
+        return schema.device_snapshot_lines(states, self.position_of, now)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from drivers import Command
 from supervisor.alarms.lifecycle import AlarmLifecycle
 from supervisor.alarms.store import AlarmStore
-from supervisor.config import Settings
+from supervisor.config import Settings, StorageConfig, duration_seconds
 from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.lane import BULK_SLICE, ControlLane
 from supervisor.ingest.mqtt import Inbox, MqttIngest
@@ -48,7 +48,7 @@ from supervisor.service.wiring import (
     subscription_roots,
 )
 from supervisor.state.registry import StateRegistry, StatusChange
-from supervisor.storage import LineProtocolError, StorageError, schema
+from supervisor.storage import LineProtocolError, StorageError, retention, schema
 from supervisor.storage.writer import BatchWriter, make_sink, make_writer
 
 if TYPE_CHECKING:
@@ -83,8 +83,9 @@ class Supervisor:
         self.inbox = Inbox(settings.mqtt.inbox_max)
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
         self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)
-        self.writer = writer if writer is not None else make_writer(storage_config(settings))
         self._own_writer = writer is None
+        self.retention_active = self._retention_applies(settings, clock, self._own_writer)
+        self.writer = writer if writer is not None else make_writer(self._storage_config())
         intervals = {fam: fs.interval for fam, fs in settings.state.families.items()}
         self.state = StateRegistry(intervals, settings.state.stale_factor)
         self.model = model
@@ -119,8 +120,9 @@ class Supervisor:
         self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
+        if model is not None:
+            self.periodic.position_of = model.devices.position
         self.periodic.lifecycle = self.lifecycle
-        self._topology: set[str] = set()  # the open topology alarms' keys
         self.snmp = self._build_snmp(model)
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
@@ -159,6 +161,7 @@ class Supervisor:
 
     def _build_snmp(self, model: CityModel | None) -> SnmpService | None:
         """The SNMP poller and trap receiver (docs/network-observed.md), when configured."""
+        self._topology: set[str] = set()  # the open topology alarms' keys
         cfg = self.settings.snmp
         if model is None or not (cfg.enabled or cfg.traps.enabled):
             return None
@@ -273,13 +276,14 @@ class Supervisor:
             self.snmp.start()
 
     def _prepare_storage(self) -> None:
-        """Create the database; when the storage does not answer, start anyway and retry in the background.
+        """Create the database and provision its retention (supervisor/storage/retention.py); when the
+        storage does not answer, start anyway and retry in the background.
 
         Refusing to start while InfluxDB is down would leave the backlog at the broker (whose queue
         is bounded) instead of the spool, which exists for exactly that outage.
         """
         try:
-            self.writer.sink.ensure_ready()
+            self._ready(self.writer.sink)
         except StorageError as exc:
             if not exc.retryable:
                 raise
@@ -287,13 +291,65 @@ class Supervisor:
             if self._own_writer:
                 threading.Thread(target=self._retry_storage, name="storage-ready", daemon=True).start()
 
+    @staticmethod
+    def _retention_applies(settings: Settings, clock: Callable[[], float], own_writer: bool) -> bool:
+        """Retention (docs/data-protection.md) is provisioned, and personal data routed to their own
+        policy, by a supervisor that owns its writer and whose clock is within half the shortest raw
+        retention of wall time: a virtual clock rehearsing a distant past writes points that a
+        retention counted from the server's time would refuse, so it leaves the database as it is
+        (``urban-supervisor storage provision`` does it by hand)."""
+        r = settings.storage.retention
+        if not r.enabled or not own_writer:
+            return False
+        offset = clock() - time.time()
+        if abs(offset) > min(duration_seconds(r.raw), duration_seconds(r.personal_raw)) / 2:
+            _log.warning("clock %.0f s away from wall time: retention is not provisioned at start", offset)
+            return False
+        return True
+
+    def _storage_config(self) -> StorageConfig:
+        st = storage_config(self.settings)
+        if self.retention_active or not st.retention.enabled:
+            return st
+        return st.model_copy(update={"retention": st.retention.model_copy(update={"enabled": False})})
+
+    def _ready(self, sink: Any) -> None:
+        """Create the database, then provision retention policies and rollups (idempotent).
+
+        Provisioning goes first: it creates the database and a configured ``storage.retention_policy``
+        that ``ensure_ready`` then checks."""
+        cfg = self._storage_config()
+        if cfg.create_database:
+            self._provision(sink, cfg)
+        sink.ensure_ready()
+        if not cfg.create_database:
+            self._provision(sink, cfg)
+
+    def _provision(self, sink: Any, cfg: StorageConfig) -> None:
+        """Provision retention; refused for good (a user without the admin privilege), start anyway
+        with household water in the default policy, and say how to fix it."""
+        if not self.retention_active or cfg.retention.at_start == "skip":
+            return
+        try:
+            retention.provision(sink, cfg)
+        except StorageError as exc:
+            if exc.retryable:
+                raise
+            set_routes = getattr(self.writer.sink, "set_routes", None)
+            if set_routes is not None:
+                set_routes(None)
+            _log.error("retention not provisioned (%s): household water is written to the default policy, kept "
+                       "%s instead of %s. Provision with an InfluxDB admin user (urban-supervisor storage "
+                       "provision), then set storage.retention.at_start: skip (docs/data-protection.md)",
+                       exc, cfg.retention.raw, cfg.retention.personal_raw)
+
     def _retry_storage(self) -> None:
         """Retry the storage set-up on a sink of its own (the writer's is not shared across threads)."""
         delay = 1.0
         while not self._stop.wait(delay):
-            sink = make_sink(storage_config(self.settings))
+            sink = make_sink(self._storage_config())
             try:
-                sink.ensure_ready()
+                self._ready(sink)
                 _log.info("storage ready")
                 return
             except StorageError as exc:
@@ -316,6 +372,7 @@ class Supervisor:
                 lane, bulk = self.inbox.take_lanes(BATCH_LIMIT, BATCH_LIMIT)
                 self.lane_pipeline.process(lane)
                 self.pipeline.process(bulk)
+            self.periodic.flush_status()
         if self.rules is not None:
             self.rule_state.save(self.rules)
         self.writer.stop(timeout)

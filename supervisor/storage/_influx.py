@@ -87,6 +87,7 @@ class _HttpSink:
         self._auth: str | None = None
         self._conn: http.client.HTTPConnection | None = None
         self._closed = False
+        self._routes: list[tuple[bytes, bytes, str]] = []
 
     @property
     def endpoint(self) -> str:
@@ -160,11 +161,55 @@ class _HttpSink:
     def _write_path(self) -> str:
         raise NotImplementedError
 
+    def _routed_path(self, destination: str) -> str:
+        """The write path of a routed measurement's destination (retention policy or bucket)."""
+        raise NotImplementedError
+
+    def set_routes(self, routes: dict[str, str] | None) -> None:
+        """``{measurement: destination}``: lines of these measurements are written there instead
+        (``None``: every line to the sink's own destination). Safe while the writer runs."""
+        self._routes = [(m.encode() + b",", m.encode() + b" ", self._routed_path(dest))
+                        for m, dest in sorted((routes or {}).items())]
+
+    def _split(self, body: bytes) -> list[tuple[str, bytes]]:
+        """The batch cut by destination (one scan of the lines, only when a measurement is routed)."""
+        default = self._write_path()
+        routes = self._routes  # one view of them for the whole batch (set_routes may swap them)
+        if not routes or not any(comma in body or space in body for comma, space, _ in routes):
+            return [(default, body)]
+        groups: dict[str, list[bytes]] = {}
+        for ln in body.split(b"\n"):
+            if not ln:
+                continue
+            path = default
+            for comma, space, routed in routes:
+                if ln.startswith((comma, space)):
+                    path = routed
+                    break
+            groups.setdefault(path, []).append(ln)
+        return [(path, b"\n".join(lines)) for path, lines in groups.items()]
+
     def write(self, body: bytes, count: int) -> None:
-        path = self._write_path()
+        """Write a batch; routed measurements go to their own destination (a retry of the whole batch
+        after a part was stored rewrites that part: same series and timestamps, harmless)."""
+        rejected: list[bytes] = []
+        written = 0
+        status: int | None = None
+        detail = ""
+        for path, part in self._split(body):
+            refused, part_status, part_detail, n = self._write_part(path, part)
+            written += n
+            if refused:
+                rejected.extend(refused)
+                status, detail = status or part_status, detail or part_detail
+        if rejected:
+            raise PartialWriteError(status, detail, rejected, written)
+
+    def _write_part(self, path: str, body: bytes) -> tuple[list[bytes], int | None, str, int]:
+        """Post one destination's lines: (refused lines, status, InfluxDB's error text, lines stored)."""
         try:
             self._post_lines(path, body)
-            return
+            return [], None, "", body.count(b"\n") + 1
         except StorageError as exc:
             if exc.retryable or exc.status not in (400, 413):
                 raise
@@ -176,7 +221,7 @@ class _HttpSink:
                 "%s: %d of %d line(s) refused (HTTP %s): %s",
                 self.name, len(rejected), len(lines), first.status, detail,
             )
-            raise PartialWriteError(first.status, detail, rejected, len(lines) - len(rejected))
+        return rejected, first.status, detail, len(lines) - len(rejected)
 
     def _isolate(self, path: str, lines: list[bytes], first: StorageError) -> tuple[list[bytes], str]:
         """Bisect a refused batch: store every good line, return the refused ones in order."""
@@ -236,6 +281,7 @@ class InfluxV1Sink(_HttpSink):
         gzip: bool = True,
         timeout: float = 10.0,
         create_database: bool = True,
+        routes: dict[str, str] | None = None,
         name: str = "influx-v1",
     ) -> None:
         super().__init__(url, gzip=gzip, timeout=timeout, name=name)
@@ -255,6 +301,7 @@ class InfluxV1Sink(_HttpSink):
         if retention_policy:
             params["rp"] = retention_policy
         self._path = "/write?" + urllib.parse.urlencode(params)
+        self.set_routes(routes)  # {measurement: retention policy} (personal data, docs/data-protection.md)
 
     def __repr__(self) -> str:
         return (
@@ -265,8 +312,15 @@ class InfluxV1Sink(_HttpSink):
     def _write_path(self) -> str:
         return self._path
 
-    def _query(self, q: str) -> list[dict[str, Any]]:
-        body = urllib.parse.urlencode({"q": q}).encode()
+    def _routed_path(self, destination: str) -> str:
+        return "/write?" + urllib.parse.urlencode({"db": self.database, "precision": "ms", "rp": destination})
+
+    def query(self, q: str, *, on_database: bool = True) -> list[dict[str, Any]]:
+        """Run InfluxQL (on this database, or server-wide); an error is a :class:`StorageError`."""
+        return self._query(q, db=self.database if on_database else None)
+
+    def _query(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
+        body = urllib.parse.urlencode({"q": q, **({"db": db} if db else {})}).encode()
         status, data, _ = self._request(
             "POST", "/query", body, {"Content-Type": "application/x-www-form-urlencoded"}
         )
@@ -315,6 +369,7 @@ class InfluxV2Sink(_HttpSink):
         gzip: bool = True,
         timeout: float = 10.0,
         create_bucket: bool = True,
+        routes: dict[str, str] | None = None,
         name: str = "influx-v2",
     ) -> None:
         super().__init__(url, gzip=gzip, timeout=timeout, name=name)
@@ -328,12 +383,26 @@ class InfluxV2Sink(_HttpSink):
         self._path = "/api/v2/write?" + urllib.parse.urlencode(
             {"org": org, "bucket": bucket, "precision": "ms"}
         )
+        self.set_routes(routes)  # {measurement: bucket} (personal data, docs/data-protection.md)
 
     def __repr__(self) -> str:
         return f"InfluxV2Sink(url={self.endpoint!r}, org={self.org!r}, bucket={self.bucket!r})"
 
     def _write_path(self) -> str:
         return self._path
+
+    def _routed_path(self, destination: str) -> str:
+        return "/api/v2/write?" + urllib.parse.urlencode({"org": self.org, "bucket": destination, "precision": "ms"})
+
+    def api(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        """One JSON call of the InfluxDB 2 API (used by the retention provisioner)."""
+        body = None if payload is None else json.dumps(payload).encode()
+        headers = {} if body is None else {"Content-Type": "application/json"}
+        status, data, _ = self._request(method, path, body, headers)
+        try:
+            return status, json.loads(data) if data else None
+        except ValueError:
+            return status, None
 
     def _get_json(self, path: str) -> tuple[int, Any]:
         status, data, _ = self._request("GET", path, None, {})

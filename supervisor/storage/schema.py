@@ -13,13 +13,21 @@ tag is what a query sees as ``''``).
 
 The README's "What lands in InfluxDB" table is :func:`markdown_table` (checked by a test), and
 the Grafana boards are checked against :data:`MEASUREMENTS` by ``tests/grafana``.
+
+Retention (docs/data-protection.md, :mod:`supervisor.storage.retention`) reads two more facts here:
+
+- ``rollup``: how each field is aggregated into the hourly and daily series (``mean``, ``sum``,
+  ``last``, ``max``, ``min``; a field absent from it is not kept beyond the raw retention), and
+  ``rollup_tags``, the tags the aggregates keep (``None``: all of them);
+- ``personal``: the raw points are personal data (household water meters): the writer sends them
+  to their own, shorter retention.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import orjson
 
@@ -38,20 +46,25 @@ if TYPE_CHECKING:
     from rules import CommandState
     from supervisor.alarms import AlarmChange
     from supervisor.alarms.store import AlarmRecord, MaintenanceWindow
-    from supervisor.state.registry import StatusChange
+    from supervisor.state.registry import DeviceState, StatusChange
 
 __all__ = [
-    "AFFECTED_MAX", "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES", "FLEET",
-    "INGEST_ERRORS", "MEASUREMENTS", "NETWORK", "SUPERVISOR", "Measurement", "alarm_change_line", "command_line",
-    "decision_line", "device_status_line", "event_point", "fleet_lines", "ingest_error_lines",
+    "AFFECTED_MAX", "AGGREGATIONS", "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES",
+    "FLEET", "INGEST_ERRORS", "MEASUREMENTS", "NETWORK", "SUPERVISOR", "Aggregation", "Measurement",
+    "alarm_change_line", "command_line", "decision_line", "device_snapshot_lines", "device_status_line", "event_point",
+    "fleet_lines", "ingest_error_lines",
     "lifecycle_alarm_line", "markdown_table", "ms",
-    "reading_point", "supervisor_line",
+    "reading_point", "rollup_of", "supervisor_line",
 ]
 
 
 def ms(ts: float) -> int:
     """Epoch seconds to the stored integer milliseconds (truncated, as every point is written)."""
     return int(ts * 1000)
+
+
+Aggregation = Literal["mean", "sum", "last", "max", "min"]
+AGGREGATIONS: tuple[Aggregation, ...] = ("mean", "sum", "last", "max", "min")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +81,24 @@ class Measurement:
     fields: Mapping[str, type]
     optional: frozenset[str] = frozenset()
     open_fields: bool = False
+    rollup: Mapping[str, Aggregation] = field(default_factory=dict)
+    rollup_tags: tuple[str, ...] | None = None
+    personal: bool = False
     _formats: Mapping[str, FieldFormatter] = field(init=False, repr=False, compare=False)
     _required: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_formats", field_formatters(self.fields))
         object.__setattr__(self, "_required", frozenset(self.fields) - self.optional)
+        unknown = set(self.rollup) - set(self.fields)
+        if unknown:
+            raise ValueError(f"{self.name}: rollup of field(s) {sorted(unknown)} not in the schema")
+        bad = {k: a for k, a in self.rollup.items() if a not in AGGREGATIONS or (
+            a in ("mean", "sum") and self.fields[k] not in (int, float))}
+        if bad:
+            raise ValueError(f"{self.name}: rollup {bad} is not an aggregation of the field's type")
+        if self.rollup_tags is not None and not set(self.rollup_tags) <= set(self.tags):
+            raise ValueError(f"{self.name}: rollup tags {self.rollup_tags} not in the schema")
 
     def line(self, tags: Mapping[str, str | None], fields: Mapping[str, Value], ts: float) -> bytes:
         """One point of this measurement; :class:`LineProtocolError` names what does not fit."""
@@ -93,18 +118,56 @@ class Measurement:
 
 F, I, S, B = float, int, str, bool  # noqa: E741 (a table of types reads better short)
 
+#: the rollup of a canonical measure that its type alone does not say: counters keep their last
+#: value, per-interval counts are summed, extremes keep their extreme, a level keeps its worst
+_ROLLUP: dict[tuple[str, str], Aggregation | None] = {
+    ("traffic", "count"): "sum", ("traffic", "interval"): "sum",
+    ("lighting", "energy"): "last", ("lighting", "energy_period"): "sum", ("lighting", "lamps"): "last",
+    ("lighting", "lamp_failures"): "max", ("lighting", "lqi"): "mean",
+    ("cctv", "objects"): "max",
+    ("water", "index"): None, ("water", "target_index"): None,  # per-meter counters: not across a zone
+    ("water", "max_flow"): "max", ("water", "min_flow"): "min", ("water", "battery"): "min",
+    ("air", "eaqi"): "max",
+    ("lorawan", "rx_received"): "sum", ("lorawan", "rx_ok"): "sum", ("lorawan", "tx_received"): "sum",
+    ("lorawan", "tx_emitted"): "sum",
+}
+#: by type otherwise: a gauge (float) is averaged, an integer keeps its maximum, a boolean its last
+#: state; strings (tokens, JSON) are not rolled up
+_ROLLUP_BY_TYPE: dict[type, Aggregation] = {float: "mean", int: "max", bool: "last"}
+#: families whose raw points are personal data (GDPR): household water meters. Their rollups keep the
+#: zone (district) only, never the meter (docs/data-protection.md)
+_PERSONAL = frozenset({"water"})
+
+
+def rollup_of(family: str, measure: str, kind: type) -> Aggregation | None:
+    """How a canonical measure is aggregated into the hourly and daily series (None: not kept)."""
+    if (family, measure) in _ROLLUP:
+        return _ROLLUP[family, measure]
+    return _ROLLUP_BY_TYPE.get(kind)
+
+
+def _family(fam: str, measures: Mapping[str, type]) -> Measurement:
+    rollup = {m: agg for m, kind in measures.items() if (agg := rollup_of(fam, m, kind)) is not None}
+    personal = fam in _PERSONAL
+    return Measurement(fam, "one reading of a device of the family, in canonical units",
+                       ("channel", "device", "zone"), measures, optional=frozenset(measures), open_fields=True,
+                       rollup=rollup, rollup_tags=("zone",) if personal else None, personal=personal)
+
+
 FAMILIES: dict[str, Measurement] = {
-    fam: Measurement(fam, "one reading of a device of the family, in canonical units",
-                     ("channel", "device", "zone"), {m: spec.kind for m, spec in measures.items()},
-                     optional=frozenset(measures), open_fields=True)
-    for fam, measures in CANONICAL.items()
+    fam: _family(fam, {m: spec.kind for m, spec in measures.items()}) for fam, measures in CANONICAL.items()
 }
 EVENTS = Measurement("events", "something a device reported once (motion, tamper, leak...); `data` is JSON",
                      ("device", "family", "kind", "zone"), {"value": I, "data": S})
-DEVICE_STATUS = Measurement("device_status", "a device's status changed (ok, stale, fault) and why",
-                            ("family", "zone", "device"), {"status": S, "code": I, "reason": S})
+DEVICE_STATUS = Measurement("device_status", "a device's status (ok, stale, fault) and why: at each change, and "
+                            "for every device at start and every `state.snapshot_interval` (`reason` starts with "
+                            "`snapshot`), so that a map of any longer range finds every device; `lat`, `lon`: its "
+                            "position in the city model (WGS84; absent for a device the model does not know)",
+                            ("family", "zone", "device"), {"status": S, "code": I, "reason": S, "lat": F, "lon": F},
+                            optional=frozenset({"lat", "lon"}))
 FLEET = Measurement("fleet", "devices per family and zone by status, every health period (zone `-`: none)",
-                    ("family", "zone"), {"total": I, "ok": I, "stale": I, "fault": I})
+                    ("family", "zone"), {"total": I, "ok": I, "stale": I, "fault": I},
+                    rollup={"total": "last", "ok": "min", "stale": "max", "fault": "max"})
 #: an InfluxDB v1 string field is limited to 64 KiB: ``affected`` lists at most this many ids
 AFFECTED_MAX = 1000
 ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledged, shelved, cleared) from the one "
@@ -145,7 +208,16 @@ SUPERVISOR = Measurement(
      "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS,
      **_SNMP_FIELDS},
     optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS,
-                        *_SNMP_FIELDS}))
+                        *_SNMP_FIELDS}),
+    # counters since start keep their last value; gauges their mean, latencies and depths their worst
+    rollup={"received": "last", "decoded": "last", "errors": "last", "points_written": "last",
+            "write_latency_ms": "max", "spool_bytes": "max", "lag_ms": "max", "msg_rate": "mean", "devices": "last",
+            "dead_letters": "last", "commands_refused": "last", "sessions_lost": "last", "broker_dropped": "last",
+            "notify_sent": "last", "notify_retried": "last", "notify_failed": "last", "lane_depth": "max",
+            "bulk_depth": "max", "lane_oldest_ms": "max", "bulk_oldest_ms": "max", "reaction_p50_ms": "mean",
+            "reaction_p99_ms": "max", "lane_received": "last", "lane_topics": "max", "snmp_rounds": "last",
+            "snmp_round_s": "max", "snmp_unreachable": "max", "snmp_overruns": "last", "snmp_traps": "last",
+            "snmp_traps_refused": "last"})
 NETWORK = Measurement(
     "network", "one switch port polled over SNMP (IF-MIB), supervisor/snmp: `status` up/down/testing/... "
     "(ifOperStatus), `admin` (ifAdminStatus), `in_octets`/`out_octets` the 64-bit counters "
@@ -159,7 +231,7 @@ NETWORK = Measurement(
     optional=frozenset({"status", "admin", "in_octets", "out_octets", "in_errors", "out_errors", "in_bps",
                         "out_bps", "in_errors_ps", "out_errors_ps", "reachable", "uptime_s"}))
 INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by driver and reason",
-                            ("instance", "reason", "driver"), {"count": I})
+                            ("instance", "reason", "driver"), {"count": I}, rollup={"count": "last"})
 
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m for m in (*FAMILIES.values(), EVENTS, DEVICE_STATUS, FLEET, ALARMS, MAINTENANCE, DECISIONS, COMMANDS,
@@ -179,11 +251,31 @@ def event_point(e: Event, ts: float) -> bytes:
 
 
 # -- state, fleet and health ----------------------------------------------------------------------
-def device_status_line(ch: StatusChange) -> bytes:
+#: where a device is: ``(lon, lat)``, or ``None`` for a device the city model does not know
+PositionOf = Callable[[str], "tuple[float, float] | None"]
+
+
+def _status_point(tags: Mapping[str, str], status: str, reason: str, position: tuple[float, float] | None,
+                  ts: float) -> bytes:
     from supervisor.state.registry import STATUS_CODE
 
-    return DEVICE_STATUS.line({"family": ch.family, "zone": ch.zone, "device": ch.device},
-                              {"status": ch.new, "code": STATUS_CODE[ch.new], "reason": ch.reason}, ch.at)
+    fields: dict[str, Value] = {"status": status, "code": STATUS_CODE[status], "reason": reason}
+    if position is not None:
+        fields["lon"], fields["lat"] = position
+    return DEVICE_STATUS.line(tags, fields, ts)
+
+
+def device_status_line(ch: StatusChange, position: tuple[float, float] | None = None) -> bytes:
+    """A status change of a device at ``position`` (``(lon, lat)``, from the city model)."""
+    return _status_point({"family": ch.family, "zone": ch.zone, "device": ch.device}, ch.new, ch.reason, position,
+                         ch.at)
+
+
+def device_snapshot_lines(states: Iterable[DeviceState], position_of: PositionOf, ts: float) -> list[bytes]:
+    """The current status and position of ``states`` at ``ts`` (``reason``: ``snapshot``, then the fault)."""
+    return [_status_point({"family": st.family, "zone": st.zone, "device": st.device}, st.status,
+                          f"snapshot: {st.fault}" if st.fault else "snapshot", position_of(st.device), ts)
+            for st in states]
 
 
 def fleet_lines(counts: Mapping[tuple[str, str], Mapping[str, int]], ts: float) -> list[bytes]:

@@ -542,6 +542,8 @@ class BatchWriter:
 
 def make_sink(cfg: StorageConfig) -> Sink:
     """The sink of ``cfg.backend``; no I/O (call ``ensure_ready`` at start)."""
+    from .retention import routes  # the personal measurements' own policy or bucket
+
     if cfg.backend == "influx-v1":
         return InfluxV1Sink(
             cfg.url,
@@ -552,6 +554,7 @@ def make_sink(cfg: StorageConfig) -> Sink:
             gzip=cfg.gzip,
             timeout=cfg.timeout,
             create_database=cfg.create_database,
+            routes=routes(cfg),
         )
     if cfg.backend == "influx-v2":
         assert cfg.org is not None and cfg.bucket is not None and cfg.token is not None  # validated
@@ -563,6 +566,7 @@ def make_sink(cfg: StorageConfig) -> Sink:
             gzip=cfg.gzip,
             timeout=cfg.timeout,
             create_bucket=cfg.create_database,
+            routes=routes(cfg),
         )
     return SqliteSink(cfg.sqlite_path, timeout=cfg.timeout)
 

@@ -49,6 +49,13 @@ def test_rules_quick(influx: object) -> None:
     assert r["latency_ms"]["p50"] > 0 and r["background_achieved_msg_s"] > 0
 
 
+def test_retention_quick(influx: object) -> None:
+    r = _bench("retention")["retention"]
+    assert r["changes_from_nothing"] > 4 and r["raw_points"] == 10 * 3 * 288
+    assert r["month_hourly_points"] == 10 * 3 * 24 and r["month_daily_points"] == 10 * 3
+    assert r["provision_no_change_ms"] > 0 and r["hourly_run_ms"] > 0
+
+
 def test_snmp_quick() -> None:
     r = _bench("snmp", "--snmp-interval", "5")["snmp"]
     assert r["switches"] == 20 and len(r["per_round"]) == 2

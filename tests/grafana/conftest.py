@@ -172,9 +172,36 @@ def _cctv(t: list[int]) -> list[str]:
                       {"value": 1, "data": json.dumps({"score": 0.93})}, t[200]))
     lines.append(line("events", {"family": "cctv", "kind": "motion", "device": "cam-s1", "zone": "south"},
                       {"value": 1, "data": json.dumps({"score": 0.81})}, t[60]))
+    lon, lat = DEVICE_POSITIONS["cam-s2"]
     lines.append(line("device_status", {"family": "cctv", "zone": "south", "device": "cam-s2"},
-                      {"status": "stale", "code": 1}, t[183]))
+                      {"status": "stale", "code": 1, "reason": "silent for 900 s", "lat": lat, "lon": lon}, t[183]))
     return lines
+
+
+#: every synthetic device: (family, zone)
+DEVICES = {
+    **{d: ("traffic", z) for d, z in (("tr-n1", "north"), ("tr-n2", "north"), ("tr-s1", "south"),
+                                      ("tr-s2", "south"))},
+    **{d: ("lighting", z) for d, z in (("cab-n1", "north"), ("cab-s1", "south"), ("cab-s2", "south"),
+                                       ("lamp-n1", "north"), ("lamp-n2", "north"))},
+    **{d: ("cctv", z) for d, z in (("cam-n1", "north"), ("cam-n2", "north"), ("cam-s1", "south"),
+                                   ("cam-s2", "south"))},
+    **{d: ("water", z) for d, z in (("wm-n1", "north"), ("wm-n2", "north"), ("wm-s1", "south"),
+                                    ("wm-s2", "south"))},
+    **{d: ("air", z) for d, z in (("aq-n1", "north"), ("aq-s1", "south"), ("aq-s2", "south"))},
+}
+#: their positions (lon, lat): north of 48.85 N in the north zone, south of it in the south zone
+DEVICE_POSITIONS = {d: (2.30 + 0.002 * i, (48.86 if z == "north" else 48.84) + 0.0005 * i)
+                    for i, (d, (_, z)) in enumerate(DEVICES.items())}
+
+
+def _device_snapshot(t: list[int]) -> list[str]:
+    """The supervisor's status snapshot at start (supervisor/service/periodic.py): every device ok, with
+    its position (cam-s2 turns stale later, in :func:`_cctv`)."""
+    return [line("device_status", {"family": fam, "zone": zone, "device": dev},
+                 {"status": "ok", "code": 0, "reason": "snapshot", "lat": DEVICE_POSITIONS[dev][1],
+                  "lon": DEVICE_POSITIONS[dev][0]}, t[0])
+            for dev, (fam, zone) in DEVICES.items()]
 
 
 def _water(t: list[int]) -> list[str]:
@@ -308,9 +335,11 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
     lighting, failed_last, expected_kwh = _lighting(t)
     health, errors_by_reason = _health(t)
     lines = [*_traffic(t), *lighting, *_cctv(t), *_water(t), *_air(t), *_fleet(t), *health, *_alarms(t),
-             *_maintenance(t)]
+             *_maintenance(t), *_device_snapshot(t)]
     facts: dict[str, Any] = {
         "zones": ["north", "south"],
+        # the map: device -> (lat, lon, status)
+        "device_map": {d: (lat, lon, "stale" if d == "cam-s2" else "ok") for d, (lon, lat) in DEVICE_POSITIONS.items()},
         "devices_per_family": {"traffic": 4, "lighting": 5, "cctv": 4, "water": 4, "air": 3},
         "fleet_status": {"cctv": {"ok": 3, "stale": 1, "fault": 0}},
         "failed_lamps": failed_last,
@@ -351,11 +380,21 @@ def simulate() -> tuple[list[str], dict[str, Any]]:
     return lines, facts
 
 
+#: the policy the supervisor writes household water into (storage.retention, docs/data-protection.md);
+#: here without expiry, so that the fixed dates of the synthetic city stay writable
+PERSONAL_RP = "personal_raw"
+
+
 def write(influx: Influx, db: str, lines: list[str]) -> None:
-    body = ("\n".join(lines) + "\n").encode()
-    req = urllib.request.Request(f"{influx.url}/write?db={db}&precision=ms", data=body, method="POST")
-    with urllib.request.urlopen(req, timeout=60) as r:
-        assert r.status == 204, r.status
+    """Write as the supervisor does: the personal measurements (water) into their own policy."""
+    influx.query(f'CREATE RETENTION POLICY "{PERSONAL_RP}" ON "{db}" DURATION INF REPLICATION 1')
+    personal = [ln for ln in lines if ln.startswith("water,")]
+    for rp, part in ((None, [ln for ln in lines if not ln.startswith("water,")]), (PERSONAL_RP, personal)):
+        body = ("\n".join(part) + "\n").encode()
+        url = f"{influx.url}/write?db={db}&precision=ms" + (f"&rp={rp}" if rp else "")
+        req = urllib.request.Request(url, data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.status == 204, r.status
 
 
 @pytest.fixture(scope="session", params=["pipeline", "synthetic"])

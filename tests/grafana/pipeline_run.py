@@ -97,6 +97,8 @@ def pipeline_run(influx: Influx, db: str, workdir: Path) -> tuple[int, int, dict
     roots = sorted(a.element for a in sup.alarms.active() if a.kind == "root_cause")
     facts: dict[str, Any] = {
         "zones": sorted({d.zone for d in model.devices.values()}),
+        # the map: device -> (lat, lon, status), from the model's positions and the final state
+        "device_map": {d.id: (d.lat, d.lon, sup.state.status(d.id)) for d in model.devices.values()},
         "devices_per_family": dict(Counter(d.family for d in model.devices.values())),
         "fleet_status": {f: {s: c.get(s, 0) for s in ("ok", "stale", "fault")} for f, c in fleet.items()},
         "failed_lamps": FAILED_LAMPS,

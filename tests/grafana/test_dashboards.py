@@ -73,7 +73,7 @@ def test_board_is_valid_grafana_json(name: str) -> None:
         area = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
         assert not area & cells, f"panel {p['title']!r} overlaps another"
         cells |= area
-        assert p["type"] in {"timeseries", "stat", "table", "bargauge", "gauge"}
+        assert p["type"] in {"timeseries", "stat", "table", "bargauge", "gauge", "geomap"}
         assert p["datasource"] == {"type": "influxdb", "uid": DATASOURCE_UID}
         assert p["title"] and p["description"]
         refs = [t["refId"] for t in p["targets"]]

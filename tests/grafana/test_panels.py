@@ -336,3 +336,26 @@ def test_air_quality_known_values(influx: Influx, grafana_db: GrafanaData) -> No
     got = {s["tags"]["device"]: row([s]) for s in last}
     for dev, expected in fact(grafana_db, "air_last").items():
         assert {k: got[dev][k] for k in expected} == pytest.approx(expected), dev
+
+
+def test_overview_device_map_one_row_per_device_with_position_and_status(influx: Influx,
+                                                                         grafana_db: GrafanaData) -> None:
+    """The Geomap's query: every device of the city once, at its model position, in its last status."""
+    want = fact(grafana_db, "device_map")
+    board, panel, target = _board_target("city-overview.json", "Devices on the map", "A")
+    assert panel["type"] == "geomap" and target["resultFormat"] == "table"
+    layer = panel["options"]["layers"][0]
+    assert layer["location"] == {"mode": "coords", "latitude": "lat", "longitude": "lon"}
+    assert layer["config"]["style"]["color"]["field"] == "code"
+    series = run(influx, grafana_db, board, panel, target["query"])
+    got = by_tag(series, "device")
+    assert len(series) == len(got) == len(want)
+    assert {d: (r["lat"], r["lon"], r["status"]) for d, r in got.items()} == {
+        d: (pytest.approx(lat, abs=1e-9), pytest.approx(lon, abs=1e-9), status)
+        for d, (lat, lon, status) in want.items()}
+    codes = {name: code for name, code, _ in build.STATUS_COLOURS}
+    assert all(r["code"] == codes[r["status"]] for r in got.values())
+    # the zone variable narrows the map to the zone's devices
+    zone = sorted(fact(grafana_db, "zones"))[0]
+    narrowed = by_tag(run(influx, grafana_db, board, panel, target["query"], chosen={"zone": zone}), "device")
+    assert narrowed and set(narrowed) < set(got)

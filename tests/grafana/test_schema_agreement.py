@@ -1,5 +1,7 @@
 """Every measurement, tag and field a Grafana panel or variable queries exists in the stored schema
-(:mod:`supervisor.storage.schema`): a renamed field fails here, not on a blank board."""
+(:mod:`supervisor.storage.schema`): a renamed field fails here, not on a blank board. A panel that
+reads the retention policy ``$rp`` chooses (raw, hourly or daily) reads only fields the schema rolls
+up and tags the rollup keeps (docs/data-protection.md)."""
 
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ from tests.grafana.boards import load_boards
 
 _QUOTED = re.compile(r'"([^"]+)"')
 _ALIAS = re.compile(r'\bAS\s+"([^"]+)"')
-_FROM = re.compile(r'\bFROM\s+"([^"]+)"')
+_FROM = re.compile(r'\bFROM\s+(?:"([^"]+)"\.)?"([^"]+)"')
 _SHOW_TAGS = re.compile(r'^SHOW TAG VALUES FROM "([^"]+)" WITH KEY = "([^"]+)"(.*)$')
 
 
-def _innermost_selects(query: str) -> list[tuple[str, str]]:
-    """(measurement, text) of each SELECT that reads a measurement, not a subquery."""
+def _innermost_selects(query: str) -> list[tuple[str | None, str, str]]:
+    """(retention policy, measurement, text) of each SELECT that reads a measurement, not a subquery."""
     out = []
     for m in re.finditer(r"\bSELECT\b", query):
         depth, end = 0, len(query)
@@ -29,7 +31,7 @@ def _innermost_selects(query: str) -> list[tuple[str, str]]:
             continue  # reads a subquery: its names are the inner query's aliases
         src = _FROM.search(text)
         assert src, f"a SELECT without a measurement: {text}"
-        out.append((src.group(1), text))
+        out.append((src.group(1), src.group(2), text))
     return out
 
 
@@ -51,14 +53,18 @@ def _unknown_names(query: str) -> list[str]:
             return [measurement]
         return [n for n in [key, *_QUOTED.findall(rest)] if n not in m.tags]
     unknown = []
-    for measurement, text in _innermost_selects(query):
+    for rp, measurement, text in _innermost_selects(query):
         m = MEASUREMENTS.get(measurement)
         if m is None:
             unknown.append(measurement)
             continue
         aliases = set(_ALIAS.findall(text))
-        names = {n for n in _QUOTED.findall(_ALIAS.sub("", text)) if n != measurement} - aliases
-        unknown += sorted(n for n in names if n not in m.tags and n not in m.fields)
+        names = {n for n in _QUOTED.findall(_ALIAS.sub("", text)) if n not in (measurement, rp)} - aliases
+        if rp != "$rp":  # the raw points (default policy, or the personal data's own)
+            unknown += sorted(n for n in names if n not in m.tags and n not in m.fields)
+        else:  # raw or aggregated: only what the rollup keeps
+            tags = m.tags if m.rollup_tags is None else m.rollup_tags
+            unknown += sorted(n for n in names if n not in tags and n not in m.rollup)
     return unknown
 
 
@@ -75,3 +81,7 @@ def test_the_check_sees_a_wrong_name() -> None:
     assert _unknown_names('SHOW TAG VALUES FROM "fleet" WITH KEY = "device"') == ["device"]
     assert _unknown_names('SELECT sum("ok") AS "ok" FROM (SELECT last("ok") AS "ok" FROM "fleet" '
                           'GROUP BY "family", "zne")') == ["zne"]
+    # through $rp: a field the rollup does not keep, a tag the water rollup drops
+    assert _unknown_names('SELECT last("alarms") AS "a" FROM "$rp"."water" GROUP BY "zone"') == ["alarms"]
+    assert _unknown_names('SELECT mean("flow") AS "f" FROM "$rp"."water" GROUP BY "device"') == ["device"]
+    assert _unknown_names('SELECT mean("flow") AS "f" FROM "$rp"."traffic" GROUP BY "device"') == []

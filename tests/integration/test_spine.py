@@ -19,8 +19,9 @@ import pytest
 from simulators.city import generate_city
 from simulators.publisher import Publisher
 from simulators.telemetry import CityTelemetry, Message
-from supervisor.config import Settings, load_settings
+from supervisor.config import Settings, StorageConfig, load_settings
 from supervisor.runtime import Supervisor
+from supervisor.storage import retention
 from tests.support.services import Influx, Mosquitto
 
 pytestmark = pytest.mark.integration
@@ -66,7 +67,8 @@ def _messages(city: dict[str, object], start: float, n: int) -> list[Message]:
 
 
 def _count(influx: Influx, db: str, measurement: str) -> int:
-    v = influx.scalar(f'SELECT count("{COUNT_FIELD[measurement]}") FROM "{measurement}"', db)
+    source = retention.raw_from(StorageConfig(), measurement)  # household water: its own policy
+    v = influx.scalar(f'SELECT count("{COUNT_FIELD[measurement]}") FROM {source}', db)
     return int(v or 0)  # type: ignore[call-overload]
 
 
@@ -111,7 +113,8 @@ def test_city_through_broker_into_influxdb_exactly(broker: Mosquitto, influx: In
         ts_ms = round(body["ts"] * 1000)
         fields = [k for k in body if k not in ("ts", "alarms")]
         rows = influx.series(
-            f'SELECT {", ".join(f"{chr(34)}{f}{chr(34)}" for f in fields)} FROM "{m.measurement}" '
+            f'SELECT {", ".join(f"{chr(34)}{f}{chr(34)}" for f in fields)} '
+            f'FROM {retention.raw_from(StorageConfig(), m.measurement)} '
             f"WHERE device='{m.device}' AND time = {ts_ms}ms", influx_db)
         assert rows, f"no point for {m.device} at {ts_ms}"
         row = dict(zip(rows[0]["columns"], rows[0]["values"][0], strict=True))  # type: ignore[call-overload]

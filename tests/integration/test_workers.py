@@ -129,6 +129,9 @@ def test_plan_gives_each_worker_its_identity_and_zones(tmp_path: Path, broker: M
         assert {d["zone"] for d in sub["devices"]} == set(s.zones)
         written = json.loads(s.config_path.read_text())
         assert written["mqtt"]["client_id"] == s.client_id and written["data_dir"] == str(s.data_dir)
+        # the open-data export runs once, in the manager; every worker's API serves its one directory
+        assert written["opendata"]["enabled"] is False
+    assert len({json.loads(s.config_path.read_text())["opendata"]["out_dir"] for s in specs}) == 1
     assert worker_env({"URBAN_MQTT__CLIENT_ID": "x", "URBAN_MQTT__HOST": "h", "PATH": "/bin"}) == {
         "URBAN_MQTT__HOST": "h", "PATH": "/bin"}
     no_city = tmp_path / "nocity.yaml"

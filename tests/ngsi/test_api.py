@@ -132,6 +132,9 @@ def test_one_entity_both_forms_and_types(client: TestClient, model: CityModel) -
     {"type": "Streetlight", "limit": "5000"}, {"type": "Streetlight", "limit": "-1"},
     {"type": "Streetlight", "offset": "x"}, {"type": "Streetlight", "limit": "0"},
     {"idPattern": "("}, {}, {"type": "Streetlight", "options": "bogus"}, {"type": "Streetlight", "count": "yes"},
+    {"id": "not-a-uri"}, {"id": "urn:ngsi-ld:Streetlight:lamp-000001,lamp 2"},
+    {"type": "Streetlight", "geometry": "Point", "coordinates": "[2.3,48.8]"},
+    {"type": "Streetlight", "geoproperty": "location"},
 ])
 def test_bad_query_is_400_problem_details(client: TestClient, params: dict[str, str]) -> None:
     r = client.get(BASE, params=params, headers=V)

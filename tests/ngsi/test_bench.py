@@ -16,3 +16,4 @@ def test_ngsi_bench_small_city() -> None:
     assert r["devices"] == 4000 and r["lamps"] > 1000
     assert r["non_200"] == 0 and r["entities_per_page"] == 1000
     assert r["page_1000"]["requests"] == 5 and r["page_1000"]["p50_ms"] > 0
+    assert r["cpu_ms_per_request"]["page_1000"] > 0 and r["cpu_ms_per_request"]["page_1000_with_q"] > 0

@@ -27,3 +27,4 @@ def test_broker_services_are_included_under_the_ngsi_profile() -> None:
     assert orion["depends_on"] == {"mongo-ngsi": {"condition": "service_healthy"}}
     assert orion["command"][orion["command"].index("-dbhost") + 1] == "mongo-ngsi"
     assert orion["expose"] == ["1026"]
+    assert orion["healthcheck"]["test"][-1] == "http://127.0.0.1:1026/version"  # the broker answers HTTP

@@ -111,3 +111,22 @@ def test_only_the_schema_formats_points() -> None:
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
 
+
+def test_status_points_carry_the_model_position() -> None:
+    from supervisor.state.registry import StateRegistry
+
+    change = StatusChange("d1", "traffic", "z", "ok", "fault", 5.0, "offline")
+    p = fits(schema.device_status_line(change, (2.35, 48.85)))
+    assert p.fields == {"status": "fault", "code": 2, "reason": "offline", "lon": 2.35, "lat": 48.85}
+    assert "lat" not in fits(schema.device_status_line(change)).fields  # a device the model does not know
+    reg = StateRegistry({})
+    reg.register("d1", "traffic", "z")
+    reg.register("d2", "cctv", "")
+    reg.update(Reading("d2", "cctv", {"online": False}), 7.0, 7.0)
+    snap = [fits(line) for line in schema.device_snapshot_lines(reg, {"d1": (2.0, 48.0)}.get, 9.0)]
+    assert [(p.tags, p.fields) for p in snap] == [
+        ({"device": "d1", "family": "traffic", "zone": "z"},
+         {"status": "ok", "code": 0, "reason": "snapshot", "lon": 2.0, "lat": 48.0}),
+        ({"device": "d2", "family": "cctv"}, {"status": "fault", "code": 2, "reason": "snapshot: offline"})]
+    assert all(p.ts_ms == 9000 for p in snap)
+

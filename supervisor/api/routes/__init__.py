@@ -10,6 +10,7 @@ from supervisor.api.routes.ingest import router as ingest_router
 from supervisor.api.routes.maintenance import router as maintenance_router
 from supervisor.api.routes.metrics import router as metrics_router
 from supervisor.api.routes.model import router as model_router
+from supervisor.api.routes.opendata import router as opendata_router
 from supervisor.api.routes.overrides import router as overrides_router
 from supervisor.api.routes.rules import router as rules_router
 from supervisor.api.routes.summary import router as summary_router
@@ -17,6 +18,7 @@ from supervisor.api.routes.summary import router as summary_router
 root_router = APIRouter()
 root_router.include_router(health_router)
 root_router.include_router(metrics_router)
+root_router.include_router(opendata_router)  # /open/: public, no token (docs/open-data.md)
 
 api_router = APIRouter()
 for _router in (summary_router, devices_router, ingest_router, model_router, alarms_router, maintenance_router,

@@ -95,6 +95,10 @@ def _call(fn: Any, *args: Any) -> Any:
 # parameters
 
 
+#: what an entity id must look like: a URI (scheme, colon, no white space)
+_URI = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:\S+")
+
+
 def _int(name: str, raw: str | None, default: int) -> int:
     if raw is None:
         return default
@@ -163,6 +167,12 @@ def parse_query(params: dict[str, str]) -> tuple[Query, bool]:
     count = _flag(params, "count") == "true"
     limit, offset = _page(params, count)
     ids = _list("id", params.get("id"))
+    for i in ids or ():
+        if not _URI.fullmatch(i):
+            raise bad_request(f"id {i[:80]!r} is not a URI")
+    loose = [k for k in ("geometry", "coordinates", "geoproperty") if k in params and "georel" not in params]
+    if loose:
+        raise bad_request(f"{', '.join(loose)} without georel: a geoQ needs georel, geometry and coordinates")
     try:
         q = parse_q(params["q"]) if "q" in params else None
         geo = parse_geo(params["georel"], params.get("geometry"), params.get("coordinates"),
@@ -207,7 +217,7 @@ def query_entities(request: Request, svc: ServiceDep, _: Viewer) -> Response:
 def get_entity(entity_id: str, request: Request, svc: ServiceDep, _: Viewer) -> Response:
     params = dict(request.query_params)
     key_vals = _key_values(params)
-    if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]*:\S+", entity_id):
+    if not _URI.fullmatch(entity_id):
         raise bad_request(f"entity id {entity_id[:80]!r} is not a URI")
     body, headers, media = _render(request, [_call(svc.ngsi_entity, entity_id)], key_vals)
     return JSONResponse(body[0], headers=headers, media_type=media)
