@@ -23,6 +23,8 @@ from supervisor.api import ApiServer
 from supervisor.api.limits import Limits
 from supervisor.config import ApiConfig
 from supervisor.model import city_from_dict
+from supervisor.snmp.config import SnmpConfig
+from supervisor.snmp.service import SnmpService
 from tests.api.conftest import OPERATOR, VIEWER, make_city_supervisor
 
 SEED = 20261203
@@ -38,6 +40,10 @@ pytestmark = pytest.mark.slow
 def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = city_from_dict(generate_city(devices=40, seed=1))
     sup = make_city_supervisor(tmp_path_factory.mktemp("st"), model)
+    # every optional part configured, SNMP too (no switch has a mgmt address: a drift check of nothing),
+    # so that 503 "not configured" is never the answer (tests/snmp test it)
+    sup.snmp = SnmpService(SnmpConfig(enabled=True), model, submit=lambda lines: None, observe=lambda seen: None)
+    sup.snmp.check_drift()
     cfg = ApiConfig(host="127.0.0.1", port=0, viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
     # the rate limit is exercised by test_limits; here it would only turn most writes into 429s
     server = ApiServer(sup, cfg, limits=Limits(writes_per_second=10_000.0, write_burst=10_000)).start()

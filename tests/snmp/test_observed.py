@@ -109,3 +109,16 @@ def test_missing_credentials_stop_the_start_naming_the_switch(tmp_path: Path) ->
     with pytest.raises(SupervisorError) as err:
         Supervisor(settings, model=city_from_dict(_city()))
     assert f"{ACCESS}: credentials 'lab'" in str(err.value)
+
+
+def test_drift_route_without_snmp_is_503_not_configured(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from supervisor.api import create_app
+    from supervisor.config import ApiConfig
+    from tests.api.conftest import VIEWER, bearer, make_supervisor
+
+    sup = make_supervisor(tmp_path, model=city_from_dict(_city()))
+    with TestClient(create_app(sup, ApiConfig(viewer_tokens=[VIEWER]))) as api:  # type: ignore[list-item]
+        r = api.get("/api/v1/model/drift", headers=bearer(VIEWER))
+    assert r.status_code == 503 and "not configured: no SNMP" in r.json()["detail"]
