@@ -30,6 +30,10 @@ if ! command -v mosquitto >/dev/null 2>&1; then
   apt_install mosquitto mosquitto-clients
 fi
 if ! command -v curl >/dev/null 2>&1; then apt_install curl; fi
+if ! command -v snmptrap >/dev/null 2>&1; then
+  echo "services: installing Net-SNMP's tools (snmptrap: the SNMP trap tests)"
+  apt_install snmp
+fi
 
 # an InfluxDB that answers /ping can still be unusable (e.g. its data directory was removed): probe a write path
 influx_query() { curl -fsS --max-time 5 -XPOST "$INFLUX_URL/query" --data-urlencode "q=$1"; }

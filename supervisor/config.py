@@ -27,6 +27,7 @@ from supervisor.endpoint import ENDPOINT, EndpointUrl
 from supervisor.ngsi.config import NgsiConfig
 from supervisor.notify.config import EmailChannel, NotificationsConfig
 from supervisor.opendata.config import OpenDataConfig
+from supervisor.snmp.config import SnmpConfig
 
 ENV_PREFIX = "URBAN_"
 DEFAULT_PASSWORDS = frozenset({"", "password", "admin", "changeme", "secret", "root", "guest"})
@@ -43,6 +44,7 @@ class Insecure(StrEnum):
     PLAINTEXT_SMTP = "plaintext_smtp"
     OPEN_API = "open_api"
     NO_CITY = "no_city"
+    PLAINTEXT_SNMP = "plaintext_snmp"
 
 
 # What each waiver costs, logged at WARNING on every start that uses it.
@@ -55,6 +57,8 @@ INSECURE_COSTS: dict[Insecure, str] = {
     Insecure.OPEN_API: "anyone who reaches the API reads every device, alarm and the network topology",
     Insecure.NO_CITY: "every device id is accepted as is (anyone allowed to publish creates series), commands are "
                       "not limited to known devices, and there are no root-cause alarms or rules",
+    Insecure.PLAINTEXT_SNMP: "SNMP communities (or v3 user names without authentication) cross the network in clear: "
+                             "anyone on the path reads the switches and forges their answers and traps",
 }
 
 
@@ -327,6 +331,7 @@ class Settings(BaseSettings):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # docs/notifications.md
     ngsi: NgsiConfig = Field(default_factory=NgsiConfig)  # docs/ngsi-ld.md
     opendata: OpenDataConfig = Field(default_factory=OpenDataConfig)  # docs/open-data.md
+    snmp: SnmpConfig = Field(default_factory=SnmpConfig)  # docs/network-observed.md
 
     @classmethod
     def settings_customise_sources(
@@ -510,6 +515,16 @@ def insecurities(settings: Settings) -> list[Insecurity]:
         found.append(Insecurity(Insecure.OPEN_API, "api.host",
                                 f"an API on {a.host or '(all interfaces)'}, beyond loopback, with no token",
                                 "set api.viewer_tokens and api.operator_tokens"))
+    sn = settings.snmp
+    if sn.enabled or sn.traps.enabled:
+        # which switches use a credential is in the city file, read later: a weak credential is
+        # refused whatever hosts use it (an SNMP test bed on loopback runs in test mode)
+        for name, cred in sorted(sn.credentials.items()):
+            if cred.weak:
+                what = "SNMPv2c" if cred.version == "2c" else "SNMPv3 noAuthNoPriv"
+                found.append(Insecurity(Insecure.PLAINTEXT_SNMP, f"snmp.credentials.{name}",
+                                        f"{what} credentials (readable and forgeable on the network)",
+                                        "use SNMPv3 with auth_protocol/auth_key and priv_protocol/priv_key"))
     if settings.city is None:
         found.append(Insecurity(Insecure.NO_CITY, "city", "no city file", "set city (the network model)"))
     return found

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 AlarmKind = Literal["root_cause", "device"]
 AlarmState = Literal["raised", "acknowledged", "cleared"]
+Evidence = Literal["observed", "inferred"]
 
 MEASUREMENT = ALARMS.name  # the stored schema: supervisor/storage/schema.py
 _DEFAULTS = AlarmsConfig()  # the defaults are the configuration's (``alarms:`` in the YAML file)
@@ -89,6 +90,9 @@ class Alarm:
     merged: tuple[str, ...] = ()  # ids of the alarms this one explained and absorbed
     merged_into: str | None = None  # cleared because this root-cause alarm explains it
     recovering_since: float | None = None  # root cause: its element is back, its devices not all yet
+    #: ``observed``: the element itself was seen down (SNMP poll or trap), not only inferred from
+    #: its silent devices (``inferred``)
+    evidence: Evidence = "inferred"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -111,6 +115,7 @@ class Alarm:
             "merged": list(self.merged),
             "merged_into": self.merged_into,
             "recovering_since": self.recovering_since,
+            "evidence": self.evidence,
         }
 
 
@@ -151,6 +156,8 @@ class AlarmChange:
             fields["merged"] = orjson.dumps(list(a.merged[:AFFECTED_MAX])).decode()
         if a.merged_into is not None:
             fields["merged_into"] = a.merged_into
+        if a.kind == "root_cause":
+            fields["evidence"] = a.evidence
         return MEASUREMENT, tags, fields, self.ts
 
     def as_dict(self) -> dict[str, Any]:
@@ -197,6 +204,9 @@ class AlarmManager:
     #: alarms cleared as recovered within the flap window, oldest first: (kind, element) -> alarm
     _recent: OrderedDict[tuple[str, str], Alarm] = field(init=False, default_factory=OrderedDict)
     _seq: int = field(init=False, default=0)
+    #: elements observed down now (SNMP: an unreachable switch, a port oper-down while admin-up,
+    #: a linkDown trap), element -> what was observed: see :meth:`observe`
+    _observed: dict[str, str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.history_size < 1:
@@ -339,13 +349,59 @@ class AlarmManager:
         evidence = set(silent_or_faulty)
         if stale and last_seen is not None:
             evidence |= self.presumed(stale, last_seen)
+        observed = self._observed_causes()
         result = self.model.root_causes(evidence)
         result.unexplained.intersection_update(silent_or_faulty)  # presumed devices never get their own alarm
+        for cause in observed:
+            result.unexplained.difference_update(cause.devices)
         out: list[AlarmChange] = []
         self._expire_recent(now)
-        held = self._recover({c.element for c in result.causes}, silent_or_faulty, last_seen, now, out)
-        explained = self._causes(result.causes, held, now, out)
+        wanted = {c.element for c in result.causes} | {c.element for c in observed}
+        held = self._recover(wanted, silent_or_faulty, last_seen, now, out)
+        explained = self._causes([*observed, *result.causes], held, now, out)
         self._settle_devices(explained, result.unexplained, now, out)
+        return out
+
+    def observe(self, observed: Mapping[str, str]) -> None:
+        """Set the elements observed down now (element -> what was observed, for the alarm text).
+
+        Observed evidence needs no silent device: at the next :meth:`update` each observed element
+        gets its root-cause alarm at once (``evidence="observed"``), listing every device behind
+        it; when those devices go stale later, the same alarm explains them (no second alarm). An
+        element observed again up leaves the set and its alarm recovers as an inferred one does.
+        Elements the model does not know are ignored (logged)."""
+        known: dict[str, str] = {}
+        for element, why in observed.items():
+            if element in self.model.elements:
+                known[element] = why
+            else:
+                log.warning("observed evidence on %r, which the city model does not know: ignored", element)
+        self._observed = known
+
+    @property
+    def observed(self) -> dict[str, str]:
+        return dict(self._observed)
+
+    def _observed_causes(self) -> list[RootCause]:
+        """One root cause per observed element, the most upstream first; an element whose dependents
+        an observed element above it already covers is left out (its switch is down: the port is
+        not news). An element nothing depends on (a spare port) raises nothing."""
+        model = self.model
+        found: list[RootCause] = []
+        for element in self._observed:
+            impact = model.impact(element)
+            if impact.total == 0:
+                continue
+            devices = tuple(sorted(d for devs in impact.services.values() for d in devs))
+            found.append(RootCause(element, impact.kind, devices, tuple(sorted(impact.services))))
+        found.sort(key=lambda c: (-len(c.devices), c.element))
+        out: list[RootCause] = []
+        covered: set[str] = set()
+        for cause in found:
+            if covered.issuperset(cause.devices):
+                continue
+            covered.update(cause.devices)
+            out.append(cause)
         return out
 
     def _recover(self, wanted: set[str], failing: set[str] | frozenset[str],
@@ -420,11 +476,17 @@ class AlarmManager:
                     if (a.element in devset if a.kind == "device" else devset.issuperset(a.devices))]
         svc_text = ", ".join(cause.services)
         alt = f" (or {', '.join(cause.alternatives)})" if cause.alternatives else ""
-        text = f"{cause.kind} {cause.element}{alt} down: {len(cause.devices)} devices silent ({svc_text})"
+        seen = self._observed.get(cause.element)
+        if seen is not None:
+            text = (f"{cause.kind} {cause.element} down, observed ({seen}): {len(cause.devices)} devices "
+                    f"behind it ({svc_text})")
+        else:
+            text = f"{cause.kind} {cause.element}{alt} down: {len(cause.devices)} devices silent ({svc_text})"
         alarm, reopened = self._open("root_cause", cause.element, severity=self.root_cause_severity(cause),
                                      devices=cause.devices, services=cause.services, text=text, now=now,
                                      alternatives=cause.alternatives)  # fmt: skip
         alarm.merged = (*alarm.merged, *(self._active[k].id for k in absorbed))
+        alarm.evidence = "observed" if seen is not None else "inferred"
         self._down_since[cause.element] = now
         self._opened(alarm, reopened, now, out)
         for key in absorbed:

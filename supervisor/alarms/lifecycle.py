@@ -73,6 +73,7 @@ class Cause:
     text: str
     devices: tuple[str, ...] = ()
     services: tuple[str, ...] = ()
+    evidence: str = "inferred"  # network root causes: "observed" or "inferred"
 
 
 #: the first part of every key but a rule's: a rule of that name keeps the ``rule:`` prefix in its ids
@@ -134,8 +135,8 @@ class AlarmLifecycle:
         if change.reopened:
             self.reopen(key, a.id, a.flap_count, a.text, change.ts)
         elif a.state == "raised":
-            self.raise_(Cause(key, "network", a.kind, a.severity, a.element, a.text, a.devices, a.services),
-                        change.ts)
+            self.raise_(Cause(key, "network", a.kind, a.severity, a.element, a.text, a.devices, a.services,
+                              a.evidence), change.ts)
         elif a.state == "cleared":
             self.clear(key, a.clear_reason or "recovered", change.ts)
         elif not self._syncing and a.acked_by is not None:
@@ -186,7 +187,7 @@ class AlarmLifecycle:
                 kind=cause.kind, severity=cause.severity, element=cause.element, state="raised",
                 devices=cause.devices[:schema.AFFECTED_MAX], device_count=len(cause.devices),
                 services=cause.services, zones=self._zones_of(cause.element, cause.devices),
-                lon=None, lat=None, text=cause.text, raised_at=ts, updated_at=ts)
+                lon=None, lat=None, text=cause.text, raised_at=ts, updated_at=ts, evidence=cause.evidence)
             alarm.lon, alarm.lat = self._position(cause.element) or (None, None)
             window = self._window_for(cause.element, cause.devices, ts)
             alarm.in_maintenance = window.id if window is not None else None
@@ -199,9 +200,11 @@ class AlarmLifecycle:
 
     def _refresh(self, alarm: AlarmRecord, cause: Cause, ts: float) -> None:
         devices = cause.devices[:schema.AFFECTED_MAX]
-        if (devices, cause.text, len(cause.devices)) == (alarm.devices, alarm.text, alarm.device_count):
+        if (devices, cause.text, len(cause.devices), cause.evidence) == (alarm.devices, alarm.text,
+                                                                         alarm.device_count, alarm.evidence):
             return
         alarm.devices, alarm.device_count, alarm.text = devices, len(cause.devices), cause.text
+        alarm.evidence = cause.evidence
         alarm.updated_at = ts
         self.store.save(alarm, "updated", ts, None, cause.text)
 

@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS alarms (
     lon REAL, lat REAL, text TEXT NOT NULL, raised_at REAL NOT NULL, updated_at REAL NOT NULL,
     acked_at REAL, acked_by TEXT, cleared_at REAL, clear_reason TEXT,
     shelved_until REAL, shelved_reason TEXT, shelved_by TEXT, in_maintenance TEXT,
-    flap_count INTEGER NOT NULL DEFAULT 0
+    flap_count INTEGER NOT NULL DEFAULT 0,
+    evidence TEXT NOT NULL DEFAULT 'inferred'
 );
 CREATE INDEX IF NOT EXISTS alarms_key ON alarms (key, occurrence);
 CREATE INDEX IF NOT EXISTS alarms_state ON alarms (state, raised_at);
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS maintenance (
 _COLUMNS = ("id", "key", "occurrence", "source", "kind", "severity", "element", "state", "devices",
             "device_count", "services", "zones", "lon", "lat", "text", "raised_at", "updated_at", "acked_at",
             "acked_by", "cleared_at", "clear_reason", "shelved_until", "shelved_reason", "shelved_by",
-            "in_maintenance", "flap_count")
+            "in_maintenance", "flap_count", "evidence")
 _JSON_COLUMNS = frozenset({"devices", "services", "zones"})
 
 
@@ -82,6 +83,7 @@ class AlarmRecord:
     in_maintenance: str | None = None  # the maintenance window's id
     flap_count: int = 0  # times it came back within the flap window after clearing (the same alarm)
     comments: list[dict[str, Any]] = field(default_factory=list)
+    evidence: str = "inferred"  # network root causes: "observed" (SNMP saw the element down) or "inferred"
 
     @property
     def active(self) -> bool:
@@ -170,6 +172,10 @@ class AlarmStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._wal = WalStore(path, SCHEMA, named_rows=True)
+        with self._wal.tx() as db:  # a file from before the evidence column (issue 14)
+            cols = {r[1] for r in db.execute("PRAGMA table_info(alarms)").fetchall()}
+            if "evidence" not in cols:
+                db.execute("ALTER TABLE alarms ADD COLUMN evidence TEXT NOT NULL DEFAULT 'inferred'")
 
     def close(self) -> None:
         self._wal.close()

@@ -6,6 +6,8 @@
 - ``model generate --devices N --seed S OUT``: write a generated city file.
 - ``model reload``: the running supervisor reads its city file again (``POST /api/v1/model/reload``,
   operator token); prints the diff; exit 2 when the file is refused (the running model is kept).
+- ``model drift --config FILE [--json]``: the links the switches report over LLDP against the city
+  file's uplinks (missing, miscabled, unexpected); exit 0 when none, 1 when drift, 2 on an error.
 """
 
 from __future__ import annotations
@@ -53,6 +55,45 @@ def register(subparsers: Any) -> None:
     reload = sub.add_parser("reload", help="the running supervisor reloads its city file (API, operator token)")
     add_connection_options(reload)
     reload.set_defaults(func=_reload)
+
+    drift = sub.add_parser("drift", help="LLDP neighbours of the switches against the designed uplinks")
+    drift.add_argument("--config", required=True, metavar="FILE",
+                       help="the supervisor's configuration: its city and snmp.credentials")
+    drift.add_argument("--json", action="store_true", help="JSON on stdout instead of a table")
+    drift.set_defaults(func=_drift)
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from supervisor.config import ConfigFileError, load_settings
+    from supervisor.snmp.drift import drift
+    from supervisor.snmp.poller import CredentialsError, targets_from_model
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigFileError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_INVALID
+    if settings.city is None:
+        print(f"{args.config}: city: not set (the designed network is the city file)", file=sys.stderr)
+        return EXIT_INVALID
+    model = _load(str(settings.city))
+    if model is None:
+        return EXIT_INVALID
+    try:
+        targets = targets_from_model(model, settings.snmp)
+    except CredentialsError as exc:
+        print(f"{args.config}: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    found, silent = drift(model, targets, settings.snmp)
+    if args.json:
+        _dump({"drift": [d.as_dict() for d in found], "unreachable": silent, "switches": len(targets)})
+    else:
+        print(f"{'switch':<20} {'port':<24} {'kind':<11} {'expected':<24} seen")
+        for d in found:
+            print(f"{d.switch:<20} {d.port:<24} {d.kind:<11} {d.expected or '-':<24} {d.seen or '-'}")
+        print(f"{len(found)} drifted link end(s) on {len(targets) - len(silent)} switches read"
+              + (f"; not answering: {', '.join(silent)}" if silent else ""), file=sys.stderr)
+    return 1 if found else EXIT_OK
 
 
 def _load(path: str) -> Any:

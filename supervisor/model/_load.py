@@ -30,6 +30,7 @@ from supervisor.model._types import (
     Coord,
     Feeder,
     Link,
+    Mgmt,
     Port,
     Problem,
     Service,
@@ -485,7 +486,12 @@ class _Validator:
                 fs = vlan_sets.get(key)
                 if fs is None:
                     fs = vlan_sets[key] = frozenset(vlans)
-                city.ports[pid] = Port(pid, sw, fs)
+                ifindex = p.get("ifindex")
+                if ifindex is not None and not (isinstance(ifindex, int) and not isinstance(ifindex, bool)
+                                                and 1 <= ifindex <= 2**31 - 1):
+                    self.bad(pid, f"ifindex must be an integer 1..2147483647, got {ifindex!r}")
+                    ifindex = None
+                city.ports[pid] = Port(pid, sw, fs, ifindex if ifindex is not None else i + 1)
 
     def _power(self, value: Any, ident: str, city: CityData) -> str | None:
         ref = self._ref(value, ident, "power", ("feeder", "site"))
@@ -575,8 +581,47 @@ class _Validator:
                 self.bad(ident, "switch has no uplink and is not a core switch")
             elif up is not None:
                 uplink = self._uplink(ident, up, city, targets)
+            mgmt = self._mgmt(ident, obj.get("mgmt"))
             if site is not None:
-                city.switches[ident] = Switch(ident, site, core, ports, uplink)
+                city.switches[ident] = Switch(ident, site, core, ports, uplink, mgmt)
+            self._ifindex_unique(ident, ports, city)
+
+    def _mgmt(self, ident: str, m: Any) -> Mgmt | None:
+        """``mgmt: {host, port, credentials}``: where the switch answers SNMP (port 161 by default)
+        and the name of its credentials in the configuration (``snmp.credentials``)."""
+        if m is None:
+            return None
+        if not isinstance(m, dict):
+            self.bad(ident, f"mgmt must be an object {{host, port, credentials}}, got {_tname(m)}")
+            return None
+        extra = sorted(set(m) - {"host", "port", "credentials"})
+        host, port, cred = m.get("host"), m.get("port", 161), m.get("credentials")
+        ok = True
+        if extra:
+            self.bad(ident, f"mgmt: unknown key(s) {extra} (expected host, port, credentials; secrets belong "
+                     "in the configuration's snmp.credentials)")
+            ok = False
+        if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host):
+            self.bad(ident, f"mgmt.host must be a host name or IP address, got {host!r}")
+            ok = False
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            self.bad(ident, f"mgmt.port must be an integer 1..65535, got {port!r}")
+            ok = False
+        if not isinstance(cred, str) or not ID_RE.fullmatch(cred):
+            self.bad(ident, f"mgmt.credentials must name an entry of the configuration's snmp.credentials, "
+                     f"got {cred!r}")
+            ok = False
+        return Mgmt(host.strip(), port, cred) if ok and isinstance(host, str) and isinstance(cred, str) else None
+
+    def _ifindex_unique(self, ident: str, ports: tuple[str, ...], city: CityData) -> None:
+        seen: dict[int, str] = {}
+        for p in ports:
+            ix = city.ports[p].ifindex
+            if ix is None:
+                continue
+            if ix in seen:
+                self.bad(p, f"ifindex {ix} is already the ifindex of port {seen[ix]!r} of switch {ident!r}")
+            seen[ix] = p
 
     def _uplink(self, ident: str, up: Any, city: CityData, targets: dict[str, str]) -> Uplink | None:
         if not isinstance(up, dict):

@@ -119,6 +119,17 @@ class Port:
     id: str
     switch: str
     vlans: frozenset[int]
+    ifindex: int | None = None  # IF-MIB ifIndex on its switch's agent (default: its position from 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Mgmt:
+    """Where a switch answers SNMP, and the *name* of its credentials (the secrets are in the
+    configuration, ``snmp.credentials``, never in the city file)."""
+
+    host: str
+    port: int
+    credentials: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +146,7 @@ class Switch:
     core: bool
     ports: tuple[str, ...]
     uplink: Uplink | None
+    mgmt: Mgmt | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,19 @@ class Service:
     def require_rules(self) -> None:
         self._rules()
 
+    def model_drift(self) -> dict[str, Any]:
+        """The last LLDP check of the network as built against the model (supervisor/snmp/drift.py);
+        ``checked_at`` null before the first one."""
+        snmp = self._sup.snmp
+        if snmp is None:
+            raise _not_configured("no SNMP", "set snmp.enabled and give switches a mgmt address in the city file")
+        last = snmp.last_drift
+        if last is None:
+            return {"checked_at": None, "drift": [], "unreachable": [], "switches": len(snmp.poller.targets)}
+        ts, found, silent = last
+        return {"checked_at": ts, "drift": [d.as_dict() for d in found], "unreachable": list(silent),
+                "switches": len(snmp.poller.targets)}
+
     # -- health and summary ------------------------------------------------------------------------
     def health(self) -> HealthView:
         """The broker connection and the writer: ok when every line given reached the store."""

@@ -56,6 +56,7 @@ class Health:
         self._broker_dropped_file = data_dir / "broker-dropped.json"
         self._sessions_lost_reported = 0
         self._last: tuple[float, int] = (time.monotonic(), 0)
+        self.snmp_fields: Callable[[], dict[str, float | int]] | None = None  # supervisor/snmp/service.py
 
     def lines(self, now: float, mono: float) -> list[bytes]:
         """The ``supervisor``, ``ingest_errors`` and ``fleet`` points now."""
@@ -76,6 +77,8 @@ class Health:
             fields.update(self.lane_fields())
         if self.reload_fields is not None:
             fields.update(self.reload_fields())
+        if self.snmp_fields is not None:
+            fields.update(self.snmp_fields())
         if self.notify_stats is not None:
             ns = self.notify_stats()
             for name in ("sent", "retried", "failed"):

@@ -82,6 +82,21 @@ class PeriodicWork:
         self.recorrelate = True
         self._next_check = 0.0
 
+    def _correlate(self, now: float) -> None:
+        assert self.alarms is not None
+        failing = self.state.not_ok()
+        stale = {d for d in failing if self.state.status(d) == STALE}
+        self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen)
+
+    def observe(self, observed: dict[str, str]) -> None:
+        """Elements observed down now (SNMP): the alarms follow at once, not at the next check."""
+        if self.alarms is None:
+            return
+        if observed == self.alarms.observed:
+            return
+        self.alarms.observe(observed)
+        self._correlate(self.clock())
+
     def _reported_since_start(self, device: str) -> bool:
         assert self.lifecycle is not None
         seen = self.state.last_seen(device)
@@ -99,9 +114,7 @@ class PeriodicWork:
         # the manager's changes reach the lifecycle (which stores them)
         if self.alarms is not None and (changed or self.recorrelate or self.alarms.due()):
             self.recorrelate = False
-            failing = self.state.not_ok()
-            stale = {d for d in failing if self.state.status(d) == STALE}
-            self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen)
+            self._correlate(now)
         if self.lifecycle is not None:
             self.lifecycle.reconcile(now, self._reported_since_start)
         if lines:

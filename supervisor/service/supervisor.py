@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     from rules import CommandState, Decision, LanePlan, RuleAlarm, RuleEngine, RuleSet
     from supervisor.alarms import AlarmManager
     from supervisor.model import CityModel
+    from supervisor.snmp.drift import Drift
+    from supervisor.snmp.service import SnmpService
 
 _log = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ class Supervisor:
         if model is not None:
             self.periodic.position_of = model.devices.position
         self.periodic.lifecycle = self.lifecycle
+        self.snmp = self._build_snmp(model)
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -165,6 +168,42 @@ class Supervisor:
 
     def _on_status(self, changes: list[StatusChange]) -> None:
         self.periodic.on_status(changes)
+
+    def _build_snmp(self, model: CityModel | None) -> SnmpService | None:
+        """The SNMP poller and trap receiver (docs/network-observed.md), when configured."""
+        self._topology: set[str] = set()  # the open topology alarms' keys
+        cfg = self.settings.snmp
+        if model is None or not (cfg.enabled or cfg.traps.enabled):
+            return None
+        from supervisor.snmp.poller import CredentialsError
+        from supervisor.snmp.service import SnmpService
+
+        try:
+            snmp = SnmpService(cfg, model, submit=lambda lines: self.writer.submit(lines, block=False),
+                               observe=self._on_observed, on_drift=self._on_drift)
+        except CredentialsError as exc:
+            raise SupervisorError(f"snmp: {exc}") from None
+        self.health.snmp_fields = snmp.fields
+        self.on_model.append(snmp.set_model)  # a reload hands the poller, the traps and the drift check the new switches
+        return snmp
+
+    def _on_drift(self, found: list[Drift]) -> None:
+        """One ``topology`` alarm per drifted link end, cleared when LLDP matches the design again."""
+        from supervisor.alarms.lifecycle import Cause
+
+        keys = {f"topology:{d.port}": d for d in found}
+        with self.lock:
+            for key, d in keys.items():
+                self.lifecycle.raise_(Cause(key, "network", "topology", "minor", d.port, f"topology: {d.text}"),
+                                      self.clock())
+            for key in self._topology - keys.keys():
+                self.lifecycle.clear(key, "LLDP matches the design again", self.clock())
+            self._topology = set(keys)
+
+    def _on_observed(self, observed: dict[str, str]) -> None:
+        """SNMP evidence (poll): element -> what was seen down."""
+        with self.lock:
+            self.periodic.observe(observed)
 
     def _on_broker_dropped(self, payload: bytes, received: float) -> None:
         self.health.on_broker_dropped(payload, received)
@@ -244,6 +283,8 @@ class Supervisor:
         self.lane.start()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
         self._thread.start()
+        if self.snmp is not None:
+            self.snmp.start()
 
     def _prepare_storage(self) -> None:
         """Create the database and provision its retention (supervisor/storage/retention.py); when the
@@ -333,6 +374,8 @@ class Supervisor:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop receiving, process what was received, flush the writer, then disconnect."""
         self._stop.set()
+        if self.snmp is not None:
+            self.snmp.stop()
         if self._thread is not None:
             self._thread.join(timeout)
         with self.lock:

@@ -50,9 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AFFECTED_MAX", "AGGREGATIONS", "ALARMS", "COMMANDS", "DECISIONS", "DEVICE_STATUS", "EVENTS", "FAMILIES",
-    "FLEET", "INGEST_ERRORS", "MEASUREMENTS", "SUPERVISOR", "Aggregation", "Measurement", "alarm_change_line",
-    "command_line", "decision_line", "device_snapshot_lines", "device_status_line", "event_point", "fleet_lines",
-    "ingest_error_lines",
+    "FLEET", "INGEST_ERRORS", "MEASUREMENTS", "NETWORK", "SUPERVISOR", "Aggregation", "Measurement",
+    "alarm_change_line", "command_line", "decision_line", "device_snapshot_lines", "device_status_line", "event_point",
+    "fleet_lines", "ingest_error_lines",
     "lifecycle_alarm_line", "markdown_table", "ms",
     "reading_point", "rollup_of", "supervisor_line",
 ]
@@ -116,7 +116,7 @@ class Measurement:
         return point_line(self.name, kept, fields, ms(ts), self._formats)
 
 
-F, I, S = float, int, str  # noqa: E741 (a table of types reads better short)
+F, I, S, B = float, int, str, bool  # noqa: E741 (a table of types reads better short)
 
 #: the rollup of a canonical measure that its type alone does not say: counters keep their last
 #: value, per-interval counts are summed, extremes keep their extreme, a level keeps its worst
@@ -176,13 +176,14 @@ ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledge
                      "`acked_by`: who acknowledged the alarm, `raised_at`: when it was raised (epoch s), "
                      "`maintenance`: the maintenance window it fell in; `flap_count` when it came back within "
                      "the flap window, `merged` (JSON ids) the alarms a root cause absorbed, `merged_into` the "
-                     "root cause that absorbed it",
+                     "root cause that absorbed it; `evidence` (root causes): `observed` when SNMP saw the "
+                     "element down, `inferred` when only its silent devices tell",
                      ("kind", "severity", "element", "state"),
                      {"id": S, "devices": I, "services": S, "affected": S, "text": S, "source": S, "by": S,
                       "acked_by": S, "raised_at": F, "maintenance": S, "flap_count": I, "merged": S,
-                      "merged_into": S},
+                      "merged_into": S, "evidence": S},
                      optional=frozenset({"text", "source", "by", "acked_by", "raised_at", "maintenance",
-                                         "flap_count", "merged", "merged_into"}))
+                                         "flap_count", "merged", "merged_into", "evidence"}))
 MAINTENANCE = Measurement("maintenance", "a planned-works window declared or removed on an element (`state`); "
                           "`start` and `end` in epoch s; alarms in its impact set are recorded in maintenance "
                           "and never notified",
@@ -197,15 +198,19 @@ _LANE_FIELDS = {"lane_depth": I, "bulk_depth": I, "lane_oldest_ms": F, "bulk_old
                 "reaction_p99_ms": F, "lane_received": I, "lane_topics": I}
 #: model reloads since start (supervisor/service/reload.py): swapped in, and refused (the running model kept)
 _RELOAD_FIELDS = {"model_reloads": I, "model_reloads_refused": I}
+#: SNMP (supervisor/snmp): poll rounds, the last round's duration, switches unreachable in it, rounds longer
+#: than the interval, traps accepted and refused (unknown agent, bad credentials...)
+_SNMP_FIELDS = {"snmp_rounds": I, "snmp_round_s": F, "snmp_unreachable": I, "snmp_overruns": I, "snmp_traps": I,
+                "snmp_traps_refused": I}
 SUPERVISOR = Measurement(
     "supervisor", "the supervisor's health, every health period",
     ("instance",),
     {"received": I, "decoded": I, "errors": I, "points_written": I, "write_latency_ms": F, "spool_bytes": I,
      "lag_ms": F, "msg_rate": F, "devices": I, "dead_letters": I, "commands_refused": I, "sessions_lost": I,
      "broker_dropped": I, "notify_sent": I, "notify_retried": I, "notify_failed": I, **_LANE_FIELDS,
-     **_RELOAD_FIELDS},
+     **_RELOAD_FIELDS, **_SNMP_FIELDS},
     optional=frozenset({"broker_dropped", "notify_sent", "notify_retried", "notify_failed", *_LANE_FIELDS,
-                        *_RELOAD_FIELDS}),
+                        *_RELOAD_FIELDS, *_SNMP_FIELDS}),
     # counters since start keep their last value; gauges their mean, latencies and depths their worst
     rollup={"received": "last", "decoded": "last", "errors": "last", "points_written": "last",
             "write_latency_ms": "max", "spool_bytes": "max", "lag_ms": "max", "msg_rate": "mean", "devices": "last",
@@ -213,7 +218,9 @@ SUPERVISOR = Measurement(
             "notify_sent": "last", "notify_retried": "last", "notify_failed": "last", "lane_depth": "max",
             "bulk_depth": "max", "lane_oldest_ms": "max", "bulk_oldest_ms": "max", "reaction_p50_ms": "mean",
             "reaction_p99_ms": "max", "lane_received": "last", "lane_topics": "max", "model_reloads": "last",
-            "model_reloads_refused": "last"})
+            "model_reloads_refused": "last", "snmp_rounds": "last",
+            "snmp_round_s": "max", "snmp_unreachable": "max", "snmp_overruns": "last", "snmp_traps": "last",
+            "snmp_traps_refused": "last"})
 MODEL_RELOADS = Measurement(
     "model_reload", "a reload of the city model (`result` ok or refused; API, SIGHUP or file watch: `trigger`): "
     "elements and devices added, removed and changed, how long the swap held the pipeline, and `detail` "
@@ -222,12 +229,24 @@ MODEL_RELOADS = Measurement(
     {"devices_added": I, "devices_removed": I, "devices_changed": I, "elements_added": I, "elements_removed": I,
      "elements_changed": I, "swap_ms": F, "detail": S},
     optional=frozenset({"swap_ms"}))
+NETWORK = Measurement(
+    "network", "one switch port polled over SNMP (IF-MIB), supervisor/snmp: `status` up/down/testing/... "
+    "(ifOperStatus), `admin` (ifAdminStatus), `in_octets`/`out_octets` the 64-bit counters "
+    "(float: InfluxDB integers are signed 64-bit), `in_bps`/"
+    "`out_bps` rates in bit/s and `in_errors_ps`/`out_errors_ps` errors/s since the previous poll "
+    "(absent after a counter reset or an agent reboot: never negative); a switch's own point (port `-`) "
+    "carries `reachable` and `uptime_s`",
+    ("switch", "port", "zone"),
+    {"status": S, "admin": S, "in_octets": F, "out_octets": F, "in_errors": I, "out_errors": I, "in_bps": F,
+     "out_bps": F, "in_errors_ps": F, "out_errors_ps": F, "reachable": B, "uptime_s": F},
+    optional=frozenset({"status", "admin", "in_octets", "out_octets", "in_errors", "out_errors", "in_bps",
+                        "out_bps", "in_errors_ps", "out_errors_ps", "reachable", "uptime_s"}))
 INGEST_ERRORS = Measurement("ingest_errors", "messages refused since start, by driver and reason",
                             ("instance", "reason", "driver"), {"count": I}, rollup={"count": "last"})
 
 MEASUREMENTS: dict[str, Measurement] = {
     m.name: m for m in (*FAMILIES.values(), EVENTS, DEVICE_STATUS, FLEET, ALARMS, MAINTENANCE, DECISIONS, COMMANDS,
-                        SUPERVISOR, INGEST_ERRORS, MODEL_RELOADS)
+                        SUPERVISOR, INGEST_ERRORS, MODEL_RELOADS, NETWORK)
 }
 
 
@@ -324,6 +343,8 @@ def lifecycle_alarm_line(alarm: AlarmRecord, transition: str, ts: float, by: str
         fields["maintenance"] = alarm.in_maintenance
     if alarm.flap_count:
         fields["flap_count"] = alarm.flap_count
+    if alarm.kind == "root_cause":
+        fields["evidence"] = alarm.evidence
     return ALARMS.line({"kind": alarm.kind, "severity": alarm.severity, "element": alarm.element,
                         "state": transition}, fields, ts)
 

@@ -119,7 +119,8 @@ def test_as_point() -> None:
     measurement, tags, fields, ts = change.as_point()
     assert measurement == "alarms" and ts == 42.5
     assert tags == {"kind": "root_cause", "severity": "major", "element": "rg-1", "state": "raised"}
-    assert fields == {"id": change.alarm.id, "devices": 2, "services": "water", "affected": '["wm-1","wm-2"]'}
+    assert fields == {"id": change.alarm.id, "devices": 2, "services": "water", "affected": '["wm-1","wm-2"]',
+                      "evidence": "inferred"}
     json.dumps(change.as_dict())
 
 

@@ -14,7 +14,7 @@ from supervisor.runtime import Supervisor
 EXPECTED_IDS = {
     "health-get", "metrics-get", "summary-get", "devices-list", "devices-get", "ingest-errors",
     "ingest-dead-letters", "model-layer", "model-element", "model-impact", "model-shared", "model-reload",
-    "alarms-list",
+    "model-drift", "alarms-list",
     "alarms-ack", "alarms-get", "alarms-comment", "alarms-shelve", "maintenance-list", "maintenance-create",
     "maintenance-delete", "rules-list", "rules-why", "commands-list", "commands-send", "overrides-create",
     "overrides-delete", "opendata-catalogue", "opendata-file",

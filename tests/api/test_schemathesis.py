@@ -24,6 +24,8 @@ from supervisor.api import ApiServer
 from supervisor.api.limits import Limits
 from supervisor.config import ApiConfig
 from supervisor.model import city_from_dict
+from supervisor.snmp.config import SnmpConfig
+from supervisor.snmp.service import SnmpService
 from tests.api.conftest import OPERATOR, VIEWER, make_city_supervisor
 
 SEED = 20261203
@@ -44,6 +46,10 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     city_file = tmp / "city.json"  # POST /model/reload reads it again (an empty diff each time)
     city_file.write_text(json.dumps(city))
     sup.settings = sup.settings.model_copy(update={"city": city_file})
+    # every optional part configured, SNMP too (no switch has a mgmt address: a drift check of nothing),
+    # so that 503 "not configured" is never the answer (tests/snmp test it)
+    sup.snmp = SnmpService(SnmpConfig(enabled=True), model, submit=lambda lines: None, observe=lambda seen: None)
+    sup.snmp.check_drift()
     cfg = ApiConfig(host="127.0.0.1", port=0, viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
     # the rate limit is exercised by test_limits; here it would only turn most writes into 429s
     server = ApiServer(sup, cfg, limits=Limits(writes_per_second=10_000.0, write_burst=10_000)).start()

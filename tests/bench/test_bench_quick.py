@@ -54,3 +54,10 @@ def test_retention_quick(influx: object) -> None:
     assert r["changes_from_nothing"] > 4 and r["raw_points"] == 10 * 3 * 288
     assert r["month_hourly_points"] == 10 * 3 * 24 and r["month_daily_points"] == 10 * 3
     assert r["provision_no_change_ms"] > 0 and r["hourly_run_ms"] > 0
+
+
+def test_snmp_quick() -> None:
+    r = _bench("snmp", "--snmp-interval", "5")["snmp"]
+    assert r["switches"] == 20 and len(r["per_round"]) == 2
+    for rnd in r["per_round"]:
+        assert rnd["unreachable"] == 0 and rnd["ports_read"] == 20 * 48 and rnd["poller_cpu_s"] > 0

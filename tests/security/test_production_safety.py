@@ -66,6 +66,8 @@ UNSAFE: dict[str, tuple[Insecure, dict[str, Any]]] = {
     "api.host": (Insecure.OPEN_API, {"api": {"host": REMOTE_LOOKING, "viewer_tokens": [],
                                              "operator_tokens": []}}),
     "city": (Insecure.NO_CITY, {"city": None}),
+    "snmp.credentials.lab": (Insecure.PLAINTEXT_SNMP, {"snmp": {"enabled": True, "credentials": {"lab": {
+        "version": "2c", "community": "c0mmunity-not-logged"}}}}),
 }
 
 
@@ -131,7 +133,7 @@ def test_the_table_covers_every_waiver_and_the_docs_document_each() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     rows = [line for line in security.splitlines() if line.startswith("|")]
     for key, (name, _) in UNSAFE.items():
-        documented = re.sub(r"^notifications\.channels\.[^.]+\.", "notifications.channels.<name>.", key)
+        documented = re.sub(r"^(notifications\.channels|snmp\.credentials)\.[^.]+(\.|$)", r"\1.<name>\2", key)
         assert any(f"`{documented}`" in r and f"| `{name.value}` |" in r for r in rows), f"docs/security.md: {key}"
         assert name.value in readme
 

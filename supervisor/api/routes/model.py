@@ -12,6 +12,7 @@ from supervisor.api.contract import links
 from supervisor.api.deps import ModelDep, OperatorDep, ServiceDep, ViewerDep
 from supervisor.api.errors import responses
 from supervisor.api.limits import MAX_PAGE
+from supervisor.service.facade import ServiceError
 
 if TYPE_CHECKING:
     from supervisor.model import CityModel  # the model package loads only when a city is configured
@@ -107,6 +108,16 @@ def impact(element_id: str, _: ViewerDep, model: ModelDep) -> dict[str, Any]:
         raise _unknown(element_id) from None
     out: dict[str, Any] = to_jsonable(result)
     return out
+
+
+@router.get("/drift", name="model-drift", responses=responses(503))
+def drift(_: ViewerDep, svc: ServiceDep) -> dict[str, Any]:
+    """The network as built against as designed: the switches' LLDP neighbours against the model's
+    uplinks (missing, miscabled, unexpected link ends), from the last check (``snmp.lldp_interval``)."""
+    try:
+        return svc.model_drift()
+    except ServiceError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
 
 
 @router.get("/shared", name="model-shared", responses=links(
