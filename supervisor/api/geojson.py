@@ -1,5 +1,6 @@
 """GeoJSON FeatureCollections of the network model's layers, built from its public data.
 
+- ``base``: the city's zones (polygons) and streets (lines): a base map drawn from the model;
 - ``physical``: sites (points), links and feeders that have a route (lines);
 - ``l2``: switches (points at their site) and their uplinks (lines along the uplink's link);
 - ``l3``: the service reach: the switches whose ports carry a service's VLAN, with the services'
@@ -22,8 +23,8 @@ from supervisor.state.registry import StateRegistry
 if TYPE_CHECKING:
     from supervisor.model import CityModel  # the model package loads only when a city is configured
 
-Layer = Literal["physical", "l2", "l3", "devices"]
-LAYERS: tuple[Layer, ...] = ("physical", "l2", "l3", "devices")
+Layer = Literal["base", "physical", "l2", "l3", "devices"]
+LAYERS: tuple[Layer, ...] = ("base", "physical", "l2", "l3", "devices")
 
 Feature = dict[str, Any]
 
@@ -60,6 +61,18 @@ class ServicesOf:
             with self._lock:
                 self._cache[element] = got
         return got
+
+
+def base(model: CityModel) -> list[Feature]:
+    out: list[Feature] = []
+    for z in model.zones.values():
+        rings = [[[float(x), float(y)] for x, y in ring] for ring in z.coords]
+        out.append(feature({"type": "Polygon", "coordinates": rings} if rings else None, z.id,
+                           {"kind": "zone", "layer": "base", "name": z.name}))
+    for st in model.streets.values():
+        out.append(feature(line(st.coords) if st.coords else None, st.id,
+                           {"kind": "street", "layer": "base", "name": st.name, "zone": st.zone}))
+    return out
 
 
 def physical(model: CityModel, services: Callable[[str], list[str]]) -> list[Feature]:

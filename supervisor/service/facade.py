@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from supervisor.ngsi import Entity, Live, NgsiView, Query
     from supervisor.ngsi.config import NgsiPushConfig
     from supervisor.ngsi.push import NgsiPusher
+    from supervisor.service.live import Changes
     from supervisor.service.supervisor import Supervisor
     from supervisor.state.registry import DeviceState, StateRegistry
     from supervisor.storage.writer import WriterStats
@@ -319,6 +320,16 @@ class Service:
             if not removed:
                 raise NotFoundError(f"device {device!r} has no manual override")
             return rules.level(device, channel)
+
+    # -- live changes (the console's event stream) ----------------------------------------------------
+    def live_cursor(self) -> int:
+        """The sequence of the latest change: a stream starting now asks for what comes after it."""
+        return self._sup.live.cursor
+
+    def live_since(self, cursor: int, limit: int) -> Changes:
+        """Changes after ``cursor`` (statuses, alarms, decisions), read from the bounded shared feed
+        without the supervisor's lock; ``lost`` when the client fell too far behind."""
+        return self._sup.live.since(cursor, limit)
 
     # -- metrics -----------------------------------------------------------------------------------
     def metrics(self) -> MetricsView:

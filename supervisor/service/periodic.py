@@ -39,6 +39,7 @@ class PeriodicWork:
         self.alarms: AlarmManager | None = None
         self.lifecycle: AlarmLifecycle | None = None
         self.pending_status: list[StatusChange] = []
+        self.live: Callable[[list[StatusChange]], None] | None = None  # every status change, as it happens
         self._next_tick = 0.0
         self._next_check = 0.0
         self._next_save = 0.0
@@ -46,6 +47,8 @@ class PeriodicWork:
 
     def on_status(self, changes: list[StatusChange]) -> None:
         self.pending_status.extend(changes)
+        if self.live is not None and changes:
+            self.live(changes)
 
     def run(self) -> None:
         now = self.clock()
@@ -75,7 +78,10 @@ class PeriodicWork:
 
     def _check(self, now: float) -> None:
         """Staleness, then the status changes since the last check and the alarms they raise or clear."""
-        self.pending_status.extend(self.state.check(now))
+        silent = self.state.check(now)
+        if self.live is not None and silent:
+            self.live(silent)
+        self.pending_status.extend(silent)
         lines = [schema.device_status_line(ch) for ch in self.pending_status]
         changed = bool(self.pending_status)
         self.pending_status.clear()

@@ -37,6 +37,7 @@ from supervisor.ingest.router import Router
 from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBucket
 from supervisor.service.errors import SupervisorError
 from supervisor.service.health import Health
+from supervisor.service.live import LiveFeed
 from supervisor.service.periodic import PeriodicWork
 from supervisor.service.report import summary
 from supervisor.service.rulestate import RuleStateFile
@@ -118,6 +119,9 @@ class Supervisor:
                                      rule_state=self.rule_state, clock=clock)
         self.periodic.alarms = self.alarms
         self.periodic.lifecycle = self.lifecycle
+        self.live = LiveFeed()  # what the console's event stream reads
+        self.periodic.live = self.live.status
+        self.lifecycle.on_commit = self.live.alarm
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -192,6 +196,7 @@ class Supervisor:
 
     def _on_decision(self, decision: Decision) -> None:
         self._store("rule decision", lambda: schema.decision_line(decision))
+        self.live.decision(decision)
 
     def _on_rule_alarm(self, alarm: RuleAlarm) -> None:
         log = _log.warning if alarm.state == "raised" else _log.info

@@ -43,8 +43,11 @@ def layer(
     family: Annotated[str | None, Query(description="devices layer only")] = None,
     zone: Annotated[str | None, Query(description="devices layer only")] = None,
 ) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: physical, l2, l3 or devices."""
-    if layer == "devices":
+    """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: base (zones and streets), physical,
+    l2, l3 or devices."""
+    if layer == "base":
+        feats = geojson.base(model)
+    elif layer == "devices":
         feats = svc.device_layer(lambda m, state: geojson.devices(m, state, family, zone))
     elif layer == "physical":
         feats = geojson.physical(model, _services_of(request, model))
