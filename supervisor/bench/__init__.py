@@ -11,7 +11,7 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-SCENARIO_MODULES = ("ingest", "model", "rules", "reliability", "storm", "scale", "ngsi")
+SCENARIO_MODULES = ("ingest", "model", "rules", "reliability", "storm", "scale", "ngsi", "console")
 
 
 def scenarios() -> dict[str, ModuleType]:
