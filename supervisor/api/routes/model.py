@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
@@ -32,7 +33,7 @@ def _unknown(element_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"element {element_id!r} is not in the network model")
 
 
-@router.get("/layers/{layer}", name="model-layer", responses=responses(503))
+@router.get("/layers/{layer}", name="model-layer", response_model=dict[str, Any], responses=responses(503))
 def layer(
     *,
     layer: geojson.Layer,
@@ -42,7 +43,7 @@ def layer(
     model: ModelDep,
     family: Annotated[str | None, Query(description="devices layer only")] = None,
     zone: Annotated[str | None, Query(description="devices layer only")] = None,
-) -> dict[str, Any]:
+) -> Response:
     """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: base (zones and streets), physical,
     l2, l3 or devices."""
     if layer == "base":
@@ -55,7 +56,9 @@ def layer(
         feats = geojson.l2(model, _services_of(request, model))
     else:
         feats = geojson.l3(model)
-    return geojson.collection(layer, feats)
+    # plain JSON values already: encoded by orjson directly (FastAPI's encoder walks every value of
+    # 100,000 features first: 10 s against 0.4 s for the devices layer of a 100k-device city)
+    return Response(orjson.dumps(geojson.collection(layer, feats)), media_type="application/json")
 
 
 @router.get("/elements/{element_id}", name="model-element", responses=responses(404, 503))
