@@ -71,7 +71,7 @@ def test_the_tile_server_joins_the_csp_and_the_page_config(sup: Supervisor) -> N
 @pytest.mark.parametrize("bad", ["javascript:alert(1)", "https://t.example.org/tile.png",
                                  "https://t.example.org/{z}/{x}/{y}.png'; script-src *", "ftp://t/{z}/{x}/{y}"])
 def test_a_bad_tile_url_is_refused_with_the_reason(bad: str) -> None:
-    with pytest.raises(ValidationError, match="console.tile_url"):
+    with pytest.raises(ValidationError, match=r"console\.tile_url"):
         ConsoleConfig(tile_url=bad)
 
 
