@@ -61,6 +61,14 @@ def layer(
     return Response(orjson.dumps(geojson.collection(layer, feats)), media_type="application/json")
 
 
+@router.get("/device-columns", name="model-device-columns", response_model=dict[str, Any], responses=responses(503))
+def device_columns(svc: ServiceDep, _: ViewerDep) -> Response:
+    """Every device of the model with its current status, as columns (``id``, ``lon``, ``lat``,
+    ``family``, ``kind``, ``zone``, ``service``, ``status``, ``fault``: one list each, in the same
+    order): the devices layer for a map of a large city, without an object per device."""
+    return Response(orjson.dumps(svc.device_layer(geojson.device_columns)), media_type="application/json")
+
+
 @router.get("/elements/{element_id}", name="model-element", responses=responses(404, 503))
 def element(
     element_id: str,

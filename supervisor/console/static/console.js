@@ -13,7 +13,10 @@
   const STATUS = ["ok", "stale", "fault", "maintenance", "unknown"];
   const CODE = { ok: 0, stale: 1, fault: 2, maintenance: 3, unknown: 4 };
   const COLOUR = { ok: "#2e9d48", stale: "#8c8c8c", fault: "#d7301f", maintenance: "#3b6fd1", unknown: "#c9a400" };
-  const REBUILD_MS = 1000; // clusters are rebuilt at most once a second while statuses change
+  // clusters are rebuilt at most once a second while statuses change, less often when a rebuild is
+  // costly (3 times its duration: 100,000 devices take about 0.3 s on an idle machine), so that a
+  // busy night does not keep the browser busy; single devices are redrawn with their status at once
+  const REBUILD_MS = 1000;
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -67,7 +70,7 @@
 
   const dev = {
     ids: [], index: new Map(), lon: null, lat: null, status: null, family: [], zone: [], service: [],
-    fault: [], maintenance: null, cluster: null, dirty: false, drawn: null, lastBuild: 0, timer: null,
+    fault: [], maintenance: null, cluster: null, dirty: false, drawn: null, lastBuild: 0, buildMs: 0, timer: null,
     rootCause: null, // Uint8Array: 1 when an active root-cause alarm took the device down
   };
 
@@ -131,20 +134,27 @@
   }
 
   // -- devices: status arrays and clusters -------------------------------------------------------------
-  function loadDevices(fc) {
-    const n = fc.features.length;
-    dev.ids = new Array(n); dev.index = new Map();
-    dev.lon = new Float64Array(n); dev.lat = new Float64Array(n); dev.status = new Uint8Array(n);
+  function loadDevices(cols) { // GET /model/device-columns: one list per field, no object per device
+    const n = cols.count;
+    dev.ids = cols.id; dev.index = new Map();
+    dev.lon = Float64Array.from(cols.lon); dev.lat = Float64Array.from(cols.lat); dev.status = new Uint8Array(n);
     dev.maintenance = new Uint8Array(n); dev.rootCause = new Uint8Array(n);
-    dev.family = new Array(n); dev.zone = new Array(n); dev.service = new Array(n); dev.fault = new Array(n);
-    fc.features.forEach((f, i) => {
-      const p = f.properties;
-      dev.ids[i] = p.id; dev.index.set(p.id, i);
-      dev.lon[i] = f.geometry.coordinates[0]; dev.lat[i] = f.geometry.coordinates[1];
-      dev.status[i] = CODE[p.status] !== undefined ? CODE[p.status] : CODE.unknown;
-      dev.family[i] = p.family; dev.zone[i] = p.zone; dev.service[i] = p.service; dev.fault[i] = p.fault;
-    });
+    dev.family = cols.family; dev.zone = cols.zone; dev.service = cols.service; dev.fault = cols.fault;
+    for (let i = 0; i < n; i++) {
+      dev.index.set(cols.id[i], i);
+      const code = CODE[cols.status[i]];
+      dev.status[i] = code !== undefined ? code : CODE.unknown;
+    }
     buildClusters();
+  }
+
+  function cityBounds() {
+    let w = Infinity, s = Infinity, e = -Infinity, nn = -Infinity;
+    for (let i = 0; i < dev.ids.length; i++) {
+      if (dev.lon[i] < w) w = dev.lon[i]; if (dev.lon[i] > e) e = dev.lon[i];
+      if (dev.lat[i] < s) s = dev.lat[i]; if (dev.lat[i] > nn) nn = dev.lat[i];
+    }
+    return L.latLngBounds([s, w], [nn, e]);
   }
 
   function shownStatus(i) {
@@ -158,19 +168,28 @@
       points[i] = { type: "Feature", properties: { i: i }, geometry: { type: "Point", coordinates: [dev.lon[i], dev.lat[i]] } };
     }
     dev.cluster = new Supercluster({
-      radius: 50, maxZoom: 17, minPoints: 3,
+      radius: 60, minZoom: 8, maxZoom: 16, minPoints: 3, // a city fits zoom 10 and more: fewer levels to build
       map: (p) => { const c = [0, 0, 0, 0, 0, 0]; c[shownStatus(p.i)] = 1; c[5] = dev.rootCause[p.i]; return { c: c }; },
       reduce: (acc, p) => { for (let k = 0; k < 6; k++) acc.c[k] += p.c[k]; },
     });
+    const t0 = performance.now();
     dev.cluster.load(points);
     dev.dirty = false;
     dev.lastBuild = performance.now();
+    dev.buildMs = dev.lastBuild - t0;
     updateLegend();
   }
 
+  let redrawTimer = null;
+  function redrawSoon() {
+    if (redrawTimer !== null) return;
+    redrawTimer = setTimeout(() => { redrawTimer = null; drawDevices(); }, 200);
+  }
+
   function markDirty() {
+    redrawSoon();
     if (dev.timer !== null) return;
-    const wait = Math.max(0, REBUILD_MS - (performance.now() - dev.lastBuild));
+    const wait = Math.max(0, Math.max(REBUILD_MS, 3 * dev.buildMs) - (performance.now() - dev.lastBuild));
     dev.timer = setTimeout(() => { dev.timer = null; buildClusters(); drawDevices(); }, wait);
   }
 
@@ -561,8 +580,7 @@
 
   // -- start ---------------------------------------------------------------------------------------
   async function reloadDevices() {
-    const fc = await api("/model/layers/devices");
-    loadDevices(fc);
+    loadDevices(await api("/model/device-columns"));
     drawDevices();
   }
 
@@ -579,17 +597,21 @@
     const cfg = await (await fetch("config.json", { cache: "no-store" })).json();
     initMap(cfg);
     const started = performance.now();
-    const [base, devices] = await Promise.all([api("/model/layers/base"), api("/model/layers/devices")]);
+    const [base, devices] = await Promise.all([api("/model/layers/base"), api("/model/device-columns")]);
+    const fetched = performance.now();
     const zones = base.features.filter((f) => f.properties.kind === "zone").map((f) => f.id).sort();
     fillSelect("f-zone", zones);
-    fillSelect("f-service", Array.from(new Set(devices.features.map((f) => f.properties.service).filter(Boolean))).sort());
+    fillSelect("f-service", Array.from(new Set(devices.service.filter(Boolean))).sort());
     addLayer("base", base, true);
+    const t0 = performance.now();
     loadDevices(devices);
-    const all = devices.features.map((f) => [f.geometry.coordinates[1], f.geometry.coordinates[0]]);
-    if (all.length) map.fitBounds(L.latLngBounds(all).pad(0.05)); else map.setView([48.8566, 2.3522], 13);
+    const clustered = performance.now();
+    if (dev.ids.length) map.fitBounds(cityBounds().pad(0.05)); else map.setView([48.8566, 2.3522], 13);
     drawDevices();
     await new Promise((res) => requestAnimationFrame(() => requestAnimationFrame(res)));
-    window.urbanConsole.firstRenderMs = performance.now() - started;
+    const now = performance.now();
+    window.urbanConsole.timings = { fetch_ms: fetched - started, clusters_ms: clustered - t0, draw_ms: now - clustered };
+    window.urbanConsole.firstRenderMs = now - started;
     $("map").dataset.devices = String(dev.ids.length);
     stream();
     const [physical, l2, l3] = await Promise.all([api("/model/layers/physical"), api("/model/layers/l2"), api("/model/layers/l3")]);
@@ -604,6 +626,7 @@
   // read by the browser tests and the render benchmark (nothing here changes the console)
   window.urbanConsole = {
     firstRenderMs: null,
+    timings: null,
     devices: () => dev.ids.length,
     status: (id) => { const i = dev.index.get(id); return i === undefined ? null : STATUS[shownStatus(i)]; },
     counts: counts,
