@@ -157,7 +157,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server.stop()
     return {
         "devices": devices, "setup_s": round(setup_s, 1), "first_render_ms": round(first_ms),
-        "first_render_page_ms": round(page_ms), "first_render_parts_ms": {k: round(v) for k, v in parts.items()}, "devices_drawn": drawn, "target_first_render_ms": 3000,
+        "first_render_page_ms": round(page_ms), "first_render_parts_ms": {k: round(v) for k, v in parts.items()},
+        "devices_drawn": drawn, "target_first_render_ms": 3000,
         "live_minutes": minutes, "status_changes_sent": changes.sent, "live_events_received": events,
         "heap_after_first_render_mb": round(heap0 / 1e6, 2), "heap_end_mb": round(heap_end / 1e6, 2),
         "heap_growth_pct": round((heap_end - heap0) * 100 / heap0, 1), "target_heap_growth_pct": 20,
