@@ -242,6 +242,20 @@ def test_a_viewer_sees_every_action_disabled_and_the_api_refuses_a_forged_one(
     p.page.locator("#override-submit").wait_for(timeout=5000)
     for control in ("#override-level", "#override-minutes", "#override-submit", "#override-clear"):
         assert p.page.locator(control).is_disabled(), control
+    # the panel: the device's status, its last readings with their units, its place in the layers
+    assert p.page.inner_text("#panel-status").startswith("stale")
+    _, detail = _api(base, f"/api/v1/devices/{lamp}", VIEWER)
+    numeric = {m: v for m, v in detail["state"]["values"].items()
+               if isinstance(v, float | int) and not isinstance(v, bool) and detail["units"].get(m, "1") != "1"}
+    assert numeric, detail
+    rows = dict(zip(p.page.locator("#panel .readings th").all_inner_texts(),
+                    p.page.locator("#panel .readings td").all_inner_texts(), strict=True))
+    for measure in numeric:
+        assert rows[measure].endswith(" " + detail["units"][measure]), (measure, rows)
+    panel = p.page.inner_text("#panel")
+    info = rig.model.devices[lamp]
+    for where in (info.cabinet, info.port, info.site, info.service, info.street):
+        assert where is None or where in panel, (where, panel)
     alarm_id = item.get_attribute("data-alarm-id")
     before = _api(base, f"/api/v1/alarms/{alarm_id}", OPERATOR)[1]
     # a forged request from the viewer's page, with the viewer's token: the API refuses it

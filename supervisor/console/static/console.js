@@ -619,7 +619,7 @@
     addLayer("l2", l2, $("layers").querySelector("[data-layer=l2]").checked);
     addLayer("l3", l3, $("layers").querySelector("[data-layer=l3]").checked);
     await Promise.all([refreshRootCauses(), refreshMaintenance(), refreshAlarms()]);
-    setInterval(() => refreshMaintenance().catch(showLiveError), 60000);
+    setInterval(() => refreshMaintenance().catch(showLiveError), 15000); // windows are not in the event stream
     document.body.dataset.ready = "true";
   }
 
