@@ -66,7 +66,7 @@
   let renderer = null;
   const overlays = {}; // layer name -> L.Layer
   const layerFeatures = {}; // layer name -> features drawn
-  const rcLayer = { group: null };
+  const rcLayer = { group: null, renderer: null };
 
   const dev = {
     ids: [], index: new Map(), lon: null, lat: null, status: null, family: [], zone: [], service: [],
@@ -83,6 +83,8 @@
     dev.drawn = L.layerGroup().addTo(map);
     overlays.devices = dev.drawn;
     rcLayer.group = L.layerGroup().addTo(map);
+    map.createPane("rootcause").style.zIndex = "640"; // the root causes' rings above the devices and clusters (markers: 600)
+    rcLayer.renderer = L.canvas({ pane: "rootcause", padding: 0.3 });
     map.on("moveend", drawDevices);
   }
 
@@ -308,7 +310,7 @@
       }
       if (a.position) {
         const m = L.circleMarker([a.position[1], a.position[0]], {
-          renderer: renderer, radius: 14, color: "#d7301f", weight: 4, fillColor: "#d7301f", fillOpacity: 0.35,
+          renderer: rcLayer.renderer, pane: "rootcause", radius: 16, color: "#d7301f", weight: 5, fillColor: "#d7301f", fillOpacity: 0.25,
         });
         m.bindTooltip("root cause: " + a.element + " · " + a.device_count + " devices");
         m.on("click", () => showElement(a.element, { kind: a.kind }));
