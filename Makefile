@@ -34,7 +34,6 @@ services:
 ## versions, copied with their licences into supervisor/console/static/vendor/ (committed: users
 ## and CI need no Node.js)
 console-assets:
-	cd supervisor/console && npm ci --no-audit --no-fund
 	./scripts/console-assets.sh
 
 check: install

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Copy the console's npm dependencies (installed by `npm ci` in supervisor/console) into the Python
-# package, with their licences: supervisor/console/static/vendor/<package>/. Run by `make console-assets`.
+# The console's npm dependencies, at the versions of supervisor/console/package-lock.json, copied with
+# their licences into the Python package: supervisor/console/static/vendor/<package>/. `npm ci` runs
+# in a temporary directory, so no node_modules ever lands in the package. Run by `make console-assets`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-NM="$ROOT/supervisor/console/node_modules"
-OUT="$ROOT/supervisor/console/static/vendor"
+PKG="$ROOT/supervisor/console"
+OUT="$PKG/static/vendor"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+cp "$PKG/package.json" "$PKG/package-lock.json" "$WORK/"
+(cd "$WORK" && npm ci --no-audit --no-fund --ignore-scripts)
+NM="$WORK/node_modules"
 rm -rf "$OUT"
 mkdir -p "$OUT/leaflet/images" "$OUT/supercluster"
 cp "$NM/leaflet/dist/leaflet.js" "$NM/leaflet/dist/leaflet.css" "$NM/leaflet/LICENSE" "$OUT/leaflet/"
