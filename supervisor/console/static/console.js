@@ -13,10 +13,11 @@
   const STATUS = ["ok", "stale", "fault", "maintenance", "unknown"];
   const CODE = { ok: 0, stale: 1, fault: 2, maintenance: 3, unknown: 4 };
   const COLOUR = { ok: "#2e9d48", stale: "#8c8c8c", fault: "#d7301f", maintenance: "#3b6fd1", unknown: "#c9a400" };
-  // clusters are rebuilt at most once a second while statuses change, less often when a rebuild is
-  // costly (3 times its duration: 100,000 devices take about 0.3 s on an idle machine), so that a
-  // busy night does not keep the browser busy; single devices are redrawn with their status at once
-  const REBUILD_MS = 1000;
+  // The cluster index holds positions only: built once, never rebuilt when statuses change. A cluster's
+  // colour and counts come from its devices' current statuses at each redraw (its leaves are listed
+  // once per view). Redraws follow status changes at most every REDRAW_MS, or 3 times the last
+  // redraw's duration when that is longer, so that a busy night does not keep the browser busy.
+  const REDRAW_MS = 250;
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -70,7 +71,7 @@
 
   const dev = {
     ids: [], index: new Map(), lon: null, lat: null, status: null, family: [], zone: [], service: [],
-    fault: [], maintenance: null, cluster: null, dirty: false, drawn: null, lastBuild: 0, buildMs: 0, timer: null,
+    fault: [], maintenance: null, cluster: null, drawn: null,
     rootCause: null, // Uint8Array: 1 when an active root-cause alarm took the device down
   };
 
@@ -169,30 +170,30 @@
     for (let i = 0; i < n; i++) {
       points[i] = { type: "Feature", properties: { i: i }, geometry: { type: "Point", coordinates: [dev.lon[i], dev.lat[i]] } };
     }
-    dev.cluster = new Supercluster({
-      radius: 60, minZoom: 8, maxZoom: 16, minPoints: 3, // a city fits zoom 10 and more: fewer levels to build
-      map: (p) => { const c = [0, 0, 0, 0, 0, 0]; c[shownStatus(p.i)] = 1; c[5] = dev.rootCause[p.i]; return { c: c }; },
-      reduce: (acc, p) => { for (let k = 0; k < 6; k++) acc.c[k] += p.c[k]; },
-    });
-    const t0 = performance.now();
+    // a city fits zoom 10 and more: levels below 8 are not built
+    dev.cluster = new Supercluster({ radius: 60, minZoom: 8, maxZoom: 16, minPoints: 3 });
     dev.cluster.load(points);
-    dev.dirty = false;
-    dev.lastBuild = performance.now();
-    dev.buildMs = dev.lastBuild - t0;
-    updateLegend();
+    view.key = null;
   }
 
   let redrawTimer = null;
-  function redrawSoon() {
+  let lastDrawMs = 0;
+  function markDirty() {
     if (redrawTimer !== null) return;
-    redrawTimer = setTimeout(() => { redrawTimer = null; drawDevices(); }, 200);
+    redrawTimer = setTimeout(() => { redrawTimer = null; drawDevices(); }, Math.max(REDRAW_MS, 3 * lastDrawMs));
   }
 
-  function markDirty() {
-    redrawSoon();
-    if (dev.timer !== null) return;
-    const wait = Math.max(0, Math.max(REBUILD_MS, 3 * dev.buildMs) - (performance.now() - dev.lastBuild));
-    dev.timer = setTimeout(() => { dev.timer = null; buildClusters(); drawDevices(); }, wait);
+  // what the current view shows: its clusters and single devices, and each cluster's devices
+  const view = { key: null, items: [], leaves: [] };
+
+  function viewOf(b, zoom) {
+    const key = zoom + ":" + b.toBBoxString();
+    if (view.key === key) return view;
+    view.key = key;
+    view.items = dev.cluster.getClusters([b.getWest(), b.getSouth(), b.getEast(), b.getNorth()], zoom);
+    view.leaves = view.items.map((it) => (it.properties.cluster
+      ? Int32Array.from(dev.cluster.getLeaves(it.properties.cluster_id, Infinity), (f) => f.properties.i) : null));
+    return view;
   }
 
   function worst(c) {
@@ -206,17 +207,19 @@
   let drawnCount = 0;
   function drawDevices() {
     if (!map || !dev.cluster) return;
+    const t0 = performance.now();
+    updateLegend();
     dev.drawn.clearLayers();
     drawnCount = 0;
-    if (!map.hasLayer(dev.drawn)) return;
-    const b = map.getBounds();
-    const zoom = Math.round(map.getZoom());
-    const items = dev.cluster.getClusters([b.getWest(), b.getSouth(), b.getEast(), b.getNorth()], zoom);
-    for (const it of items) {
+    if (!map.hasLayer(dev.drawn)) { $("map").dataset.drawnDevices = "0"; return; }
+    const v = viewOf(map.getBounds(), Math.round(map.getZoom()));
+    for (let k = 0; k < v.items.length; k++) {
+      const it = v.items[k];
       const [lon, lat] = it.geometry.coordinates;
       const p = it.properties;
       if (p.cluster) {
-        const c = p.c;
+        const c = [0, 0, 0, 0, 0, 0];
+        for (const i of v.leaves[k]) { c[shownStatus(i)] += 1; c[5] += dev.rootCause[i]; }
         const w = worst(c);
         const size = p.point_count < 100 ? 30 : p.point_count < 1000 ? 38 : 46;
         const icon = L.divIcon({
@@ -242,6 +245,7 @@
       }
     }
     $("map").dataset.drawnDevices = String(drawnCount);
+    lastDrawMs = performance.now() - t0;
   }
 
   function counts() {
