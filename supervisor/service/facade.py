@@ -256,6 +256,15 @@ class Service:
         counts = {s: sum(1 for v in items.values() if v.get("state") == s) for s in COMMAND_STATES}
         return {"counts": counts if state is None else {state: len(items)}, "commands": items}
 
+    def command_history(self, device_id: str) -> dict[str, Any]:
+        """The latest command states of a device sent by the rule engine (newest first, bounded)."""
+        self._rules()
+        with self._sup.lock:
+            if not self._knows(device_id):
+                raise NotFoundError(f"device {device_id!r} is unknown (not in the network model nor the device state)")
+        items = self._sup.command_log.of(device_id)
+        return {"device": device_id, "kept": self._sup.command_log.per_device, "items": items}
+
     def send_command(self, cmd: Command) -> list[str]:
         """Publish one command to a known device now; returns the topics published."""
         sup = self._sup

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rules import Decision
+    from rules import CommandState, Decision
     from supervisor.alarms.store import AlarmRecord
     from supervisor.state.registry import StatusChange
 
@@ -99,3 +99,28 @@ class LiveFeed:
                                   "output": data.output, "text": data.text, "channel": data.channel})
         end = picked[-1][0] if picked else cursor
         return Changes(end, False, status, alarms, decisions)
+
+
+class CommandLog:
+    """The latest command states of each device (newest last), bounded: ``per_device`` states for at
+    most ``max_devices`` devices (the device heard from longest ago is dropped first)."""
+
+    def __init__(self, per_device: int = 20, max_devices: int = 200_000) -> None:
+        self.per_device, self.max_devices = per_device, max_devices
+        self._log: dict[str, deque[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, cs: CommandState) -> None:
+        with self._lock:
+            got = self._log.pop(cs.device, None)  # re-inserted: the dict's order is the eviction order
+            if got is None:
+                if len(self._log) >= self.max_devices:
+                    self._log.pop(next(iter(self._log)))
+                got = deque(maxlen=self.per_device)
+            got.append(cs.as_dict())
+            self._log[cs.device] = got
+
+    def of(self, device: str) -> list[dict[str, Any]]:
+        """The device's command states, newest first."""
+        with self._lock:
+            return list(reversed(self._log.get(device, ())))

@@ -37,7 +37,7 @@ from supervisor.ingest.router import Router
 from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBucket
 from supervisor.service.errors import SupervisorError
 from supervisor.service.health import Health
-from supervisor.service.live import LiveFeed
+from supervisor.service.live import CommandLog, LiveFeed
 from supervisor.service.periodic import PeriodicWork
 from supervisor.service.report import summary
 from supervisor.service.rulestate import RuleStateFile
@@ -120,6 +120,7 @@ class Supervisor:
         self.periodic.alarms = self.alarms
         self.periodic.lifecycle = self.lifecycle
         self.live = LiveFeed()  # what the console's event stream reads
+        self.command_log = CommandLog()  # each device's latest command states (the console's device panel)
         self.periodic.live = self.live.status
         self.lifecycle.on_commit = self.live.alarm
         if rule_set is None and settings.rules_dir is not None:
@@ -205,6 +206,7 @@ class Supervisor:
 
     def _on_command(self, cs: CommandState) -> None:
         self._store("command state", lambda: schema.command_line(cs))
+        self.command_log.add(cs)
         self.lifecycle.on_command(cs)
 
     @property

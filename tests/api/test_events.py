@@ -171,3 +171,38 @@ def test_the_session_names_the_role_never_the_token(served: tuple[Supervisor, in
         assert resp.status == 200 and token not in body
         assert json.loads(body) == {"role": role, "name": f"{role}#1", "can_write": write}
         conn.close()
+
+
+def test_the_command_log_is_bounded_per_device_and_in_devices() -> None:
+    from rules import CommandState
+    from supervisor.service.live import CommandLog
+
+    log = CommandLog(per_device=3, max_devices=2)
+    for k in range(5):
+        log.add(CommandState("lamp-1", None, "z01", float(k * 10), "pending", 1, float(k), float(k)))
+    assert [c["level"] for c in log.of("lamp-1")] == [40.0, 30.0, 20.0]
+    log.add(CommandState("lamp-2", None, "z01", 5.0, "confirmed", 1, 1.0, 1.0))
+    log.add(CommandState("lamp-3", None, "z01", 5.0, "failed", 3, 1.0, 1.0, error="no answer"))
+    assert log.of("lamp-1") == [], "the device heard from longest ago went first"
+    assert log.of("lamp-3")[0]["error"] == "no answer"
+
+
+def test_a_devices_command_history_through_the_api(served: tuple[Supervisor, int]) -> None:
+    from rules import CommandState
+
+    sup, port = served
+    lamp = next(d for d, info in sorted(sup.model.devices.items()) if info.kind == "lamp")  # type: ignore[union-attr]
+    with sup.lock:  # what the rule engine's command tracker calls on each state change
+        sup._on_command(CommandState(lamp, None, "z01", 60.0, "pending", 1, 10.0, 10.0))
+        sup._on_command(CommandState(lamp, None, "z01", 60.0, "confirmed", 1, 11.0, 10.0, reported=60.0))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", f"/api/v1/commands/{lamp}/history", headers={"Authorization": f"Bearer {VIEWER}"})
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    assert resp.status == 200
+    assert [(c["state"], c["level"]) for c in body["items"]] == [("confirmed", 60.0), ("pending", 60.0)]
+    conn.request("GET", "/api/v1/commands/no-such-device/history", headers={"Authorization": f"Bearer {VIEWER}"})
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 404
+    conn.close()

@@ -16,7 +16,7 @@ EXPECTED_IDS = {
     "ingest-dead-letters", "model-layer", "model-element", "model-impact", "model-shared", "alarms-list",
     "alarms-ack", "alarms-get", "alarms-comment", "alarms-shelve", "maintenance-list", "maintenance-create",
     "maintenance-delete", "rules-list", "rules-why", "commands-list", "commands-send", "overrides-create",
-    "overrides-delete", "events-stream", "session-get", "model-device-columns",
+    "overrides-delete", "events-stream", "session-get", "model-device-columns", "commands-history",
 }
 
 

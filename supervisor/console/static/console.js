@@ -412,10 +412,14 @@
       why.appendChild(w.decisions.length ? ol : el("p", "hint", "no decision about this device yet"));
     } catch (e) { why.textContent = e.status === 503 ? "no rule engine" : e.message; }
     try {
-      const c = await api("/commands");
+      const h = await api("/commands/" + encodeURIComponent(id) + "/history");
       cmds.textContent = "";
-      const mine = Object.entries(c.commands).filter(([k]) => k === id || k.startsWith(id + "@") || k.startsWith(id + "/"));
-      cmds.appendChild(mine.length ? table(mine.map(([k, v]) => [k, JSON.stringify(v)]), "kv commands") : el("p", "hint", "no command sent to this device"));
+      const ol = el("ol", "commands");
+      for (const c of h.items) {
+        ol.appendChild(el("li", null, fmtTime(c.sent_at) + " · " + (c.channel ? "circuit " + c.channel + " · " : "") + "level " +
+          fmtValue(c.level) + " % · " + c.state + (c.attempts > 1 ? " after " + c.attempts + " attempts" : "") + (c.error ? " · " + c.error : "")));
+      }
+      cmds.appendChild(h.items.length ? ol : el("p", "hint", "no command sent to this device"));
     } catch (e) { cmds.textContent = e.status === 503 ? "no rule engine" : e.message; }
   }
 
