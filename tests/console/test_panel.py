@@ -68,8 +68,8 @@ def test_an_operator_overrides_a_lamp_from_its_panel_and_sees_why(
         assert why["level"] == 40.0
         assert any("bob (operator#1)" in json.dumps(r) for r in why["requests"]), why["requests"]
         page.evaluate("(id) => urbanConsole.showDevice(id)", lamp)  # the panel again: the why shows it
-        page.wait_for_function("() => document.getElementById('panel-why').textContent.includes('level asked now: 40 %')",
-                               timeout=5000)
+        page.wait_for_function(
+            "() => document.getElementById('panel-why').textContent.includes('level asked now: 40 %')", timeout=5000)
         page.screenshot(path=str(shots / "override.png"))
         page.click("#override-clear")
         page.wait_for_function("() => document.querySelector('#panel .result').textContent === 'override cleared'",
