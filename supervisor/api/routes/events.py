@@ -49,7 +49,7 @@ class _Streams:
 
     def __init__(self) -> None:
         self.open = 0
-        self.lock = threading.Lock()
+        self.guard = threading.Lock()
         self.stop = threading.Event()
 
 
@@ -66,7 +66,7 @@ def _event(name: str, data: object, eid: int | None = None) -> bytes:
 
 
 async def _stream(svc: Service, request: Request, streams: _Streams, cursor: int, max_s: float) -> AsyncIterator[bytes]:
-    with streams.lock:  # counted here, where the finally below is sure to run
+    with streams.guard:  # counted here, where the finally below is sure to run
         streams.open += 1
     try:
         yield b"retry: 2000\n" + _event("hello", {"cursor": cursor}, cursor)
@@ -92,7 +92,7 @@ async def _stream(svc: Service, request: Request, streams: _Streams, cursor: int
             await asyncio.sleep(POLL_S)
         yield _event("end", {"cursor": cursor}, cursor)
     finally:
-        with streams.lock:
+        with streams.guard:
             streams.open -= 1
 
 
@@ -110,7 +110,7 @@ async def events(
     Starts from ``after`` (a cursor of a previous stream) or from now; ``event: resync`` when what
     was asked is no longer kept. Send the token in ``Authorization``, never in the URL."""
     streams = streams_of(request)
-    with streams.lock:
+    with streams.guard:
         if streams.open >= MAX_STREAMS:
             raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
                                 f"too many event streams open (at most {MAX_STREAMS}): retry later")
