@@ -55,6 +55,11 @@ def test_the_page_has_no_inline_script_or_style_and_loads_nothing_from_elsewhere
     assert "style=" not in js and "eval(" not in js and "new Function" not in js
     assert "localStorage" not in js, "the token lives in sessionStorage only"
     assert not re.search(r"[?&](token|access_token)=", js), "a token never goes in a URL"
+    # were the script not to run, submitting the form would send nothing: no input has a name, the
+    # form posts (a GET would put its fields in the URL), and the CSP's form-action 'none' blocks it
+    login = re.search(r"<form[^>]*id=\"login-form\"[^>]*>(.*?)</form>", html, re.S)
+    assert login is not None and 'method="post"' in login.group(0)
+    assert "<input" in login.group(1) and not re.search(r"<input[^>]*\bname=", login.group(1))
 
 
 def test_the_tile_server_joins_the_csp_and_the_page_config(sup: Supervisor) -> None:
