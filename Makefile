@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install demo test check services bench clean openapi
+.PHONY: install demo test check services bench clean openapi console-assets
 
 $(BIN)/urban-supervisor: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ openapi: install
 
 services:
 	./scripts/services.sh
+
+## the operator console's front-end libraries (Leaflet, supercluster), from npm at their locked
+## versions, copied with their licences into supervisor/console/static/vendor/ (committed: users
+## and CI need no Node.js)
+console-assets:
+	./scripts/console-assets.sh
 
 check: install
 	$(BIN)/ruff check .

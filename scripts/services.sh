@@ -2,7 +2,8 @@
 # Make the services the tests need available on loopback:
 #   - InfluxDB 1.x (Debian's `influxdb`), installed when `influxd` is missing, started when
 #     nothing answers on $URBAN_TEST_INFLUX_URL (default http://127.0.0.1:8086);
-#   - Mosquitto at 127.0.0.1:1883 (the machine's own, started or installed when missing).
+#   - Mosquitto at 127.0.0.1:1883 (the machine's own, started or installed when missing);
+#   - Debian's chromium (the console's browser tests), installed when missing.
 # Idempotent: running it twice starts nothing twice.
 set -euo pipefail
 
@@ -33,6 +34,11 @@ if ! command -v curl >/dev/null 2>&1; then apt_install curl; fi
 if ! command -v snmptrap >/dev/null 2>&1; then
   echo "services: installing Net-SNMP's tools (snmptrap: the SNMP trap tests)"
   apt_install snmp
+fi
+# the operator console's browser tests drive Debian's chromium through Playwright (tests/console/)
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "services: installing Debian's chromium and chromium-driver (the console's browser tests)"
+  apt_install chromium chromium-driver
 fi
 
 # an InfluxDB that answers /ping can still be unusable (e.g. its data directory was removed): probe a write path

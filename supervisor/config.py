@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -279,6 +279,36 @@ class IdentityConfig(_Section):
     unknown: Literal["refuse", "unplaced", "accept"] = "refuse"
 
 
+class ConsoleConfig(_Section):
+    """The operator console, served by the API at ``/console`` (docs/console.md)."""
+
+    enabled: bool = True
+    # base-map tiles, e.g. "https://tile.example.org/{z}/{x}/{y}.png"; none: zones and streets of the model
+    tile_url: Annotated[str | None, ENDPOINT] = None
+    tile_attribution: str = Field("", max_length=300)
+
+    @field_validator("tile_url")
+    @classmethod
+    def _tile_template(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"console.tile_url {v!r}: an http(s):// URL template is needed")
+        if not all(k in v for k in ("{z}", "{x}", "{y}")) or any(c in v for c in " \"'<>;"):
+            raise ValueError(f"console.tile_url {v!r}: a template with {{z}}, {{x}} and {{y}} and no quote, "
+                             "space, ';' or angle bracket is needed")
+        return v
+
+    @property
+    def tile_origin(self) -> str | None:
+        """``scheme://host[:port]`` of the tiles (the console's CSP allows it), or ``None``."""
+        if self.tile_url is None:
+            return None
+        parts = urlsplit(self.tile_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+
 class ApiConfig(_Section):
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -286,6 +316,7 @@ class ApiConfig(_Section):
     viewer_tokens: list[SecretStr] = Field(default_factory=list)
     operator_tokens: list[SecretStr] = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
 
 class DriverConfig(_Section):

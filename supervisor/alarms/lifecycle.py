@@ -108,6 +108,7 @@ class AlarmLifecycle:
         self.settle_s = settle_s
         self.manager_ack: Callable[[str, str, float], object] | None = None
         self.cancel_notify: Callable[[str], object] | None = None  # the notifier's cancel (shelving)
+        self.on_commit: Callable[[AlarmRecord, str], object] | None = None  # every stored transition (live feed)
         self._lock = threading.RLock()
         self._syncing = False
         self._active: dict[str, AlarmRecord] = {a.key: a for a in store.active()}
@@ -298,6 +299,8 @@ class AlarmLifecycle:
     def _commit(self, alarm: AlarmRecord, transition: str, ts: float, user: str | None, detail: str | None) -> None:
         """Durable first, then InfluxDB, then the notifier."""
         self.store.save(alarm, transition, ts, user, detail)
+        if self.on_commit is not None:
+            self.on_commit(alarm, transition)
         if self.write is not None:  # the supervisor's writer: a point that does not fit is counted there
             snapshot = replace(alarm, comments=[])
             self.write(f"alarm {alarm.id} {transition}",

@@ -14,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from supervisor import console
 from supervisor.api.auth import TokenAuth
 from supervisor.api.contract import declare_access, install_method_not_allowed
 from supervisor.api.errors import install_error_handlers
@@ -89,7 +90,8 @@ def build_app(cfg: ApiConfig, limits: Limits | None = None) -> FastAPI:
     app.state.refusals = Refusals()
     install_error_handlers(app)
     # before CORS, so inside it: a refusal (413, 429) still carries the CORS headers a browser needs
-    app.add_middleware(LimitsMiddleware, auth=auth, limits=lim, refusals=app.state.refusals)
+    app.add_middleware(LimitsMiddleware, auth=auth, limits=lim, refusals=app.state.refusals,
+                       console_csp=console.csp(cfg.console) if cfg.console.enabled else None)
     if cfg.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -101,6 +103,7 @@ def build_app(cfg: ApiConfig, limits: Limits | None = None) -> FastAPI:
     app.include_router(root_router)
     app.include_router(api_router, prefix=API_PREFIX)
     ngsi.install(app)  # /ngsi-ld/v1/: NGSI-LD's own errors and media types, not in the OpenAPI document
+    console.install(app, cfg.console)  # /console/: static files, not in the OpenAPI document
     declare_access(app, auth)
     install_method_not_allowed(app)
     return app

@@ -1,5 +1,6 @@
 """GeoJSON FeatureCollections of the network model's layers, built from its public data.
 
+- ``base``: the city's zones (polygons) and streets (lines): a base map drawn from the model;
 - ``physical``: sites (points), links and feeders that have a route (lines);
 - ``l2``: switches (points at their site) and their uplinks (lines along the uplink's link);
 - ``l3``: the service reach: the switches whose ports carry a service's VLAN, with the services'
@@ -22,8 +23,8 @@ from supervisor.state.registry import StateRegistry
 if TYPE_CHECKING:
     from supervisor.model import CityModel  # the model package loads only when a city is configured
 
-Layer = Literal["physical", "l2", "l3", "devices"]
-LAYERS: tuple[Layer, ...] = ("physical", "l2", "l3", "devices")
+Layer = Literal["base", "physical", "l2", "l3", "devices"]
+LAYERS: tuple[Layer, ...] = ("base", "physical", "l2", "l3", "devices")
 
 Feature = dict[str, Any]
 
@@ -60,6 +61,18 @@ class ServicesOf:
             with self._lock:
                 self._cache[element] = got
         return got
+
+
+def base(model: CityModel) -> list[Feature]:
+    out: list[Feature] = []
+    for z in model.zones.values():
+        rings = [[[float(x), float(y)] for x, y in ring] for ring in z.coords]
+        out.append(feature({"type": "Polygon", "coordinates": rings} if rings else None, z.id,
+                           {"kind": "zone", "layer": "base", "name": z.name}))
+    for st in model.streets.values():
+        out.append(feature(line(st.coords) if st.coords else None, st.id,
+                           {"kind": "street", "layer": "base", "name": st.name, "zone": st.zone}))
+    return out
 
 
 def physical(model: CityModel, services: Callable[[str], list[str]]) -> list[Feature]:
@@ -124,14 +137,39 @@ def l3(model: CityModel) -> list[Feature]:
 
 def devices(model: CityModel, state: StateRegistry, family: str | None = None,
             zone: str | None = None) -> list[Feature]:
+    # 400,000 acyclic dicts and lists for a 100,000-device city: with the cyclic collector paused,
+    # as the model's loader does, 1.0 s instead of 4.0 s (measured on the bench's city, load 9)
+    from supervisor.model import _no_gc
+
+    with _no_gc():
+        return _devices(model, state, family, zone)
+
+
+def _devices(model: CityModel, state: StateRegistry, family: str | None, zone: str | None) -> list[Feature]:
+    t = model.devices.table()
     out: list[Feature] = []
-    for dev in model.devices.values():
-        if (family is not None and dev.family != family) or (zone is not None and dev.zone != zone):
+    for i, dev_id in enumerate(t["id"]):
+        fam, dev_zone, service = t["family"][i], t["zone"][i], t["service"][i]
+        if (family is not None and fam != family) or (zone is not None and dev_zone != zone):
             continue
-        st = state.get(dev.id)
-        out.append(feature(point(dev.lon, dev.lat), dev.id, {
-            "kind": dev.kind, "family": dev.family, "layer": "devices", "zone": dev.zone, "service": dev.service,
-            "services": [dev.service] if dev.service else [], "street": dev.street, "cabinet": dev.cabinet,
+        st = state.get(dev_id)
+        out.append(feature(point(t["lon"][i], t["lat"][i]), dev_id, {
+            "kind": t["kind"][i], "family": fam, "layer": "devices", "zone": dev_zone, "service": service,
+            "services": [service] if service else [], "street": t["street"][i], "cabinet": t["cabinet"][i],
             "status": st.status if st is not None else "unknown",
             "fault": st.fault if st is not None else None}))
     return out
+
+
+def device_columns(model: CityModel, state: StateRegistry) -> dict[str, Any]:
+    """Every device as columns of plain lists: the devices layer without an object per device (the
+    console's map of a 100,000-device city: 0.2 s and 9 MB, against 1 to 2 s and 31 MB as GeoJSON)."""
+    t = model.devices.table()
+    status: list[str] = []
+    fault: list[str | None] = []
+    for dev_id in t["id"]:
+        st = state.get(dev_id)
+        status.append(st.status if st is not None else "unknown")
+        fault.append(st.fault if st is not None else None)
+    return {"count": len(t["id"]), "id": t["id"], "lon": t["lon"], "lat": t["lat"], "family": t["family"],
+            "kind": t["kind"], "zone": t["zone"], "service": t["service"], "status": status, "fault": fault}

@@ -12,7 +12,8 @@
   the number of buckets is bounded by the configuration;
 - every answer carries ``X-Content-Type-Options: nosniff`` and ``Referrer-Policy: no-referrer``;
   JSON answers carry a CSP that allows nothing, HTML answers (the ``/docs`` page) one that allows
-  the Swagger UI assets and nothing else.
+  the Swagger UI assets and nothing else, and every answer under ``/console`` the console's own
+  (:func:`supervisor.console.csp`: this origin only, no inline script or style).
 
 Refused requests change nothing: the route does not run.
 """
@@ -38,6 +39,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_PAGE = 1000  # the most items any list answers in one page
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
+CONSOLE_PATH = "/console"  # supervisor.console.PATH (not imported: the console imports the API's config)
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 # the Swagger UI page: its bundle and style from the CDN FastAPI uses, one inline start-up script,
 # the schema fetched from this origin
@@ -100,15 +102,19 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class LimitsMiddleware:
-    def __init__(self, app: ASGIApp, auth: TokenAuth, limits: Limits, refusals: Refusals) -> None:
+    def __init__(self, app: ASGIApp, auth: TokenAuth, limits: Limits, refusals: Refusals,
+                 console_csp: str | None = None) -> None:
         self.app, self.auth, self.limits, self.refusals = app, auth, limits, refusals
+        self.console_csp = console_csp
         self.rate = WriteRateLimiter(limits.writes_per_second, limits.write_burst)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = _with_security_headers(send)
+        path = str(scope.get("path", ""))
+        console = self.console_csp is not None and (path == CONSOLE_PATH or path.startswith(CONSOLE_PATH + "/"))
+        send = _with_security_headers(send, self.console_csp if console else None)
         declared = _header(scope, b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limits.max_body_bytes):
             await self._refuse_size(scope, receive, send)
@@ -174,12 +180,12 @@ def _replay(body: bytes | object, receive: Receive) -> Receive:
     return replay
 
 
-def _with_security_headers(send: Send) -> Send:
+def _with_security_headers(send: Send, fixed_csp: str | None = None) -> Send:
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
             content_type = next((bytes(v) for k, v in headers if bytes(k).lower() == b"content-type"), b"")
-            csp = HTML_CSP if content_type.startswith(b"text/html") else JSON_CSP
+            csp = fixed_csp or (HTML_CSP if content_type.startswith(b"text/html") else JSON_CSP)
             message["headers"] = [*headers, *_COMMON_HEADERS, (b"content-security-policy", csp.encode())]
         await send(message)
 

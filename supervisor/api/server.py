@@ -95,6 +95,9 @@ class ApiServer:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask uvicorn to finish its requests and exit, then close the socket."""
+        streams = getattr(self.app.state, "event_streams", None)
+        if streams is not None:
+            streams.stop.set()  # the event streams end within a poll, so uvicorn need not wait for them
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:

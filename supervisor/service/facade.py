@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from supervisor.ngsi.config import NgsiPushConfig
     from supervisor.ngsi.push import NgsiPusher
     from supervisor.opendata import OpenDataConfig
+    from supervisor.service.live import Changes
     from supervisor.service.supervisor import Supervisor
     from supervisor.state.registry import DeviceState, StateRegistry
     from supervisor.storage.writer import WriterStats
@@ -271,6 +272,15 @@ class Service:
         counts = {s: sum(1 for v in items.values() if v.get("state") == s) for s in COMMAND_STATES}
         return {"counts": counts if state is None else {state: len(items)}, "commands": items}
 
+    def command_history(self, device_id: str) -> dict[str, Any]:
+        """The latest command states of a device sent by the rule engine (newest first, bounded)."""
+        self._rules()
+        with self._sup.lock:
+            if not self._knows(device_id):
+                raise NotFoundError(f"device {device_id!r} is unknown (not in the network model nor the device state)")
+        items = self._sup.command_log.of(device_id)
+        return {"device": device_id, "kept": self._sup.command_log.per_device, "items": items}
+
     def send_command(self, cmd: Command) -> list[str]:
         """Publish one command to a known device now; returns the topics published."""
         sup = self._sup
@@ -335,6 +345,16 @@ class Service:
             if not removed:
                 raise NotFoundError(f"device {device!r} has no manual override")
             return rules.level(device, channel)
+
+    # -- live changes (the console's event stream) ----------------------------------------------------
+    def live_cursor(self) -> int:
+        """The sequence of the latest change: a stream starting now asks for what comes after it."""
+        return self._sup.live.cursor
+
+    def live_since(self, cursor: int, limit: int) -> Changes:
+        """Changes after ``cursor`` (statuses, alarms, decisions), read from the bounded shared feed
+        without the supervisor's lock; ``lost`` when the client fell too far behind."""
+        return self._sup.live.since(cursor, limit)
 
     # -- metrics -----------------------------------------------------------------------------------
     def metrics(self) -> MetricsView:

@@ -48,6 +48,7 @@ class PeriodicWork:
         self.position_of: schema.PositionOf = lambda device: None
         self._snapshot: list[str] = []  # devices of the snapshot in progress, not written yet
         self._next_snapshot: float | None = None  # the first check takes one
+        self.live: Callable[[list[StatusChange]], None] | None = None  # every status change, as it happens
         self._next_tick = 0.0
         self._next_check = 0.0
         self._next_save = 0.0
@@ -55,6 +56,8 @@ class PeriodicWork:
 
     def on_status(self, changes: list[StatusChange]) -> None:
         self.pending_status.extend(changes)
+        if self.live is not None and changes:
+            self.live(changes)
 
     def run(self) -> None:
         now = self.clock()
@@ -104,7 +107,10 @@ class PeriodicWork:
 
     def _check(self, now: float) -> None:
         """Staleness, then the status changes since the last check and the alarms they raise or clear."""
-        self.pending_status.extend(self.state.check(now))
+        silent = self.state.check(now)
+        if self.live is not None and silent:
+            self.live(silent)
+        self.pending_status.extend(silent)
         position_of = self.position_of
         lines = [schema.device_status_line(ch, position_of(ch.device)) for ch in self.pending_status]
         lines += self._snapshot_slice(now)

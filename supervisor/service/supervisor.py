@@ -37,6 +37,7 @@ from supervisor.ingest.router import Router
 from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBucket
 from supervisor.service.errors import SupervisorError
 from supervisor.service.health import Health
+from supervisor.service.live import CommandLog, LiveFeed
 from supervisor.service.periodic import PeriodicWork
 from supervisor.service.reload import ModelReloader, ReloadOutcome
 from supervisor.service.report import summary
@@ -123,13 +124,9 @@ class Supervisor:
                              alarm=self.lifecycle.supervisor_alarm,
                              notify_stats=self.notifier.stats if self.notifier is not None else None)
         self.rule_state = RuleStateFile(self.state_path)
-        self.periodic = PeriodicWork(settings, self.state, self.writer, health=self.health,
-                                     rule_state=self.rule_state, clock=clock)
-        self.periodic.alarms = self.alarms
-        if model is not None:
-            self.periodic.position_of = model.devices.position
-        self.periodic.lifecycle = self.lifecycle
+        self.periodic = self._build_periodic(model, clock)
         self.snmp = self._build_snmp(model)
+        self._wire_live()
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
                 raise SupervisorError(f"rules_dir {settings.rules_dir}: rules need a city model (set `city`)")
@@ -141,6 +138,24 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.started_at = 0.0
+
+    def _build_periodic(self, model: CityModel | None, clock: Callable[[], float]) -> PeriodicWork:
+        """The work between batches, with the alarms, the lifecycle and the model's positions."""
+        periodic = PeriodicWork(self.settings, self.state, self.writer, health=self.health,
+                                rule_state=self.rule_state, clock=clock)
+        periodic.alarms = self.alarms
+        if model is not None:
+            periodic.position_of = model.devices.position
+        periodic.lifecycle = self.lifecycle
+        return periodic
+
+    def _wire_live(self) -> None:
+        """The console's event stream (status changes and alarm transitions as they happen) and each
+        device's latest command states (the console's device panel)."""
+        self.live = LiveFeed()
+        self.command_log = CommandLog()
+        self.periodic.live = self.live.status
+        self.lifecycle.on_commit = self.live.alarm
 
     def _pipeline(self, *, lane: bool = False) -> Pipeline:
         """The bulk pipeline, or (``lane``) the control lane's: no storage, acknowledged to the lane session."""
@@ -184,7 +199,7 @@ class Supervisor:
         except CredentialsError as exc:
             raise SupervisorError(f"snmp: {exc}") from None
         self.health.snmp_fields = snmp.fields
-        self.on_model.append(snmp.set_model)  # a reload hands the poller, the traps and the drift check the new switches
+        self.on_model.append(snmp.set_model)  # a reload hands the poller, traps and drift check the new switches
         return snmp
 
     def _on_drift(self, found: list[Drift]) -> None:
@@ -244,6 +259,7 @@ class Supervisor:
 
     def _on_decision(self, decision: Decision) -> None:
         self._store("rule decision", lambda: schema.decision_line(decision))
+        self.live.decision(decision)
 
     def _on_rule_alarm(self, alarm: RuleAlarm) -> None:
         log = _log.warning if alarm.state == "raised" else _log.info
@@ -252,6 +268,7 @@ class Supervisor:
 
     def _on_command(self, cs: CommandState) -> None:
         self._store("command state", lambda: schema.command_line(cs))
+        self.command_log.add(cs)
         self.lifecycle.on_command(cs)
 
     @property

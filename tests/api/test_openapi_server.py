@@ -17,7 +17,8 @@ EXPECTED_IDS = {
     "model-drift", "alarms-list",
     "alarms-ack", "alarms-get", "alarms-comment", "alarms-shelve", "maintenance-list", "maintenance-create",
     "maintenance-delete", "rules-list", "rules-why", "commands-list", "commands-send", "overrides-create",
-    "overrides-delete", "opendata-catalogue", "opendata-file",
+    "overrides-delete", "opendata-catalogue", "opendata-file", "events-stream", "session-get",
+    "model-device-columns", "commands-history",
 }
 
 

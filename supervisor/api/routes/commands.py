@@ -33,6 +33,13 @@ def list_commands(
     return svc.commands(state)
 
 
+@router.get("/{device_id}/history", name="commands-history", responses=responses(404, 503))
+def command_history(device_id: str, svc: ServiceDep, _: ViewerDep, _rules: RulesDep) -> dict[str, Any]:
+    """The latest states of the commands the rule engine sent to a device (each channel's too), newest
+    first: level, state (pending, confirmed, failed), attempts, times, error. The last 20 are kept."""
+    return svc.command_history(device_id)
+
+
 class CommandIn(BaseModel):
     """``value`` depends on ``action`` (the schema's ``oneOf``): a boolean to switch, a level to dim."""
 

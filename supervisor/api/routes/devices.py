@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from drivers import catalogue
 from supervisor.api._json import to_jsonable
 from supervisor.api.contract import links
 from supervisor.api.deps import ServiceDep, ViewerDep
@@ -45,17 +46,30 @@ def list_devices(
     return DevicePage(total=total, limit=limit, offset=offset, items=page)
 
 
+def _units(family: object) -> dict[str, str]:
+    if not isinstance(family, str):
+        return {}
+    try:
+        fam = catalogue.family(family)
+    except catalogue.UnknownFamilyError:
+        return {}
+    return {m: spec.unit for m, spec in fam.measures.items()}
+
+
 @router.get("/{device_id}", name="devices-get", responses=links(
     200,
     ModelEntry=("model-element", {"element_id": "$response.body#/id"}),
     Impact=("model-impact", {"element_id": "$response.body#/id"}),
 ) | responses(404))
 def get_device(device_id: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
-    """State of one device, plus its model entry and what it depends on when a model is loaded."""
+    """State of one device, plus its model entry and what it depends on when a model is loaded;
+    ``units``: the unit of each measure of its family (from the catalogue)."""
     found = svc.device(device_id)
+    family = (found["state"] or {}).get("family") or getattr(found["model"], "family", None)
     return {
         "id": device_id,
         "state": found["state"],
+        "units": _units(family),
         "model": to_jsonable(found["model"]) if found["model"] is not None else None,
         "dependencies": to_jsonable(found["dependencies"]) if found["dependencies"] is not None else None,
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+import orjson
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from supervisor.api import geojson
 from supervisor.api._json import to_jsonable
@@ -33,7 +34,7 @@ def _unknown(element_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"element {element_id!r} is not in the network model")
 
 
-@router.get("/layers/{layer}", name="model-layer", responses=responses(503))
+@router.get("/layers/{layer}", name="model-layer", response_model=dict[str, Any], responses=responses(503))
 def layer(
     *,
     layer: geojson.Layer,
@@ -43,9 +44,12 @@ def layer(
     model: ModelDep,
     family: Annotated[str | None, Query(description="devices layer only")] = None,
     zone: Annotated[str | None, Query(description="devices layer only")] = None,
-) -> dict[str, Any]:
-    """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: physical, l2, l3 or devices."""
-    if layer == "devices":
+) -> Response:
+    """A GeoJSON FeatureCollection (WGS 84 lon/lat) of one layer: base (zones and streets), physical,
+    l2, l3 or devices."""
+    if layer == "base":
+        feats = geojson.base(model)
+    elif layer == "devices":
         feats = svc.device_layer(lambda m, state: geojson.devices(m, state, family, zone))
     elif layer == "physical":
         feats = geojson.physical(model, _services_of(request, model))
@@ -53,7 +57,17 @@ def layer(
         feats = geojson.l2(model, _services_of(request, model))
     else:
         feats = geojson.l3(model)
-    return geojson.collection(layer, feats)
+    # plain JSON values already: encoded by orjson directly (FastAPI's encoder walks every value of
+    # 100,000 features first: 10 s against 0.4 s for the devices layer of a 100k-device city)
+    return Response(orjson.dumps(geojson.collection(layer, feats)), media_type="application/json")
+
+
+@router.get("/device-columns", name="model-device-columns", response_model=dict[str, Any], responses=responses(503))
+def device_columns(svc: ServiceDep, _: ViewerDep) -> Response:
+    """Every device of the model with its current status, as columns (``id``, ``lon``, ``lat``,
+    ``family``, ``kind``, ``zone``, ``service``, ``status``, ``fault``: one list each, in the same
+    order): the devices layer for a map of a large city, without an object per device."""
+    return Response(orjson.dumps(svc.device_layer(geojson.device_columns)), media_type="application/json")
 
 
 @router.get("/elements/{element_id}", name="model-element", responses=responses(404, 503))
