@@ -77,8 +77,16 @@ def _connected(port: int) -> bool:
 
 
 def _count(influx: Influx, db: str, measurement: str) -> int:
-    v = influx.scalar(f'SELECT count("{COUNT_FIELD[measurement]}") FROM "{measurement}"', db)
-    return int(v or 0)  # type: ignore[call-overload,no-any-return]
+    """Points of ``measurement``, household water read from its own retention policy too."""
+    from supervisor.storage.retention import raw_sources
+
+    policies = [str(v[0]) for s in influx.series(f'SHOW RETENTION POLICIES ON "{db}"', db)
+                for v in s["values"]]  # type: ignore[union-attr]
+    total = 0
+    for source in raw_sources(measurement, policies):
+        v = influx.scalar(f'SELECT count("{COUNT_FIELD[measurement]}") FROM {source}', db)
+        total += int(v or 0)  # type: ignore[call-overload]
+    return total
 
 
 def _config(tmp: Path, broker: Mosquitto, influx: Influx, db: str, city: dict[str, Any], **extra: Any) -> Path:
