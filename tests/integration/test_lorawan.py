@@ -63,10 +63,16 @@ def _tts_up(ts: float) -> bytes:
 
 
 def _points(influx: Influx, db: str, measurement: str, device: str) -> list[dict[str, Any]]:
+    """The device's points, household water read from its own retention policy too."""
+    from supervisor.storage.retention import raw_sources
+
+    policies = [str(v[0]) for s in influx.series(f'SHOW RETENTION POLICIES ON "{db}"', db)
+                for v in s["values"]]  # type: ignore[union-attr]
     rows: list[dict[str, Any]] = []
-    for s in influx.series(f'SELECT * FROM "{measurement}" WHERE "device" = \'{device}\'', db):
-        cols = s["columns"]
-        rows.extend(dict(zip(cols, v, strict=True)) for v in s["values"])  # type: ignore[call-overload]
+    for source in raw_sources(measurement, policies):
+        for s in influx.series(f'SELECT * FROM {source} WHERE "device" = \'{device}\'', db):
+            cols = s["columns"]
+            rows.extend(dict(zip(cols, v, strict=True)) for v in s["values"])  # type: ignore[call-overload]
     return rows
 
 
