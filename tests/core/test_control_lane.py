@@ -19,18 +19,9 @@ from supervisor.model import CityModel, city_from_dict
 from supervisor.runtime import Supervisor
 from supervisor.storage import SqliteSink
 from supervisor.storage.writer import BatchWriter
-from tests.rules._city import write_rules
+from tests.rules._city import MOTION_LIGHTS, write_rules
 
-RULES = """
-rules:
-  - id: motion-lights
-    kind: when_then
-    when:
-      devices: {family: cctv}
-      event: {kinds: [motion]}
-    then:
-      command: {level: 90, priority: 70, lease_s: 300, radius_m: 80}
-"""
+RULES = MOTION_LIGHTS
 
 
 def _msgs(topic: str, n: int, start: int = 0) -> list[tuple[str, bytes, int, int, float]]:

@@ -19,21 +19,12 @@ from supervisor.config import load_settings
 from supervisor.ingest.lane import BULK_SLICE
 from supervisor.model import city_from_dict
 from supervisor.runtime import Supervisor
-from tests.rules._city import write_rules
+from tests.rules._city import MOTION_LIGHTS, write_rules
 from tests.support.services import Mosquitto, free_port
 
 pytestmark = pytest.mark.integration
 
-RULES = """
-rules:
-  - id: motion-lights
-    kind: when_then
-    when:
-      devices: {family: cctv}
-      event: {kinds: [motion]}
-    then:
-      command: {level: 90, priority: 70, lease_s: 300, radius_m: 80}
-"""
+RULES = MOTION_LIGHTS
 
 
 def _wait(predicate: object, timeout: float, what: str) -> None:

@@ -39,6 +39,7 @@ from simulators.city import generate_city
 from supervisor.bench._load import PublisherProcess, write_messages
 from supervisor.bench.reliability import COUNT_FIELD, InfluxHttp, InfluxProc, Load, SupervisorProc, supervisor_config
 from supervisor.model import city_from_dict
+from tests.rules._city import MOTION_LIGHTS
 from tests.support.services import Mosquitto
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,16 +50,7 @@ FREEZE_S = 30.0
 BEFORE_S = 3.0  # load before the freeze
 PROBE_EVERY_S = 1.1
 REACTION_S = 0.100  # the acceptance bound, on each event: generous for milliseconds, real
-RULES = """
-rules:
-  - id: motion-lights
-    kind: when_then
-    when:
-      devices: {family: cctv}
-      event: {kinds: [motion]}
-    then:
-      command: {level: 90, priority: 70, lease_s: 300, radius_m: 80}
-"""
+RULES = MOTION_LIGHTS
 
 
 class _Commands:

@@ -186,3 +186,16 @@ def with_air_stations(city: dict[str, Any], n: int = 2) -> dict[str, Any]:
     ]
     out["devices"] = [*city["devices"], *stations]
     return out
+
+
+#: a camera's motion lights the lamps within 80 m at 90 % (the control-lane tests' one rule)
+MOTION_LIGHTS = """
+rules:
+  - id: motion-lights
+    kind: when_then
+    when:
+      devices: {family: cctv}
+      event: {kinds: [motion]}
+    then:
+      command: {level: 90, priority: 70, lease_s: 300, radius_m: 80}
+"""
