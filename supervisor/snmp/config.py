@@ -12,6 +12,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+#: an snmpEngineID in hex, 5 to 32 bytes (RFC 3411), ``0x`` optional: in ``snmp.credentials`` and in the
+#: city file's ``mgmt.engine_id``
+ENGINE_ID = r"(0x)?(?:[0-9A-Fa-f]{2}){5,32}"
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -38,7 +42,7 @@ class SnmpV3(_Section):
     priv_protocol: PrivProtocol | None = None
     priv_key: SecretStr | None = None
     #: the agent's snmpEngineID (hex): a v3 trap is authenticated against the sender's engine id
-    engine_id: str | None = Field(None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
+    engine_id: str | None = Field(None, pattern=f"^{ENGINE_ID}$")
 
     @model_validator(mode="after")
     def _levels(self) -> SnmpV3:
@@ -76,6 +80,14 @@ class TrapConfig(_Section):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(1162, ge=0, le=65535, description="UDP port (0: any free port); 162 needs privileges")
+    engine_id: str | None = Field(None, pattern=f"^{ENGINE_ID}$", description=(
+        "the receiver's own snmpEngineID (hex), that SNMPv3 INFORMs are authenticated against (agents "
+        "discover it); keep it stable across restarts. Default: pysnmp's, new at each start"))
+
+    @field_validator("engine_id")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        return None if v is None else v.removeprefix("0x").lower()
 
 
 class SnmpConfig(_Section):
