@@ -1,9 +1,10 @@
 """The ``snmp:`` section: polling, traps and the credentials the city file names.
 
-The city file gives each switch a management address and the *name* of its credentials
-(``mgmt: {host, port, credentials}``); the secrets are here, as ``SecretStr`` (never in ``repr``,
-logs or errors). SNMPv2c communities and SNMPv3 ``noAuthNoPriv`` users cross the network in
-clear: production refuses them (``Insecure.PLAINTEXT_SNMP``, supervisor/config.py).
+The city file gives each switch a management address, the *name* of its credentials and the
+agent's SNMPv3 engine id (``mgmt: {host, port, credentials, engine_id}``); the secrets are here, as
+``SecretStr`` (never in ``repr``, logs or errors). SNMPv2c communities and SNMPv3
+``noAuthNoPriv`` users cross the network in clear: production refuses them
+(``Insecure.PLAINTEXT_SNMP``, supervisor/config.py).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class SnmpV3(_Section):
     auth_key: SecretStr | None = None
     priv_protocol: PrivProtocol | None = None
     priv_key: SecretStr | None = None
-    #: the agent's snmpEngineID (hex): a v3 trap is authenticated against the sender's engine id
+    #: the agents' snmpEngineID (hex) for the switches whose city file gives none (``mgmt.engine_id``):
+    #: a v3 trap is authenticated against the sender's engine id (supervisor/snmp/traps.py)
     engine_id: str | None = Field(None, pattern=f"^{ENGINE_ID}$")
 
     @model_validator(mode="after")

@@ -267,32 +267,36 @@ class TrapReceiver:
 
     def _on_sm_failure(self, eng: Any, point: str, variables: Mapping[str, Any], ctx: Any) -> None:
         """A message pysnmp refused before any callback: counted by reason, logged without secrets."""
-        self.received += 1
         status = variables.get("statusInformation")
         indication = status.get("errorIndication") if status is not None else None
         reason = _SM_REASONS.get(type(indication).__name__, "refused_by_snmp_engine")
         host = str(variables["transportAddress"][0])
         engine = user = ""
         if point.startswith("rfc3412"):
-            engine, user = self._usm_identity(variables.get("securityParameters"))
+            engine, user, boots, clock = self._usm_identity(variables.get("securityParameters"))
+            if (reason == "unknown_engine_id" and not engine and not user) or (
+                    reason == "not_in_time_window" and engine == self.local_engine and boots == clock == 0):
+                log.debug("SNMP: engine id or time discovery from %s (an INFORM's sender)", host)
+                return  # RFC 3414 4: the first steps of an inform, answered by a report, not a refusal
             if reason == "unknown_user" and user in self._users:
                 reason = "unknown_engine_id"  # a user we know, keyed to engines we know: not this one
+        self.received += 1
         self._refused[reason] += 1
         log.warning("SNMP trap from %s refused: %s%s (%s)", host, reason,
                     f" (user {user!r}, engine id {engine or '-'})" if point.startswith("rfc3412") else "",
                     indication)
 
     @staticmethod
-    def _usm_identity(params: Any) -> tuple[str, str]:
-        """The engine id (hex) and the user name a v3 message claims (nothing secret)."""
+    def _usm_identity(params: Any) -> tuple[str, str, int, int]:
+        """The engine id (hex), user name, engine boots and time a v3 message claims (nothing secret)."""
         try:
             from pyasn1.codec.ber import decoder
             from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
             decoded, _ = decoder.decode(bytes(params), asn1Spec=UsmSecurityParameters())
-            return bytes(decoded[0]).hex(), bytes(decoded[3]).decode(errors="replace")
+            return bytes(decoded[0]).hex(), bytes(decoded[3]).decode(errors="replace"), int(decoded[1]), int(decoded[2])
         except Exception:
-            return "", ""
+            return "", "", -1, -1
 
     # -- one notification --------------------------------------------------------------------------
     def _on_notification(self, eng: Any, state_ref: Any, ctx_engine: Any, ctx_name: Any,  # noqa: PLR0917 (pysnmp calls it so)
