@@ -168,8 +168,16 @@ class TrapReceiver:
     def refused(self) -> dict[str, int]:
         return dict(self._refused)
 
+    def usm_entries(self) -> int:
+        """The SNMPv3 USM entries wanted: one per (engine id, user)."""
+        return len(self._usm)
+
+    def usm_ready(self) -> bool:
+        """Whether pysnmp holds every USM entry wanted (made in the receiver's thread after start)."""
+        return self._applied == self._usm
+
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 10.0) -> None:
         self._thread = threading.Thread(target=self._run, name="snmp-traps", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -195,6 +203,10 @@ class TrapReceiver:
             self._ready.set()
             loop.close()
             return
+        # the USM entries (about 6 ms each, pysnmp's MIB writes: 2,000 switches take seconds) are made
+        # once the loop runs, start() need not wait for them: a trap arriving meanwhile waits in the
+        # socket's buffer and is read once they are all there
+        loop.call_soon(self._apply_usm_logged)
         self._ready.set()
         try:
             loop.run_forever()
@@ -225,13 +237,18 @@ class TrapReceiver:
             if isinstance(cred, SnmpV2c):
                 config.add_v1_system(eng, name, cred.community.get_secret_value())
         self._engine = eng
-        self._apply_usm()
         eng.observer.register_observer(self._on_usm, "rfc3414.processIncomingMsg")
         eng.observer.register_observer(self._on_sm_failure, "rfc3412.prepareDataElements:sm-failure",
                                        "rfc2576.prepareDataElements:sm-failure")
         ntfrcv.NotificationReceiver(eng, self._on_notification)
         eng.transport_dispatcher.job_started(1)
         return eng
+
+    def _apply_usm_logged(self) -> None:
+        try:
+            self._apply_usm()
+        except Exception:  # the v2c part and the informs' discovery still work
+            log.exception("SNMP trap receiver: the SNMPv3 users could not be entered")
 
     def _apply_usm(self) -> None:
         """Bring pysnmp's USM table to ``self._usm`` (the engine's thread): one entry per (engine id,
