@@ -125,6 +125,7 @@ class TrapReceiver:
         by_addr: dict[tuple[str, str], list[str]] = {}
         engine_of: dict[str, str | None] = {}
         usm: dict[tuple[str, str], str] = {}
+        clashes: set[tuple[str, str, str, str]] = set()
         for t in targets:
             by_addr.setdefault((t.host, t.credentials), []).append(t.switch)
             cred = self.cfg.credentials.get(t.credentials)
@@ -132,14 +133,17 @@ class TrapReceiver:
                 continue
             engine = (engines or {}).get(t.switch) or cred.engine_id
             engine_of[t.switch] = engine
-            if engine is None:
-                log.warning("SNMP switch %s: no engine id (city file mgmt.engine_id, or snmp.credentials.%s."
-                            "engine_id): its v3 traps are refused (unknown_engine_id), its informs accepted",
-                            t.switch, t.credentials)
-            else:
-                self._enter(usm, engine, cred.user, t.credentials)
-            if self.local_engine:
-                self._enter(usm, self.local_engine, cred.user, t.credentials)
+            for e in (engine, self.local_engine or None):
+                if e is not None and usm.setdefault((e, cred.user), t.credentials) != t.credentials:
+                    clashes.add((cred.user, e, usm[(e, cred.user)], t.credentials))
+        blind = sorted(sw for sw, e in engine_of.items() if e is None)
+        if blind and (by_addr, engine_of) != (self._by_addr, self._engine_of):  # said once, not at each reload
+            log.warning("SNMP: %d v3 switch(es) without an engine id (city file mgmt.engine_id, or their "
+                        "credentials' engine_id): their traps are refused (unknown_engine_id), their informs "
+                        "accepted: %s", len(blind), ", ".join(blind[:20]) + (" ..." if len(blind) > 20 else ""))
+        for user, e, first, other in sorted(clashes):
+            log.warning("SNMP: user %r of engine %s is in both snmp.credentials.%s and .%s: %s is used", user, e,
+                        first, other, first)
         self._by_addr, self._engine_of = by_addr, engine_of
         self._users = {user for _, user in usm}
         self._usm = usm
@@ -156,13 +160,6 @@ class TrapReceiver:
 
             loop.call_soon_threadsafe(apply)
             done.result(60.0)  # the new switches' traps are accepted once set_targets returns
-
-    @staticmethod
-    def _enter(usm: dict[tuple[str, str], str], engine: str, user: str, name: str) -> None:
-        other = usm.setdefault((engine, user), name)
-        if other != name:
-            log.warning("SNMP: user %r of engine %s is in both snmp.credentials.%s and .%s: the first is used",
-                        user, engine, other, name)
 
     @property
     def refused(self) -> dict[str, int]:
