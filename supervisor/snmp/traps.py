@@ -18,7 +18,8 @@ credential's level: pysnmp checks the level only as the authoritative engine, so
 trap naming an authPriv user would pass it unauthenticated). What pysnmp refuses before any
 callback is counted from its ``sm-failure`` execution points, by reason: ``bad_community``,
 ``unknown_user``, ``unknown_engine_id`` (a user we know, from an engine we do not), ``wrong_digest``
-(a wrong auth key), ``decryption_error`` (a wrong priv key), ``not_in_time_window``.
+(a wrong auth key), ``decryption_error`` (a wrong priv key), ``not_in_time_window``; a datagram
+that is no SNMP message from pysnmp's own counters: ``unparsable``.
 
 SNMPv3 privacy needs the ``cryptography`` package: without it pysnmp 7 silently treats every
 authPriv message as a decryption error (``pysnmp/proto/secmod/rfc3826/priv/aes.py``:
@@ -57,6 +58,9 @@ _SM_REASONS = {"UnknownCommunityName": "bad_community", "UnknownSecurityName": "
                "NotInTimeWindow": "not_in_time_window", "UnknownEngineID": "unknown_engine_id",
                "UnsupportedSecurityLevel": "wrong_security_level"}
 _LEVELS = {"noAuthNoPriv": 1, "authNoPriv": 2, "authPriv": 3}
+#: pysnmp's counters of datagrams it could not read as an SNMP message
+_UNPARSABLE = (("__SNMPv2-MIB", "snmpInASNParseErrs"), ("__SNMPv2-MIB", "snmpInBadVersions"),
+               ("__SNMP-MPD-MIB", "snmpInvalidMsgs"), ("__SNMP-MPD-MIB", "snmpUnknownSecurityModels"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +167,24 @@ class TrapReceiver:
 
     @property
     def refused(self) -> dict[str, int]:
-        return dict(self._refused)
+        out = dict(self._refused)
+        garbage = self._unparsable()
+        if garbage:
+            out["unparsable"] = garbage
+        return out
+
+    def _unparsable(self) -> int:
+        """Datagrams that are no SNMP message (pysnmp counts them, no execution point tells)."""
+        if self._engine is None:
+            return 0
+        total = 0
+        for module, name in _UNPARSABLE:
+            try:
+                (sym,) = self._engine.get_mib_builder().import_symbols(module, name)
+                total += int(sym.syntax)
+            except Exception:  # noqa: S112 (a counter this pysnmp does not have)
+                continue
+        return total
 
     def usm_entries(self) -> int:
         """The SNMPv3 USM entries wanted: one per (engine id, user)."""

@@ -214,3 +214,15 @@ def test_unknown_agent_and_bad_credentials_refused_and_counted(sup: Supervisor) 
     _send(sup, COLD, community=V3_SWITCH)  # known, but v2c credentials of a v3 switch: not that switch
     wait(lambda: traps.refused.get("unknown_agent", 0) >= 2, 5.0, "the second unknown agent")
     assert sup.snmp.fields()["snmp_traps_refused"] >= 3
+
+
+def test_a_datagram_that_is_no_snmp_message_is_counted(sup: Supervisor) -> None:
+    import socket
+
+    assert sup.snmp is not None and sup.snmp.traps is not None
+    traps = sup.snmp.traps
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"\x30\x03not snmp at all", ("127.0.0.1", sup.settings.snmp.traps.port))
+    wait(lambda: traps.refused.get("unparsable", 0) == 1, 5.0, f"the datagram counted ({traps.refused})")
+    _send(sup, LINK_DOWN, *_link(1, 2))  # the receiver goes on
+    wait(lambda: any(a.element == UPLINK for a in sup.lifecycle.active()), 1.0, "the next trap's alarm")
