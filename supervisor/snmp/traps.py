@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -235,7 +236,7 @@ class TrapReceiver:
                 loop.close()
 
     def _build(self) -> Any:
-        from pysnmp.carrier.asyncio.dgram import udp
+        from pysnmp.carrier.asyncio.dgram import udp, udp6
         from pysnmp.entity import config, engine
         from pysnmp.entity.rfc3413 import ntfrcv
         from pysnmp.proto.rfc1902 import OctetString
@@ -250,7 +251,20 @@ class TrapReceiver:
             self.local_engine = bytes(eng.snmpEngineID).hex()
             self.set_targets(*self._given)  # again, with our engine id for the informs
         tc = self.cfg.traps
-        config.add_transport(eng, udp.DOMAIN_NAME, udp.UdpTransport().open_server_mode((tc.host, tc.port)))
+        # bound here, not by pysnmp: its open_server_mode((host, port)) binds in a task of the loop, after
+        # start() has returned (a trap sent at once was lost, a port in use went unsaid). From the bind
+        # on, the kernel keeps the datagrams until the loop reads them.
+        family, _, _, _, addr = socket.getaddrinfo(tc.host, tc.port, type=socket.SOCK_DGRAM)[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind(addr)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        transport = (udp6.Udp6Transport() if family == socket.AF_INET6 else udp.UdpTransport())
+        config.add_transport(eng, udp6.DOMAIN_NAME if family == socket.AF_INET6 else udp.DOMAIN_NAME,
+                             transport.open_server_mode(sock=sock))
         for name, cred in self.cfg.credentials.items():
             if isinstance(cred, SnmpV2c):
                 config.add_v1_system(eng, name, cred.community.get_secret_value())

@@ -110,7 +110,9 @@ def test_link_down_trap_raises_within_one_second(sup: Supervisor) -> None:
 
 
 def test_v3_auth_priv_trap_raises_within_one_second(sup: Supervisor) -> None:
-    """SHA + AES, the engine id from the city file: the same observed evidence as v2c."""
+    """SHA + AES, the engine id from the city file: the same observed evidence as v2c, within the
+    issue's 1 s (as the v2c test; the delays themselves are measured by ``bench traps``; the other
+    tests wait longer: what they check is not the delay)."""
     t0 = time.monotonic()
     _send(sup, LINK_DOWN, *_link(1, 2), v3=True)
     wait(lambda: any(a.element == V3_UPLINK for a in sup.lifecycle.active()), 1.0, "the v3 authPriv linkDown alarm")
@@ -125,7 +127,7 @@ def test_v3_auth_priv_trap_raises_within_one_second(sup: Supervisor) -> None:
 
 def test_v3_auth_no_priv_trap_with_the_credentials_engine_id(sup: Supervisor) -> None:
     _v3(sup, "-e", f"0x{ENGINE_AUTH}", "-u", "notifier", "-l", "authNoPriv", "-a", "SHA-256", "-A", AUTH_KEY)
-    wait(lambda: any(a.element == V3_AUTH_UPLINK for a in sup.lifecycle.active()), 1.0, "the v3 authNoPriv alarm")
+    wait(lambda: any(a.element == V3_AUTH_UPLINK for a in sup.lifecycle.active()), 5.0, "the v3 authNoPriv alarm")
 
 
 @pytest.mark.parametrize("engine", [None, OURS], ids=["discovered", "given"])
@@ -133,7 +135,7 @@ def test_v3_auth_priv_inform_accepted(sup: Supervisor, engine: str | None) -> No
     """An INFORM is authenticated against the receiver's engine id: discovered by the sender, or
     given with -e (the configured ``snmp.traps.engine_id``); snmptrap -Ci exits 0 once answered."""
     _v3(sup, *(["-e", f"0x{engine}"] if engine else []), *PRIV, inform=True)
-    wait(lambda: any(a.element == V3_UPLINK for a in sup.lifecycle.active()), 1.0, "the v3 inform's alarm")
+    wait(lambda: any(a.element == V3_UPLINK for a in sup.lifecycle.active()), 5.0, "the v3 inform's alarm")
     assert sup.snmp is not None and sup.snmp.traps is not None and sup.snmp.traps.refused == {}
 
 
@@ -182,7 +184,7 @@ def test_a_reload_enters_the_new_engine_ids(sup: Supervisor) -> None:
     wait(lambda: sup.snmp is not None and sup.snmp.traps is not None
          and sup.snmp.traps.refused.get("unknown_engine_id", 0) == 1, 5.0, "the old engine id refused")
     _v3(sup, "-e", f"0x{new_engine}", *PRIV)
-    wait(lambda: any(a.element == V3_UPLINK for a in sup.lifecycle.active()), 1.0, "the new engine's alarm")
+    wait(lambda: any(a.element == V3_UPLINK for a in sup.lifecycle.active()), 5.0, "the new engine's alarm")
 
 
 def test_authpriv_credentials_without_cryptography_stop_the_start(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -225,4 +227,4 @@ def test_a_datagram_that_is_no_snmp_message_is_counted(sup: Supervisor) -> None:
         s.sendto(b"\x30\x03not snmp at all", ("127.0.0.1", sup.settings.snmp.traps.port))
     wait(lambda: traps.refused.get("unparsable", 0) == 1, 5.0, f"the datagram counted ({traps.refused})")
     _send(sup, LINK_DOWN, *_link(1, 2))  # the receiver goes on
-    wait(lambda: any(a.element == UPLINK for a in sup.lifecycle.active()), 1.0, "the next trap's alarm")
+    wait(lambda: any(a.element == UPLINK for a in sup.lifecycle.active()), 5.0, "the next trap's alarm")
