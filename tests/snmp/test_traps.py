@@ -228,3 +228,14 @@ def test_a_datagram_that_is_no_snmp_message_is_counted(sup: Supervisor) -> None:
     wait(lambda: traps.refused.get("unparsable", 0) == 1, 5.0, f"the datagram counted ({traps.refused})")
     _send(sup, LINK_DOWN, *_link(1, 2))  # the receiver goes on
     wait(lambda: any(a.element == UPLINK for a in sup.lifecycle.active()), 5.0, "the next trap's alarm")
+
+
+def test_a_port_in_use_stops_the_start() -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        cfg = SnmpConfig.model_validate({"traps": {"enabled": True, "host": "127.0.0.1", "port": port}})
+        with pytest.raises(RuntimeError, match=rf"SNMP trap receiver on 127.0.0.1:{port}: .*[Aa]ddress already in use"):
+            TrapReceiver(cfg, [], lambda trap: None).start()
