@@ -202,6 +202,12 @@ def test_authpriv_credentials_without_cryptography_stop_the_start(monkeypatch: p
     assert PRIV_KEY not in str(exc.value)
 
 
+def test_v2c_inform_accepted(sup: Supervisor) -> None:
+    subprocess.run([*_snmptrap(sup, "-v2c", "-c", ACCESS, inform=True), LINK_DOWN, *_link(1, 2)], check=True,
+                   timeout=10)
+    wait(lambda: any(a.element == UPLINK for a in sup.lifecycle.active()), 5.0, "the v2c inform's alarm")
+
+
 def test_unknown_agent_and_bad_credentials_refused_and_counted(sup: Supervisor) -> None:
     assert sup.snmp is not None and sup.snmp.traps is not None
     traps = sup.snmp.traps
