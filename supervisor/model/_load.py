@@ -40,6 +40,7 @@ from supervisor.model._types import (
     Uplink,
     Zone,
 )
+from supervisor.snmp.config import ENGINE_ID
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ MAX_PROBLEMS = 1000
 ROOT = "<root>"
 
 ID_RE = re.compile(r"[A-Za-z0-9_.:-]+")
+ENGINE_ID_RE = re.compile(ENGINE_ID)
 SITE_KINDS = ("street_cabinet", "lighting_cabinet", "pole", "radio_gateway", "chamber", "core")
 POWER_SITE_KINDS = frozenset({"street_cabinet", "lighting_cabinet", "core"})
 LINK_KINDS = ("fibre", "copper", "power", "duct")
@@ -587,19 +589,24 @@ class _Validator:
             self._ifindex_unique(ident, ports, city)
 
     def _mgmt(self, ident: str, m: Any) -> Mgmt | None:
-        """``mgmt: {host, port, credentials}``: where the switch answers SNMP (port 161 by default)
-        and the name of its credentials in the configuration (``snmp.credentials``)."""
+        """``mgmt: {host, port, credentials, engine_id}``: where the switch answers SNMP (port 161 by
+        default), the name of its credentials in the configuration (``snmp.credentials``) and its
+        SNMPv3 engine id (hex, optional: what its v3 traps are authenticated against)."""
         if m is None:
             return None
         if not isinstance(m, dict):
             self.bad(ident, f"mgmt must be an object {{host, port, credentials}}, got {_tname(m)}")
             return None
-        extra = sorted(set(m) - {"host", "port", "credentials"})
-        host, port, cred = m.get("host"), m.get("port", 161), m.get("credentials")
+        extra = sorted(set(m) - {"host", "port", "credentials", "engine_id"})
+        host, port, cred, engine = m.get("host"), m.get("port", 161), m.get("credentials"), m.get("engine_id")
         ok = True
         if extra:
-            self.bad(ident, f"mgmt: unknown key(s) {extra} (expected host, port, credentials; secrets belong "
-                     "in the configuration's snmp.credentials)")
+            self.bad(ident, f"mgmt: unknown key(s) {extra} (expected host, port, credentials, engine_id; secrets "
+                     "belong in the configuration's snmp.credentials)")
+            ok = False
+        if engine is not None and not (isinstance(engine, str) and ENGINE_ID_RE.fullmatch(engine)):
+            self.bad(ident, f"mgmt.engine_id must be the agent's snmpEngineID in hex (5 to 32 bytes, 0x optional), "
+                     f"got {engine!r}")
             ok = False
         if not isinstance(host, str) or not host.strip() or any(c.isspace() for c in host):
             self.bad(ident, f"mgmt.host must be a host name or IP address, got {host!r}")
@@ -611,7 +618,9 @@ class _Validator:
             self.bad(ident, f"mgmt.credentials must name an entry of the configuration's snmp.credentials, "
                      f"got {cred!r}")
             ok = False
-        return Mgmt(host.strip(), port, cred) if ok and isinstance(host, str) and isinstance(cred, str) else None
+        if not (ok and isinstance(host, str) and isinstance(cred, str)):
+            return None
+        return Mgmt(host.strip(), port, cred, engine.removeprefix("0x").lower() if isinstance(engine, str) else None)
 
     def _ifindex_unique(self, ident: str, ports: tuple[str, ...], city: CityData) -> None:
         seen: dict[int, str] = {}

@@ -130,6 +130,9 @@ class Mgmt:
     host: str
     port: int
     credentials: str
+    #: the agent's snmpEngineID (hex, lower case, no ``0x``): its SNMPv3 traps are authenticated
+    #: against it (not a secret: every message the agent sends carries it)
+    engine_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

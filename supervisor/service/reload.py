@@ -7,7 +7,8 @@ optional file watch (``city_watch``). Every trigger ends in :meth:`ModelReloader
    and validated by the loader used at start (:func:`supervisor.model.load_city`); the rules are
    validated against it (``rules_dir`` read again when configured, so that a city change and the
    rule change it needs land together; otherwise the running rules); the diff with the running
-   model is computed. Any refusal stops here: nothing has changed, the error is returned, logged
+   model is computed; with SNMP on, every switch's credentials must be in ``snmp.credentials``. Any
+   refusal stops here: nothing has changed, the error is returned, logged
    at ERROR, counted (``model_reloads_refused``) and stored (``model_reload`` point).
 2. **Swap** (under the supervisor's lock): the pipeline thread holds that lock for each whole
    batch, so a batch is processed with the old model or the new one, never a mix; messages
@@ -142,6 +143,10 @@ class ModelReloader:
         except Exception as exc:  # the loader's other failures (a CRS pyproj refuses...) carry their message
             return self._refused(trigger, source, t0,
                                  f"city file {source} refused, the running model is kept: {type(exc).__name__}: {exc}")
+        snmp_refusal = self._snmp_credentials(new)
+        if snmp_refusal is not None:
+            return self._refused(trigger, source, t0, f"city file {source} refused, the running model is kept: "
+                                 "its switches must name SNMP credentials of the configuration", snmp_refusal)
         diff = diff_models(old, new)
         rebinding: Rebinding | None = None
         if sup.rules is not None:
@@ -166,6 +171,22 @@ class ModelReloader:
         self._call_hooks(new)
         return ReloadOutcome(True, trigger, source, sup.clock(), diff, rules=rules, alarms_cleared=cleared,
                              prepare_ms=prepare_ms, swap_ms=swap_ms)
+
+    def _snmp_credentials(self, new: CityModel) -> list[str] | None:
+        """With SNMP on (polling or traps), every switch's ``mgmt.credentials`` must name an entry of
+        ``snmp.credentials``, as at start (the same check: the poller's targets): the problem naming
+        each such switch and its credentials, or None. The SNMP part follows the model only after the
+        swap, where it could only log."""
+        cfg = self._sup.settings.snmp
+        if not (cfg.enabled or cfg.traps.enabled):
+            return None
+        from supervisor.snmp.poller import CredentialsError, targets_from_model
+
+        try:
+            targets_from_model(new, cfg)
+        except CredentialsError as exc:
+            return [str(exc)]
+        return None
 
     def _swap(self, new: CityModel, diff: ModelDiff, rebinding: Rebinding | None,
               placed: list[DeviceInfo]) -> tuple[int, dict[str, list[str]]]:

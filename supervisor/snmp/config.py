@@ -1,9 +1,10 @@
 """The ``snmp:`` section: polling, traps and the credentials the city file names.
 
-The city file gives each switch a management address and the *name* of its credentials
-(``mgmt: {host, port, credentials}``); the secrets are here, as ``SecretStr`` (never in ``repr``,
-logs or errors). SNMPv2c communities and SNMPv3 ``noAuthNoPriv`` users cross the network in
-clear: production refuses them (``Insecure.PLAINTEXT_SNMP``, supervisor/config.py).
+The city file gives each switch a management address, the *name* of its credentials and the
+agent's SNMPv3 engine id (``mgmt: {host, port, credentials, engine_id}``); the secrets are here, as
+``SecretStr`` (never in ``repr``, logs or errors). SNMPv2c communities and SNMPv3
+``noAuthNoPriv`` users cross the network in clear: production refuses them
+(``Insecure.PLAINTEXT_SNMP``, supervisor/config.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+#: an snmpEngineID in hex, 5 to 32 bytes (RFC 3411), ``0x`` optional: in ``snmp.credentials`` and in the
+#: city file's ``mgmt.engine_id``
+ENGINE_ID = r"(0x)?(?:[0-9A-Fa-f]{2}){5,32}"
 
 
 class _Section(BaseModel):
@@ -37,8 +42,9 @@ class SnmpV3(_Section):
     auth_key: SecretStr | None = None
     priv_protocol: PrivProtocol | None = None
     priv_key: SecretStr | None = None
-    #: the agent's snmpEngineID (hex): a v3 trap is authenticated against the sender's engine id
-    engine_id: str | None = Field(None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
+    #: the agents' snmpEngineID (hex) for the switches whose city file gives none (``mgmt.engine_id``):
+    #: a v3 trap is authenticated against the sender's engine id (supervisor/snmp/traps.py)
+    engine_id: str | None = Field(None, pattern=f"^{ENGINE_ID}$")
 
     @model_validator(mode="after")
     def _levels(self) -> SnmpV3:
@@ -76,6 +82,14 @@ class TrapConfig(_Section):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(1162, ge=0, le=65535, description="UDP port (0: any free port); 162 needs privileges")
+    engine_id: str | None = Field(None, pattern=f"^{ENGINE_ID}$", description=(
+        "the receiver's own snmpEngineID (hex), that SNMPv3 INFORMs are authenticated against (agents "
+        "discover it); keep it stable across restarts. Default: pysnmp's, new at each start"))
+
+    @field_validator("engine_id")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        return None if v is None else v.removeprefix("0x").lower()
 
 
 class SnmpConfig(_Section):

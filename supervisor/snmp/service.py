@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from supervisor.snmp.config import SnmpConfig
 from supervisor.snmp.drift import Drift, drift
 from supervisor.snmp.poller import Poller, evidence, network_lines, targets_from_model
-from supervisor.snmp.traps import Trap, TrapReceiver
+from supervisor.snmp.traps import Trap, TrapReceiver, engine_ids
 
 if TYPE_CHECKING:
     from supervisor.model import CityModel
@@ -46,7 +46,8 @@ class SnmpService:
         self._lock = threading.Lock()
         self._polled: dict[str, str] = {}  # evidence of the last round
         self._trapped: dict[str, tuple[str, float, str]] = {}  # element -> (what, when, switch)
-        self.traps: TrapReceiver | None = TrapReceiver(cfg, targets, self._on_trap) if cfg.traps.enabled else None
+        self.traps: TrapReceiver | None = (TrapReceiver(cfg, targets, self._on_trap, engine_ids(model))
+                                           if cfg.traps.enabled else None)
         self.rounds = 0
         self.overruns = 0  # rounds that took longer than the interval
         self.last_round_s = 0.0
@@ -60,7 +61,7 @@ class SnmpService:
         self.model = model
         self.poller.set_targets(targets)
         if self.traps is not None:
-            self.traps.set_targets(targets)
+            self.traps.set_targets(targets, engine_ids(model))
         with self._lock:
             self._ports = {t.switch: t.ports for t in targets}
             self._polled = {e: w for e, w in self._polled.items() if e in model.elements}

@@ -300,3 +300,67 @@ def test_the_cli_reloads_through_the_running_api(tmp_path: Path, city: dict[str,
         assert "422" in err and "running model is kept" in err and "not valid JSON" in err, err
     finally:
         server.stop()
+
+
+# -- SNMP credentials ------------------------------------------------------------------------------
+def test_a_switch_naming_unknown_snmp_credentials_refuses_the_reload(
+        tmp_path: Path, city: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    """As at start: a switch whose ``mgmt.credentials`` the configuration lacks is refused in the
+    preparation (API 422, CLI exit 2, SIGHUP logged and counted), the running model and the SNMP
+    targets stay."""
+    from supervisor.api import ApiServer
+    from supervisor.cli import main
+    from supervisor.config import ApiConfig
+
+    with_mgmt = copy.deepcopy(city)
+    for sw in with_mgmt["switches"]:
+        sw["mgmt"] = {"host": "127.0.0.1", "port": 161, "credentials": "lab"}
+    sup = _supervisor(tmp_path, with_mgmt, rules_dir=None,
+                      snmp={"enabled": True, "credentials": {"lab": {"version": "2c", "community": "lab-secret"}}})
+    assert sup.snmp is not None
+    model, targets = sup.model, list(sup.snmp.poller.targets)
+    bad = copy.deepcopy(with_mgmt)
+    switch = bad["switches"][2]["id"]
+    bad["switches"][2]["mgmt"]["credentials"] = "core-v3"
+    bad["devices"].append(copy.deepcopy(_of(city, "water")[0]) | {"id": "wm-snmp"})
+    _write(sup, bad)
+    with caplog.at_level(logging.ERROR):
+        out = sup.reload_model("sighup")
+    assert not out.ok and sup.model is model and sup.snmp.poller.targets == targets
+    assert "must name SNMP credentials of the configuration" in out.error
+    assert any(switch in p and "'core-v3'" in p for p in out.problems), out.problems
+    assert any(r.levelno == logging.ERROR and "model reload refused (sighup)" in r.getMessage() and switch in
+               r.getMessage() for r in caplog.records)
+    assert sup.reloader.fields() == {"model_reloads": 0, "model_reloads_refused": 1}
+    assert "lab-secret" not in caplog.text
+
+    server = ApiServer(sup, ApiConfig(host="127.0.0.1", port=0, operator_tokens=["o" * 24])).start()  # type: ignore[list-item]
+    monkeypatch.setenv("URBAN_API_TOKEN", "o" * 24)
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        status, body = _post(f"{url}/api/v1/model/reload", "o" * 24)
+        assert status == 422 and switch in body["detail"] and "'core-v3'" in body["detail"], body
+        assert main(["model", "reload", "--url", url]) == 2
+        err = capsys.readouterr().err
+        assert "422" in err and switch in err and "'core-v3'" in err and "running model is kept" in err, err
+        assert sup.model is model and "wm-snmp" not in model.devices
+        assert sup.reloader.fields() == {"model_reloads": 0, "model_reloads_refused": 3}
+        bad["switches"][2]["mgmt"]["credentials"] = "lab"  # the file fixed: swapped in
+        _write(sup, bad)
+        assert main(["model", "reload", "--url", url]) == 0
+        assert sup.model is not None and "wm-snmp" in sup.model.devices
+    finally:
+        server.stop()
+
+
+def _post(url: str, token: str) -> tuple[int, dict[str, Any]]:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method="POST", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

@@ -99,6 +99,19 @@ def test_city_mgmt_validated() -> None:
     assert "ifindex 7 is already the ifindex of port" in text
 
 
+def test_city_mgmt_engine_id() -> None:
+    """``mgmt.engine_id``: the agent's snmpEngineID in hex (its v3 traps are authenticated against it)."""
+    city = _city()
+    sw = next(s for s in city["switches"] if s["id"] == ACCESS)
+    sw["mgmt"]["engine_id"] = "0x80001F8880C2B08E41DB33CA5D"
+    mgmt = city_from_dict(city).switches[ACCESS].mgmt
+    assert mgmt is not None and mgmt.engine_id == "80001f8880c2b08e41db33ca5d"
+    for bad in ("8000", "80001f8880c2b08e41db33ca5", "not-hex-at-all", 42):
+        sw["mgmt"]["engine_id"] = bad
+        with pytest.raises(CityFileError, match=r"mgmt.engine_id must be the agent's snmpEngineID in hex"):
+            city_from_dict(city)
+
+
 def test_missing_credentials_stop_the_start_naming_the_switch(tmp_path: Path) -> None:
     from supervisor.config import load_settings
     from supervisor.service.errors import SupervisorError

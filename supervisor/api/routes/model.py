@@ -149,6 +149,7 @@ def reload_model(_: OperatorDep, svc: ServiceDep) -> dict[str, Any]:
     """Read the configured city file again, validate it with the start-up loader (and the rules
     against it), then swap it in without a restart: the diff (elements and devices added, removed
     and changed, with the attributes that changed), the rules added, removed and rebuilt, the
-    alarms cleared about what was removed. 422 with the loader's problems when the file is refused:
-    the running model stays in place. 503 when the supervisor started without a city."""
+    alarms cleared about what was removed. 422 with the loader's problems when the file is refused
+    (or, with SNMP on, a switch names credentials the configuration lacks): the running model stays
+    in place. 503 when the supervisor started without a city."""
     return svc.reload_model()
