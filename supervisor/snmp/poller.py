@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from drivers._contract import Value
@@ -255,27 +256,39 @@ _RATE_NAME = {"in_octets": "in_bps", "out_octets": "out_bps", "in_errors": "in_e
               "out_errors": "out_errors_ps"}
 
 
+@lru_cache(maxsize=1 << 18)
+def _series(switch: str, port: str, zone: str | None) -> str:
+    """A port's ``network`` series (tags escaped and checked once, not at every round)."""
+    return schema.NETWORK.series({"switch": switch, "port": port, "zone": zone})
+
+
 def network_lines(results: list[PollResult], rates: Rates) -> list[bytes]:
     """The ``network`` points of one round: a switch point (port ``-``) and one per known port."""
     lines: list[bytes] = []
+    line = schema.NETWORK.series_line
+    status = IF_STATUS
     for r in results:
         t = r.target
         sw_fields: dict[str, Value] = {"reachable": r.reachable}
         if r.uptime is not None:
             sw_fields["uptime_s"] = r.uptime / 100.0
-        lines.append(schema.NETWORK.line({"switch": t.switch, "port": "-", "zone": t.zone}, sw_fields, r.ts))
+        lines.append(line(_series(t.switch, "-", t.zone), sw_fields, r.ts))
         for ifindex, s in sorted(r.ports.items()):
             port = t.ports.get(ifindex)
             if port is None:
                 continue  # an interface the model does not have (VLAN, loopback...)
-            f: dict[str, Value] = {"status": IF_STATUS.get(s.oper, str(s.oper)),
-                                          "admin": IF_STATUS.get(s.admin, str(s.admin))}
-            for name in ("in_octets", "out_octets", "in_errors", "out_errors"):
-                v = getattr(s, name)
-                if v is not None:
-                    f[name] = float(v) if name.endswith("octets") else v
+            f: dict[str, Value] = {"status": status.get(s.oper) or str(s.oper),
+                                   "admin": status.get(s.admin) or str(s.admin)}
+            if s.in_octets is not None:
+                f["in_octets"] = float(s.in_octets)
+            if s.out_octets is not None:
+                f["out_octets"] = float(s.out_octets)
+            if s.in_errors is not None:
+                f["in_errors"] = s.in_errors
+            if s.out_errors is not None:
+                f["out_errors"] = s.out_errors
             f.update(rates.fields(r, ifindex, s))
-            lines.append(schema.NETWORK.line({"switch": t.switch, "port": port, "zone": t.zone}, f, r.ts))
+            lines.append(line(_series(t.switch, port, t.zone), f, r.ts))
     return lines
 
 
