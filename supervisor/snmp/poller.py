@@ -101,6 +101,7 @@ class PollResult:
     uptime: int | None = None  # TimeTicks (1/100 s)
     ports: dict[int, PortSample] = field(default_factory=dict)
     error: str | None = None
+    varbinds: int = 0  # variables received (sysUpTime, the columns, the rows past a column's end)
 
 
 def session_args(cred: SnmpV2c | SnmpV3) -> dict[str, Any]:
@@ -169,6 +170,7 @@ def _read(session: Any, result: PollResult, max_repetitions: int) -> None:
     rows: dict[int, list[int | None]] = {}
     cursor: list[str | None] = [oid for oid, _ in COLUMNS]  # the last OID read per column (None: done)
     vbs = session.bulk([SYS_UPTIME[:-2], *cursor], 1, reps)
+    result.varbinds = len(vbs)
     if vbs and vbs[0][0] == _UPTIME_SUBIDS and vbs[0][2] is not None:
         result.uptime = vbs[0][2]
     vbs = vbs[1:]
@@ -199,6 +201,7 @@ def _read(session: Any, result: PollResult, max_repetitions: int) -> None:
         if not live or not progressed:
             break
         vbs = session.bulk([cursor[c] for c in live], 0, reps)
+        result.varbinds += len(vbs)
         if not vbs:
             break
     result.ports = {i: PortSample(r[0] or 0, r[1] or 0, r[2], r[3], r[4], r[5]) for i, r in rows.items()}
