@@ -96,3 +96,39 @@ def test_bench_agents_answer_like_snmpsim(sim: tuple[SnmpSim, AgentSpec], tmp_pa
         a = poll_one(Target("sw-long", "127.0.0.1", s.port, "c", model_ports), _cfg(max_repetitions=25), {})
         b = poll_one(Target("sw-long", "127.0.0.1", fast.port, "c", model_ports), _cfg(max_repetitions=25), {})
     assert a.reachable and b.reachable and (a.uptime, a.ports) == (b.uptime, b.ports)
+
+
+def test_bench_agents_drop_bad_requests_and_keep_answering(tmp_path: Path) -> None:
+    """Garbage, a truncated request, an unknown community, SNMPv1, a SET: dropped and counted (as a
+    real agent drops them), never the end of the agent."""
+    import socket
+    import time
+
+    from simulators.snmp import FastAgents, _answers, _tlv
+
+    data = tmp_path / "data"
+    data.mkdir()
+    AgentSpec("sw-a", "sw-a", [PortSpec(1, "sw-a:p1")]).write(data)
+    log = tmp_path / "agent.log"
+    with FastAgents(data, free_udp_port(), log_file=log) as fast:
+        fast.wait("sw-a", 30)
+        def request(version: int, community: bytes, pdu_type: int) -> bytes:  # a GET of sysUpTime.0
+            vb = _tlv(0x30, _tlv(0x06, bytes([0x2B, 6, 1, 2, 1, 1, 3, 0])) + b"\x05\x00")
+            pdu = _tlv(pdu_type, _tlv(0x02, b"\x07") + _tlv(0x02, b"\x00") + _tlv(0x02, b"\x00") + _tlv(0x30, vb))
+            return _tlv(0x30, _tlv(0x02, bytes([version])) + _tlv(0x04, community) + pdu)
+
+        get = request(1, b"sw-a", 0xA0)
+        bad = [b"", b"\x30", b"garbage" * 10, get[:20], request(1, b"sw-b", 0xA0), request(0, b"sw-a", 0xA0),
+               request(1, b"sw-a", 0xA3)]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.3)
+            for msg in bad:
+                s.sendto(msg, ("127.0.0.1", fast.port))
+                with pytest.raises(TimeoutError):
+                    s.recv(65535)
+            s.sendto(get, ("127.0.0.1", fast.port))
+            answer = s.recv(65535)
+        assert answer[0] == 0x30 and b"sw-a" in answer and b"\xa2" in answer  # a GetResponse
+        assert _answers(fast.port, "sw-a")
+        time.sleep(0.2)
+    assert "dropped 4 requests" in log.read_text()  # counted (logged at each power of two)
