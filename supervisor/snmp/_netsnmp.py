@@ -24,6 +24,7 @@ import ctypes as C
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["NetSnmpError", "Session", "SnmpTimeout", "Varbind"]
 
@@ -75,8 +76,7 @@ class _Lib:
         lib.snmp_add_null_var.argtypes = [C.c_void_p, C.POINTER(C.c_ulong), C.c_size_t]
         lib.snmp_sess_synch_response.argtypes = [C.c_void_p, C.c_void_p, C.POINTER(C.c_void_p)]
         lib.snmp_free_pdu.argtypes = [C.c_void_p]
-        lib.snmp_api_errstring.restype = C.c_char_p
-        lib.snmp_api_errstring.argtypes = [C.c_int]
+        lib.snmp_error.argtypes = [C.c_void_p, C.POINTER(C.c_int), C.POINTER(C.c_int), C.POINTER(C.c_char_p)]
         lib.init_snmp(b"urban-supervisor")
         self.lib = lib
         self.variables = self._variables_offset()
@@ -134,7 +134,7 @@ class Session:
                 raise NetSnmpError("Net-SNMP refused the session options")
             self._handle = lib.snmp_sess_open(self._buf)
         if not self._handle:
-            raise NetSnmpError("Net-SNMP could not open the session")
+            raise NetSnmpError(f"Net-SNMP could not open the session: {_message(lib.snmp_error, self._buf)}")
         self._oids: dict[str, tuple[C.Array[C.c_ulong], int]] = {}
 
     def close(self) -> None:
@@ -190,13 +190,22 @@ class Session:
             lib.snmp_free_pdu(resp)
 
     def _error(self) -> str:
-        clib, snmp = C.c_int(), C.c_int()
-        msg = C.c_char_p()
-        self._l.lib.snmp_sess_error(self._handle, C.byref(clib), C.byref(snmp), C.byref(msg))
-        text = (msg.value or b"").decode(errors="replace")
-        if msg.value is not None:
-            C.CDLL(None).free(msg)
-        return text or f"Net-SNMP error {snmp.value}"
+        return _message(self._l.lib.snmp_sess_error, self._handle)
+
+
+def _message(error_fn: Any, session: Any) -> str:
+    """Net-SNMP's text of a session's last error (``snmp_error`` / ``snmp_sess_error``, freed here)."""
+    clib, snmp = C.c_int(), C.c_int()
+    msg = C.c_char_p()
+    error_fn(session, C.byref(clib), C.byref(snmp), C.byref(msg))
+    text = (msg.value or b"").decode(errors="replace").strip()
+    if msg.value is not None:
+        _libc.free(msg)
+    return text or f"Net-SNMP error {snmp.value}"
+
+
+_libc = C.CDLL(None)
+_libc.free.argtypes = [C.c_void_p]
 
 
 def _varbinds(first: int | None) -> list[Varbind]:

@@ -126,7 +126,8 @@ def cli_args(target: Target, cred: SnmpV2c | SnmpV3, cfg: SnmpConfig) -> list[st
             args += ["-a", cred.auth_protocol, "-A", cred.auth_key.get_secret_value()]
         if cred.priv_protocol is not None and cred.priv_key is not None:
             args += ["-x", cred.priv_protocol, "-X", cred.priv_key.get_secret_value()]
-    return [*args, "-r", str(cfg.retries), "-t", f"{cfg.timeout:g}", f"udp:{target.host}:{target.port}"]
+    peer = f"udp6:[{target.host}]:{target.port}" if ":" in target.host else f"udp:{target.host}:{target.port}"
+    return [*args, "-r", str(cfg.retries), "-t", f"{cfg.timeout:g}", peer]
 
 
 def poll_one(target: Target, cfg: SnmpConfig, sessions: dict[str, Any]) -> PollResult:

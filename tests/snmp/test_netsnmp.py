@@ -65,6 +65,8 @@ def test_wrong_community_is_a_timeout_without_the_secret(sim: tuple[SnmpSim, Age
     finally:
         poller.close()
     assert not r.reachable and r.error == "no answer after 1 tries of 0.3 s"
+    r = poll_one(Target("sw-x", "no-such-host.invalid", 161, "c", {1: "sw:p1"}), cfg, {})
+    assert not r.reachable and r.error is not None and "Invalid address" in r.error and "s3cret" not in r.error
 
 
 def test_v3_options_of_the_configuration_are_accepted_by_net_snmp() -> None:
