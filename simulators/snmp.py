@@ -1,5 +1,6 @@
 """Simulated SNMP agents: ``.snmprec`` walk files for snmpsim, generated from a city, and the
-snmpsim process that serves them.
+snmpsim process that serves them; and :class:`FastAgents`, the benchmark's agents serving the same
+files at a small part of snmpsim's CPU (SNMPv2c GET/GETNEXT/GETBULK only; the tests use snmpsim).
 
 One snmpsim process serves every agent on one UDP port: SNMPv2c selects the data file by its
 community (``<community>.snmprec``), so a switch's simulated agent is its community. A test or

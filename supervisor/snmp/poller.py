@@ -1,16 +1,17 @@
 """Polling the switches over SNMP: ``sysUpTime`` and, per port, IF-MIB status, octets and errors.
 
-**Library: Net-SNMP's C library, chosen by measurement**, called through :mod:`supervisor.snmp._netsnmp`
-(ctypes; ezsnmp's own ``bulk_get`` parses every value with a regex compiled per value: 18x the CPU,
-measured there). The same poll (``sysUpTime``
+**Library: Net-SNMP's C library, chosen by measurement**, called through
+:mod:`supervisor.snmp._netsnmp` (ctypes: ezsnmp's own ``bulk_get`` parses every value with a regex
+compiled per value, 18x the CPU, measured there). Against pysnmp: the same poll (``sysUpTime``
 then GETBULK of ``ifAdminStatus``, ``ifOperStatus``, ``ifInErrors``, ``ifOutErrors``,
 ``ifHCInOctets``, ``ifHCOutOctets``) of 50 snmpsim agents x 48 ports, 32 at a time, on the shared
 2-core machine (load average 7-10): pysnmp 7.1.30 (asyncio, pure Python) 4.02 s of CPU, ezsnmp
 2.5.0 1.06 s, for the same wall time (29.0 s against 28.9 s: the simulator was the bottleneck).
 Net-SNMP decodes the PDUs in C; pysnmp builds a pyasn1 object per value. At 2,000 switches x 48
 ports a minute, pysnmp would need more than a core. Net-SNMP's calls are synchronous: a bounded
-thread pool (``snmp.concurrency``) runs the requests, Net-SNMP waits for the answers outside the GIL. The trap
-receiver (:mod:`supervisor.snmp.traps`) uses pysnmp: ezsnmp cannot receive, and traps are few.
+thread pool (``snmp.concurrency``) runs the requests, Net-SNMP waits for the answers outside the
+GIL. The trap receiver (:mod:`supervisor.snmp.traps`) uses pysnmp: Net-SNMP's library would need
+its own receiving loop, and traps are few.
 """
 
 from __future__ import annotations
