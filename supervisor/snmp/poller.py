@@ -10,8 +10,8 @@ then GETBULK of ``ifAdminStatus``, ``ifOperStatus``, ``ifInErrors``, ``ifOutErro
 Net-SNMP decodes the PDUs in C; pysnmp builds a pyasn1 object per value. At 2,000 switches x 48
 ports a minute, pysnmp would need more than a core. Net-SNMP's calls are synchronous: a bounded
 thread pool (``snmp.concurrency``) runs the requests, Net-SNMP waits for the answers outside the
-GIL. The trap receiver (:mod:`supervisor.snmp.traps`) uses pysnmp: Net-SNMP's library would need
-its own receiving loop, and traps are few.
+GIL. The trap receiver (:mod:`supervisor.snmp.traps`) uses pysnmp: ezsnmp cannot receive, and
+traps are few.
 """
 
 from __future__ import annotations
