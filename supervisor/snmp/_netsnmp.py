@@ -125,16 +125,17 @@ class Session:
         self._handle: int | None = None
         self._l = _lib()
         lib = self._l.lib
-        self._buf = C.create_string_buffer(_SESSION_BYTES)
+        # the options fill a template session; snmp_sess_open copies it (the template is not kept)
+        template = C.create_string_buffer(_SESSION_BYTES)
         argv = [b"urban-supervisor", *(a.encode() for a in args)]
         arr = (C.c_char_p * len(argv))(*argv)
         with _parse_lock:
-            lib.snmp_sess_init(self._buf)
-            if lib.snmp_parse_args(len(argv), arr, self._buf, b"", None) < 0:
+            lib.snmp_sess_init(template)
+            if lib.snmp_parse_args(len(argv), arr, template, b"", None) < 0:
                 raise NetSnmpError("Net-SNMP refused the session options")
-            self._handle = lib.snmp_sess_open(self._buf)
+            self._handle = lib.snmp_sess_open(template)
         if not self._handle:
-            raise NetSnmpError(f"Net-SNMP could not open the session: {_message(lib.snmp_error, self._buf)}")
+            raise NetSnmpError(f"Net-SNMP could not open the session: {_message(lib.snmp_error, template)}")
         self._oids: dict[str, tuple[C.Array[C.c_ulong], int]] = {}
 
     def close(self) -> None:
