@@ -1,5 +1,6 @@
 """Simulated SNMP agents: ``.snmprec`` walk files for snmpsim, generated from a city, and the
-snmpsim process that serves them.
+snmpsim process that serves them; and :class:`FastAgents`, the benchmark's agents serving the same
+files at a small part of snmpsim's CPU (SNMPv2c GET/GETNEXT/GETBULK only; the tests use snmpsim).
 
 One snmpsim process serves every agent on one UDP port: SNMPv2c selects the data file by its
 community (``<community>.snmprec``), so a switch's simulated agent is its community. A test or
@@ -15,6 +16,7 @@ IF-MIB ``ifIndex``, ``ifDescr``, ``ifAdminStatus``, ``ifOperStatus``, ``ifInErro
 
 from __future__ import annotations
 
+import bisect
 import os
 import shutil
 import socket
@@ -240,3 +242,201 @@ def iter_city_agents(n_switches: int, n_ports: int) -> Iterator[AgentSpec]:
         name = f"bsw-{s:05d}"
         ports = [PortSpec(i, f"{name}:p{i}", in_octets=10**9 * i, out_octets=10**8 * i) for i in range(1, n_ports + 1)]
         yield AgentSpec(name, name, ports)
+
+
+# -- a fast SNMPv2c agent for the benchmark -------------------------------------------------------
+# Why hand-written (measured): 2 snmpsim processes answering 2,000 switches x 48 ports spent 180 s of
+# CPU per 60-s round (docs/network-observed.md): snmpsim decodes and encodes every PDU with pyasn1
+# objects; ``bench snmp`` with 200 switches, same load: snmpsim 13.3 s of CPU a round, this 0.06 s.
+# This agent serves the same walk files (``<community>.snmprec``), but every variable binding is
+# BER-encoded once at load time and an answer is a join of ready bytes found by ``bisect``. It answers
+# only what the poller and the probes send (SNMPv2c GET, GETNEXT, GETBULK, read-only); the integration
+# tests keep using real snmpsim (issue 14 requires it), this serves ``bench snmp`` only.
+
+_BER_TAG = {"2": 0x02, "4": 0x04, "6": 0x06, "64": 0x40, "65": 0x41, "66": 0x42, "67": 0x43, "70": 0x46}
+_GET, _GETNEXT, _GETBULK, _RESPONSE = 0xA0, 0xA1, 0xA5, 0xA2
+_NO_SUCH_INSTANCE, _END_OF_MIB = b"\x81\x00", b"\x82\x00"
+_MAX_ANSWER = 60_000  # bytes: a GETBULK answer stops at the last whole repetition under this (UDP)
+
+
+def _oid_key(subids: list[int]) -> bytes:
+    """A key whose byte order is the OIDs' order (4 bytes per sub-identifier): ``bisect`` on bytes."""
+    return b"".join(s.to_bytes(4, "big") for s in subids)
+
+
+def _ber_oid(subids: list[int]) -> bytes:
+    body = bytearray([subids[0] * 40 + subids[1]])
+    for sub in subids[2:]:
+        chunk = [sub & 0x7F]
+        rest = sub >> 7
+        while rest:
+            chunk.append(0x80 | (rest & 0x7F))
+            rest >>= 7
+        body += bytes(reversed(chunk))
+    return _tlv(0x06, bytes(body))
+
+
+def _ber_value(tag: str, value: str) -> bytes:
+    t = _BER_TAG[tag.rstrip("x")]
+    if tag.endswith("x"):
+        return _tlv(t, bytes.fromhex(value))
+    if t == 0x04:
+        return _tlv(t, value.encode())
+    if t == 0x06:
+        return _ber_oid([int(x) for x in value.split(".")])
+    if t == 0x40:
+        return _tlv(t, bytes(int(x) for x in value.split(".")))
+    n = int(value)
+    if t == 0x02:  # signed INTEGER
+        return _tlv(t, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
+    return _tlv(t, n.to_bytes(n.bit_length() // 8 + 1, "big"))  # unsigned: a leading 0 when the top bit is set
+
+
+def _read_len(buf: bytes, i: int) -> tuple[int, int]:
+    n = buf[i]
+    if n < 0x80:
+        return n, i + 1
+    k = n & 0x7F
+    return int.from_bytes(buf[i + 1:i + 1 + k], "big"), i + 1 + k
+
+
+def _decode_oid(body: bytes) -> list[int]:
+    first = body[0]
+    out = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
+    s = 0
+    for b in body[1:]:
+        s = (s << 7) | (b & 0x7F)
+        if not b & 0x80:
+            out.append(s)
+            s = 0
+    return out
+
+
+class _Table:
+    """One agent's walk: sorted keys and the ready varbinds (``SEQUENCE {oid, value}``)."""
+
+    __slots__ = ("end", "keys", "vbs")
+
+    def __init__(self, path: Path) -> None:
+        rows: list[tuple[bytes, bytes]] = []
+        for line in path.read_text(encoding="ascii").splitlines():
+            if not line or line.startswith("#"):
+                continue
+            oid, tag, value = line.split("|", 2)
+            subids = [int(x) for x in oid.split(".")]
+            rows.append((_oid_key(subids), _tlv(0x30, _ber_oid(subids) + _ber_value(tag, value))))
+        rows.sort()
+        self.keys = [k for k, _ in rows]
+        self.vbs = [v for _, v in rows]
+        #: the OID (TLV) of the last variable: the name of an endOfMibView after it
+        self.end = b""
+        if rows:
+            last = rows[-1][1]
+            _, i = _read_len(last, 1)
+            n, j = _read_len(last, i + 1)
+            self.end = last[i:j + n]
+
+
+def _answer(tables: dict[bytes, _Table], msg: bytes) -> bytes | None:
+    """The response to one request, or None (not SNMPv2c, unknown community, not a read)."""
+    if msg[0] != 0x30:
+        return None
+    _, i = _read_len(msg, 1)
+    if msg[i:i + 3] != b"\x02\x01\x01":  # version 1 = SNMPv2c
+        return None
+    i += 3
+    if msg[i] != 0x04:
+        return None
+    n, i = _read_len(msg, i + 1)
+    community = msg[i:i + n]
+    table = tables.get(community)
+    pdu_type = msg[i + n]
+    if table is None or pdu_type not in (_GET, _GETNEXT, _GETBULK):
+        return None
+    _, i = _read_len(msg, i + n + 1)
+    n, j = _read_len(msg, i + 1)
+    reqid = msg[i:j + n]  # echoed as sent
+    i = j + n
+    ints: list[int] = []
+    for _ in range(2):  # error-status / non-repeaters, error-index / max-repetitions
+        n, j = _read_len(msg, i + 1)
+        ints.append(int.from_bytes(msg[j:j + n], "big", signed=True))
+        i = j + n
+    _, i = _read_len(msg, i + 1)  # the varbind list
+    reqs: list[tuple[bytes, bytes]] = []  # (key, the OID as sent)
+    while i < len(msg):
+        _, i = _read_len(msg, i + 1)  # SEQUENCE
+        n, j = _read_len(msg, i + 1)
+        raw = msg[i:j + n]
+        reqs.append((_oid_key(_decode_oid(msg[j:j + n])), raw))
+        vn, vj = _read_len(msg, j + n + 1)  # the value (NULL)
+        i = vj + vn
+    keys, vbs, out = table.keys, table.vbs, []
+    if pdu_type == _GET:
+        for key, raw in reqs:
+            k = bisect.bisect_left(keys, key)
+            out.append(vbs[k] if k < len(keys) and keys[k] == key else _tlv(0x30, raw + _NO_SUCH_INSTANCE))
+    else:
+        nonrep, reps = (ints[0], ints[1]) if pdu_type == _GETBULK else (len(reqs), 0)
+        nonrep = max(0, min(nonrep, len(reqs)))
+        for key, raw in reqs[:nonrep]:
+            k = bisect.bisect_right(keys, key)
+            out.append(vbs[k] if k < len(keys) else _tlv(0x30, raw + _END_OF_MIB))
+        cursors = [bisect.bisect_right(keys, key) for key, _ in reqs[nonrep:]]
+        last = len(keys)
+        # endOfMibView names the previous variable: the last one, or the request's when it was past it
+        ends = [_tlv(0x30, (raw if k >= last else table.end) + _END_OF_MIB) for k, (_, raw) in
+                zip(cursors, reqs[nonrep:], strict=True)]
+        size = sum(len(v) for v in out)
+        for _ in range(max(0, reps) if cursors else 0):
+            row = [vbs[k] if k < last else ends[c] for c, k in enumerate(cursors)]
+            size += sum(len(v) for v in row)
+            if size > _MAX_ANSWER and len(out) > nonrep:
+                break
+            out += row
+            cursors = [k + 1 for k in cursors]
+            if min(cursors) > last:
+                break  # every column is at endOfMibView: nothing more to say
+    body = reqid + b"\x02\x01\x00\x02\x01\x00" + _tlv(0x30, b"".join(out))
+    return _tlv(0x30, b"\x02\x01\x01" + _tlv(0x04, community) + _tlv(_RESPONSE, body))
+
+
+def serve(data_dir: Path, port: int) -> None:
+    """Answer the agents of ``data_dir`` on 127.0.0.1:``port`` until killed (``python -m simulators.snmp``)."""
+    tables = {p.stem.encode(): _Table(p) for p in sorted(data_dir.glob("*.snmprec"))}
+    dropped = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # a burst of concurrent requests waits here
+        s.bind(("127.0.0.1", port))
+        print(f"serving {len(tables)} agents on 127.0.0.1:{port}", file=sys.stderr, flush=True)
+        while True:
+            msg, addr = s.recvfrom(65535)
+            try:
+                answer = _answer(tables, msg)
+            except (IndexError, ValueError):
+                answer = None
+            if answer is None:
+                dropped += 1  # not ours or malformed: a real agent drops it too
+                if dropped & (dropped - 1) == 0:
+                    print(f"dropped {dropped} requests (malformed, unknown community or not a read)",
+                          file=sys.stderr, flush=True)
+                continue
+            s.sendto(answer, addr)
+
+
+class FastAgents(SnmpSim):
+    """:class:`SnmpSim`'s interface over :func:`serve` (a ``python -m simulators.snmp`` process):
+    SNMPv2c only, the walk files read once at start (rewriting a file later changes nothing)."""
+
+    def start(self, probe: str | None = None, timeout: float = 60.0) -> None:
+        if self.v3_user is not None:
+            raise ValueError("FastAgents answers SNMPv2c only: use SnmpSim for SNMPv3")
+        out = open(self.log_file, "wb") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "simulators.snmp", str(self.data_dir), str(self.port)],
+                                     stdout=out, stderr=subprocess.STDOUT)
+        if probe is not None:
+            self.wait(probe, timeout)
+
+
+if __name__ == "__main__":
+    serve(Path(sys.argv[1]), int(sys.argv[2]))

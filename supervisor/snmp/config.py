@@ -100,7 +100,8 @@ class SnmpConfig(_Section):
     timeout: float = Field(2.0, gt=0, description="seconds per request before a retry")
     retries: int = Field(1, ge=0, le=10)
     concurrency: int = Field(32, ge=1, le=1024, description="switches polled at once")
-    max_repetitions: int = Field(25, ge=1, le=200, description="GETBULK rows per request")
+    max_repetitions: int = Field(64, ge=1, le=200, description="GETBULK rows per request (at most: a switch is "
+                                 "asked for as many rows as it has ports)")
     lldp_interval: float = Field(600.0, ge=0, description="seconds between two LLDP drift checks (0: never; "
                                  "`urban-supervisor model drift` checks on demand)")
     credentials: dict[str, Credentials] = Field(default_factory=dict)

@@ -41,9 +41,12 @@ __all__ = [
     "ParsedPoint",
     "event_line",
     "field_formatters",
+    "field_plan",
     "parse_line",
     "point_line",
     "reading_line",
+    "series_line",
+    "series_prefix",
 ]
 
 _INT_MIN = -(2**63)
@@ -212,6 +215,11 @@ def field_formatters(kinds: Mapping[str, type]) -> dict[str, FieldFormatter]:
     """Formatters for :func:`point_line` from declared field types (float, int, bool or str)."""
     return {k: _BY_KIND[t] for k, t in kinds.items()}
 
+def field_plan(kinds: Mapping[str, type]) -> dict[str, tuple[str, FieldFormatter]]:
+    """For :func:`series_line`: each declared field's escaped ``key=`` and formatter."""
+    return {k: (_esc_field_key(k) + "=", _BY_KIND[t]) for k, t in kinds.items()}
+
+
 # (family, measure) -> formatter, built once from the canonical schema (read-only afterwards)
 _SCHEMA_FMT: dict[str, dict[str, _Formatter]] = {
     fam: {m: _BY_KIND[s.kind] for m, s in measures.items()} for fam, measures in CANONICAL.items()
@@ -280,6 +288,13 @@ def point_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, V
     Tags are sorted by key; field values are typed by ``formats`` (see :func:`field_formatters`,
     built from :mod:`supervisor.storage.schema`), those it does not name by their Python type.
     """
+    return f"{series_prefix(measurement, tags)}{_fields(fields, formats)} {int(ts_ms)}".encode()
+
+
+def series_prefix(measurement: str, tags: Mapping[str, str]) -> str:
+    """``measurement,k=v,... `` (tags sorted, escaped and checked, trailing space): the part of
+    :func:`point_line` that does not change between the points of one series, for a caller that
+    writes the same series every round (:func:`series_line`)."""
     parts = [_esc_measurement(measurement)]
     for k in sorted(tags):
         v = tags[k]
@@ -287,9 +302,14 @@ def point_line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, V
             raise LineProtocolError("bad_tag", f"tag {k!r}: expected a string, got {type(v).__name__}")
         parts.append("," + _esc_tag_key(k) + "=" + _esc_tag_value(v))
     parts.append(" ")
-    parts.append(_fields(fields, formats))
-    parts.append(f" {int(ts_ms)}")
-    return "".join(parts).encode()
+    return "".join(parts)
+
+
+def series_line(prefix: str, values: Mapping[str, Value], ts_ms: int,
+                plan: Mapping[str, tuple[str, FieldFormatter]]) -> bytes:
+    """One line of the series ``prefix`` (:func:`series_prefix`); ``plan`` maps each field to its
+    escaped ``key=`` and its formatter (a field it does not name is typed by its Python type)."""
+    return f"{prefix}{_reading_fields(values, plan)} {ts_ms}".encode()
 
 
 # ---------------------------------------------------------------------------------------------

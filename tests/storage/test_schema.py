@@ -130,3 +130,25 @@ def test_status_points_carry_the_model_position() -> None:
         ({"device": "d2", "family": "cctv"}, {"status": "fault", "code": 2, "reason": "snapshot: offline"})]
     assert all(p.ts_ms == 9000 for p in snap)
 
+
+
+def test_a_kept_series_formats_what_line_formats_and_checks_the_same() -> None:
+    """:meth:`Measurement.series` + :meth:`series_line` (the SNMP poller's per-port series) write the
+    same bytes as :meth:`Measurement.line` and refuse the same mistakes."""
+    net = schema.NETWORK
+    tags = {"switch": "sw 1", "port": "sw 1:p,2", "zone": None}
+    fields = {"status": 'up "x"', "in_octets": 3, "in_errors": 2.0, "in_bps": 1.5, "reachable": True}
+    series = net.series(tags)
+    assert series == "network,port=sw\\ 1:p\\,2,switch=sw\\ 1 "
+    assert net.series_line(series, fields, 12.3456) == net.line(tags, fields, 12.3456)
+    fits(net.series_line(series, fields, 12.3456))
+    with pytest.raises(LineProtocolError, match="bad_tag"):
+        net.series({"switch": "a", "vlan": "1"})
+    with pytest.raises(LineProtocolError, match="bad_tag"):
+        net.series({"switch": "a\nb"})
+    with pytest.raises(LineProtocolError, match="bad_field"):
+        net.series_line(series, {"status": "up", "speed": 1}, 1.0)
+    with pytest.raises(LineProtocolError, match="bad_value"):
+        net.series_line(series, {"in_bps": float("nan")}, 1.0)
+    with pytest.raises(LineProtocolError, match="no_fields"):
+        schema.FLEET.series_line(schema.FLEET.series({"family": "a"}), {"total": 1}, 1.0)
