@@ -315,6 +315,8 @@ LORAWAN = Family(
         "rx_ok": M("count", I, 0, None, "radio frames received with a valid CRC since the previous statistics"),
         "tx_received": M("count", I, 0, None, "downlinks the gateway was asked to send since the previous statistics"),
         "tx_emitted": M("count", I, 0, None, "downlinks the gateway sent since the previous statistics"),
+        "online": M("bool", B, doc="the gateway connected to its network server (ChirpStack gateway bridge "
+                    "`state/conn`); false: a fault, and the radio gateway observed down"),
         # the link quality: computed by the supervisor over the gateway's last uplinks and statistics
         # (supervisor/state/radio.py, `lorawan.window`), never sent by a driver
         "link_rssi": M("dBm", F, -150, 20, "median RSSI of the last uplinks the gateway heard"),

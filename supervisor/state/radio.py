@@ -16,7 +16,10 @@ such a device says the gateway was heard: its statistics (ChirpStack gateway sta
   concluded here: the devices' staleness tells (inferred), as for any element.
 
 Before it is down it is ``silent`` (a report or more missed); the first reading makes it ``up``
-again. The drivers only translate: this module holds the status logic.
+again. A network server that reports the gateway disconnected (``online: false``: the ChirpStack
+gateway bridge's ``state/conn`` OFFLINE, its MQTT last will) makes it down at once, whatever the
+others; ``online: true`` or any statistics or uplink naming it ends that. The drivers only
+translate: this module holds the status logic.
 
 **Link quality**: the median RSSI and SNR of the last ``window`` uplinks, and the ratio of frames
 with a valid CRC to frames received over the last ``window`` statistics reports. Judged once
@@ -82,6 +85,7 @@ class _Watch:
     heard: float  # supervisor clock: the last reading (or the start of the watch)
     window: int
     heard_any: bool = False
+    offline: bool = False  # its network server says it is not connected (``online: false``)
     rssi: deque[float] = field(init=False)
     snr: deque[float] = field(init=False)
     rx: deque[tuple[int, int]] = field(init=False)  # (received, ok) per statistics report
@@ -118,7 +122,8 @@ class RadioGateways:
             prev = old.get(dev.id)
             w = _Watch(dev.id, dev.gateway, dev.zone, float(dev.interval), now, self.cfg.window)
             if prev is not None and prev.element == w.element:
-                w.heard, w.heard_any, w.stored, w.stored_at = prev.heard, prev.heard_any, prev.stored, prev.stored_at
+                w.heard, w.heard_any, w.offline = prev.heard, prev.heard_any, prev.offline
+                w.stored, w.stored_at = prev.stored, prev.stored_at
                 w.rssi.extend(prev.rssi)
                 w.snr.extend(prev.snr)
                 w.rx.extend(prev.rx)
@@ -151,6 +156,10 @@ class RadioGateways:
 
     @staticmethod
     def _heard(w: _Watch, values: Mapping[str, Value], now: float) -> None:
+        if values.get("online") is False:  # the network server says so: down now, and not heard
+            w.offline = True
+            return
+        w.offline = False
         w.heard = max(w.heard, now)
         w.heard_any = True
         rssi, snr = values.get("rssi"), values.get("snr")
@@ -164,6 +173,8 @@ class RadioGateways:
 
     # -- the status -----------------------------------------------------------------------------
     def _status(self, w: _Watch, now: float) -> Status:
+        if w.offline:
+            return "down"
         silent_for = now - w.heard
         if silent_for <= w.interval:
             return "up"
@@ -181,6 +192,10 @@ class RadioGateways:
         down: dict[str, str] = {}
         for element, watches in self._elements.items():
             if any(self._status(w, now) != "down" for w in watches):
+                continue
+            offline = [w.device for w in watches if w.offline]
+            if offline:
+                down[element] = f"LoRaWAN: the network server reports {', '.join(offline)} offline"
                 continue
             last = max(watches, key=lambda w: w.heard)
             since = f"since {_iso(last.heard)}" if last.heard_any else "since the start, never heard"
@@ -223,7 +238,7 @@ class RadioGateways:
         return LinkQuality(rssi, snr, ok_ratio, len(w.rssi), len(w.rx), verdict, tuple(why))
 
     def _device_state(self, w: _Watch, now: float) -> dict[str, Any]:
-        return {"device": w.device, "element": w.element, "status": self._status(w, now),
+        return {"device": w.device, "element": w.element, "status": self._status(w, now), "offline": w.offline,
                 "last_heard": w.heard if w.heard_any else None, "interval": w.interval,
                 **self._link(w).as_dict()}
 

@@ -107,6 +107,19 @@ def test_a_gateway_never_heard_counts_from_the_start(model: CityModel) -> None:
     assert list(down) == [RG1] and "never heard" in down[RG1]
 
 
+def test_the_network_server_saying_offline_is_down_at_once(model: CityModel) -> None:
+    radio = RadioGateways(LorawanConfig(), model, 0.0)
+    radio.on_readings([stats(GW1)], 0.0)
+    radio.on_readings([Reading(GW1, "lorawan", {"online": False})], 1.0)
+    assert radio.evaluate(1.0) == {RG1: "LoRaWAN: the network server reports lgw-z01-01 offline"}
+    assert radio.device_state(GW1, 1.0)["last_heard"] == 0.0  # type: ignore[index]  # an OFFLINE is not heard
+    radio.on_readings([Reading(GW1, "lorawan", {"online": True})], 2.0)
+    assert radio.evaluate(2.0) == {}
+    radio.on_readings([Reading(GW1, "lorawan", {"online": False})], 3.0)
+    radio.on_readings([uplink(GW1, -90.0, 5.0)], 4.0)  # an uplink it relayed: it is back
+    assert radio.evaluate(4.0) == {}
+
+
 def test_link_figures_exact(model: CityModel) -> None:
     radio = RadioGateways(LorawanConfig(window=4, min_samples=3), model, 0.0)
     assert radio.link(GW1).link == "unknown"  # type: ignore[union-attr]

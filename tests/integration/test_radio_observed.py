@@ -9,7 +9,9 @@ Mosquitto; the supervisor must:
   meters behind it, within about 3 s of its statistics stopping while the other gateway's arrive
   (the meters report every 900 s: stale after 45 minutes);
 - recover it when the statistics resume and the meters report;
-- compute the link figures exactly, show them in the API and store them as ``link_*`` measures.
+- compute the link figures exactly, show them in the API and store them as ``link_*`` measures;
+- take the gateway bridge's ``state/conn`` OFFLINE as observed down at once (30-s gateways: the
+  silence rule would need 90 s), and ONLINE as back.
 """
 
 from __future__ import annotations
@@ -44,13 +46,13 @@ PROFILES = {"meter": {"family": "water", "measures": {"index": {"key": "volume",
 UPLINKS = [(-100, 1.0), (-80, 9.0), (-90, 3.0), (-120, -4.0), (-70, 7.5)]  # RSSI dBm, SNR dB
 
 
-def _city() -> dict[str, Any]:
+def _city(interval: float = IV) -> dict[str, Any]:
     city = generate_city(seed=8, devices=60)
     for dev, site in ((GW1, RG1), (GW2, RG2)):
         meter = next(d for d in city["devices"] if d.get("gateway") == site)
         city["devices"].append({"id": dev, "family": "lorawan", "kind": "lorawan_gateway", "driver": "chirpstack",
                                 "service": meter["service"], "zone": meter["zone"], "geometry": meter["geometry"],
-                                "gateway": site, "interval": IV})
+                                "gateway": site, "interval": interval})
     return city
 
 
@@ -194,3 +196,33 @@ def _back(sup: Supervisor, gws: Gateways, influx: Influx, db: str, meters: list[
     rows = influx.query(f"SELECT evidence, state FROM alarms WHERE element = '{RG1}'", db)
     got = [tuple(v[1:]) for v in rows[0]["series"][0]["values"]]  # type: ignore[index]
     assert got == [("observed", "raised"), ("observed", "cleared")]
+
+
+def test_network_server_offline_is_observed_at_once(broker: Mosquitto, influx: Influx, influx_db: str,
+                                                     tmp_path: Path) -> None:
+    model = city_from_dict(_city(interval=30.0))
+    cfg = settings(broker, influx, influx_db, "radio-it-conn", data_dir=tmp_path / "var", check_interval=0.2,
+                   drivers={"chirpstack": {"options": {"profiles": PROFILES}}},
+                   identity={"map": {"chirpstack": {EUI1: GW1, EUI2: GW2}}})
+    sup = Supervisor(cfg, model=model)
+    sup.start()
+    gws = Gateways(broker)
+    try:
+        assert sup.mqtt.wait_connected(10) and sup.alarms is not None
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        gws.publish(f"eu868/gateway/{EUI1}/state/conn", orjson.dumps({"gatewayId": EUI1, "state": "OFFLINE"}))
+        wait(lambda: any(a.element == RG1 for a in sup.lifecycle.active()), 10, "the observed alarm")
+        delay = time.monotonic() - t0
+        assert delay < 5.0, delay  # the silence rule would need 3 x 30 s
+        active = sup.lifecycle.active()
+        assert [(a.element, a.evidence) for a in active] == [(RG1, "observed")]
+        assert "the network server reports lgw-z01-01 offline" in active[0].text
+        assert sup.state.status(GW1) == "fault"
+        gws.publish(f"eu868/gateway/{EUI1}/state/conn", orjson.dumps({"gatewayId": EUI1, "state": "ONLINE"}))
+        wait(lambda: sup.alarms is not None and sup.alarms.observed == {}, 10, "the gateway online again")
+        wait(lambda: sup.alarms is not None and sup.alarms.active()[0].recovering_since is not None, 5,
+             "the alarm recovering (its meters have not reported since)")
+    finally:
+        gws.close()
+        sup.stop()
