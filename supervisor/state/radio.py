@@ -147,6 +147,8 @@ class RadioGateways:
     def on_readings(self, readings: Iterable[Reading], now: float) -> None:
         """Every reading the pipeline took into the state (the gateway devices' ones count)."""
         watches = self._watches
+        if not watches:  # a city without gateway devices: nothing to look at
+            return
         for r in readings:
             if r.family != FAMILY:
                 continue
