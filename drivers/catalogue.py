@@ -321,7 +321,7 @@ LORAWAN = Family(
         # (supervisor/state/radio.py, `lorawan.window`), never sent by a driver
         "link_rssi": M("dBm", F, -150, 20, "median RSSI of the last uplinks the gateway heard"),
         "link_snr": M("dB", F, -40, 40, "median SNR of the last uplinks the gateway heard"),
-        "link_ok_ratio": M("ratio", F, 0, 1, "frames with a valid CRC / frames received, over the last statistics"),
+        "link_ok_ratio": M("1", F, 0, 1, "frames with a valid CRC / frames received, over the last statistics"),
         "link_uplinks": M("count", I, 0, None, "uplinks the median RSSI and SNR are taken over"),
         "link_degraded": M("bool", B, doc="link quality below the `lorawan` thresholds (degraded, not down)"),
     },
