@@ -315,6 +315,15 @@ LORAWAN = Family(
         "rx_ok": M("count", I, 0, None, "radio frames received with a valid CRC since the previous statistics"),
         "tx_received": M("count", I, 0, None, "downlinks the gateway was asked to send since the previous statistics"),
         "tx_emitted": M("count", I, 0, None, "downlinks the gateway sent since the previous statistics"),
+        "online": M("bool", B, doc="the gateway connected to its network server (ChirpStack gateway bridge "
+                    "`state/conn`); false: a fault, and the radio gateway observed down"),
+        # the link quality: computed by the supervisor over the gateway's last uplinks and statistics
+        # (supervisor/state/radio.py, `lorawan.window`), never sent by a driver
+        "link_rssi": M("dBm", F, -150, 20, "median RSSI of the last uplinks the gateway heard"),
+        "link_snr": M("dB", F, -40, 40, "median SNR of the last uplinks the gateway heard"),
+        "link_ok_ratio": M("1", F, 0, 1, "frames with a valid CRC / frames received, over the last statistics"),
+        "link_uplinks": M("count", I, 0, None, "uplinks the median RSSI and SNR are taken over"),
+        "link_degraded": M("bool", B, doc="link quality below the `lorawan` thresholds (degraded, not down)"),
     },
     driver="lorawan_gateway",  # native scheme; network servers: the chirpstack and the_things_stack drivers
     interval=60.0,  # ChirpStack gateways send statistics every 30 s by default

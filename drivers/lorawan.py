@@ -61,8 +61,11 @@ __all__ = [
 
 UNKNOWN_PROFILE = "unknown_profile"  # an uplink whose device profile is not configured
 GATEWAY_FAMILY = "lorawan"
+#: the supervisor's link-quality figures of the family (``link_*``, supervisor/state/radio.py): no driver sends them
+SUPERVISOR_MEASURES_PREFIX = "link_"
 GATEWAY_MEASURES: dict[tuple[str, str], str] = {
     (GATEWAY_FAMILY, m): s.unit for m, s in catalogue_family(GATEWAY_FAMILY).measures.items()
+    if not m.startswith(SUPERVISOR_MEASURES_PREFIX)
 }  # statistics included: what a network server that forwards gateway statistics emits
 RADIO_MEASURES: dict[tuple[str, str], str] = {k: u for k, u in GATEWAY_MEASURES.items() if k[1] in ("rssi", "snr")}
 OPTIONS = frozenset({"profiles", "devices", "gateways"})

@@ -264,6 +264,27 @@ class AlarmsConfig(_Section):
                                             "back yet this many of its reporting intervals, then it alarms alone")
 
 
+class LorawanConfig(_Section):
+    """The radio gateways observed (supervisor/state/radio.py, docs/network-observed.md#lorawan)."""
+
+    enabled: bool = Field(True, description="watch the radio gateways that have a `lorawan_gateway` device")
+    down_after: float = Field(3.0, ge=2.0, description="a gateway neither reporting statistics nor named by an "
+                              "uplink for this many of its reporting intervals is down, observed (at least 2: "
+                              "one missed report is never a failure)")
+    require_others: bool = Field(True, description="conclude down only while another radio gateway was heard "
+                                 "after this one's first missed report (all silent: the network server or the "
+                                 "feed failed, not the gateways); false for a network of one gateway")
+    window: int = Field(20, ge=1, le=1000, description="uplinks (RSSI, SNR) and statistics reports (rx ok/"
+                        "received) per gateway its link quality is computed over")
+    min_samples: int = Field(5, ge=1, description="uplinks (or statistics reports) needed before a link is judged")
+    rssi_min: float = Field(-115.0, ge=-150, le=20, description="dBm: a median RSSI below this is degraded")
+    snr_min: float = Field(-10.0, ge=-40, le=40, description="dB: a median SNR below this is degraded")
+    ok_ratio_min: float = Field(0.8, ge=0, le=1, description="frames with a valid CRC / frames received below "
+                                "this is degraded")
+    store_interval: float = Field(60.0, gt=0, description="seconds: a gateway's link-quality point is written at "
+                                  "most this often (when its figures changed)")
+
+
 class CommandsConfig(_Section):
     """Safety of outgoing commands (street lighting is safety-relevant)."""
 
@@ -363,6 +384,7 @@ class Settings(BaseSettings):
     ngsi: NgsiConfig = Field(default_factory=NgsiConfig)  # docs/ngsi-ld.md
     opendata: OpenDataConfig = Field(default_factory=OpenDataConfig)  # docs/open-data.md
     snmp: SnmpConfig = Field(default_factory=SnmpConfig)  # docs/network-observed.md
+    lorawan: LorawanConfig = Field(default_factory=LorawanConfig)  # docs/network-observed.md#lorawan
 
     @classmethod
     def settings_customise_sources(

@@ -1,7 +1,8 @@
 """ChirpStack v4: the MQTT integration's device events and the gateway bridge's statistics (JSON).
 
 Topics ``application/<app>/device/<devEUI>/event/{up,status,join}`` and, for the gateways,
-``eu868/gateway/<gatewayId>/event/stats`` (option ``gateway_topic``). See README.md in this
+``eu868/gateway/<gatewayId>/event/stats`` (option ``gateway_topic``) and the gateway bridge's
+connection state ``eu868/gateway/<gatewayId>/state/conn`` (option ``gateway_state_topic``). See README.md in this
 folder and :mod:`drivers.lorawan` for the profiles and the gateway readings.
 """
 
@@ -40,6 +41,9 @@ __all__ = ["ChirpStackDriver"]
 
 _EVENT = TopicPattern("application/{app}/device/{device}/event/{event}")
 _STATS_DEFAULT = "eu868/gateway/{gateway}/event/stats"
+_STATE_DEFAULT = "eu868/gateway/{gateway}/state/conn"
+#: ``ConnState.state``; the JSON marshaler (protobuf's JSON mapping) omits the enum's zero value, OFFLINE
+_CONN = {"ONLINE": True, "OFFLINE": False}
 _STATS = {"rxPacketsReceived": "rx_received", "rxPacketsReceivedOk": "rx_ok",
           "txPacketsReceived": "tx_received", "txPacketsEmitted": "tx_emitted"}
 
@@ -52,18 +56,20 @@ class ChirpStackDriver(Driver):
         "application/+/device/+/event/status",
         "application/+/device/+/event/join",
         TopicPattern(_STATS_DEFAULT).filter,
+        TopicPattern(_STATE_DEFAULT).filter,
     )
     # the other integration events (ack, txack, log, location, integration) are not telemetry
     ignored: ClassVar[tuple[str, ...]] = ("application/+/device/+/event/+",)
     measures: ClassVar[Mapping[tuple[str, str], str]] = GATEWAY_MEASURES
-    OPTIONS: ClassVar[frozenset[str] | None] = OPTIONS | {"gateway_topic"}
+    OPTIONS: ClassVar[frozenset[str] | None] = OPTIONS | {"gateway_topic", "gateway_state_topic"}
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         self._cfg = LoraConfig(self.name, self.options, GATEWAY_MEASURES)
         self._stats = pattern_option(self.name, self.options, "gateway_topic", _STATS_DEFAULT, ("gateway",))
-        set_ = object.__setattr__  # per instance: what the configured profiles and topic add
-        set_(self, "topics", (*type(self).topics[:3], self._stats.filter))
+        self._state = pattern_option(self.name, self.options, "gateway_state_topic", _STATE_DEFAULT, ("gateway",))
+        set_ = object.__setattr__  # per instance: what the configured profiles and topics add
+        set_(self, "topics", (*type(self).topics[:3], self._stats.filter, self._state.filter))
         set_(self, "families", self._cfg.families)
         set_(self, "measures", self._cfg.measures)
 
@@ -71,9 +77,13 @@ class ChirpStackDriver(Driver):
         where = _EVENT.match(topic)
         if where is None:
             stats = self._stats.match(topic)
-            if stats is None:
-                raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} is not a ChirpStack event or gateway statistics topic")
-            return self._gateway_stats(stats["gateway"], parse_object(payload))
+            if stats is not None:
+                return self._gateway_stats(stats["gateway"], parse_object(payload))
+            state = self._state.match(topic)
+            if state is None:
+                raise DecodeError(UNKNOWN_TOPIC, f"{topic!r} is not a ChirpStack event, gateway statistics or "
+                                  "gateway state topic")
+            return self._gateway_state(state["gateway"], parse_object(payload))
         obj = parse_object(payload)
         event = where["event"]
         if event == "up":
@@ -132,6 +142,19 @@ class ChirpStackDriver(Driver):
         if isinstance(addr, str) and addr:
             data["dev_addr"] = addr.lower()
         return Decoded([], [Event(eui, profile.family, "join", ts, data=data)])
+
+    def _gateway_state(self, topic_gateway: str, obj: Mapping[str, Any]) -> Decoded:
+        """The gateway bridge's ``conn`` state (retained; OFFLINE is its MQTT last will): ``online``."""
+        gw = gateway_id(obj.get("gatewayId", topic_gateway), "gatewayId")
+        if gw != gateway_id(topic_gateway, "topic"):
+            raise DecodeError(BAD_VALUE, f"gatewayId {gw} is not the topic's {topic_gateway}")
+        if not self._cfg.reports(gw):
+            return Decoded()
+        state = obj.get("state", "OFFLINE")  # absent: the enum's zero value
+        online = _CONN.get(state) if isinstance(state, str) else None
+        if online is None:
+            raise DecodeError(BAD_VALUE, f"state: {state!r} is not ONLINE or OFFLINE")
+        return Decoded([Reading(gw, GATEWAY_FAMILY, {"online": online})])
 
     def _gateway_stats(self, topic_gateway: str, obj: Mapping[str, Any]) -> Decoded:
         gw = gateway_id(obj.get("gatewayId", topic_gateway), "gatewayId")

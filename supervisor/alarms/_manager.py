@@ -90,7 +90,8 @@ class Alarm:
     merged: tuple[str, ...] = ()  # ids of the alarms this one explained and absorbed
     merged_into: str | None = None  # cleared because this root-cause alarm explains it
     recovering_since: float | None = None  # root cause: its element is back, its devices not all yet
-    #: ``observed``: the element itself was seen down (SNMP poll or trap), not only inferred from
+    #: ``observed``: the element itself was seen down (SNMP poll or trap, a radio gateway's statistics
+    #: stopping while the others' arrive), not only inferred from
     #: its silent devices (``inferred``)
     evidence: Evidence = "inferred"
 
@@ -204,9 +205,12 @@ class AlarmManager:
     #: alarms cleared as recovered within the flap window, oldest first: (kind, element) -> alarm
     _recent: OrderedDict[tuple[str, str], Alarm] = field(init=False, default_factory=OrderedDict)
     _seq: int = field(init=False, default=0)
-    #: elements observed down now (SNMP: an unreachable switch, a port oper-down while admin-up,
-    #: a linkDown trap), element -> what was observed: see :meth:`observe`
+    #: elements observed down now by any source (SNMP: an unreachable switch, a port oper-down while
+    #: admin-up, a linkDown trap; LoRaWAN: a radio gateway whose statistics stopped), element -> what
+    #: was observed: see :meth:`observe`
     _observed: dict[str, str] = field(init=False, default_factory=dict)
+    #: the same, per source (``snmp``, ``lorawan``): source -> element -> what it observed
+    _sources: dict[str, dict[str, str]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.history_size < 1:
@@ -332,6 +336,8 @@ class AlarmManager:
         for waiting in self._pending.values():
             for d in [d for d in waiting if d in gone]:
                 del waiting[d]
+        for source, found in list(self._sources.items()):  # evidence on a removed element: gone with it
+            self.observe(source, {e: why for e, why in found.items() if e not in gone})
         return out
 
     # ------------------------------------------------------------------ correlation
@@ -362,8 +368,12 @@ class AlarmManager:
         self._settle_devices(explained, result.unexplained, now, out)
         return out
 
-    def observe(self, observed: Mapping[str, str]) -> None:
-        """Set the elements observed down now (element -> what was observed, for the alarm text).
+    def observe(self, source: str, observed: Mapping[str, str]) -> None:
+        """Set the elements ``source`` observes down now (element -> what was observed, for the alarm text).
+
+        Evidence is kept per source (``snmp``: the poller and traps; ``lorawan``: the radio gateways'
+        statistics, supervisor/state/radio.py): a source replaces only its own set, so SNMP and
+        LoRaWAN never erase each other; an element is observed down while any source says so.
 
         Observed evidence needs no silent device: at the next :meth:`update` each observed element
         gets its root-cause alarm at once (``evidence="observed"``), listing every device behind
@@ -375,12 +385,26 @@ class AlarmManager:
             if element in self.model.elements:
                 known[element] = why
             else:
-                log.warning("observed evidence on %r, which the city model does not know: ignored", element)
-        self._observed = known
+                log.warning("%s: observed evidence on %r, which the city model does not know: ignored", source,
+                            element)
+        if known:
+            self._sources[source] = known
+        else:
+            self._sources.pop(source, None)
+        merged: dict[str, str] = {}
+        for found in self._sources.values():
+            for element, why in found.items():
+                merged[element] = f"{merged[element]}; {why}" if element in merged else why
+        self._observed = merged
 
     @property
     def observed(self) -> dict[str, str]:
+        """Every element observed down now, by any source (element -> what was observed)."""
         return dict(self._observed)
+
+    def observed_by(self, source: str) -> dict[str, str]:
+        """What ``source`` alone observes down now."""
+        return dict(self._sources.get(source, {}))
 
     def _observed_causes(self) -> list[RootCause]:
         """One root cause per observed element, the most upstream first; an element whose dependents

@@ -12,7 +12,7 @@ import pkgutil
 from types import ModuleType
 
 SCENARIO_MODULES = ("ingest", "model", "rules", "reliability", "storm", "scale", "ngsi", "opendata", "retention",
-                    "reload", "snmp", "traps", "console")
+                    "reload", "snmp", "traps", "console", "radio")
 
 
 def scenarios() -> dict[str, ModuleType]:

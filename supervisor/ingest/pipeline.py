@@ -170,6 +170,8 @@ class Pipeline:
         self.slices_past_room = 0  # batches queued past the writer's room (each would have waited)
         self.device_driver: dict[str, str] = {}  # device -> the driver that decodes it (for commands)
         self.rules = rules
+        #: the radio gateways observed (supervisor/state/radio.py): every reading taken into the state
+        self.radio: Callable[[list[Reading], float], None] | None = None
         self.on_status = on_status
         # (topic, handler): a broker statistic taken aside before routing (no driver claims $SYS)
         self.broker_counter = broker_counter
@@ -334,6 +336,8 @@ class Pipeline:
                     self.rules.on_events(out.events, now)
             except Exception:  # the rules must never cost telemetry
                 _log.exception("rule engine failed on a batch; telemetry is stored regardless")
+        if self.radio is not None and out.readings:
+            self.radio(out.readings, now)
         if self.lane is not None and not self.store:
             self.lane.reacted(batch)
         if out.changes and self.on_status is not None:

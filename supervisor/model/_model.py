@@ -97,6 +97,15 @@ class DeviceMap(Mapping[str, DeviceInfo]):
         j = self._c.index.get(key)
         return None if j is None else (float(self._c.lon[j]), float(self._c.lat[j]))
 
+    def of_kind(self, kind: str) -> list[DeviceInfo]:
+        """The devices of ``kind`` (a numpy scan of the kind column: only those are built)."""
+        c = self._c
+        try:
+            code = c.kinds.index(kind)
+        except ValueError:
+            return []
+        return [self.at(int(j)) for j in np.flatnonzero(c.kind == code)]
+
     def table(self) -> dict[str, list[Any]]:
         """Every device as columns of plain lists (``id``, ``family``, ``kind``, ``service``, ``zone``,
         ``lon``, ``lat``, ``street``, ``cabinet``), with no object per device: the map's devices

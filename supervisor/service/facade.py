@@ -176,8 +176,16 @@ class Service:
             if st is None and info is None:
                 where = "in the device state or the network model" if model is not None else "in the device state"
                 raise NotFoundError(f"device {device_id!r} not found {where}")
+            radio = sup.radio.device_state(device_id, sup.clock()) if sup.radio is not None else None
             return {"state": st.as_dict() if st is not None else None, "model": info,
-                    "dependencies": model.dependencies(device_id) if model is not None and info is not None else None}
+                    "dependencies": model.dependencies(device_id) if model is not None and info is not None else None,
+                    "radio": radio}
+
+    def radio_element(self, element_id: str) -> dict[str, Any] | None:
+        """A radio gateway's observed status and link quality (None: not a watched radio gateway)."""
+        sup = self._sup
+        with sup.lock:
+            return sup.radio.element_state(element_id, sup.clock()) if sup.radio is not None else None
 
     def device_layer(self, build: Callable[[CityModel, StateRegistry], T]) -> T:
         """``build(model, device state)`` under the lock (the devices layer of the map)."""

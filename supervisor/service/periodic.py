@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from rules import RuleEngine
     from supervisor.alarms import AlarmManager
     from supervisor.alarms.lifecycle import AlarmLifecycle
+    from supervisor.state.radio import RadioGateways
 
 _log = logging.getLogger(__name__)
 
@@ -40,6 +41,8 @@ class PeriodicWork:
         self.clock = clock
         self.rules: RuleEngine | None = None
         self.alarms: AlarmManager | None = None
+        #: the radio gateways observed (supervisor/state/radio.py): their evidence at each check
+        self.radio: RadioGateways | None = None
         self.lifecycle: AlarmLifecycle | None = None
         self.pending_status: list[StatusChange] = []
         #: correlate the failing devices again at the next check even if no status changed (a model reload)
@@ -91,14 +94,25 @@ class PeriodicWork:
         stale = {d for d in failing if self.state.status(d) == STALE}
         self.alarms.update(failing, now, stale=stale, last_seen=self.state.last_seen)
 
-    def observe(self, observed: dict[str, str]) -> None:
-        """Elements observed down now (SNMP): the alarms follow at once, not at the next check."""
+    def observe(self, source: str, observed: dict[str, str]) -> None:
+        """Elements ``source`` (``snmp``, ``lorawan``) observes down now: the alarms follow at once, not at
+        the next check. Each source replaces only its own evidence."""
         if self.alarms is None:
             return
-        if observed == self.alarms.observed:
+        if observed == self.alarms.observed_by(source):
             return
-        self.alarms.observe(observed)
+        self.alarms.observe(source, observed)
         self._correlate(self.clock())
+
+    def _observe_radio(self, now: float) -> None:
+        """The radio gateways observed down now, as the ``lorawan`` source's evidence."""
+        from supervisor.state.radio import SOURCE
+
+        assert self.radio is not None
+        down = self.radio.evaluate(now)
+        if self.alarms is not None and down != self.alarms.observed_by(SOURCE):
+            self.alarms.observe(SOURCE, down)
+            self.recorrelate = True  # correlated below, in this check
 
     def _reported_since_start(self, device: str) -> bool:
         assert self.lifecycle is not None
@@ -118,6 +132,9 @@ class PeriodicWork:
         self.pending_status.clear()
         # a recovering root cause releases a device that stays dead at a time no status change marks;
         # the manager's changes reach the lifecycle (which stores them)
+        if self.radio is not None:
+            lines += self.radio.lines(now)
+            self._observe_radio(now)
         if self.alarms is not None and (changed or self.recorrelate or self.alarms.due()):
             self.recorrelate = False
             self._correlate(now)

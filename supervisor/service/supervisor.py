@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from supervisor.model import CityModel
     from supervisor.snmp.drift import Drift
     from supervisor.snmp.service import SnmpService
+    from supervisor.state.radio import RadioGateways
 
 _log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class Supervisor:
         self.rule_state = RuleStateFile(self.state_path)
         self.periodic = self._build_periodic(model, clock)
         self.snmp = self._build_snmp(model)
+        self.radio = self._build_radio(model)
         self._wire_live()
         if rule_set is None and settings.rules_dir is not None:
             if model is None:
@@ -202,6 +204,23 @@ class Supervisor:
         self.on_model.append(snmp.set_model)  # a reload hands the poller, traps and drift check the new switches
         return snmp
 
+    def _build_radio(self, model: CityModel | None) -> RadioGateways | None:
+        """The radio gateways observed (supervisor/state/radio.py), fed by both pipelines."""
+        if model is None or not self.settings.lorawan.enabled:
+            return None
+        from supervisor.state.radio import RadioGateways
+
+        radio = RadioGateways(self.settings.lorawan, model, self.clock())
+        self.pipeline.radio = self.lane_pipeline.radio = radio.on_readings
+        self.periodic.radio = radio
+
+        def set_model(new: CityModel) -> None:
+            with self.lock:
+                radio.set_model(new, self.clock())
+
+        self.on_model.append(set_model)
+        return radio
+
     def _on_drift(self, found: list[Drift]) -> None:
         """One ``topology`` alarm per drifted link end, cleared when LLDP matches the design again."""
         from supervisor.alarms.lifecycle import Cause
@@ -218,7 +237,7 @@ class Supervisor:
     def _on_observed(self, observed: dict[str, str]) -> None:
         """SNMP evidence (poll): element -> what was seen down."""
         with self.lock:
-            self.periodic.observe(observed)
+            self.periodic.observe("snmp", observed)
 
     def _on_broker_dropped(self, payload: bytes, received: float) -> None:
         self.health.on_broker_dropped(payload, received)
@@ -290,6 +309,8 @@ class Supervisor:
                 self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
                 self.device_driver[dev.id] = dev.driver
         self.lifecycle.started_at = self.clock()  # restored alarms wait for reports after this
+        if self.radio is not None:
+            self.radio.started(now)
         if self.rules is not None:
             self.rule_state.restore(self.rules)
         self._prepare_storage()

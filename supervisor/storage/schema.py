@@ -203,7 +203,8 @@ ALARMS = Measurement("alarms", "an alarm's lifecycle change (raised, acknowledge
                      "`maintenance`: the maintenance window it fell in; `flap_count` when it came back within "
                      "the flap window, `merged` (JSON ids) the alarms a root cause absorbed, `merged_into` the "
                      "root cause that absorbed it; `evidence` (root causes): `observed` when SNMP saw the "
-                     "element down, `inferred` when only its silent devices tell",
+                     "element down or a radio gateway's statistics stopped (docs/network-observed.md), `inferred` "
+                     "when only its silent devices tell",
                      ("kind", "severity", "element", "state"),
                      {"id": S, "devices": I, "services": S, "affected": S, "text": S, "source": S, "by": S,
                       "acked_by": S, "raised_at": F, "maintenance": S, "flap_count": I, "merged": S,

@@ -29,7 +29,7 @@ def test_observed_port_raises_at_once_marked_observed() -> None:
     m = AlarmManager(model)
     behind = model.dependents(UPLINK)
     assert behind
-    m.observe({UPLINK: "SNMP: ifOperStatus down, ifAdminStatus up"})
+    m.observe("snmp", {UPLINK: "SNMP: ifOperStatus down, ifAdminStatus up"})
     changes = m.update(set(), 1000.0)  # no device silent yet
     assert [(c.alarm.kind, c.alarm.element, c.alarm.evidence, c.state) for c in changes] == [
         ("root_cause", UPLINK, "observed", "raised")]
@@ -48,10 +48,10 @@ def test_observed_port_raises_at_once_marked_observed() -> None:
 def test_observed_clears_when_back_and_devices_report() -> None:
     model = city_from_dict(_city())
     m = AlarmManager(model)
-    m.observe({ACCESS: "SNMP: no answer"})
+    m.observe("snmp", {ACCESS: "SNMP: no answer"})
     (raised,) = m.update(set(), 1000.0)
     assert raised.alarm.element == ACCESS and raised.alarm.evidence == "observed"
-    m.observe({})
+    m.observe("snmp", {})
     out = m.update(set(), 1010.0, stale=set(), last_seen=lambda d: 1005.0)  # all reported since
     assert [(c.alarm.id, c.state, c.alarm.clear_reason) for c in out] == [(raised.alarm.id, "cleared", "recovered")]
 
@@ -66,7 +66,7 @@ def test_inferred_path_unchanged_and_marked_inferred() -> None:
 def test_switch_down_hides_its_ports_and_unknown_elements_are_ignored() -> None:
     model = city_from_dict(_city())
     m = AlarmManager(model)
-    m.observe({ACCESS: "SNMP: no answer", UPLINK: "trap linkDown", f"{ACCESS}:p1": "x", "nope": "y"})
+    m.observe("snmp", {ACCESS: "SNMP: no answer", UPLINK: "trap linkDown", f"{ACCESS}:p1": "x", "nope": "y"})
     assert "nope" not in m.observed
     out = m.update(set(), 1000.0)
     assert [c.alarm.element for c in out] == [ACCESS]  # one alarm: the ports add nothing
@@ -79,7 +79,7 @@ def test_spare_port_raises_nothing() -> None:
     model = city_from_dict(c)
     assert model.dependents(spare) == set()
     m = AlarmManager(model)
-    m.observe({spare: "SNMP: down"})
+    m.observe("snmp", {spare: "SNMP: down"})
     assert m.update(set(), 1000.0) == []
 
 

@@ -63,7 +63,9 @@ def _units(family: object) -> dict[str, str]:
 ) | responses(404))
 def get_device(device_id: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
     """State of one device, plus its model entry and what it depends on when a model is loaded;
-    ``units``: the unit of each measure of its family (from the catalogue)."""
+    ``units``: the unit of each measure of its family (from the catalogue); ``radio`` (a LoRaWAN
+    gateway device only): its observed status (up, silent, down) and link quality (median RSSI and
+    SNR, rx ok ratio; ``link`` ok, degraded or unknown)."""
     found = svc.device(device_id)
     family = (found["state"] or {}).get("family") or getattr(found["model"], "family", None)
     return {
@@ -72,4 +74,5 @@ def get_device(device_id: str, svc: ServiceDep, _: ViewerDep) -> dict[str, Any]:
         "units": _units(family),
         "model": to_jsonable(found["model"]) if found["model"] is not None else None,
         "dependencies": to_jsonable(found["dependencies"]) if found["dependencies"] is not None else None,
+        **({"radio": found["radio"]} if found.get("radio") is not None else {}),
     }

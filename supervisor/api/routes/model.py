@@ -75,9 +75,12 @@ def element(
     element_id: str,
     _: ViewerDep,
     model: ModelDep,
+    svc: ServiceDep,
     limit: Annotated[int, Query(ge=0, le=MAX_PAGE, description="dependents listed at most")] = MAX_PAGE,
 ) -> dict[str, Any]:
-    """One element (or device) of the model: what it is, what it needs, and the devices that need it."""
+    """One element (or device) of the model: what it is, what it needs, and the devices that need it;
+    ``observed`` (a radio gateway watched through its LoRaWAN gateway device): its status (up,
+    silent, down: observed), why, and its link quality (``link`` ok, degraded or unknown)."""
     from supervisor.model import UnknownElementError
 
     info = model.elements.get(element_id)
@@ -100,7 +103,7 @@ def element(
         kind, layer_name = info.kind, info.layer
     else:
         kind, layer_name, detail = device.kind, "device", to_jsonable(device)
-    return {
+    out = {
         "id": element_id,
         "kind": kind,
         "layer": layer_name,
@@ -109,6 +112,10 @@ def element(
         "dependents_total": len(dependents),
         "dependents": dependents[:limit],
     }
+    observed = svc.radio_element(element_id) if info is not None and info.kind == "radio_gateway" else None
+    if observed is not None:
+        out["observed"] = observed
+    return out
 
 
 @router.get("/impact/{element_id}", name="model-impact", responses=responses(404, 503))

@@ -392,6 +392,7 @@
       ["layer 2: port", m.port], ["layer 2: switch", m.port ? m.port.split(":")[0] : null],
       ["radio gateway", m.gateway], ["layer 3: service", m.service], ["street", m.street],
     ]));
+    if (d.radio) panel.appendChild(radioTable(d.radio, "panel-radio"));
     const why = el("div", "why"); why.id = "panel-why";
     panel.appendChild(el("h3", null, "Why this level"));
     panel.appendChild(why);
@@ -458,6 +459,29 @@
       const t = table(rows, "kv impact"); t.id = "impact";
       panel.appendChild(t);
     } catch (e) { panel.appendChild(el("p", "error", e.message)); }
+    try {  // a radio gateway watched through its LoRaWAN gateway device: observed status and link quality
+      const info = await api("/model/elements/" + encodeURIComponent(id) + "?limit=0");
+      if (info.observed) panel.appendChild(radioTable(info.observed, "radio-observed"));
+    } catch (e) { panel.appendChild(el("p", "error", e.message)); }
+  }
+
+  const RADIO_BADGE = { up: "ok", silent: "stale", down: "fault", ok: "ok", degraded: "maintenance", unknown: "unknown" };
+  function radioTable(r, id) {
+    const box = el("div", "radio"); box.id = id;
+    box.appendChild(el("h3", null, "Radio gateway observed"));
+    const badge = (v) => el("span", "badge badge-" + (RADIO_BADGE[v] || "unknown"), v);
+    const rows = [["status", badge(r.status + (r.observed ? " (observed)" : ""))], ["link", badge(r.link)]];
+    if (typeof r.why === "string") rows.push(["why", r.why]);
+    box.appendChild(table(rows));
+    for (const d of r.devices || [r]) {
+      box.appendChild(table([
+        ["gateway device", d.device], ["median RSSI", d.rssi_median === null ? null : fmtValue(d.rssi_median) + " dBm"],
+        ["median SNR", d.snr_median === null ? null : fmtValue(d.snr_median) + " dB"],
+        ["rx ok ratio", d.ok_ratio === null ? null : fmtValue(d.ok_ratio)], ["uplinks", d.uplinks],
+        ["last heard", fmtTime(d.last_heard)], ["below thresholds", d.why && d.why.length ? d.why.join("; ") : null],
+      ], "kv radio-link"));
+    }
+    return box;
   }
 
   // -- alarm console --------------------------------------------------------------------------------
@@ -645,6 +669,7 @@
     layerFeatures: (name) => layerFeatures[name] || 0,
     liveEvents: () => live.events,
     showDevice: showDevice,
+    showElement: showElement,
   };
 
   document.addEventListener("DOMContentLoaded", () => {
