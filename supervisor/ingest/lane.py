@@ -222,6 +222,7 @@ class ControlLane:
         self.confirmations: frozenset[str] = frozenset()
         self._inbox = inbox
         self._confirm_topics: set[str] = set()
+        self._to_subscribe: list[str] = []  # learned, not subscribed yet (:meth:`subscribe_learned`)
         self._seen: dict[str, bool] = {}  # topic -> whether it carries a lane device (learned)
         self._granted: set[str] = set()  # exact topics the broker granted to the lane session
         self._covered: set[str] = set()  # topics seen that an override filter names
@@ -251,7 +252,7 @@ class ControlLane:
         for t in left:
             del self._lane_topics[t]
         self._confirm_topics = {t for t, devs in self._lane_topics.items() if self._confirms_only(devs)}
-        self._inbox.set_confirm_topics(frozenset(self._confirm_topics))
+        self._inbox.set_confirm_topics(self._confirm_topics)
         self._seen = {t: True for t in self._covered}
         if left:
             with self._lock:
@@ -283,8 +284,15 @@ class ControlLane:
             self._lane_topics[topic] = tuple(devices)
             if self._confirms_only(devices):
                 self._confirm_topics.add(topic)
-                self._inbox.set_confirm_topics(frozenset(self._confirm_topics))
-            self.mqtt.subscribe_more([topic])
+                self._inbox.add_confirm_topics((topic,))
+            self._to_subscribe.append(topic)
+
+    def subscribe_learned(self) -> None:
+        """Subscribe the lane session to the topics learned since the last call, in one SUBSCRIBE
+        (per 1,000): the pipeline calls it at the end of each batch."""
+        if self._to_subscribe:
+            topics, self._to_subscribe = self._to_subscribe, []
+            self.mqtt.subscribe_more(topics)
 
     def seen(self, topic: str) -> bool:
         return topic in self._seen

@@ -160,6 +160,9 @@ class Pipeline:
         self.identity = identity
         #: the control lane: the pipeline tells it which topics carry which devices
         self.lane = lane
+        #: the newest reading timestamp processed: while a backlog drains, how far behind the city the
+        #: pipeline is (see :meth:`PeriodicWork._check`)
+        self.watermark = 0.0
         #: False for the lane's pipeline: it decodes, updates state and feeds the rules; the bulk stores
         self.store = store
         #: False when the caller took the batch only because the writer had room for it
@@ -226,6 +229,8 @@ class Pipeline:
             c.events += len(decoded.events)
             if topic not in leave:
                 self._update_state(driver.name, decoded, received, now, out)
+        if lane is not None:
+            lane.subscribe_learned()
         self._finish(batch, out, now, oldest)
 
     def _driver_for(self, topic: str, payload: bytes, received: float, now: float) -> Driver | None:
@@ -284,6 +289,8 @@ class Pipeline:
                 bad = f"bad_timestamp:{ts!r} outside [now-{self.max_past_s:.0f}s, now+{self.max_future_s:.0f}s]"
                 break
             r.ts = ts
+            if ts > self.watermark:  # noqa: PLR1730 (hot path: a comparison, not a call to max())
+                self.watermark = ts
             if not store:
                 continue
             try:

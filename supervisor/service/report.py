@@ -46,6 +46,8 @@ def summary(sup: Supervisor) -> dict[str, Any]:
                  "writer_producer_waits": sup.writer.producer_waits,
                  "writer_producer_wait_max_ms": round(sup.writer.producer_wait_max_ms, 1),
                  "writer_slow_writes": [{"at": a, "ms": m, "lines": n} for a, m, n in sup.writer.slow_writes()],
-                 "writer_overshoot": sup.writer.overshoot},
+                 "writer_overshoot": sup.writer.overshoot,
+                 # a backlog drains: staleness not judged (PeriodicWork._check)
+                 "behind_s": round(sup.behind(), 1), "stale_checks_held": sup.periodic.stale_checks_held},
         "model_reloads": sup.reloader.fields(),
     }

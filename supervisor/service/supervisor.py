@@ -148,7 +148,13 @@ class Supervisor:
         if model is not None:
             periodic.position_of = model.devices.position
         periodic.lifecycle = self.lifecycle
+        periodic.behind = self.behind
         return periodic
+
+    def behind(self) -> float:
+        """Seconds the processed stream is behind the city while bulk messages wait (0 otherwise)."""
+        mark = self.pipeline.watermark
+        return time.time() - mark if mark and len(self.inbox) else 0.0
 
     def _wire_live(self) -> None:
         """The console's event stream (status changes and alarm transitions as they happen) and each
