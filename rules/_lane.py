@@ -30,6 +30,8 @@ class LanePlan:
     alarm_only: tuple[str, ...] = ()  # rules whose inputs stay on the bulk path
     #: the commanded lamps among :attr:`devices` (for their confirmations)
     actuators: frozenset[str] = frozenset()
+    #: what the commanding rules read (readings and events)
+    read: frozenset[str] = frozenset()
 
     @property
     def devices(self) -> frozenset[str]:
@@ -38,7 +40,13 @@ class LanePlan:
     @property
     def inputs(self) -> frozenset[str]:
         """The lane without the confirmations: what the commanding rules react to."""
-        return self.devices - self.actuators
+        return self.read
+
+    @property
+    def confirmations(self) -> frozenset[str]:
+        """The commanded devices that no commanding rule reads: on the lane for their confirmations
+        only, queued behind the inputs."""
+        return self.actuators - self.read
 
 
 def plan_lane(rules: Iterable[tuple[RuleRuntime, bool]]) -> LanePlan:
@@ -46,14 +54,17 @@ def plan_lane(rules: Iterable[tuple[RuleRuntime, bool]]) -> LanePlan:
     by_rule: dict[str, frozenset[str]] = {}
     alarm_only: list[str] = []
     actuators: set[str] = set()
+    read: set[str] = set()
     for rt, commands in rules:
         if not commands:
             alarm_only.append(rt.id)
             continue
         acts = {d for d, _ in rt.actuators()}
         actuators |= acts
-        by_rule[rt.id] = frozenset(rt.reading_devices) | frozenset(rt.event_devices) | acts
-    return LanePlan(by_rule, tuple(alarm_only), frozenset(actuators))
+        reads = frozenset(rt.reading_devices) | frozenset(rt.event_devices)
+        read |= reads
+        by_rule[rt.id] = reads | acts
+    return LanePlan(by_rule, tuple(alarm_only), frozenset(actuators), frozenset(read))
 
 
 def _rate(devices: DeviceTable, ids: Iterable[str]) -> float:

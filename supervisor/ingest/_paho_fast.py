@@ -32,7 +32,8 @@ falling back to the plain path with an error log if anything changed):
 - ``Client._manual_ack``: with auto-acknowledgement, QoS 1 PUBACKs are sent on receipt.
 - ``Client._send_puback(mid)``: that PUBACK (auto-acknowledgement only).
 - ``Client._packet_queue(command, packet, mid, qos, info)``: queues raw bytes for paho's writer
-  (the batched PUBACKs).
+  (the batched PUBACKs); overridden so that :meth:`FastClient.publish_many` gathers the QoS 1/2
+  PUBLISH packets of a batch into one write.
 - ``paho.mqtt.exception.MalformedPacket``: what paho's handlers raise on a malformed packet.
 - ``MQTTMessage._topic`` (raw topic bytes): read by the plain path's ``on_message`` when the topic is
   not UTF-8, so that the message is counted as a bad topic instead of crashing the callback.
@@ -255,6 +256,39 @@ class FastClient(ReconnectingClient):
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
         finally:
             self._in_packet = _in_packet()
+
+    # -- batched publishing (one thread at a time: the pipeline's) ---------------------------------
+    _collect: list[bytes] | None = None
+
+    def publish_many(self, messages: list[tuple[str, bytes, int, bool]]) -> list[mqtt.MQTTMessageInfo]:
+        """Publish (topic, payload, qos, retain) and queue their QoS 1/2 packets as one write.
+
+        paho queues one packet per message, with one wake-up byte each, and its loop thread writes
+        each packet with one ``send``. Every ``send`` releases the GIL; with the pipeline thread busy,
+        the loop thread then waits up to the switch interval to take it back, for each packet. In
+        ``bench rules`` a rule tick retried ~1,100 unconfirmed lamps at once, and a reaction queued
+        behind them left seconds later (p99 1.5 s, against 34 ms with one packet per publish). Here
+        paho's ``publish`` keeps its bookkeeping (packet ids, in-flight messages, PUBACK handling,
+        re-sending after a reconnection); only the bytes of the batch go out in one ``send``.
+        """
+        collected: list[bytes] = []
+        self._collect = collected
+        try:
+            infos = [self.publish(t, p, qos=q, retain=r) for t, p, q, r in messages]
+        finally:
+            self._collect = None
+        if collected:
+            super()._packet_queue(_PUBLISH | 0x02, b"".join(collected), 0, 1)
+        return infos
+
+    def _packet_queue(self, command: int, packet: bytes | bytearray, mid: int, qos: int,
+                      info: mqtt.MQTTMessageInfo | None = None) -> MQTTErrorCode:
+        collect = self._collect
+        if collect is not None and (command & 0xF0) == _PUBLISH and qos > 0:
+            # a QoS 0 packet is queued alone: paho marks it published once written
+            collect.append(bytes(packet))
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return super()._packet_queue(command, packet, mid, qos, info)
 
     # -- batched acknowledgement (any thread) --------------------------------------------------------
     def ack_many(self, mids: list[int]) -> None:

@@ -36,18 +36,19 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from supervisor.config import MqttConfig
-from supervisor.ingest.mqtt import Inbox, LaneInbox, MqttIngest
+from supervisor.ingest.mqtt import Inbox, LaneInbox, MqttError, MqttIngest
 
 _log = logging.getLogger(__name__)
 
-#: bulk messages processed between two looks at the lane (a lane message waits at most one slice:
-#: ~500 x 25 us = 12 ms at the drain rate on an idle machine)
+#: bulk messages processed between two looks at the lane (at most)
 BULK_SLICE = 500
-#: ... and a slice is also kept within this much wall time, by the measured cost of a bulk message
-#: (:class:`SliceSize`): on a loaded machine a message costs several times more, and 500 of them
-#: held a lane message ~150 ms (``bench storm`` probes at load average 11)
-SLICE_BUDGET_S = 0.010
-MIN_SLICE = 50
+#: ... and a slice (of bulk, or of the lane's confirmations) is kept within this much wall time, by
+#: the measured cost of a message (:class:`SliceSize`): an input that arrives waits about one slice
+#: of each before its reaction. 10 ms slices held ``bench rules`` probes up to ~20 ms at each look
+#: (p50 8-10 ms at 10k msg/s); at 4 ms the iteration's fixed cost (one take, one lock, ~30 us)
+#: stays under 1 % of the slice
+SLICE_BUDGET_S = 0.004
+MIN_SLICE = 20
 LATENCY_WINDOW_S = 60.0  # reaction latencies kept for the p50/p99 of health and /metrics
 _MIN_MS = 0.01  # the latency histogram's first bucket: up to 0.01 ms
 _LOG_RATIO = math.log(1.05)  # its buckets are 5 % wide
@@ -216,6 +217,12 @@ class ControlLane:
         self.enabled = enabled and not cfg.share_group
         self.overrides = tuple(cfg.lane_topics)
         self.devices: frozenset[str] = frozenset()
+        #: the lane's devices that are only there for their confirmations (commanded lamps that no
+        #: commanding rule reads): their topics queue behind the inputs (:meth:`Inbox.take_three`)
+        self.confirmations: frozenset[str] = frozenset()
+        self._inbox = inbox
+        self._confirm_topics: set[str] = set()
+        self._to_subscribe: list[str] = []  # learned, not subscribed yet (:meth:`subscribe_learned`)
         self._seen: dict[str, bool] = {}  # topic -> whether it carries a lane device (learned)
         self._granted: set[str] = set()  # exact topics the broker granted to the lane session
         self._covered: set[str] = set()  # topics seen that an override filter names
@@ -233,21 +240,31 @@ class ControlLane:
         self.active: frozenset[str] = frozenset()  # topics the bulk path leaves to the lane
 
     # -- the rule set (pipeline thread, under the supervisor lock) ------------------------------------
-    def set_devices(self, devices: frozenset[str]) -> None:
-        """A new lane plan: forget what was learned, subscribe again as topics are seen."""
-        if not self.enabled or devices == self.devices:
+    def set_devices(self, devices: frozenset[str], confirmations: frozenset[str] = frozenset()) -> None:
+        """A new lane plan: forget what was learned, subscribe again as topics are seen.
+        ``confirmations``: those of ``devices`` that are there only for their confirmations."""
+        confirmations = confirmations & devices
+        if not self.enabled or (devices == self.devices and confirmations == self.confirmations):
             return
         self.devices = devices
+        self.confirmations = confirmations
         left = [t for t, devs in self._lane_topics.items() if not any(d in devices for d in devs)]
         for t in left:
             del self._lane_topics[t]
+        self._confirm_topics = {t for t, devs in self._lane_topics.items() if self._confirms_only(devs)}
+        self._inbox.set_confirm_topics(self._confirm_topics)
         self._seen = {t: True for t in self._covered}
         if left:
             with self._lock:
                 self._granted.difference_update(left)
                 self._publish_active()
             self.mqtt.unsubscribe(left)
-        _log.info("control lane: %d devices (%d topics left the lane)", len(devices), len(left))
+        _log.info("control lane: %d devices, %d of them for their confirmations (%d topics left the lane)",
+                  len(devices), len(confirmations), len(left))
+
+    def _confirms_only(self, devices: Sequence[str]) -> bool:
+        conf = self.confirmations
+        return bool(conf) and all(d in conf or d not in self.devices for d in devices)
 
     def learn(self, topic: str, devices: Sequence[str]) -> None:
         """The pipeline decoded ``devices`` from ``topic`` (first time it sees the topic)."""
@@ -265,7 +282,17 @@ class ControlLane:
         if lane:
             self.learned += 1
             self._lane_topics[topic] = tuple(devices)
-            self.mqtt.subscribe_more([topic])
+            if self._confirms_only(devices):
+                self._confirm_topics.add(topic)
+                self._inbox.add_confirm_topics((topic,))
+            self._to_subscribe.append(topic)
+
+    def subscribe_learned(self) -> None:
+        """Subscribe the lane session to the topics learned since the last call, in one SUBSCRIBE
+        (per 1,000): the pipeline calls it at the end of each batch."""
+        if self._to_subscribe:
+            topics, self._to_subscribe = self._to_subscribe, []
+            self.mqtt.subscribe_more(topics)
 
     def seen(self, topic: str) -> bool:
         return topic in self._seen
@@ -300,7 +327,10 @@ class ControlLane:
         self.mqtt.stop()
 
     def reacted(self, batch: Sequence[tuple[str, bytes, int, int, float]]) -> None:
-        self.latency.add((m[4] for m in batch), time.time())
+        """The lane pipeline processed ``batch``: the reaction latency of its inputs (a confirmation
+        is no reaction: it waits behind the inputs by design)."""
+        confirm = self._confirm_topics
+        self.latency.add((m[4] for m in batch if m[0] not in confirm), time.time())
 
     def fields(self, inbox: Inbox, received: int) -> dict[str, float | int]:
         """Overload made visible (health points, ``/metrics``): both inboxes' depths, the age of their
@@ -331,11 +361,41 @@ class CommandPublisher:
     def __init__(self, lane: ControlLane, bulk: MqttIngest) -> None:
         self.lane = lane
         self.bulk = bulk
+        self._held: list[tuple[str, bytes, int, bool]] | None = None
+        self._holder: int | None = None
+        self.flush_errors = 0
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        held = self._held
+        if held is not None and self._holder == threading.get_ident():
+            held.append((topic, payload, qos, retain))
+            return
         lane = self.lane.mqtt
         if self.lane.enabled and lane.stats.connected:
             lane.publish(topic, payload, qos, retain=retain)
             self.bulk.stats.published += 1
         else:
             self.bulk.publish(topic, payload, qos, retain=retain)
+
+    def __enter__(self) -> CommandPublisher:
+        """Hold this thread's commands until the block ends, then queue them at once (one wake-up of
+        the session's network thread; see :meth:`FastClient.publish_many`). The pipeline thread
+        holds them around each stage of its loop: a reaction's commands leave at the stage's end,
+        a few ms at most. Other threads (the API's) publish at once."""
+        self._held, self._holder = [], threading.get_ident()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        held, self._held, self._holder = self._held, None, None
+        if not held:
+            return
+        lane = self.lane.mqtt
+        try:
+            if self.lane.enabled and lane.stats.connected:
+                lane.publish_many(held)
+                self.bulk.stats.published += len(held)
+            else:
+                self.bulk.publish_many(held)
+        except MqttError as exc:  # queued but refused by paho (e.g. too large): the tracker retries
+            self.flush_errors += 1
+            _log.warning("commands not published: %s", exc)

@@ -117,7 +117,8 @@ class Supervisor:
         self.device_driver = self.lane_pipeline.device_driver = self.pipeline.device_driver
         self.commands = CommandSender(settings.commands, self.drivers, self.device_driver, model=model,
                                       state=self.state, identity=self.pipeline.identity,
-                                      mqtt=CommandPublisher(self.lane, self.mqtt), clock=clock)
+                                      mqtt=(publisher := CommandPublisher(self.lane, self.mqtt)), clock=clock)
+        self.command_publisher = publisher
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
                              broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
@@ -149,7 +150,13 @@ class Supervisor:
         if model is not None:
             periodic.position_of = model.devices.position
         periodic.lifecycle = self.lifecycle
+        periodic.behind = self.behind
         return periodic
+
+    def behind(self) -> float:
+        """Seconds the processed stream is behind the city while bulk messages wait (0 otherwise)."""
+        mark = self.pipeline.watermark
+        return time.time() - mark if mark and len(self.inbox) else 0.0
 
     def _wire_live(self) -> None:
         """The console's event stream (status changes and alarm transitions as they happen) and each
@@ -263,7 +270,10 @@ class Supervisor:
         return engine
 
     def _on_lane(self, plan: LanePlan) -> None:
-        self.lane.set_devices(plan.devices if self.settings.mqtt.lane_confirmations else plan.inputs)
+        if self.settings.mqtt.lane_confirmations:
+            self.lane.set_devices(plan.devices, plan.confirmations)
+        else:
+            self.lane.set_devices(plan.inputs)
 
     def _store(self, what: str, make: Callable[[], bytes]) -> None:
         """Submit one point; one that does not fit the schema is logged and counted, never raised
@@ -432,31 +442,43 @@ class Supervisor:
         self.lifecycle.store.close()
 
     def _run(self) -> None:
-        """The lane whole, then a slice of bulk (small while the lane carries devices, so that a lane
-        message waits at most one slice: at most 500 messages and about 10 ms, see
-        :class:`~supervisor.ingest.lane.SliceSize`); no bulk while the writer is full (it waits in the
-        inbox, then at the broker), so the lane never blocks on the storage."""
-        take = self.inbox.take_lanes
+        """One iteration: the lane's inputs whole, a slice of its confirmations, a slice of bulk, the
+        periodic work. Each slice is kept to about ``SLICE_BUDGET_S`` of wall time
+        (:class:`~supervisor.ingest.lane.SliceSize`), so that an input (a sensor reading, a camera
+        event) waits at most about one slice of each before its reaction; no bulk while the writer
+        is full (it waits in the inbox, then at the broker), so the lane never blocks on the
+        storage. The commands of each stage leave together at its end (:class:`CommandPublisher`)."""
+        take = self.inbox.take_three
         process, lane_process = self.pipeline.process, self.lane_pipeline.process
         periodic = self.periodic.run
         has_room = self.writer.has_room
         note, clock = self.loop_watch.note, time.perf_counter
         slices = self.bulk_slice = SliceSize()
+        confirm_slices = self.confirm_slice = SliceSize()
+        held = self.command_publisher
         while not self._stop.is_set():
             lane_on = bool(self.lane.devices or self.lane.overrides)
             bulk_limit = slices.size if lane_on else BATCH_LIMIT
-            lane, bulk = take(BATCH_LIMIT, bulk_limit, 0.05, has_room(bulk_limit))
+            lane, confirm, bulk = take(BATCH_LIMIT, confirm_slices.size, bulk_limit, 0.05, has_room(bulk_limit))
             t0 = clock()
             with self.lock:
                 t_locked = clock()  # the API's reads take the same lock: the lane waits for them
                 if lane:
-                    lane_process(lane)
+                    with held:
+                        lane_process(lane)
+                t_inputs = clock()
+                if confirm:
+                    with held:
+                        lane_process(confirm)
                 t_lane = clock()
                 if bulk:
                     process(bulk)
                 t_bulk = clock()
-                periodic()
-            note(t0, t_lane, t_bulk, clock(), len(lane), len(bulk), t_locked)
+                with held:
+                    periodic()
+            note(t0, t_lane, t_bulk, clock(), len(lane) + len(confirm), len(bulk), t_locked)
+            if confirm:
+                confirm_slices.took(len(confirm), t_lane - t_inputs)
             if bulk and lane_on:
                 slices.took(len(bulk), t_bulk - t_lane)
             if bulk and not len(self.inbox):

@@ -68,3 +68,30 @@ def test_status_changes_carry_positions_and_zero_interval_snapshots_only_at_star
     (line,) = out.lines[3:]  # the change only: no second snapshot
     p = parse_line(line)
     assert (p.tags["device"], p.fields["status"], p.fields["lat"], p.fields["lon"]) == ("d1", "fault", 48.000001, 2.0)
+
+
+def test_the_loop_writes_the_rest_of_a_snapshot_a_step_per_pass_between_checks(tmp_path: Path) -> None:
+    n = 3 * SNAPSHOT_SLICE + 1
+    work, out, _ = _work(tmp_path, n, 100.0)
+    work._next_health = work._next_save = float("inf")  # only the check and the snapshot
+    work.run()  # the first check starts the snapshot and writes its first step
+    assert len(out.lines) == 2 * SNAPSHOT_SLICE, "the check's step, then the loop's"
+    work.run()
+    work.run()
+    assert _devices(out.lines) == [f"d{i}" for i in range(n)]
+    work.run()
+    assert len(out.lines) == n, "done until the next snapshot is due"
+
+
+def test_staleness_is_not_judged_while_a_backlog_drains(tmp_path: Path) -> None:
+    work, _, _ = _work(tmp_path, 0, 0.0)
+    state = work.state = StateRegistry({}, stale_factor=1.0, default_interval=1.0)
+    for d in ("d0", "d1"):
+        state.register(d, "lighting", "z", now=0.0)
+    behind = [120.0]
+    work.behind = lambda: behind[0]
+    work._check(10.0)
+    assert work.stale_checks_held == 1 and {d.status for d in state} == {"ok"}
+    behind[0] = 0.0  # caught up (or nothing waits): the silent devices are stale
+    work._check(11.0)
+    assert {d.status for d in state} == {"stale"}

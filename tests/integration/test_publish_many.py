@@ -1,0 +1,70 @@
+"""The fast path's batched publishing through a real Mosquitto: every command arrives, in order, and
+the batch is queued as one write (one ``send`` by paho's loop thread, not one per packet)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from supervisor.ingest._paho_fast import FastClient
+from tests.support.services import Mosquitto
+
+
+def test_a_batch_of_commands_arrives_whole_in_order_from_one_queued_write(broker: Mosquitto,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    got: list[tuple[str, bytes]] = []
+    done = threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pm-sub", protocol=mqtt.MQTTv5)
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *_: subscribed.set()
+
+    def on_message(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
+        got.append((m.topic, m.payload))
+        if len(got) == 300:
+            done.set()
+
+    sub.on_message = on_message
+    sub.connect(broker.host, broker.port)
+    sub.subscribe("pm/#", qos=1)
+    sub.loop_start()
+    pub = FastClient(CallbackAPIVersion.VERSION2, client_id="pm-pub", protocol=mqtt.MQTTv5)
+    pub.max_inflight_messages_set(1000)
+    pub.connect(broker.host, broker.port)
+    pub.loop_start()
+    queued: list[tuple[int, int]] = []  # (command, bytes) of each packet handed to paho's writer
+    base = mqtt.Client._packet_queue
+
+    def counting(self: mqtt.Client, command: int, packet: bytes, mid: int, qos: int,  # noqa: PLR0917 (paho's)
+                 info: mqtt.MQTTMessageInfo | None = None) -> mqtt.MQTTErrorCode:
+        if self is pub:
+            queued.append((command & 0xF0, len(packet)))
+        return base(self, command, packet, mid, qos, info)
+
+    monkeypatch.setattr(mqtt.Client, "_packet_queue", counting)
+    try:
+        assert subscribed.wait(5)
+        _wait(pub.is_connected)
+        batch = [(f"pm/{i % 10}/cmd", b'{"level": %d}' % i, 1, False) for i in range(300)]
+        infos = pub.publish_many(batch)
+        assert all(i.rc == mqtt.MQTT_ERR_SUCCESS for i in infos)
+        assert [c for c, _ in queued] == [0x30], "300 PUBLISH packets queued as one write"
+        assert done.wait(10), f"{len(got)} of 300 arrived"
+        assert got == [(t, p) for t, p, _, _ in batch]
+        _wait(lambda: all(i.is_published() for i in infos))  # every PUBACK came back to paho
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        sub.disconnect()
+        sub.loop_stop()
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
