@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from rules import CommandState, Decision, LanePlan, RuleAlarm, RuleEngine, RuleSet
     from supervisor.alarms import AlarmManager
     from supervisor.model import CityModel
+    from supervisor.notify import Notifier
     from supervisor.snmp.drift import Drift
     from supervisor.snmp.service import SnmpService
     from supervisor.state.radio import RadioGateways
@@ -105,20 +106,17 @@ class Supervisor:
                                        recovery_grace_intervals=settings.alarms.recovery_grace_intervals,
                                        id_for=self.lifecycle.id_for, on_change=self.lifecycle.on_manager_change)
             self.lifecycle.manager_ack = self.alarms.acknowledge
-        self.notifier = build_notifier(settings)
-        if self.notifier is not None:
-            self.lifecycle.notify = self.notifier.submit
-            self.lifecycle.cancel_notify = self.notifier.cancel
+        self.notifier = self._build_notifier(settings)
         self.rules: RuleEngine | None = None
         self.lock = threading.RLock()
         self.reloader = ModelReloader(self)  # the model reload (its on_model callbacks: Supervisor.on_model)
         self.pipeline = self._pipeline()
         self.lane_pipeline = self._pipeline(lane=True)
         self.device_driver = self.lane_pipeline.device_driver = self.pipeline.device_driver
+        self.command_publisher = CommandPublisher(self.lane, self.mqtt)
         self.commands = CommandSender(settings.commands, self.drivers, self.device_driver, model=model,
                                       state=self.state, identity=self.pipeline.identity,
-                                      mqtt=(publisher := CommandPublisher(self.lane, self.mqtt)), clock=clock)
-        self.command_publisher = publisher
+                                      mqtt=self.command_publisher, clock=clock)
         self.health = Health(self.instance, self.pipeline, self.writer, self.state, self.mqtt,
                              commands_refused=lambda: self.commands.refused,
                              broker_counter=settings.mqtt.broker_drop_counter, data_dir=settings.data_dir,
@@ -152,6 +150,13 @@ class Supervisor:
         periodic.lifecycle = self.lifecycle
         periodic.behind = self.behind
         return periodic
+
+    def _build_notifier(self, settings: Settings) -> Notifier | None:
+        notifier = build_notifier(settings)
+        if notifier is not None:
+            self.lifecycle.notify = notifier.submit
+            self.lifecycle.cancel_notify = notifier.cancel
+        return notifier
 
     def behind(self) -> float:
         """Seconds the processed stream is behind the city while bulk messages wait (0 otherwise)."""
