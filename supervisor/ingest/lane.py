@@ -33,6 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from supervisor.config import MqttConfig
@@ -138,6 +139,7 @@ class ReactionLatency:
         return out[0], out[1], n
 
 
+_NONE: frozenset[str] = frozenset()
 SLOW_LOOP_MS = 20.0  # a pipeline-thread iteration longer than this is kept (with what it did)
 GC_PAUSE_MS = 5.0  # a collection longer than this is kept
 _KEPT = 20
@@ -237,7 +239,10 @@ class ControlLane:
         })
         self.mqtt = MqttIngest(lane_cfg, list(self.overrides) if enabled else [], inbox)
         self.mqtt.on_subscribed = self._granted_now
-        self.active: frozenset[str] = frozenset()  # topics the bulk path leaves to the lane
+        #: topics the bulk path leaves to the lane: only ever tested for membership by the readers, so a
+        #: topic an override names is added in place (a copy per camera's first event was O(n) in the
+        #: lane's tens of thousands of topics); a change of the granted set replaces it
+        self.active: set[str] = set()
 
     # -- the rule set (pipeline thread, under the supervisor lock) ------------------------------------
     def set_devices(self, devices: frozenset[str], confirmations: frozenset[str] = frozenset()) -> None:
@@ -275,7 +280,8 @@ class ControlLane:
             self._seen[topic] = True
             with self._lock:
                 self._covered.add(topic)
-                self._publish_active()
+                if self._filters_granted:
+                    self.active.add(topic)
             return
         lane = any(d in self.devices for d in devices)
         self._seen[topic] = lane
@@ -307,11 +313,11 @@ class ControlLane:
             self._publish_active()
 
     def _publish_active(self) -> None:
-        self.active = frozenset(self._granted | self._covered) if self._filters_granted else frozenset(self._granted)
+        self.active = self._granted | self._covered if self._filters_granted else set(self._granted)
 
-    def active_topics(self) -> frozenset[str]:
+    def active_topics(self) -> AbstractSet[str]:
         """The topics the bulk path must leave to the lane: none while the lane session is down."""
-        return self.active if self.mqtt.stats.connected else frozenset()
+        return self.active if self.mqtt.stats.connected else _NONE
 
     def carries(self, topic: str) -> bool:
         """Whether an override filter names ``topic`` (those are carried from the first message)."""
