@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from simulators.city import generate_city
-from supervisor.api import ApiServer
-from supervisor.config import ApiConfig
 from supervisor.model import city_from_dict
 from supervisor.runtime import Supervisor
-from tests.api.conftest import OPERATOR, VIEWER, make_city_supervisor
+from tests.api.conftest import OPERATOR, VIEWER, make_city_supervisor, served_api
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,12 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def live(tmp_path: Path) -> Iterator[tuple[Supervisor, str]]:
     model = city_from_dict(generate_city(devices=40, seed=1))
     sup = make_city_supervisor(tmp_path, model)
-    cfg = ApiConfig(host="127.0.0.1", port=0, viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
-    server = ApiServer(sup, cfg).start()
-    try:
-        yield sup, f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
+    with served_api(sup) as url:
+        yield sup, url
 
 
 def cli(url: str, *argv: str, token: str | None = OPERATOR, token_file: Path | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rules import load_rules
-from supervisor.api import create_app
+from supervisor.api import ApiServer, create_app
 from supervisor.config import ApiConfig, load_settings
 from supervisor.model import CityModel
 from supervisor.runtime import Supervisor
@@ -54,6 +55,17 @@ def make_supervisor(tmp_path: Path, **kw: Any) -> Supervisor:
         mqtt={"port": free_port()},
     )
     return Supervisor(settings, **kw)
+
+
+@contextmanager
+def served_api(sup: Supervisor) -> Iterator[str]:
+    """The real API server of ``sup`` on a free port, with the viewer and operator tokens: its base URL."""
+    cfg = ApiConfig(host="127.0.0.1", port=0, viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
+    server = ApiServer(sup, cfg).start()
+    try:
+        yield f"http://127.0.0.1:{server.port}"
+    finally:
+        server.stop()
 
 
 def make_city_supervisor(tmp_path: Path, model: CityModel) -> Supervisor:

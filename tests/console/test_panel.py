@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 
 from simulators.city import generate_city
-from supervisor.api import ApiServer
-from supervisor.config import ApiConfig
 from supervisor.model import city_from_dict
 from supervisor.runtime import Supervisor
-from tests.api.conftest import OPERATOR, VIEWER, make_city_supervisor
+from tests.api.conftest import OPERATOR, make_city_supervisor, served_api
 
 pytestmark = pytest.mark.slow
 
@@ -29,12 +27,8 @@ pytestmark = pytest.mark.slow
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Supervisor, str]]:
     model = city_from_dict(generate_city(devices=60, seed=2))
     sup = make_city_supervisor(tmp_path_factory.mktemp("panel"), model)
-    cfg = ApiConfig(host="127.0.0.1", port=0, viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
-    server = ApiServer(sup, cfg).start()
-    try:
-        yield sup, f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
+    with served_api(sup) as url:
+        yield sup, url
 
 
 def _get(url: str) -> Any:

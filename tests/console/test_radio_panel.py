@@ -13,11 +13,9 @@ import pytest
 
 from drivers import Reading
 from simulators.city import generate_city
-from supervisor.api import ApiServer
-from supervisor.config import ApiConfig
 from supervisor.model import city_from_dict
 from supervisor.runtime import Supervisor
-from tests.api.conftest import OPERATOR, VIEWER, make_city_supervisor
+from tests.api.conftest import VIEWER, make_city_supervisor, served_api
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +30,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Superviso
                             "service": meter["service"], "zone": meter["zone"], "geometry": meter["geometry"],
                             "gateway": RG, "interval": 30.0})
     sup = make_city_supervisor(tmp_path_factory.mktemp("radio-panel"), city_from_dict(city))
-    cfg = ApiConfig(host="127.0.0.1", port=0, viewer_tokens=[VIEWER], operator_tokens=[OPERATOR])  # type: ignore[list-item]
-    server = ApiServer(sup, cfg).start()
-    try:
-        yield sup, f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
+    with served_api(sup) as url:
+        yield sup, url
 
 
 def test_the_panels_show_a_degraded_radio_gateway(served: tuple[Supervisor, str], browser: Any) -> None:
