@@ -323,19 +323,34 @@ def test_sighup_reloads_a_running_supervisor(tmp_path: Path, broker: Mosquitto, 
         assert summary["ingest"]["errors_by_reason"] == {"unknown_device": 5}, summary["ingest"]
         assert _stored(influx, influx_db)["rs-sighup-1"] == 10
     finally:
+        _PARTIAL.clear()
         if proc.poll() is None:
             proc.kill()
             proc.wait()
 
 
 def _drain(proc: subprocess.Popen[bytes], lines: list[str]) -> list[str]:
-    """The stderr lines of ``proc`` read so far (non-blocking: what is buffered)."""
+    """The whole stderr lines of ``proc`` read so far (non-blocking).
+
+    It reads the pipe's file descriptor, not ``proc.stderr``: a buffered ``readline`` pulls several
+    lines into Python's buffer while ``select`` on the descriptor then reports nothing to read, so
+    the lines behind the first stayed unseen until the process wrote again (it did not: the test
+    waited for "running;" until the run's --duration ended it).
+    """
     import select
 
     assert proc.stderr is not None
-    while select.select([proc.stderr], [], [], 0)[0]:
-        line = proc.stderr.readline()
-        if not line:
+    fd = proc.stderr.fileno()
+    pending = _PARTIAL.setdefault(fd, bytearray())
+    while select.select([fd], [], [], 0)[0]:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             break
-        lines.append(line.decode(errors="replace"))
+        pending.extend(chunk)
+    *whole, rest = bytes(pending).split(b"\n")
+    lines.extend(ln.decode(errors="replace") + "\n" for ln in whole)
+    pending[:] = rest
     return lines
+
+
+_PARTIAL: dict[int, bytearray] = {}  # the unfinished last line of a running process's stderr, by descriptor
