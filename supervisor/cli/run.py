@@ -81,6 +81,14 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
+def _own_process(sup: Any, settings: Settings) -> None:
+    """What only the process owner may set: the GIL switch interval (``switch_interval_ms``), the
+    frozen start-up heap, the collector's pauses in the stall diagnostics."""
+    sys.setswitchinterval(settings.switch_interval_ms / 1000.0)
+    _freeze_heap()
+    sup.loop_watch.watch_gc()
+
+
 def _refreeze_heap(_model: object) -> None:
     """After a model reload: the replaced model was frozen with the start-up heap, where the collector
     never looks; its reference cycles would stay in memory for good. Unfreeze, collect it, freeze
@@ -143,8 +151,7 @@ def main(args: argparse.Namespace) -> int:
         api = ApiServer(sup, settings.api).start()
     push = _ngsi_push(sup, settings)
     opendata = _opendata(sup.model, settings)
-    _freeze_heap()
-    sup.loop_watch.watch_gc()  # the process owner: the long collections go into the stall diagnostics
+    _own_process(sup, settings)
     _follow_reloads(sup, opendata)
     where = settings.storage.sqlite_path if settings.storage.backend == "sqlite" else settings.storage.url
     print(f"urban-supervisor: running; MQTT {settings.mqtt.host}:{settings.mqtt.port}, storage "
