@@ -153,6 +153,7 @@ class RuleEngine:
             on_change=on_command,
         )
         self._rules: dict[str, RuleRuntime] = {}
+        self._unfinished: list[RuleRuntime] = []  # rules whose last tick stopped at its deadline
         self._specs: dict[str, RuleSpec] = {}
         self._sources: dict[str, str] = {}
         self._reading_index: dict[str, tuple[RuleRuntime, ...]] = {}
@@ -393,14 +394,27 @@ class RuleEngine:
                 except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
                     self._rule_failed(h.id, exc, e.device)
 
-    def tick(self, now: float) -> None:
-        self._arbiter.expire(now)
-        for r in self._rules.values():
+    def tick(self, now: float, deadline: float | None = None) -> bool:
+        """The rules' periodic work, the leases' expiry and the command retries.
+
+        With a ``deadline`` (``time.perf_counter()``), a rule whose walk is long stops past it
+        (:meth:`RuleRuntime.tick_until`) and False is returned: the next call (a new period, or
+        the caller's next pass) goes on with the unfinished rules only. The supervisor's loop
+        passes one, so that a lane reaction waits for at most a slice of tick."""
+        fresh = not self._unfinished
+        if fresh:
+            self._arbiter.expire(now)
+        unfinished: list[RuleRuntime] = []
+        for r in list(self._rules.values()) if fresh else self._unfinished:
             try:
-                r.tick(now)
+                if not r.tick_until(now, deadline):
+                    unfinished.append(r)
             except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
                 self._rule_failed(r.id, exc, "-")
-        self._tracker.tick(now)
+        self._unfinished = [r for r in unfinished if self._rules.get(r.id) is r]
+        if fresh:
+            self._tracker.tick(now)
+        return not self._unfinished
 
     def _count(self, rule: str, reason: str) -> int:
         key = f"{rule}:{reason}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
@@ -80,6 +81,7 @@ class _Street:
     lower_since: float | None = None
     last_tick: float | None = None
     direction: int = 0  # sign of the ramp in progress; 0 at rest
+    target: float | None = None  # the level the flow last asked for (the ramp's destination)
     inputs: dict[str, Value] = field(default_factory=dict)
 
 
@@ -117,6 +119,7 @@ class AdaptiveRuntime(RuleRuntime):
         self._flows: dict[str, tuple[float, float]] = {}
         self._classes = sorted(spec.classes or (), key=lambda c: -c.min_flow)
         self._curve = [(p.flow, p.level) for p in spec.curve or ()]
+        self._walk = 0  # the next street of an unfinished tick (:meth:`tick_until`)
 
     def actuators(self) -> list[Actuator]:
         return [a for st in self.streets for a in st.lights]
@@ -186,9 +189,24 @@ class AdaptiveRuntime(RuleRuntime):
         return self.ctx.is_night(now, self.spec.schedule)
 
     def tick(self, now: float) -> None:
+        self._walk = 0
+        self.tick_until(now, None)
+
+    def tick_until(self, now: float, deadline: float | None) -> bool:
+        """Tick the streets from where the last call stopped. A street's ramp moves by the time since
+        its own last tick, so a street reached later in a walk makes one larger step (within its
+        ramp) instead of several small ones: an overloaded walk sends fewer commands, not later ones."""
         night = self._night(now)
-        for st in self.streets:
-            self._tick_street(st, now, night)
+        streets, n = self.streets, len(self.streets)
+        i = self._walk if self._walk < n else 0
+        clock = time.perf_counter
+        while i < n:
+            self._tick_street(streets[i], now, night)
+            i += 1
+            if deadline is not None and clock() > deadline:
+                break
+        self._walk = 0 if i >= n else i
+        return i >= n
 
     def react(self, devices: set[str], now: float) -> None:
         """A sensor reported: re-evaluate its streets now (a new flow class is a command at once)."""
@@ -196,7 +214,7 @@ class AdaptiveRuntime(RuleRuntime):
         if streets:
             night = self._night(now)
             for st in streets.values():
-                self._tick_street(st, now, night)
+                self._tick_street(st, now, night, reacting=True)
 
     def _withdraw(self, st: _Street, now: float, reason: str) -> None:
         if st.active:
@@ -207,6 +225,7 @@ class AdaptiveRuntime(RuleRuntime):
         st.lower_since = None
         st.cls = None
         st.eff_flow = None
+        st.target = None
         st.last_tick = now
 
     def _ramp(self, st: _Street, desired: float, since: float, now: float) -> None:
@@ -229,7 +248,13 @@ class AdaptiveRuntime(RuleRuntime):
         st.direction = sign
         st.output = output
 
-    def _tick_street(self, st: _Street, now: float, night: bool) -> None:
+    def _tick_street(self, st: _Street, now: float, night: bool, reacting: bool = False) -> None:
+        """Re-evaluate a street: at each tick, and (``reacting``) when one of its sensors reported.
+
+        A report that leaves the street's target where it was changes nothing now: the ramp toward
+        it moves at the ticks. Before, every report during a ramp also sent the ramp's next step,
+        so the command rate followed the sensors' message rate (in ``bench rules`` at 10k msg/s a
+        lane input then cost ~200 us, most of it commanding lamps already on their way)."""
         if not night:
             self._withdraw(st, now, f"adaptive_lighting '{self.id}' inactive: day")
             return
@@ -240,6 +265,9 @@ class AdaptiveRuntime(RuleRuntime):
         sensor, flow = max(fresh, key=lambda x: x[1])
         target, mapping = self._target(st, flow)
         target = max(target, self.spec.min_level)
+        if reacting and st.active and target == st.target:
+            return
+        st.target = target
         if not st.active:
             cur = self.ctx.arbiter.level(st.lights[0])
             st.output = target if cur is None else cur

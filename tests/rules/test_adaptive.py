@@ -194,3 +194,61 @@ def test_a_reversal_mid_ramp_is_commanded_at_once(tmp_path: Path) -> None:
     sent = len(h.sink.sent)
     h.flow(s1, 0.0)  # traffic drops again (below the hysteresis band): the ramp turns back at once
     assert {float(c.value) for c in h.sink.sent[sent:]} == {30.0}
+
+
+def test_a_report_that_keeps_the_target_leaves_the_ramp_to_the_ticks(tmp_path: Path) -> None:
+    """During a ramp, sensor reports of the same class send nothing; the ticks move the ramp."""
+    nohold = ADAPTIVE.replace("hold_s: 300", "hold_s: 0")
+    h = harness(tmp_path, "rules:" + SCHEDULE + nohold, START)
+    h.tick()
+    along, _ = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(700, sensors=s1, flow=50.0)
+    h.clock.advance(1.0)
+    h.flow(s1, 1200.0)  # a new class: its first step at once
+    assert levels(h, along) == {35.0}
+    sent = len(h.sink.sent)
+    for _ in range(40):  # 40 reports over 20 s, each far past a 5 % step of a 20 %/min ramp
+        h.clock.advance(0.5)
+        h.flow(s1, 1200.0)
+    assert len(h.sink.sent) == sent, "the same target again: the ramp waits for the tick"
+    h.tick()  # the tick moves the ramp by the time since the street's last tick, in one step
+    (lv,) = levels(h, along)
+    assert lv is not None and 35.0 + 20.0 / 60.0 * 20.0 - 1e-6 <= lv <= 35.0 + 20.0 / 60.0 * 21.0 + 1e-6
+    assert {c.device for c in h.sink.sent[sent:]} == set(along)
+
+
+def test_a_tick_past_its_deadline_goes_on_where_it_stopped(tmp_path: Path) -> None:
+    """``RuleEngine.tick(now, deadline)``: a long walk over the streets is cut into passes; the next
+    call finishes it (nothing skipped, nothing twice), then a new walk starts."""
+    nohold = ADAPTIVE.replace("hold_s: 300", "hold_s: 0")
+    h = harness(tmp_path, "rules:" + SCHEDULE + nohold, START)
+    h.tick()
+    streets = sorted({d.street for d in h.topo.devices.values() if d.kind == "road_sensor" and d.street})
+    sensors = [s for st in streets for s in sensors_of(h, st)]
+    h.run(700, sensors=sensors, flow=50.0)  # every street dimmed to 30 %
+    rule = next(r for r in h.engine._rules.values() if r.kind == "adaptive_lighting")
+    walked = len(rule.streets)  # type: ignore[attr-defined]
+    assert walked >= 3, "the city must have streets enough for a cut"
+    h.clock.advance(30.0)
+    h.flow(sensors, 1200.0)  # all streets turn up: their first steps at once
+    h.clock.advance(20.0)  # 6.7 % of ramp (20 %/min): past a 5 % step on every street
+    sent = len(h.sink.sent)
+    passes = 0
+    while True:
+        passes += 1
+        before = len(h.sink.sent)
+        done = h.engine.tick(h.now, deadline=0.0)  # a deadline already past: one street per pass
+        assert len(h.sink.sent) > before, "each pass moves a street's ramp"
+        if done:
+            break
+        assert passes < walked, "the walk must end"
+    assert passes == walked
+    ticked = [c.device for c in h.sink.sent[sent:]]
+    lamps_on_streets = {a for st in rule.streets for a, _ in st.lights}  # type: ignore[attr-defined]
+    assert set(ticked) == lamps_on_streets, "every street's lamps got their ramp step"
+    assert len(ticked) == len(set(ticked)), "no street twice in one walk"
+    h.clock.advance(20.0)
+    before = len(h.sink.sent)
+    assert h.engine.tick(h.now) is True, "without a deadline a walk is whole"
+    assert {c.device for c in h.sink.sent[before:]} == lamps_on_streets
