@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_ARGS ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=30  # the 30 slowest tests, printed at the end: CI keeps an eye on its 20-min budget
 
 .PHONY: install demo test check services bench clean openapi console-assets
 

@@ -29,6 +29,9 @@ HEALTH_INTERVAL = 5.0
 #: devices per status check: 145-230 ms every 5 s, the storm drain's probes waited for it
 SNAPSHOT_SLICE = 200
 RULE_TICK = 0.05  # s between rule-engine ticks (schedules, leases, ramps, retries)
+#: a tick's share of one pass of the pipeline loop; the rest of a long tick waits for the next pass
+#: (the lane is taken in between). The same budget as a bulk slice (supervisor/ingest/lane.py)
+TICK_SLICE_S = 0.004
 #: while messages wait and the newest reading processed is older than this, no device is judged
 #: stale (see :meth:`PeriodicWork._check`)
 STALE_HOLD_S = 60.0
@@ -57,6 +60,7 @@ class PeriodicWork:
         self._next_snapshot: float | None = None  # the first check takes one
         self.live: Callable[[list[StatusChange]], None] | None = None  # every status change, as it happens
         self._next_tick = 0.0
+        self._tick_unfinished = False
         #: seconds the processed stream is behind the city (0 when nothing waits): set by the supervisor
         self.behind: Callable[[], float] = lambda: 0.0
         self.stale_checks_held = 0
@@ -72,12 +76,15 @@ class PeriodicWork:
     def run(self) -> None:
         now = self.clock()
         mono = time.monotonic()
-        if self.rules is not None and mono >= self._next_tick:
-            # bounded cadence: under load a batch arrives every few ms, and a tick walks every rule
-            self._next_tick = mono + RULE_TICK
+        if self.rules is not None and (mono >= self._next_tick or self._tick_unfinished):
+            # bounded cadence: under load a batch arrives every few ms, and a tick walks every rule;
+            # a long walk stops after TICK_SLICE_S and goes on at the next pass, after the lane
+            if not self._tick_unfinished:
+                self._next_tick = mono + RULE_TICK
             try:
-                self.rules.tick(now)
+                self._tick_unfinished = not self.rules.tick(now, time.perf_counter() + TICK_SLICE_S)
             except Exception:
+                self._tick_unfinished = False
                 _log.exception("rule engine tick failed")
         if now >= self._next_check:
             self._next_check = now + self.settings.state.check_interval
