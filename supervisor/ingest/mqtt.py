@@ -152,6 +152,17 @@ class Inbox:
                 self._space.notify()
             return lane, confirm, items
 
+    def take_inputs(self, limit: int) -> list[Message]:
+        """The lane inputs waiting now (up to ``limit``), without waiting: the consumer looks again
+        between the stages of an iteration."""
+        with self._cond:
+            lane = self._lane_items
+            if len(lane) <= limit:
+                self._lane_items = []
+                return lane
+            lane, self._lane_items = lane[:limit], lane[limit:]
+            return lane
+
     def lane_waiting(self) -> bool:
         """Whether a lane input waits (read without the lock: a hint for the consumer to come back)."""
         return bool(self._lane_items)

@@ -448,12 +448,13 @@ class Supervisor:
 
     def _run(self) -> None:
         """One iteration: the lane's inputs whole, a slice of its confirmations, a slice of bulk, the
-        periodic work. Each slice is kept to about ``SLICE_BUDGET_S`` of wall time
+        periodic work; the inputs that arrived meanwhile are taken between these stages (an input
+        waits for one stage, not three). Each slice is kept to about ``SLICE_BUDGET_S`` of wall time
         (:class:`~supervisor.ingest.lane.SliceSize`), so that an input (a sensor reading, a camera
         event) waits at most about one slice of each before its reaction; no bulk while the writer
         is full (it waits in the inbox, then at the broker), so the lane never blocks on the
         storage. The commands of each stage leave together at its end (:class:`CommandPublisher`)."""
-        take = self.inbox.take_three
+        take, take_inputs, lane_waiting = self.inbox.take_three, self.inbox.take_inputs, self.inbox.lane_waiting
         process, lane_process = self.pipeline.process, self.lane_pipeline.process
         periodic = self.periodic.run
         has_room = self.writer.has_room
@@ -461,6 +462,16 @@ class Supervisor:
         slices = self.bulk_slice = SliceSize()
         confirm_slices = self.confirm_slice = SliceSize()
         held = self.command_publisher
+
+        def late_inputs() -> int:
+            """The lane inputs that arrived during a stage, processed before the next one."""
+            if not lane_waiting():
+                return 0
+            inputs = take_inputs(BATCH_LIMIT)
+            with held:
+                lane_process(inputs)
+            return len(inputs)
+
         while not self._stop.is_set():
             lane_on = bool(self.lane.devices or self.lane.overrides)
             bulk_limit = slices.size if lane_on else BATCH_LIMIT
@@ -475,17 +486,21 @@ class Supervisor:
                 if confirm:
                     with held:
                         lane_process(confirm)
+                t_confirmed = clock()
+                late = late_inputs()
                 t_lane = clock()
                 if bulk:
                     process(bulk)
+                t_sliced = clock()
+                late += late_inputs()
                 t_bulk = clock()
                 with held:
                     periodic()
-            note(t0, t_lane, t_bulk, clock(), len(lane) + len(confirm), len(bulk), t_locked)
+            note(t0, t_lane, t_bulk, clock(), len(lane) + len(confirm) + late, len(bulk), t_locked)
             if confirm:
-                confirm_slices.took(len(confirm), t_lane - t_inputs)
+                confirm_slices.took(len(confirm), t_confirmed - t_inputs)
             if bulk and lane_on:
-                slices.took(len(bulk), t_bulk - t_lane)
+                slices.took(len(bulk), t_sliced - t_lane)
             if bulk and not len(self.inbox):
                 self.writer.kick()  # caught up: store now rather than after the flush interval
 

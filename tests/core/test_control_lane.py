@@ -321,3 +321,46 @@ def test_commands_held_by_the_pipeline_thread_leave_together_and_other_threads_p
     with held:
         pass
     assert sup.mqtt.stats.published == 3
+
+
+def test_a_rule_tick_past_its_slice_goes_on_at_the_next_pass_not_at_the_next_period(tmp_path: Path,
+                                                                                    model: CityModel) -> None:
+    """The loop gives a rule tick ``TICK_SLICE_S`` per pass: an unfinished tick is resumed at the very
+    next pass (after the lane), not ``RULE_TICK`` later; a finished one waits for the next period."""
+    from supervisor.service.periodic import RULE_TICK, TICK_SLICE_S
+
+    sup = _sup(tmp_path, model)
+    calls: list[float | None] = []
+
+    class Walk:  # a rule engine whose tick takes three passes
+        def tick(self, now: float, deadline: float | None = None) -> bool:
+            calls.append(deadline)
+            return len(calls) % 3 == 0
+
+        def snapshot(self) -> dict[str, object]:  # the rule-state file's save
+            return {}
+
+    sup.periodic.rules = Walk()  # type: ignore[assignment]
+    for _ in range(3):
+        t0 = time.perf_counter()
+        sup.periodic.run()
+        assert calls[-1] is not None and t0 < calls[-1] <= time.perf_counter() + TICK_SLICE_S
+    assert len(calls) == 3, "each pass resumed the unfinished tick"
+    sup.periodic.run()
+    assert len(calls) == 3, "a finished tick waits for the next period"
+    time.sleep(RULE_TICK)
+    sup.periodic.run()
+    assert len(calls) == 4
+
+
+def test_inputs_that_arrive_during_a_stage_are_taken_alone_before_the_next_one() -> None:
+    """``take_inputs``: what the loop takes between its stages; the confirmations and the bulk stay."""
+    box = Inbox(max_items=1000)
+    box.set_confirm_topics(frozenset({"lamp"}))
+    assert box.take_inputs(10) == [] and box.lane_waiting() is False
+    box.put_many(_msgs("bulk", 5))
+    box.lane.put_many(_msgs("lamp", 3) + _msgs("sensor", 4, 100))
+    assert box.lane_waiting() is True
+    assert [m[2] for m in box.take_inputs(3)] == [100, 101, 102], "in order, up to the limit"
+    assert [m[2] for m in box.take_inputs(10)] == [103] and box.lane_waiting() is False
+    assert box.confirm_depth() == 3 and box.depths()[:2] == (3, 5)
