@@ -47,6 +47,9 @@ def test_rules_quick(influx: object) -> None:
     r = _bench("rules")["rules"]["load_1000"]
     assert 0 < r["probes"] <= 30 and r["missed"] < r["probes"]  # bounded in time: a slow CI may send fewer
     assert r["latency_ms"]["p50"] > 0 and r["background_achieved_msg_s"] > 0
+    # the onset and the rest split the answered probes; the schedule lit every lamp: commands were seen
+    assert r["latency_ms_onset"]["n"] + r["latency_ms_after_onset"]["n"] == r["probes"] - r["missed"]
+    assert r["commands_per_s"] > 0 and len(r["p99_after_onset_each"]) == len(r["p99_each"]) == 1
 
 
 def test_retention_quick(influx: object) -> None:
