@@ -16,11 +16,6 @@ How it works:
   ``city/+/cctv/+/event`` so that a camera's first event is already on the lane).
 - The lane session is a clean one (``<client_id>-lane``): the bulk session keeps everything for
   storage, so the lane never has a backlog to drain after a restart.
-- The lane subscribes at QoS 0. It stores nothing, so an acknowledgement would promise nothing
-  (the bulk session's QoS 1 copy is the durable one), and each PUBACK cost the pipeline thread a
-  socket write and a wait for the GIL: in ``bench rules`` at 10k msg/s, 17 % of its time went to
-  acknowledging lane messages. A clean session loses what is in flight at a disconnection at
-  QoS 1 as at QoS 0; while the lane is down the bulk path feeds the rules (:meth:`active_topics`).
 - The lane pipeline decodes, updates the device state and feeds the rules, and stores nothing:
   the bulk session receives the same message and stores its points (once: the same point).
   The bulk pipeline leaves the state and the rules alone for the topics the lane carries
@@ -240,7 +235,7 @@ class ControlLane:
         self.learned = 0
         lane_cfg = cfg.model_copy(update={
             "client_id": f"{cfg.client_id}-lane"[:128], "clean_start": True, "session_expiry": 0,
-            "broker_drop_counter": None, "share_group": None, "qos": 0,
+            "broker_drop_counter": None, "share_group": None,
         })
         self.mqtt = MqttIngest(lane_cfg, list(self.overrides) if enabled else [], inbox)
         self.mqtt.on_subscribed = self._granted_now

@@ -83,9 +83,6 @@ def test_a_camera_event_lights_its_lamps_while_the_bulk_is_held_back(tmp_path: P
         _wait(lambda: {d for _, d in commands} >= lamps, 5, "every lamp around the camera")
         assert commands[0][0] - t0 < 2.0  # milliseconds in practice; bounded loosely for a shared machine
         assert sup.lane_pipeline.counters.received >= 1 and sup.lane_pipeline.counters.events == 1
-        # the lane subscribes at QoS 0: it stores nothing, so it acknowledges nothing (the bulk copy is
-        # acknowledged after durability)
-        assert sup.lane.mqtt.stats.received >= 1 and sup.lane.mqtt.stats.acked == 0
         assert sup.inbox.depths()[1] > 0 and not sup.writer.has_room(BULK_SLICE), "the bulk was still held back"
         fields = sup.lane_fields()
         assert fields["bulk_depth"] > 0 and fields["reaction_p99_ms"] > 0
