@@ -200,10 +200,19 @@ class StateRegistry:
         return {d for d, st in self._devices.items() if st.status != OK}
 
     def counts(self) -> dict[tuple[str, str], Counter[str]]:
-        """Status counts per (family, zone)."""
+        """Status counts per (family, zone).
+
+        Counted in one pass of ``Counter`` over (family, zone, status), then grouped: a
+        ``setdefault(key, Counter())`` per device built a Counter per device, 100,000 of them at
+        each health point (every 5 s) of a 100,000-device city, 60-156 ms of the pipeline thread
+        during a storm drain (`bench storm`), which the probes waited for."""
         out: dict[tuple[str, str], Counter[str]] = {}
-        for st in self._devices.values():
-            out.setdefault((st.family, st.zone), Counter())[st.status] += 1
+        for (family, zone, status), n in Counter((st.family, st.zone, st.status)
+                                                 for st in self._devices.values()).items():
+            c = out.get((family, zone))
+            if c is None:
+                c = out[(family, zone)] = Counter()
+            c[status] = n
         return out
 
     def select(self, family: str | None = None, zone: str | None = None,

@@ -45,3 +45,19 @@ def test_channel_readings_keep_values_per_circuit_without_touching_status() -> N
     r = Reading(device="cab-1", family="lighting", values={"level": 60.0, "on": True}, channel="2", zone="z1")
     assert reg.update(r, 0.0, 0.0) is None
     assert reg.last_value("cab-1", "level@2") == 60.0
+
+
+def test_status_counts_per_family_and_zone() -> None:
+    """``counts()`` (the fleet points of each health tick): every device once, by family, zone, status."""
+    from supervisor.state.registry import StateRegistry
+
+    r = StateRegistry({})
+    for i in range(12):
+        r.register(f"d{i}", "lighting" if i % 3 else "traffic", f"z{i % 2}", 60.0, 0.0)
+    r.check(10_000.0)  # all silent since 0: stale
+    r.register("fresh", "lighting", "z0", 60.0, 10_000.0)
+    c = r.counts()
+    assert {k: dict(v) for k, v in c.items()} == {
+        ("traffic", "z0"): {"stale": 2}, ("traffic", "z1"): {"stale": 2},
+        ("lighting", "z0"): {"stale": 4, "ok": 1}, ("lighting", "z1"): {"stale": 4},
+    }
