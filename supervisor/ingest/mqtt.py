@@ -15,6 +15,7 @@ the broker's own in-flight limit applies (Mosquitto's default is 20), which thro
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -331,6 +332,19 @@ def _fast_client_class() -> type[FastClient] | None:
     return _paho_fast.FastClient
 
 
+
+def _no_delay(_client: mqtt.Client, _userdata: object, sock: Any) -> None:
+    """Send small packets at once (TCP_NODELAY): paho leaves Nagle's algorithm on, so a command
+    written right after a PUBACK waited for the broker's TCP acknowledgement of the PUBACK, up to
+    its delayed-ACK time (~40 ms on Linux). Measured 4 Dec 2026: `bench storm` camera probes p50
+    50 ms, p99 91 ms (3M messages) -> p50 12 ms, p99 30 ms (500k); `bench rules` at 3k msg/s
+    p50 6-7 -> 2.1 ms, p99 20-31 -> 8.5-9.9 ms. A socket without the option (a WebSocket
+    wrapper) is left as it is."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError) as exc:
+        _log.debug("MQTT: TCP_NODELAY not set on %r: %s", sock, exc)
+
 class MqttIngest:
     """The supervisor's MQTT session: subscribe, receive into an inbox, acknowledge, publish."""
 
@@ -351,6 +365,7 @@ class MqttIngest:
         self._client = self._new_client(cfg.fast_path)
         self.fast_path = type(self._client) is not ReconnectingClient  # False: asked so, or paho changed
         self._client.enable_logger(_log)
+        self._client.on_socket_open = _no_delay
         self._client.max_inflight_messages_set(1000)
         self._client.max_queued_messages_set(0)
         self._client.reconnect_delay_set(int(max(1, cfg.reconnect_min_delay)), int(max(1, cfg.reconnect_max_delay)))
