@@ -232,6 +232,13 @@ class TrapReceiver:
         finally:
             try:
                 self._engine.close_dispatcher()
+                # close_dispatcher() cancels pysnmp's timer task but cannot run the loop to finish it:
+                # closing the loop then logged "Task was destroyed but it is pending!" at every stop
+                pending = asyncio.all_tasks(loop)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             finally:
                 loop.close()
 
