@@ -182,11 +182,3 @@ class NodeRedProcess:
 
         end_process(self.proc, 15)
         self._log.close()
-
-
-def influx_points_ok(url: str) -> int:
-    """InfluxDB's cumulative count of points accepted over HTTP (all databases; cheap to read)."""
-    with urllib.request.urlopen(url + "/debug/vars", timeout=5) as r:
-        stats = json.loads(r.read())
-    return sum(int(v.get("values", {}).get("pointsWrittenOK", 0)) for k, v in stats.items()
-               if isinstance(v, dict) and k.startswith("httpd"))

@@ -175,3 +175,11 @@ def count_points(url: str, db: str, measurements: list[str]) -> dict[str, int]:
             series = res.get("series")
             out[m] += int(series[0]["values"][0][1]) if series else 0
     return out
+
+
+def influx_points_ok(url: str) -> int:
+    """InfluxDB's cumulative count of points accepted over HTTP (all databases; cheap to read)."""
+    with urllib.request.urlopen(url + "/debug/vars", timeout=5) as r:
+        stats = json.loads(r.read())
+    return sum(int(v.get("values", {}).get("pointsWrittenOK", 0)) for k, v in stats.items()
+               if isinstance(v, dict) and k.startswith("httpd"))
