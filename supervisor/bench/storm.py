@@ -198,9 +198,10 @@ def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
     try:
         t_proc = time.monotonic()
         if probes is not None:
-            # probes start with the drain, once the lane session is up (before it, an event would
-            # queue behind the backlog on the bulk session: the lane's first second, not its tempo)
-            probes.ready = lambda: all(x is not None and x["mqtt"].get("lane_connected") for x in sup.summaries())
+            # probes start with the drain, once the lane session is up and its camera filter granted
+            # (before, an event would queue behind the backlog on the bulk session: the lane's first
+            # second, not its tempo; waiting for the connection only, the first probe was missed once)
+            probes.ready = lambda: all(x is not None and x["mqtt"].get("lane_ready") for x in sup.summaries())
             sup.on_first = probes.start
         sup.start()
         try:

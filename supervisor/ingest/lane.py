@@ -323,6 +323,12 @@ class ControlLane:
         """The topics the bulk path must leave to the lane: none while the lane session is down."""
         return self.active if self.mqtt.stats.connected else _NONE
 
+    @property
+    def ready(self) -> bool:
+        """Connected, and the broker granted the override filters (an event published before that
+        reaches only the bulk session, behind its backlog)."""
+        return self.enabled and self.mqtt.stats.connected and (self._filters_granted or not self.overrides)
+
     def carries(self, topic: str) -> bool:
         """Whether an override filter names ``topic`` (those are carried from the first message)."""
         from supervisor.ingest.router import topic_matches

@@ -25,6 +25,7 @@ def summary(sup: Supervisor) -> dict[str, Any]:
                  "received": stats.received, "acked": stats.acked,
                  "inbox": len(sup.inbox), "inbox_full_waits": sup.inbox.full_waits,
                  "lane_connected": sup.lane.enabled and sup.lane.mqtt.stats.connected,
+                 "lane_ready": sup.lane.ready,
                  "broker_dropped": sup.broker_dropped},
         "ingest": c.as_dict(),
         "storage": {"backend": sup.settings.storage.backend, "points_written": ws.points_written,

@@ -264,6 +264,24 @@ def test_a_topic_an_override_names_is_left_to_the_lane_from_its_first_message(tm
     sup.writer.stop()
 
 
+def test_the_lane_is_ready_once_connected_and_its_override_filters_granted(tmp_path: Path,
+                                                                         model: CityModel) -> None:
+    """``lane_ready`` in the summary: an event published between the lane's connection and the grant
+    of its filters reaches only the bulk session, behind its backlog (bench storm's first probe)."""
+    settings = load_settings(None, mode="test", data_dir=str(tmp_path), api={"enabled": False},
+                             mqtt={"lane_topics": ["city/+/cctv/+/event"]},
+                             storage={"backend": "sqlite", "sqlite_path": str(tmp_path / "t.sqlite3")})
+    write_rules(tmp_path / "rules", RULES)
+    sup = Supervisor(settings, model=model, rule_set=load_rules(tmp_path / "rules", model))
+    assert not sup.lane.ready
+    sup.lane.mqtt.stats.connected = True
+    assert not sup.lane.ready and sup.summary()["mqtt"]["lane_connected"]
+    sup.lane._granted_now(["city/+/cctv/+/event"])
+    assert sup.lane.ready and sup.summary()["mqtt"]["lane_ready"]
+    sup.lane.mqtt.stats.connected = False
+    assert not sup.lane.ready
+
+
 def test_the_lanes_inputs_go_before_its_confirmations_and_a_topic_that_changes_side_keeps_its_order() -> None:
     box = Inbox(max_items=1000)
     box.set_confirm_topics(frozenset({"lamp"}))
