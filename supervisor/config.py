@@ -385,6 +385,12 @@ class Settings(BaseSettings):
     # 0.5 ms `bench rules` at 10k msg/s went from p99 339 to 119 ms, and the bulk path's cost per
     # message from 21.9 to 16.2 us (one run each, 4 Dec 2026; docs/architecture.md)
     switch_interval_ms: float = Field(0.5, ge=0.05, le=100.0)
+    # A full collection (gen 2) that took longer than this many ms freezes its survivors (gc.freeze):
+    # the next ones walk only what was made since. The device states, learned topics and queues a
+    # storm drain builds made every gen-2 pass walk them all again: 42-180 ms each, every ~6 s, the
+    # storm probes' p99 (docs/architecture.md). At most once per `gc_refreeze_min_interval` s; 0: off.
+    gc_refreeze_ms: float = Field(20.0, ge=0.0)
+    gc_refreeze_min_interval: float = Field(30.0, ge=0.0)
     drivers: dict[str, DriverConfig] = Field(default_factory=_default_drivers)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)  # docs/notifications.md
     ngsi: NgsiConfig = Field(default_factory=NgsiConfig)  # docs/ngsi-ld.md

@@ -163,6 +163,7 @@ class LoopWatch:
         self.max_ms = 0.0
         self._gc: list[tuple[float, float, int]] = []  # the longest pauses: (ms, wall, generation), a min-heap
         self.gc_collections = 0
+        self.gc_refreezes = 0  # survivors of a slow full collection frozen (supervisor/cli/run.py)
         self._gc_t0 = 0.0
 
     def note(self, t0: float, t_lane: float, t_bulk: float, t_end: float,  # noqa: PLR0917
@@ -202,7 +203,7 @@ class LoopWatch:
         """The slowest iterations and the longest collections, in time order (wall ``at``)."""
         slow = sorted((d for _, _, d in self._slow), key=lambda d: d["at"])
         return {"iterations": self.iterations, "max_ms": round(self.max_ms, 1), "slowest": slow,
-                "gc_collections": self.gc_collections,
+                "gc_collections": self.gc_collections, "gc_refreezes": self.gc_refreezes,
                 "gc_pauses": [{"at": a, "ms": m, "gen": g} for m, a, g in sorted(self._gc, key=lambda x: x[1])]}
 
 
