@@ -387,7 +387,7 @@ class Settings(BaseSettings):
     switch_interval_ms: float = Field(0.5, ge=0.05, le=100.0)
     # A full collection (gen 2) that took longer than this many ms freezes its survivors (gc.freeze):
     # the next ones walk only what was made since. The device states, learned topics and queues a
-    # storm drain builds made every gen-2 pass walk them all again: 42-180 ms each, every ~6 s, the
+    # storm drain builds made every gen-2 pass walk them all again: up to 180 ms, every ~6 s, the
     # storm probes' p99 (docs/architecture.md). At most once per `gc_refreeze_min_interval` s; 0: off.
     gc_refreeze_ms: float = Field(20.0, ge=0.0)
     gc_refreeze_min_interval: float = Field(30.0, ge=0.0)

@@ -88,8 +88,8 @@ class _Refreeze:
     What a running supervisor builds and keeps (device states as devices first report, the lane's
     learned topics, the rules' per-device state) is long-lived like the start-up heap, yet every
     gen-2 pass walked it again: during ``bench storm`` (100,000 devices, 3M messages) gen-2 passes
-    took 42-180 ms every ~6 s, and the slowest pipeline iterations (the storm probes' p99) were
-    those passes. Frozen, the next passes walk only what was made since. The price: a reference
+    took up to 180 ms every ~6 s, and the ten pipeline iterations over 90 ms (the storm probes'
+    p99) were those passes. Frozen, the next passes walk only what was made since. The price: a reference
     cycle among frozen objects that later becomes garbage stays in memory until the next model
     reload (which unfreezes and collects everything) or restart; the refreezes are counted
     (``loop.gc_refreezes`` in the summary).
