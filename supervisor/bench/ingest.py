@@ -85,10 +85,7 @@ class SupervisorProcess:
         self.peak_rss = max(self.peak_rss, rss_mb(self.proc.pid))
 
     def stored(self, received: int, points: int) -> bool:
-        """Whether the supervisor says ``received`` messages are in and ``points`` lines written."""
-        s = self.summary()
-        return s is not None and s["ingest"]["received"] >= received and s["storage"]["pending"] == 0 \
-            and s["ingest"]["points"] >= points
+        return _says_stored(self.summary(), received, points)
 
     def wait_stored_live(self, url: str, base: int, received: int, points: int, timeout: float) -> float:
         """Monotonic time at which InfluxDB had accepted ``points`` more points than ``base``,
@@ -130,14 +127,19 @@ class SupervisorProcess:
             s = self.summary()
             if s is not None and self.first is None and s["ingest"]["received"] > 0:
                 self.first = (time.monotonic(), s["ingest"]["received"])
-            if s is not None and s["ingest"]["received"] >= received and s["storage"]["pending"] == 0 \
-                    and s["ingest"]["points"] >= points:
+            if _says_stored(s, received, points):
                 return time.monotonic()
             time.sleep(0.02)
         raise TimeoutError(f"supervisor did not store {points} points in {timeout}s: {self.summary()}")
 
     def stop(self) -> None:
         end_process(self.proc, 30)
+
+
+def _says_stored(s: dict[str, Any] | None, received: int, points: int) -> bool:
+    """Whether a supervisor's summary says ``received`` messages are in and ``points`` lines written."""
+    return s is not None and s["ingest"]["received"] >= received and s["storage"]["pending"] == 0 \
+        and s["ingest"]["points"] >= points
 
 
 def _wait_node_red_writing(nr: Any, probe: list[str], probe_q: str, url: str, db: str) -> None:
