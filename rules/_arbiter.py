@@ -59,8 +59,15 @@ class Arbiter:
         self._heap: list[tuple[float, int, Actuator, str]] = []
         self._seq = itertools.count()
         self._on_change = on_change
+        #: while True, :meth:`put` changes nothing and counts the request in :attr:`withheld`: the
+        #: engine sets it around a rule's handling of an event too old to act on (a broker backlog)
+        self.holding = False
+        self.withheld = 0
 
     def put(self, act: Actuator, req: Request, now: float) -> None:
+        if self.holding:
+            self.withheld += 1
+            return
         if req.until is not None and req.until <= now:
             self.withdraw(act, req.source, now, f"{req.kind} '{req.rule}' lease ended")
             return

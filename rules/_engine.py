@@ -165,6 +165,7 @@ class RuleEngine:
         self.on_lane: Callable[[LanePlan], None] | None = None
         self.decisions = 0
         self.alarms = 0
+        self.late_events = 0  # events from a backlog too old to command anything (:meth:`on_events`)
 
     # ------------------------------------------------------------------ rule set
 
@@ -380,19 +381,41 @@ class RuleEngine:
             except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
                 self._rule_failed(h.id, exc, "-")
 
-    def on_events(self, events: Sequence[Event], now: float) -> None:
+    def on_events(self, events: Sequence[Event], now: float, *, stale_before: float | None = None) -> None:
+        """Feed ``events`` to the rules that hear their devices.
+
+        ``stale_before`` (UTC epoch s, the device's clock): the caller knows these events may come from
+        a backlog (the broker's stored session, delivered after the supervisor was away), and one
+        stamped before it is too old to act on. The rules still see it (an alarm rule raises its
+        alarm, with the event's own time in the store), but what it would command is withheld and
+        counted (``late_events``, ``late_requests``): lamps lit for an intrusion an hour ago would
+        light an empty street, and ride over the leases of what is happening now."""
         idx = self._event_index
+        arbiter = self._arbiter
         for e in events:
             handlers = idx.get(e.device)
             if handlers is None:
                 continue
+            late = stale_before is not None and e.ts is not None and e.ts < stale_before
+            if late:
+                self._late(e, now, stale_before)
             for h in handlers:
+                arbiter.holding = late
                 try:
                     h.on_event(e, now)
                 except BadInputError as exc:
                     self._bad_input(h.id, exc, e.device)
                 except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
                     self._rule_failed(h.id, exc, e.device)
+                finally:
+                    arbiter.holding = False
+
+    def _late(self, e: Event, now: float, stale_before: float | None) -> None:
+        self.late_events += 1
+        if self.late_events == 1 or self.late_events % 10_000 == 0:
+            age = (stale_before or 0.0) - (e.ts or 0.0)
+            log.info("rules: %s event of %s from a backlog, %.0f s past the age limit: it commands nothing "
+                     "(alarms still raised; %d such events so far)", e.kind, e.device, age, self.late_events)
 
     def tick(self, now: float, deadline: float | None = None) -> bool:
         """The rules' periodic work, the leases' expiry and the command retries.
@@ -527,6 +550,8 @@ class RuleEngine:
             "decisions": self.decisions,
             "alarms": self.alarms,
             "commands_sent": self._tracker.sent,
+            "late_events": self.late_events,
+            "late_requests": self._arbiter.withheld,
             "errors": dict(self.errors),
         }
 

@@ -122,6 +122,10 @@ def _rules(out: Exposition, view: MetricsView) -> None:
     out.counter("rules_alarms_total", "Alarms raised or cleared by rules.", int(st["alarms"]))
     out.counter("rules_commands_sent_total", "Commands sent by the rule engine (retries included).",
                 int(st["commands_sent"]))
+    out.counter("rules_late_events_total", "Events from a resumed session's backlog, too old to command anything.",
+                int(st["late_events"]))
+    out.counter("rules_late_requests_total", "Commands withheld because the event asking for them was too old.",
+                int(st["late_requests"]))
     errors = st.get("errors") or {}
     out.add("rules_errors_total", "counter", "Rule errors by rule and reason.",
             [({"rule": k.partition(":")[0], "reason": k.partition(":")[2]}, int(n)) for k, n in sorted(errors.items())])
