@@ -131,6 +131,13 @@ class MqttConfig(_Section):
     # max_queued_messages/max_queued_bytes the broker sheds messages it already acknowledged to the
     # devices; an increase raises an alarm. None: not watched (brokers without $SYS, or no ACL).
     broker_drop_counter: str | None = "$SYS/broker/publish/messages/dropped"
+    # A resumed persistent session marks where the broker's backlog ends: on connecting, it publishes
+    # a nonce to ``urban-supervisor/backlog-marker/<client id>`` (subscribed by this session only);
+    # events taken before it come back are judged by ``rules_backlog_max_age``
+    # (supervisor/ingest/backlog.py). The ACL must let the supervisor publish and subscribe there.
+    # Without the marker back within ``backlog_marker_timeout`` s, events count as live again.
+    backlog_marker: bool = True
+    backlog_marker_timeout: float = Field(900.0, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> MqttConfig:
@@ -367,6 +374,11 @@ class Settings(BaseSettings):
     #: for one period: a file being written is not read half way); None (default): reload by API or SIGHUP
     city_watch: float | None = Field(None, gt=0)
     rules_dir: Path | None = None
+    # An event delivered from the broker's backlog (queued while the supervisor was away) and stamped
+    # more than this many seconds ago commands nothing: it is stored, alarm rules still raise on it,
+    # and the rules' `late_events`/`late_requests` count it. Live events are never judged by age, so
+    # a device whose clock lags loses no reaction (docs/architecture.md, the backlog's end)
+    rules_backlog_max_age: float = Field(120.0, gt=0)
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     state: StateConfig = Field(default_factory=StateConfig)

@@ -209,7 +209,11 @@ def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
             final = sup.totals() or {}
             # the pipeline thread's slowest iterations, long collections, slow writes (wall times):
             # what a late probe waited for
-            loops = [(x or {}).get("loop") for x in sup.summaries()]
+            summaries = [x or {} for x in sup.summaries()]
+            loops = [x.get("loop") for x in summaries]
+            # where the resumed session's backlog ended, and the backlog events too old to command
+            backlogs = [{"backlog": (x.get("mqtt") or {}).get("backlog"), "rules": x.get("rules")}
+                        for x in summaries]
             if probes is not None:
                 probed = probes.stop()
                 # the probes' events are stored too (the bulk session receives them): wait for them
@@ -229,7 +233,7 @@ def _drain(sup: WorkerSet, url: str, db: str, n: int,  # noqa: PLR0917
     rate = n / max(t_last - t_first, 1e-6)
     lost = lines_expected - sum(stored.values())
     return {
-        **({"probes_during_drain": probed, "loop": loops} if probed is not None else {}),
+        **({"probes_during_drain": probed, "loop": loops, "backlog": backlogs} if probed is not None else {}),
         "drain_msg_s": round(rate),
         "drain_s_from_first_message": round(t_last - t_first, 1),
         "drain_s_from_process_start": round(t_end - t_proc, 1),

@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from supervisor.config import MqttConfig
+from supervisor.ingest.backlog import SessionBacklog
 
 if TYPE_CHECKING:
     from supervisor.ingest._paho_fast import FastClient
@@ -349,8 +350,10 @@ class MqttIngest:
     """The supervisor's MQTT session: subscribe, receive into an inbox, acknowledge, publish."""
 
     def __init__(self, cfg: MqttConfig, topics: Sequence[str], inbox: Inbox | LaneInbox, *,
-                 manual_ack: bool = True) -> None:
+                 manual_ack: bool = True, backlog: SessionBacklog | None = None) -> None:
         self.cfg = cfg
+        #: where a resumed session's backlog ends (supervisor/ingest/backlog.py): persistent QoS 1 only
+        self.backlog = backlog if backlog is not None and not cfg.clean_start and cfg.qos > 0 else None
         self.inbox = inbox
         self.stats = MqttStats()
         self.connected = threading.Event()
@@ -358,6 +361,8 @@ class MqttIngest:
         self.subscriptions = [prefix + t for t in topics]
         if cfg.broker_drop_counter:  # a broker statistic: one plain subscription, never shared
             self.subscriptions.append(cfg.broker_drop_counter)
+        if self.backlog is not None:  # the session's own marker topic: plain, never shared
+            self.subscriptions.append(self.backlog.topic)
         self._subscribed = set(self.subscriptions)  # membership: the lane learns tens of thousands of topics
         self._v5 = cfg.protocol == "5"
         self._manual_ack = manual_ack and cfg.qos > 0
@@ -461,6 +466,9 @@ class MqttIngest:
             _, mid = client.subscribe(subs)
             if mid is not None:
                 self._pending_subs[mid] = [t for t, _ in subs]
+        if self.backlog is not None and flags.session_present:
+            # queued behind all the broker held for us: what comes before it is the backlog
+            client.publish(self.backlog.topic, self.backlog.begin(), qos=1)
         self.connected.set()
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int, reason_codes: list[ReasonCode],
@@ -474,6 +482,8 @@ class MqttIngest:
             if rc.is_failure:
                 self.stats.refused_subscriptions += 1
                 _log.error("MQTT: %s:%s refused the subscription to %r: %s", self.cfg.host, self.cfg.port, topic, rc)
+                if self.backlog is not None and topic == self.backlog.topic:
+                    self.backlog.refused()
             elif i < len(topics):
                 granted.append(topic)
         if granted and self.on_subscribed is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from drivers import Decoded, DecodeError, Driver, Event, Reading
+from supervisor.ingest.backlog import SessionBacklog
 from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.lane import ControlLane
 from supervisor.ingest.mqtt import Message
@@ -42,7 +43,7 @@ class ReadingConsumer(Protocol):
     """What the rule engine exposes to the pipeline."""
 
     def on_readings(self, readings: list[Reading], now: float) -> None: ...
-    def on_events(self, events: list[Event], now: float) -> None: ...
+    def on_events(self, events: list[Event], now: float, *, stale_before: float | None = None) -> None: ...
 
 
 @dataclass(slots=True)
@@ -105,6 +106,10 @@ class _BatchOut:
     readings: list[Reading] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     changes: list[StatusChange] = field(default_factory=list)
+    #: events stamped before this (UTC epoch s) came from a resumed session's backlog too late to
+    #: command anything; None: the batch is live (supervisor/ingest/backlog.py)
+    stale_before: float | None = None
+    late: int = -1  # with ``stale_before``: how many of ``events`` came before the backlog's marker (-1: all)
 
 
 class _LogLimiter:
@@ -149,6 +154,8 @@ class Pipeline:
         broker_counter: tuple[str, Callable[[bytes, float], None]] | None = None,
         lane: ControlLane | None = None,
         store: bool = True,
+        backlog: SessionBacklog | None = None,
+        backlog_max_age: float = 120.0,
     ) -> None:
         self.router = router
         self.state = state
@@ -179,6 +186,10 @@ class Pipeline:
         self.on_status = on_status
         # (topic, handler): a broker statistic taken aside before routing (no driver claims $SYS)
         self.broker_counter = broker_counter
+        #: where the bulk session's backlog ends (its marker), and how old a backlog event may be and
+        #: still command (by the device's clock; supervisor/ingest/backlog.py)
+        self.backlog = backlog
+        self.backlog_max_age = backlog_max_age
         self.counters = IngestCounters()
         self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letters)
         self._limiter = _LogLimiter()
@@ -211,9 +222,20 @@ class Pipeline:
         # for each camera's first event cost the drain most of its time)
         left: set[str] = set()
         acks = out.acks
+        backlog = self.backlog
+        marker = None
+        if backlog is not None:
+            marker = backlog.topic
+            if backlog.active and not backlog.expired():
+                out.stale_before = wall - self.backlog_max_age
         for topic, payload, mid, qos, received in batch:
             if qos:
                 acks.append((mid, qos))
+            if topic == marker and backlog is not None:
+                c.received -= 1  # the session's own marker: not telemetry
+                if backlog.marker(payload) and out.stale_before is not None and out.late < 0:
+                    out.late = len(out.events)
+                continue
             driver = self._driver_for(topic, payload, received, now)
             if driver is None:
                 continue
@@ -239,6 +261,19 @@ class Pipeline:
         if lane is not None:
             lane.subscribe_learned()
         self._finish(batch, out, now, oldest)
+
+    @staticmethod
+    def _feed_events(rules: ReadingConsumer, out: _BatchOut, now: float) -> None:
+        """The batch's events to the rules; those before the backlog's marker with their age limit."""
+        events = out.events
+        if out.stale_before is None:
+            rules.on_events(events, now)
+            return
+        k = len(events) if out.late < 0 else out.late
+        if k:
+            rules.on_events(events[:k], now, stale_before=out.stale_before)
+        if k < len(events):
+            rules.on_events(events[k:], now)
 
     def _driver_for(self, topic: str, payload: bytes, received: float, now: float) -> Driver | None:
         """The driver of ``topic``; None (counted) for broker statistics, oversized, ignored, unclaimed."""
@@ -363,7 +398,7 @@ class Pipeline:
                 if out.readings:
                     self.rules.on_readings(out.readings, now)
                 if out.events:
-                    self.rules.on_events(out.events, now)
+                    self._feed_events(self.rules, out, now)
             except Exception:  # the rules must never cost telemetry
                 _log.exception("rule engine failed on a batch; telemetry is stored regardless")
         if self.radio is not None and out.readings:

@@ -26,7 +26,9 @@ def summary(sup: Supervisor) -> dict[str, Any]:
                  "inbox": len(sup.inbox), "inbox_full_waits": sup.inbox.full_waits,
                  "lane_connected": sup.lane.enabled and sup.lane.mqtt.stats.connected,
                  "lane_ready": sup.lane.ready,
-                 "broker_dropped": sup.broker_dropped},
+                 "broker_dropped": sup.broker_dropped,
+                 # a resumed session's backlog: still being taken (its events judged by their age)?
+                 "backlog": sup.mqtt.backlog.report() if sup.mqtt.backlog is not None else None},
         "ingest": c.as_dict(),
         "storage": {"backend": sup.settings.storage.backend, "points_written": ws.points_written,
                     "batches": ws.batches, "retries": ws.retries, "failures": ws.failures,
@@ -41,6 +43,9 @@ def summary(sup: Supervisor) -> dict[str, Any]:
         "identity": {"unknown": (identity.report()[:20] if identity else []),
                      "unplaced": len(identity.unplaced) if identity else 0},
         "commands_refused": sup.commands_refused,
+        # backlog events too old to command (rules/_engine.py on_events), and what they would have asked
+        "rules": None if sup.rules is None else {
+            k: v for k, v in sup.rules.stats().items() if k in ("commands_sent", "late_events", "late_requests")},
         "lane": sup.lane_fields(),
         # the pipeline thread's slow iterations, long collections, slow writes (diagnostics of a stall)
         "loop": {**sup.loop_watch.report(), "bulk_slices_past_room": sup.pipeline.slices_past_room,

@@ -29,6 +29,7 @@ from drivers import Command
 from supervisor.alarms.lifecycle import AlarmLifecycle
 from supervisor.alarms.store import AlarmStore
 from supervisor.config import Settings, StorageConfig, duration_seconds
+from supervisor.ingest.backlog import SessionBacklog, marker_topic
 from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.lane import CommandPublisher, ControlLane, LoopWatch, SliceSize
 from supervisor.ingest.mqtt import Inbox, MqttIngest
@@ -85,7 +86,9 @@ class Supervisor:
         self.router = Router(list(self.drivers.values()))
         topics = settings.mqtt.subscriptions or subscription_roots([flt for flt, _ in self.router.filters])
         self.inbox = Inbox(settings.mqtt.inbox_max)
-        self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox)
+        backlog = (SessionBacklog(marker_topic(settings.mqtt.client_id), settings.mqtt.backlog_marker_timeout)
+                   if settings.mqtt.backlog_marker else None)
+        self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox, backlog=backlog)
         self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)
         # the pipeline thread's diagnostics, and its bulk slice (whose size follows the cost of a message)
         self.loop_watch, self.bulk_slice = LoopWatch(), SliceSize()
@@ -182,6 +185,7 @@ class Supervisor:
                                  settings.identity.unknown),
             broker_counter=(counter, self._on_broker_dropped) if counter and not lane else None,
             lane=self.lane, store=not lane,
+            backlog=None if lane else self.mqtt.backlog, backlog_max_age=settings.rules_backlog_max_age,
         )
         # the loop takes bulk only while the writer has room for it, so its submit never waits (the
         # thread also runs the lane; the overshoot is one slice's lines at most)
