@@ -38,6 +38,7 @@ user supervisor
 topic read city/#
 topic write city/+/+/+/cmd
 topic read $SYS/broker/publish/messages/dropped
+topic readwrite urban-supervisor/backlog-marker/#
 
 user observer
 topic read city/#
