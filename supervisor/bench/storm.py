@@ -102,6 +102,11 @@ class DrainProbes:
         self.period = 1.0 / rate
         self.latencies: list[float] = []
         self.walls: list[float] = []  # wall time each answered probe was sent
+        # each answered probe's own trip through the broker to this bare paho watcher (one hop): a slow
+        # probe with a slow hop waited in the broker (or this process), not in the supervisor
+        self.hops: list[float | None] = []
+        self._hop: float | None = None  # when the current probe's event came back to the watcher
+        self._probe_topic = ""
         self.missed = 0
         self.missed_at: list[tuple[float, str]] = []  # (s after the first probe, camera)
         self.ready: Callable[[], bool] | None = None  # the supervisor's lane session is up
@@ -117,7 +122,7 @@ class DrainProbes:
         self.watch = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-storm-watch", protocol=mqtt.MQTTv5)
         self.watch.on_message = self._on_command
         self.watch.connect(host, port)
-        self.watch.subscribe("city/+/lighting/+/cmd", qos=1)
+        self.watch.subscribe([("city/+/lighting/+/cmd", 1), ("city/+/cctv/+/event", 1)])
         self.watch.loop_start()
         self.pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-storm-probe", protocol=mqtt.MQTTv5)
         self.pub.connect(host, port)
@@ -126,6 +131,11 @@ class DrainProbes:
 
     def _on_command(self, _c: Any, _u: Any, msg: Any) -> None:
         t = time.monotonic()
+        if msg.topic.endswith("/event"):  # a probe itself (only probes are published live)
+            with self._lock:
+                if msg.topic == self._probe_topic and self._hop is None:
+                    self._hop = t
+            return
         lamp = msg.topic.split("/")[3]
         with self._lock:
             self.commands_seen += 1
@@ -147,11 +157,13 @@ class DrainProbes:
         for cam, zone, lamps in self.targets:
             if self._stop.is_set():
                 return
+            topic = f"city/{zone}/cctv/{cam}/event"
             with self._lock:
                 self._first = {}
                 self._probed |= lamps
+                self._probe_topic, self._hop = topic, None
                 t0 = self._armed_at = time.monotonic()
-            self.pub.publish(f"city/{zone}/cctv/{cam}/event",
+            self.pub.publish(topic,
                              orjson.dumps({"type": "motion", "ts": time.time(), "score": 0.9}), qos=1)
             self.sent += 1
             got = None
@@ -165,6 +177,9 @@ class DrainProbes:
             if got is not None:
                 self.latencies.append((got - t0) * 1000.0)
                 self.walls.append(round(time.time() - (time.monotonic() - t0), 3))
+                with self._lock:
+                    hop = self._hop
+                self.hops.append(None if hop is None else round((hop - t0) * 1000.0, 1))
             elif not self._stop.is_set():
                 self.missed += 1
                 self.missed_at.append((round(t0 - t_start, 1), cam))
@@ -177,12 +192,16 @@ class DrainProbes:
         self.pub.loop_stop()
         self.watch.loop_stop()
         lat = self.latencies
+        hops = [h for h in self.hops if h is not None]
         return {"sent": self.sent, "answered": len(lat), "missed": self.missed,
                 "missed_at_s_camera": self.missed_at,
                 "started_after_lane_wait_s": round(self.waited_lane_s, 2),
                 # the slowest, with the wall time they were sent (to match with the supervisor's ``loop``)
-                "slowest": [{"ms": round(ms, 1), "at": at}
-                            for ms, at in sorted(zip(lat, self.walls, strict=True))[-3:]],
+                "slowest": [{"ms": round(ms, 1), "at": at, "hop_ms": hop}
+                            for ms, at, hop in sorted(zip(lat, self.walls, self.hops, strict=True),
+                                                      key=lambda x: x[0])[-5:]],
+                "broker_hop_paho_ms": ({"p50": round(percentile(hops, 50), 1), "p99": round(percentile(hops, 99), 1),
+                                        "max": round(max(hops), 1)} if hops else None),
                 "commands_seen": self.commands_seen, "lamps_commanded_not_by_probes": len(self.commands_other),
                 "latency_ms": {"p50": round(percentile(lat, 50), 1), "p99": round(percentile(lat, 99), 1),
                                "max": round(max(lat), 1)} if lat else None}

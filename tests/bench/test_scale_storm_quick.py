@@ -47,6 +47,11 @@ def test_storm_quick_smoke_with_broker_restart(influx: object) -> None:
     probes = r["supervisor"]["probes_during_drain"]
     assert probes["answered"] + probes["missed"] <= probes["sent"]
     assert (probes["latency_ms"] is None) == (probes["answered"] == 0)
+    assert (probes["broker_hop_paho_ms"] is None) == (probes["answered"] == 0)
+    # the resumed session found where the broker's backlog ended, and says how many old events it withheld
+    (seen,) = r["supervisor"]["backlog"]
+    assert seen["backlog"]["ended_by"] == "marker" and seen["backlog"]["catch_ups"] >= 1
+    assert set(seen["rules"]) >= {"late_events", "late_requests"} and not seen["backlog"]["catching_up"]
 
 
 def test_storm_quick_smoke_two_workers(influx: object) -> None:
