@@ -133,8 +133,9 @@ class MqttConfig(_Section):
     broker_drop_counter: str | None = "$SYS/broker/publish/messages/dropped"
     # A resumed persistent session marks where the broker's backlog ends: on connecting, it publishes
     # a nonce to ``urban-supervisor/backlog-marker/<client id>`` (subscribed by this session only);
-    # events taken before it come back are judged by ``rules_backlog_max_age``
-    # (supervisor/ingest/backlog.py). The ACL must let the supervisor publish and subscribe there.
+    # events taken until it came back and the inbox then ran low are judged by
+    # ``rules_backlog_max_age`` (supervisor/ingest/backlog.py). The ACL must let the supervisor
+    # publish and subscribe there.
     # Without the marker back within ``backlog_marker_timeout`` s, events count as live again.
     backlog_marker: bool = True
     backlog_marker_timeout: float = Field(900.0, gt=0)

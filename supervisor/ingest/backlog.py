@@ -5,17 +5,19 @@ while the supervisor was away: minutes or hours of telemetry, camera events incl
 stored (no loss), but a rule must not light a street now for an intrusion of an hour ago.
 
 A device's timestamp alone cannot tell a backlog from live traffic: a device whose clock lags would
-lose every reaction. So the session marks the end of its backlog itself. On a connection that found
-its session present, it publishes a marker (a nonce, QoS 1) to a topic only it subscribes to. The
-broker queues that message behind everything it already held for the session, so every message the
-pipeline takes before the marker was published before the supervisor came back: only those events
-are judged by their age (``rules_backlog_max_age``). Everything after the marker, and everything the
-control lane's clean session delivers, is live and never judged by a device clock.
+lose every reaction. So the events are judged by their age only while the bulk session may still be
+taking a backlog: from a connection that found its session present until (1) the marker it sent
+itself came back and (2) its inbox then ran low (under ``low_water`` messages). On such a
+connection the session publishes a nonce (QoS 1) to a topic only it subscribes to. The marker
+alone is not enough: MQTT orders messages per topic only, and Mosquitto 2 delivers a new message at
+once when the session's in-flight window has room, ahead of what it still queues (in one of three
+3M-message storms the marker came back 15.7 s into a 138.6 s drain). A low inbox alone is not enough
+either: it is empty right after connecting, before the broker sends anything. Everything the control
+lane's clean session delivers is live and never judged by a device clock.
 
-Broker behaviour relied on: one delivery queue per session, in order (Mosquitto, EMQX, HiveMQ). If
-the marker cannot come back (the broker refuses its subscription, or an ACL drops the publish), the
-catch-up ends when the subscription is refused, or after ``backlog_marker_timeout`` seconds, with a
-warning: events are then treated as live, as before this mechanism.
+If the marker cannot come back (the broker refuses its subscription, or an ACL drops the publish),
+the catch-up ends when the subscription is refused, or after ``backlog_marker_timeout`` seconds,
+with a warning: events are then treated as live, as before this mechanism.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 _log = logging.getLogger(__name__)
 
@@ -43,11 +46,15 @@ class SessionBacklog:
     :meth:`marker` and :meth:`expired` by the pipeline thread, in message order.
     """
 
-    def __init__(self, topic: str, timeout_s: float) -> None:
+    def __init__(self, topic: str, timeout_s: float, depth: Callable[[], int] = lambda: 0,
+                 low_water: int = 500) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
+        self._depth = depth  # messages waiting in the bulk inbox
+        self.low_water = low_water
         self._lock = threading.Lock()
         self._nonce = b""
+        self._marked = False  # the current connection's marker came back
         self._started = 0.0
         #: read by the pipeline for every batch: True from a resumed session's connection to its marker
         self.active = False
@@ -61,14 +68,26 @@ class SessionBacklog:
         with self._lock:
             self._nonce = nonce
             self._started = time.monotonic()
+            self._marked = False
             self.active = True
         return nonce
 
     def marker(self, payload: bytes) -> bool:
-        """The marker topic delivered ``payload``: True if it ended the current backlog (an earlier
-        connection's marker, delivered after a reconnect, does not)."""
+        """The marker topic delivered ``payload``: True if that ended the current backlog (an earlier
+        connection's marker, delivered after a reconnect, does not; with the inbox still full, the
+        backlog ends later, at :meth:`settled`)."""
         with self._lock:
             if not self.active or payload != self._nonce:
+                return False
+            self._marked = True
+        return self.settled()
+
+    def settled(self) -> bool:
+        """True if the marker came back and the bulk inbox is now low: the backlog is over (ended here)."""
+        if not self._marked or self._depth() >= self.low_water:
+            return False
+        with self._lock:
+            if not (self.active and self._marked):
                 return False
             self._end("marker")
         return True
@@ -95,6 +114,7 @@ class SessionBacklog:
 
     def _end(self, how: str) -> None:
         self.active = False
+        self._marked = False
         self.catch_ups += 1
         self.last_catch_up_s = round(time.monotonic() - self._started, 3)
         self.ended_by = how

@@ -226,7 +226,7 @@ class Pipeline:
         marker = None
         if backlog is not None:
             marker = backlog.topic
-            if backlog.active and not backlog.expired():
+            if backlog.active and not backlog.settled() and not backlog.expired():
                 out.stale_before = wall - self.backlog_max_age
         for topic, payload, mid, qos, received in batch:
             if qos:

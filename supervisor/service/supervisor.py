@@ -31,7 +31,7 @@ from supervisor.alarms.store import AlarmStore
 from supervisor.config import Settings, StorageConfig, duration_seconds
 from supervisor.ingest.backlog import SessionBacklog, marker_topic
 from supervisor.ingest.identity import IdentityMap
-from supervisor.ingest.lane import CommandPublisher, ControlLane, LoopWatch, SliceSize
+from supervisor.ingest.lane import BULK_SLICE, CommandPublisher, ControlLane, LoopWatch, SliceSize
 from supervisor.ingest.mqtt import Inbox, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
@@ -86,7 +86,8 @@ class Supervisor:
         self.router = Router(list(self.drivers.values()))
         topics = settings.mqtt.subscriptions or subscription_roots([flt for flt, _ in self.router.filters])
         self.inbox = Inbox(settings.mqtt.inbox_max)
-        backlog = (SessionBacklog(marker_topic(settings.mqtt.client_id), settings.mqtt.backlog_marker_timeout)
+        backlog = (SessionBacklog(marker_topic(settings.mqtt.client_id), settings.mqtt.backlog_marker_timeout,
+                                  depth=lambda: self.inbox.depths()[1], low_water=BULK_SLICE)
                    if settings.mqtt.backlog_marker else None)
         self.mqtt = MqttIngest(settings.mqtt, topics, self.inbox, backlog=backlog)
         self.lane = ControlLane(settings.mqtt, self.inbox.lane, enabled=settings.mqtt.lane)

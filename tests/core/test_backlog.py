@@ -47,3 +47,18 @@ def test_a_marker_that_never_comes_back_ends_the_backlog_after_the_timeout(caplo
 def test_the_marker_topic_is_the_sessions_own_and_a_plain_topic() -> None:
     assert marker_topic("urban-supervisor") == f"{MARKER_ROOT}/urban-supervisor"
     assert marker_topic("a/b+#$c") == f"{MARKER_ROOT}/a_b___c"
+
+
+def test_the_marker_ends_the_backlog_only_once_the_inbox_ran_low() -> None:
+    """Mosquitto may deliver the marker ahead of messages it still queues (MQTT orders per topic only):
+    while the bulk inbox is full the backlog goes on, and ends at the first batch that finds it low."""
+    waiting = [20_000]
+    b = SessionBacklog("t", timeout_s=60.0, depth=lambda: waiting[0], low_water=500)
+    nonce = b.begin()
+    assert not b.settled(), "no marker yet: an empty inbox right after connecting says nothing"
+    assert not b.marker(nonce) and b.active, "the marker came back early, with 20,000 messages waiting"
+    waiting[0] = 499
+    assert b.settled() and not b.active and b.ended_by == "marker"
+    assert not b.settled(), "once"
+    b.begin()
+    assert not b.settled(), "a new connection waits for its own marker"
