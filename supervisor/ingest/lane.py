@@ -237,6 +237,10 @@ class ControlLane:
         self._filters_granted = False
         self._lock = threading.Lock()
         self.latency = ReactionLatency()
+        #: the slowest lane inputs, received -> reacted: (ms, wall time reacted, receive time, topic).
+        #: A slow probe of ``bench storm`` either is here (the supervisor held it) or is not (it waited
+        #: before the lane session read it, or after its command left)
+        self.slowest: list[tuple[float, float, float, str]] = []
         self.learned = 0
         lane_cfg = cfg.model_copy(update={
             "client_id": f"{cfg.client_id}-lane"[:128], "clean_start": True, "session_expiry": 0,
@@ -347,7 +351,15 @@ class ControlLane:
         """The lane pipeline processed ``batch``: the reaction latency of its inputs (a confirmation
         is no reaction: it waits behind the inputs by design)."""
         confirm = self._confirm_topics
-        self.latency.add((m[4] for m in batch if m[0] not in confirm), time.time())
+        now = time.time()
+        inputs = [m for m in batch if m[0] not in confirm]
+        if inputs:
+            self.latency.add((m[4] for m in inputs), now)
+            first = min(inputs, key=lambda m: m[4])
+            slow = self.slowest
+            ms = (now - first[4]) * 1000.0
+            if len(slow) < _KEPT or ms > slow[0][0]:
+                keep(slow, (round(ms, 1), round(now, 3), round(first[4], 3), first[0]))
 
     def fields(self, inbox: Inbox, received: int) -> dict[str, float | int]:
         """Overload made visible (health points, ``/metrics``): both inboxes' depths, the age of their

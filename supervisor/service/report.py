@@ -50,6 +50,9 @@ def summary(sup: Supervisor) -> dict[str, Any]:
         # the pipeline thread's slow iterations, long collections, slow writes (diagnostics of a stall)
         "loop": {**sup.loop_watch.report(), "bulk_slices_past_room": sup.pipeline.slices_past_room,
                  "bulk_slice": sup.bulk_slice.size,
+                 # the lane inputs that waited longest in the supervisor (received -> reacted), with times
+                 "lane_slowest": [{"ms": ms, "at": at, "received": rx, "topic": t}
+                                  for ms, at, rx, t in sorted(sup.lane.slowest, key=lambda x: x[1])],
                  "bulk_us_per_message": round(sup.bulk_slice.per_message * 1e6, 1),
                  "writer_producer_waits": sup.writer.producer_waits,
                  "writer_producer_wait_max_ms": round(sup.writer.producer_wait_max_ms, 1),

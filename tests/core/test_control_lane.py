@@ -322,6 +322,12 @@ def test_a_commanded_lamp_no_rule_reads_is_a_confirmation_and_its_latency_is_not
     sup.lane.reacted(confirm + inputs)
     _, p99, n = sup.lane.latency.quantiles(time.time())
     assert n == 1 and p99 < 1000, "the lamp report that waited 5 s is no reaction"
+    (slowest,) = sup.lane.slowest
+    assert slowest[3] == cam_topic and slowest[0] < 1000, "the slowest reactions name the input, not the lamp"
+    old = time.time() - 2.0
+    sup.lane.reacted([(cam_topic, b"{}", 3, 1, old)])
+    worst = max(sup.lane.slowest)
+    assert worst[0] >= 2000 and worst[2] == round(old, 3)
 
 
 def test_commands_held_by_the_pipeline_thread_leave_together_and_other_threads_publish_at_once(
