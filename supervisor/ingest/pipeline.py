@@ -213,7 +213,7 @@ class Pipeline:
         oldest = batch[0][4]
         if not c.received:
             c.first_received = oldest
-        c.received += len(batch)
+        markers = 0  # the session's own backlog markers: not telemetry, never counted as received
         lane = self.lane
         # topics the control lane carries: it updated the state and fed the rules; here only storage
         leave: AbstractSet[str] = lane.active_topics() if lane is not None and self.store else frozenset()
@@ -232,7 +232,7 @@ class Pipeline:
             if qos:
                 acks.append((mid, qos))
             if topic == marker and backlog is not None:
-                c.received -= 1  # the session's own marker: not telemetry
+                markers += 1
                 if backlog.marker(payload) and out.stale_before is not None and out.late < 0:
                     out.late = len(out.events)
                 continue
@@ -260,6 +260,9 @@ class Pipeline:
                 self._update_state(driver.name, decoded, received, now, out)
         if lane is not None:
             lane.subscribe_learned()
+        # counted once the batch is through (a reader waiting for ``received`` then sees its effects,
+        # and never a marker counted then taken back)
+        c.received += len(batch) - markers
         self._finish(batch, out, now, oldest)
 
     @staticmethod
