@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -20,19 +19,11 @@ from supervisor.config import Settings, load_settings
 from supervisor.ingest.backlog import marker_topic
 from supervisor.model import CityModel, city_from_dict
 from supervisor.runtime import Supervisor
+from tests.integration._rig import wait
 from tests.rules._city import MOTION_LIGHTS, write_rules
 from tests.support.services import Mosquitto
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _cameras(model: CityModel, n: int) -> list[tuple[str, set[str]]]:
@@ -105,7 +96,7 @@ def test_old_backlog_events_light_nothing_recent_and_live_ones_do(tmp_path: Path
     first.start()  # the persistent session is made, with its subscriptions
     try:
         assert first.mqtt.wait_connected(10)
-        _wait(lambda: first.mqtt.stats.connected and not first.mqtt._pending_subs, 10, "the SUBACK")
+        wait(lambda: first.mqtt.stats.connected and not first.mqtt._pending_subs, 10, "the SUBACK")
         assert first.mqtt.backlog is not None and not first.mqtt.backlog.active, "a new session has no backlog"
     finally:
         first.stop()
@@ -117,9 +108,9 @@ def test_old_backlog_events_light_nothing_recent_and_live_ones_do(tmp_path: Path
     try:
         backlog = sup.mqtt.backlog
         assert backlog is not None
-        _wait(lambda: backlog.catch_ups == 1, 20, "the session's marker to come back")
+        wait(lambda: backlog.catch_ups == 1, 20, "the session's marker to come back")
         assert backlog.ended_by == "marker" and not backlog.active
-        _wait(lambda: recent_lamps <= commands.seen(), 10, "the recent camera's lamps")
+        wait(lambda: recent_lamps <= commands.seen(), 10, "the recent camera's lamps")
         assert sup.pipeline.counters.events == 2, "both backlog events were taken (and stored)"
         assert sup.rules is not None
         stats = sup.rules.stats()
@@ -127,7 +118,7 @@ def test_old_backlog_events_light_nothing_recent_and_live_ones_do(tmp_path: Path
         assert not old_lamps & commands.seen(), "the hour-old motion lit nothing"
         # live now: the same camera, its clock an hour behind, lights its street
         motion(old_cam, 3600.0)
-        _wait(lambda: old_lamps <= commands.seen(), 10, "the live event's lamps (a lagging camera clock)")
+        wait(lambda: old_lamps <= commands.seen(), 10, "the live event's lamps (a lagging camera clock)")
         assert sup.rules.stats()["late_events"] == 1
         c = sup.pipeline.counters
         assert c.received - c.ignored == 3 and c.decoded == 3, "the marker is not counted as telemetry"

@@ -106,6 +106,16 @@ class Harness:
         return self.engine.level(device)
 
 
+def camera_with_lamps(h: Harness, radius: float) -> tuple[str, set[str]]:
+    """The first camera (by id) with lamps within ``radius`` m, and those lamps."""
+    for cam in sorted(d for d, i in h.topo.devices.items() if i.kind == "camera"):
+        info = h.topo.devices[cam]
+        near = set(h.topo.devices_within(info.lon, info.lat, radius, family="lighting", kind="lamp"))
+        if near:
+            return cam, near
+    raise AssertionError("no camera with lamps around it")
+
+
 def write_rules(directory: Path, text: str, name: str = "rules.yaml") -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     p = directory / name

@@ -8,19 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from drivers import Event
-from tests.rules._city import ALARM, SCHEDULE, Harness, harness, local
+from tests.rules._city import ALARM, MOTION_LIGHTS, SCHEDULE, Harness, camera_with_lamps, harness, local
 
 NIGHT = local(2025, 1, 15, 21, 0)
 
-BOTH = """
-rules:
-  - id: motion-lights
-    kind: when_then
-    when:
-      devices: {family: cctv}
-      event: {kinds: [motion]}
-    then:
-      command: {level: 90, priority: 70, lease_s: 300, radius_m: 60}
+#: the lane tests' motion rule (lamps within 80 m), and an alarm-only rule on intrusions
+BOTH = MOTION_LIGHTS + """
   - id: intrusion
     kind: when_then
     when:
@@ -31,22 +24,13 @@ rules:
 """
 
 
-def _camera_with_lamps(h: Harness, radius: float) -> tuple[str, set[str]]:
-    for cam in sorted(d for d, i in h.topo.devices.items() if i.kind == "camera"):
-        info = h.topo.devices[cam]
-        near = set(h.topo.devices_within(info.lon, info.lat, radius, family="lighting", kind="lamp"))
-        if near:
-            return cam, near
-    raise AssertionError("no camera with lamps around it")
-
-
 def _event(h: Harness, cam: str, kind: str, age: float) -> Event:
     return Event(cam, "cctv", kind, ts=h.now - age, data={"score": 0.9})
 
 
 def test_a_backlog_event_past_the_age_limit_commands_nothing_but_still_raises_its_alarm(tmp_path: Path) -> None:
     h = harness(tmp_path, BOTH, NIGHT)
-    cam, lamps = _camera_with_lamps(h, 60.0)
+    cam, lamps = camera_with_lamps(h, 80.0)
     old = [_event(h, cam, "motion", 3600.0), _event(h, cam, "intrusion", 3600.0)]
     h.engine.on_events(old, h.now, stale_before=h.now - 120.0)
     assert {h.level(x) for x in lamps} == {None}, "an hour-old motion lit nothing"
@@ -58,7 +42,7 @@ def test_a_backlog_event_past_the_age_limit_commands_nothing_but_still_raises_it
 
 def test_a_backlog_event_within_the_age_limit_commands_as_usual(tmp_path: Path) -> None:
     h = harness(tmp_path, BOTH, NIGHT)
-    cam, lamps = _camera_with_lamps(h, 60.0)
+    cam, lamps = camera_with_lamps(h, 80.0)
     h.engine.on_events([_event(h, cam, "motion", 30.0)], h.now, stale_before=h.now - 120.0)
     assert {h.level(x) for x in lamps} == {90.0}
     assert {c.device for c in h.sink.sent} == lamps
@@ -68,7 +52,7 @@ def test_a_backlog_event_within_the_age_limit_commands_as_usual(tmp_path: Path) 
 def test_a_live_event_is_never_judged_by_its_device_clock(tmp_path: Path) -> None:
     """A camera whose clock lags an hour: live (no ``stale_before``), its motion lights its street."""
     h = harness(tmp_path, BOTH, NIGHT)
-    cam, lamps = _camera_with_lamps(h, 60.0)
+    cam, lamps = camera_with_lamps(h, 80.0)
     h.engine.on_events([_event(h, cam, "motion", 3600.0)], h.now)
     assert {h.level(x) for x in lamps} == {90.0}
     assert h.engine.stats()["late_events"] == 0
@@ -77,7 +61,7 @@ def test_a_live_event_is_never_judged_by_its_device_clock(tmp_path: Path) -> Non
 def test_late_and_live_events_of_one_batch_are_told_apart(tmp_path: Path) -> None:
     """The arbiter withholds only during the late event: the live one after it commands."""
     h = harness(tmp_path, "rules:" + SCHEDULE + ALARM, NIGHT)
-    cam, lamps = _camera_with_lamps(h, 40.0)
+    cam, lamps = camera_with_lamps(h, 40.0)
     h.tick()
     before = {x: h.level(x) for x in lamps}
     h.engine.on_events([_event(h, cam, "motion", 7200.0)], h.now, stale_before=h.now - 120.0)

@@ -9,7 +9,7 @@ import pytest
 from drivers import Reading
 from rules import PRIORITY_SAFETY, RuleFileError, load_rules
 from supervisor.model import CityModel, city_from_dict
-from tests.rules._city import Harness, city_data, harness, local, with_air_stations, write_rules
+from tests.rules._city import Harness, camera_with_lamps, city_data, harness, local, with_air_stations, write_rules
 
 NIGHT = local(2025, 1, 15, 21, 0)
 
@@ -60,15 +60,6 @@ def test_bad_reading_is_counted_not_raised(tmp_path: Path) -> None:
     assert h.alarms == []
 
 
-def _camera_with_lamps(h: Harness, radius: float) -> tuple[str, set[str]]:
-    for cam in sorted(d for d, i in h.topo.devices.items() if i.kind == "camera"):
-        info = h.topo.devices[cam]
-        near = set(h.topo.devices_within(info.lon, info.lat, radius, family="lighting", kind="lamp"))
-        if near:
-            return cam, near
-    raise AssertionError("no camera with lamps around it")
-
-
 def test_event_commands_lamps_with_priority_and_lease(tmp_path: Path) -> None:
     rules = """
     rules:
@@ -81,7 +72,7 @@ def test_event_commands_lamps_with_priority_and_lease(tmp_path: Path) -> None:
           command: {level: 90, priority: 70, lease_s: 300, radius_m: 60}
     """
     h = harness(tmp_path, rules, NIGHT)
-    cam, lamps = _camera_with_lamps(h, 60.0)
+    cam, lamps = camera_with_lamps(h, 60.0)
     h.event(cam, "tamper")
     assert {h.level(x) for x in lamps} == {None}, "other event kinds do nothing"
     h.event(cam, "motion", score=0.9)
