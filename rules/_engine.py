@@ -396,26 +396,27 @@ class RuleEngine:
             handlers = idx.get(e.device)
             if handlers is None:
                 continue
-            late = stale_before is not None and e.ts is not None and e.ts < stale_before
+            past = stale_before - e.ts if stale_before is not None and e.ts is not None else 0.0
+            late = past > 0.0
             if late:
-                self._late(e, now, stale_before)
-            for h in handlers:
-                arbiter.holding = late
-                try:
-                    h.on_event(e, now)
-                except BadInputError as exc:
-                    self._bad_input(h.id, exc, e.device)
-                except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
-                    self._rule_failed(h.id, exc, e.device)
-                finally:
-                    arbiter.holding = False
+                self._late(e, past)
+            arbiter.holding = late
+            try:
+                for h in handlers:
+                    try:
+                        h.on_event(e, now)
+                    except BadInputError as exc:
+                        self._bad_input(h.id, exc, e.device)
+                    except (ValueError, TypeError, ArithmeticError, KeyError) as exc:
+                        self._rule_failed(h.id, exc, e.device)
+            finally:
+                arbiter.holding = False
 
-    def _late(self, e: Event, now: float, stale_before: float | None) -> None:
+    def _late(self, e: Event, past_s: float) -> None:
         self.late_events += 1
         if self.late_events == 1 or self.late_events % 10_000 == 0:
-            age = (stale_before or 0.0) - (e.ts or 0.0)
             log.info("rules: %s event of %s from a backlog, %.0f s past the age limit: it commands nothing "
-                     "(alarms still raised; %d such events so far)", e.kind, e.device, age, self.late_events)
+                     "(alarms still raised; %d such events so far)", e.kind, e.device, past_s, self.late_events)
 
     def tick(self, now: float, deadline: float | None = None) -> bool:
         """The rules' periodic work, the leases' expiry and the command retries.

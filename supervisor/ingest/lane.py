@@ -356,10 +356,7 @@ class ControlLane:
         if inputs:
             self.latency.add((m[4] for m in inputs), now)
             first = min(inputs, key=lambda m: m[4])
-            slow = self.slowest
-            ms = (now - first[4]) * 1000.0
-            if len(slow) < _KEPT or ms > slow[0][0]:
-                keep(slow, (round(ms, 1), round(now, 3), round(first[4], 3), first[0]))
+            keep(self.slowest, (round((now - first[4]) * 1000.0, 1), round(now, 3), round(first[4], 3), first[0]))
 
     def fields(self, inbox: Inbox, received: int) -> dict[str, float | int]:
         """Overload made visible (health points, ``/metrics``): both inboxes' depths, the age of their

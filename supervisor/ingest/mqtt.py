@@ -467,7 +467,8 @@ class MqttIngest:
             if mid is not None:
                 self._pending_subs[mid] = [t for t, _ in subs]
         if self.backlog is not None and flags.session_present:
-            # queued behind all the broker held for us: what comes before it is the backlog
+            # the backlog runs at least until it comes back (MQTT orders per topic only, so it may
+            # overtake queued messages: the pipeline also waits for a low inbox, backlog.py)
             client.publish(self.backlog.topic, self.backlog.begin(), qos=1)
         self.connected.set()
 
