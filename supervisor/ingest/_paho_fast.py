@@ -7,7 +7,8 @@ message: together about 30 µs per message, the whole of one core at ~30k msg/s.
 :meth:`FastClient.loop_read` reads up to 256 KiB per ``recv``, parses every complete QoS 0/1 PUBLISH
 itself (topic, packet id, payload; MQTT 5 properties are skipped, as the supervisor never used them,
 and topic aliases are never granted) and hands them over in one call. Every other packet (CONNACK,
-SUBACK, PUBACK, PINGRESP, DISCONNECT, QoS 2 PUBLISH) goes through paho's own handler, in order.
+SUBACK, PINGRESP, DISCONNECT, QoS 2 PUBLISH) goes through paho's own handler, in order; a PUBACK
+is handled here (see :meth:`FastClient._puback`).
 :meth:`FastClient.ack_many` queues the PUBACKs of a batch as one write. Measured with
 ``urban-supervisor bench ingest``: 48k msg/s end to end, against 22k for a bare paho subscriber.
 
@@ -34,6 +35,10 @@ falling back to the plain path with an error log if anything changed):
 - ``Client._packet_queue(command, packet, mid, qos, info)``: queues raw bytes for paho's writer
   (the batched PUBACKs); overridden so that :meth:`FastClient.publish_many` gathers the QoS 1/2
   PUBLISH packets of a batch into one write.
+- ``Client._out_messages``, ``Client._out_message_mutex``, ``Client._inflight_messages``,
+  ``Client._max_inflight_messages``, ``Client._update_inflight()``, ``MQTTMessageInfo._set_as_published()``:
+  a PUBACK (of a command) is handled here, as paho's ``_handle_pubackcomp`` does when no
+  ``on_publish`` callback is set (:meth:`FastClient._puback`); with a callback, paho handles it.
 - ``paho.mqtt.exception.MalformedPacket``: what paho's handlers raise on a malformed packet.
 - ``MQTTMessage._topic`` (raw topic bytes): read by the plain path's ``on_message`` when the topic is
   not UTF-8, so that the message is counted as a bad topic instead of crashing the callback.
@@ -204,6 +209,7 @@ class FastClient(ReconnectingClient):
         out: list[Message] = []
         v5 = self._protocol == MQTTProtocolVersion.MQTTv5
         auto_ack = not self._manual_ack
+        fast_puback = self.on_publish is None  # with a callback, paho's handler calls it
         now = time.time()
         n = len(buf)
         pos = 0
@@ -223,6 +229,10 @@ class FastClient(ReconnectingClient):
                         out.append((topic, bytes(mv[j:end]), mid, qos, now))
                         if qos and auto_ack:
                             self._send_puback(mid)
+                    elif hdr == _PUBACK and end - i >= 2 and fast_puback:
+                        # the PUBACK of a command: no need to hand the batch over first (nothing
+                        # about a PUBLISH depends on it), and none of paho's objects built for it
+                        rc = self._puback((buf[i] << 8) | buf[i + 1])
                     else:
                         if out:
                             deliver(out)
@@ -238,6 +248,30 @@ class FastClient(ReconnectingClient):
             deliver(out)
         del buf[:pos]
         return rc
+
+    def _puback(self, mid: int) -> MQTTErrorCode:
+        """A PUBACK for ``mid``: what paho's ``_handle_pubackcomp`` does when no ``on_publish`` is set.
+
+        paho decodes each PUBACK into a ``ReasonCode`` and a ``Properties`` object, logs it, and then
+        walks every message it holds (``_update_inflight``) to send the queued ones: with up to 1,000
+        commands in flight, that walk is quadratic in the commands outstanding. In ``bench rules`` at
+        10k msg/s (4 Dec 2026, py-spy over the wave of ~3,000 lamp commands/s that comes ~10 s into
+        the load), the lane session's network thread was busy in 558 of 1,250 samples, most of them
+        in paho's handler, taking the GIL from the pipeline thread that reacts. Measured with
+        ``scripts/bench_puback.py`` (3,000 commands through Mosquitto, 1,000 in flight): 299-453 ms
+        of CPU here against 531-560 ms with paho's handler. Here the message leaves the store, is
+        marked published, and the walk runs only when a message waits for room in flight. A reason
+        code of failure is treated as paho treats it: the message is done, nothing is retried."""
+        with self._out_message_mutex:
+            msg = self._out_messages.pop(mid, None)
+            if msg is None:
+                return MQTTErrorCode.MQTT_ERR_SUCCESS  # a duplicate, or a message paho already let go
+            msg.info._set_as_published()
+            if msg.qos > 0:
+                self._inflight_messages -= 1
+                if self._max_inflight_messages > 0 and self._inflight_messages < len(self._out_messages):
+                    return self._update_inflight()  # some wait to be sent: paho's own walk sends them
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _bad_topic(self, header: memoryview) -> str:
         """The topic of a PUBLISH whose topic is not UTF-8, with replacement characters (refused by the pipeline)."""
@@ -311,6 +345,7 @@ _METHODS: dict[str, list[tuple[str, Any]]] = {
     "_packet_queue": [("command", _P.POSITIONAL_OR_KEYWORD), ("packet", _P.POSITIONAL_OR_KEYWORD),
                       ("mid", _P.POSITIONAL_OR_KEYWORD), ("qos", _P.POSITIONAL_OR_KEYWORD),
                       ("info", _P.POSITIONAL_OR_KEYWORD)],
+    "_update_inflight": [],
 }
 
 
@@ -335,6 +370,10 @@ _ATTRIBUTES: dict[str, Callable[[Any], bool]] = {
     "_manual_ack": lambda v: v is True,
     "_msgtime_mutex": lambda v: callable(getattr(v, "__enter__", None)) and callable(getattr(v, "__exit__", None)),
     "_last_bytes_received": lambda v: isinstance(v, float),
+    "_out_messages": lambda v: isinstance(v, dict) and not v,
+    "_out_message_mutex": lambda v: callable(getattr(v, "__enter__", None)) and callable(getattr(v, "__exit__", None)),
+    "_inflight_messages": lambda v: v == 0,
+    "_max_inflight_messages": lambda v: isinstance(v, int),
 }
 
 
@@ -358,6 +397,8 @@ def _module_mismatches() -> list[str]:
     msg = mqtt.MQTTMessage(topic=b"city/\xff")
     if not isinstance(getattr(msg, "_topic", None), bytes):
         out.append("paho.mqtt.client.MQTTMessage._topic is no longer the raw topic bytes (plain path, bad topics)")
+    if not callable(getattr(msg.info, "_set_as_published", None)):
+        out.append("paho.mqtt.client.MQTTMessageInfo._set_as_published is gone (the fast path's PUBACKs)")
     return out
 
 
