@@ -17,6 +17,7 @@ backlog, and the report says so (``lag``).
 from __future__ import annotations
 
 import argparse
+import bisect
 import gc
 import random
 import tempfile
@@ -157,7 +158,8 @@ def _wait_flowing(sup: SupervisorProcess, load: float) -> None:
     time.sleep(0.5)
 
 
-_Timeline = list[tuple[float, float | None, float]]  # (s since the first probe, its broker hop in ms, wall time)
+# (s since the first probe, its broker hop in ms, wall time, monotonic time it was sent)
+_Timeline = list[tuple[float, float | None, float, float]]
 
 
 def _probe_loop(watch: _CommandWatch, probe: Any, topic: str,
@@ -186,7 +188,7 @@ def _probe_loop(watch: _CommandWatch, probe: Any, topic: str,
             latencies.append((watch.first - t0) * 1000.0)
             seen = watch.probe_seen
             when.append((round(t0 - t_probes, 2), round((seen - t0) * 1000.0, 1) if seen is not None else None,
-                         round(wall, 3)))
+                         round(wall, 3), t0))
         else:
             missed += 1
         if watch.probe_seen is not None:
@@ -244,18 +246,27 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         "latency_ms": _stats(latencies),
         # the first ONSET_S of probes, then the rest: when the background starts, every street's first
         # readings set its target and ~1,000 lamps are commanded within about a second
-        "latency_ms_onset": _stats([lat for lat, (at, _h, _w) in zip(latencies, when, strict=True) if at < ONSET_S]),
-        "latency_ms_after_onset": _stats([lat for lat, (at, _h, _w) in zip(latencies, when, strict=True)
+        "latency_ms_onset": _stats([lat for lat, (at, *_) in zip(latencies, when, strict=True) if at < ONSET_S]),
+        "latency_ms_after_onset": _stats([lat for lat, (at, *_) in zip(latencies, when, strict=True)
                                           if at >= ONSET_S]),
         # lamp commands of every rule seen on the broker while the probes ran (the bench's adaptive rule
         # has no hysteresis and 1 % steps: a heavy, deliberate control load)
         "commands_per_s": round(sum(1 for t in watch.command_times if t_probes <= t <= t_end)
                                 / max(t_end - t_probes, 1e-9)),
+        # the busiest second of commands while the probes ran: the background's device clocks run
+        # ~870x faster than the city's (2,000 devices at 10k msg/s), so its simulated evening comes
+        # ~8-11 s into the load and most streets change class within ~3 s (1,000 veh/h): a wave of
+        # commands that every lane input then waits behind (4 Dec 2026: 3,186 commands in its
+        # busiest second against ~450/s before it; the "stall 10 s into the load" of issue 18)
+        "commands_per_s_peak": _peak_rate(watch.command_times, t_probes, t_end),
         # the slowest probes and when they were sent (s after the first): start-up or periodic work?
         # with the probe's own hop: a slow hop means the broker or the harness, not the supervisor
         # ``at``: wall time, to match with the supervisor's own ``loop`` diagnostics below
-        "slowest": [{"ms": round(lat, 1), "at_s": at, "hop_ms": h, "at": wall}
-                    for lat, (at, h, wall) in sorted(zip(latencies, when, strict=True))[-3:]],
+        # ``commands_1s``: lamp commands of every rule seen on the broker in the second before this
+        # probe's own command (a wave of other streets' commands, or not)
+        "slowest": [{"ms": round(lat, 1), "at_s": at, "hop_ms": h, "at": wall,
+                     "commands_1s": _count_between(watch.command_times, t0 + lat / 1000.0 - 1.0, t0 + lat / 1000.0)}
+                    for lat, (at, h, wall, t0) in sorted(zip(latencies, when, strict=True))[-3:]],
         # baseline: the probe's own trip through the broker to a bare paho subscriber (one hop; the
         # measured latency has two hops and the supervisor in between)
         "broker_hop_paho_ms": {"p50": round(percentile(hop, 50), 1), "p99": round(percentile(hop, 99), 1)},
@@ -271,6 +282,17 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
 ONSET_S = 2.0  # s of probes counted as the load's onset
 
 
+def _count_between(times: list[float], lo: float, hi: float) -> int:
+    """How many of the sorted ``times`` fall in (lo, hi]."""
+    return bisect.bisect_right(times, hi) - bisect.bisect_right(times, lo)
+
+
+def _peak_rate(times: list[float], start: float, end: float) -> int:
+    """The most ``times`` (sorted) within any one second of [start, end] (windows starting at each time)."""
+    inside = times[bisect.bisect_left(times, start):bisect.bisect_right(times, end)]
+    return max((_count_between(inside, t - 1e-9, t + 1.0 - 1e-9) for t in inside), default=0)
+
+
 def _stats(latencies: list[float]) -> dict[str, float | int]:
     return {"n": len(latencies), "p50": round(percentile(latencies, 50), 1),
             "p90": round(percentile(latencies, 90), 1), "p99": round(percentile(latencies, 99), 1),
@@ -282,7 +304,8 @@ def _runs(each: list[dict[str, Any]]) -> dict[str, Any]:
     worst = max(each, key=lambda r: r["latency_ms"]["p99"])
     return {**worst,
             "runs": [{**r["latency_ms"], "missed": r["missed"], "lane_received": r["lane"].get("lane_received"),
-                      "p99_after_onset": r["latency_ms_after_onset"]["p99"], "commands_per_s": r["commands_per_s"]}
+                      "p99_after_onset": r["latency_ms_after_onset"]["p99"], "commands_per_s": r["commands_per_s"],
+                      "commands_per_s_peak": r["commands_per_s_peak"]}
                      for r in each],
             "p99_each": [r["latency_ms"]["p99"] for r in each], "p99_worst": worst["latency_ms"]["p99"],
             "p99_after_onset_each": [r["latency_ms_after_onset"]["p99"] for r in each],

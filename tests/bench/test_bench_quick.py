@@ -50,6 +50,9 @@ def test_rules_quick(influx: object) -> None:
     # the onset and the rest split the answered probes; the schedule lit every lamp: commands were seen
     assert r["latency_ms_onset"]["n"] + r["latency_ms_after_onset"]["n"] == r["probes"] - r["missed"]
     assert r["commands_per_s"] > 0 and len(r["p99_after_onset_each"]) == len(r["p99_each"]) == 1
+    # the command waves are reported: each slow probe's second before its command holds that command
+    assert r["commands_per_s_peak"] >= 1 and r["runs"][0]["commands_per_s_peak"] == r["commands_per_s_peak"]
+    assert r["slowest"] and all(s["commands_1s"] >= 1 for s in r["slowest"])
 
 
 def test_retention_quick(influx: object) -> None:
