@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 5000
+SLOW_STOP_S = 5.0  # a stop slower than this is logged with its steps (Supervisor.stop)
 
 
 class Supervisor:
@@ -430,12 +431,27 @@ class Supervisor:
                 sink.close()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop receiving, process what was received, flush the writer, then disconnect."""
+        """Stop receiving, process what was received, flush the writer, then disconnect.
+
+        A stop slower than ``SLOW_STOP_S`` is logged with the time of each step: a process manager
+        (``--workers``, systemd, Docker) kills what does not stop in time, and then only this line
+        says which step held it."""
+        steps: list[tuple[str, float]] = []
+        t = time.monotonic()
+
+        def step(name: str) -> None:
+            nonlocal t
+            now = time.monotonic()
+            steps.append((name, now - t))
+            t = now
+
         self._stop.set()
         if self.snmp is not None:
             self.snmp.stop()
+        step("snmp")
         if self._thread is not None:
             self._thread.join(timeout)
+        step("pipeline thread")
         with self.lock:
             while len(self.inbox) or len(self.inbox.lane):
                 lane, bulk = self.inbox.take_lanes(BATCH_LIMIT, BATCH_LIMIT)
@@ -444,12 +460,19 @@ class Supervisor:
             self.periodic.flush_status()
         if self.rules is not None:
             self.rule_state.save(self.rules)
+        step("inbox drain")
         self.writer.stop(timeout)
+        step("writer")
         self.lane.stop()
         self.mqtt.stop()
+        step("mqtt")
         if self.notifier is not None:
             self.notifier.close(timeout)
         self.lifecycle.store.close()
+        step("notifier, alarms")
+        total = sum(s for _, s in steps)
+        (_log.warning if total > SLOW_STOP_S else _log.debug)(
+            "stopped in %.1f s (%s)", total, ", ".join(f"{name} {s:.1f} s" for name, s in steps))
 
     def _run(self) -> None:
         """One iteration: the lane's inputs whole, a slice of its confirmations, a slice of bulk, the
