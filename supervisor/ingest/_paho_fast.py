@@ -229,9 +229,10 @@ class FastClient(ReconnectingClient):
                         out.append((topic, bytes(mv[j:end]), mid, qos, now))
                         if qos and auto_ack:
                             self._send_puback(mid)
-                    elif hdr == _PUBACK and end - i >= 2 and fast_puback:
+                    elif hdr == _PUBACK and fast_puback and (end - i == 2 or (v5 and end - i > 2)):
                         # the PUBACK of a command: no need to hand the batch over first (nothing
                         # about a PUBLISH depends on it), and none of paho's objects built for it
+                        # (a malformed one, e.g. 3 bytes in MQTT 3.1.1, is left to paho's handler)
                         rc = self._puback((buf[i] << 8) | buf[i + 1])
                     else:
                         if out:

@@ -111,3 +111,43 @@ def _wait(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_a_malformed_mqtt311_puback_is_left_to_paho_which_drops_the_connection() -> None:
+    """A PUBACK of 3 bytes is malformed in MQTT 3.1.1: the fast path must not swallow it as a valid one."""
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    dropped = threading.Event()
+
+    def fake_broker() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(1024)  # CONNECT
+            conn.sendall(bytes([0x20, 0x02, 0x00, 0x00]))  # CONNACK, accepted
+            time.sleep(0.2)
+            conn.sendall(bytes([0x40, 0x03, 0x00, 0x01, 0x00]))  # PUBACK with one byte too many
+            conn.settimeout(5)
+            try:
+                while conn.recv(1024):
+                    pass
+            except OSError:
+                pass
+            dropped.set()  # the client closed the connection
+
+    t = threading.Thread(target=fake_broker, daemon=True)
+    t.start()
+    client = FastClient(CallbackAPIVersion.VERSION2, client_id="pa-malformed", protocol=mqtt.MQTTv311)
+    client.deliver = lambda _messages: None
+    reasons: list[object] = []
+    client.on_disconnect = lambda _c, _u, _f, rc, _p: reasons.append(rc)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        assert dropped.wait(5), "the client kept a connection that sent a malformed PUBACK"
+        _wait(lambda: bool(reasons))
+        assert reasons[0] != 0
+    finally:
+        client.loop_stop()
+        srv.close()
