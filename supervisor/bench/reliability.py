@@ -650,7 +650,10 @@ def scenario_spool_full(workdir: Path, *, devices: int = 1000, count: int = 8000
         if kill_while_full:
             rig.sup.kill()
             rig.sup.start().wait_connected(60)
-            time.sleep(3.0)
+            # the restarted process finds the full spool and raises its own alarm; its point is written
+            # once InfluxDB is back (the first process's point died with it: the full spool held it in
+            # memory only). A fixed 3 s wait here lost that race once on a slow machine (4 Dec 2026)
+            rig.sup.wait_log("% full (", 30)
             restarted_while_full = rig.sup.alive
             peak = max(peak, spool_bytes(data_dir))
         rig.own_influx.start()
