@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import json
 import logging
@@ -13,6 +14,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from supervisor.cli import EXIT_INVALID, EXIT_OK
+
+STOP_DUMP_S = 30.0  # s: a stop slower than this dumps the threads' stacks (_shutdown)
 
 if TYPE_CHECKING:
     from supervisor.config import Settings
@@ -192,16 +195,24 @@ def main(args: argparse.Namespace) -> int:
           f"{settings.storage.backend} {where}" + (f", API http://{settings.api.host}:{api.port}" if api else ""),
           file=sys.stderr)
     stop.wait(args.duration)
-    reloads.stop()
-    if push is not None:
-        push.stop()
-    if opendata is not None:
-        opendata.stop()
-    if api is not None:
-        api.stop()
-    sup.stop()
+    _shutdown(sup, reloads, push, opendata, api)
     print(json.dumps(sup.summary(), indent=2))
     return EXIT_OK
+
+
+def _shutdown(sup: Any, *parts: Any) -> None:
+    """Stop ``parts`` (each None or with ``stop()``), then the supervisor.
+
+    A stop that takes longer than ``STOP_DUMP_S`` dumps every thread's stack to stderr (and goes
+    on): a process manager kills what does not stop in time (``--workers`` after 40 s), and then
+    only this says where it was held (a restarted worker was killed so, twice under a loaded
+    ``make test``, cause unknown)."""
+    faulthandler.dump_traceback_later(STOP_DUMP_S, exit=False)
+    for part in parts:
+        if part is not None:
+            part.stop()
+    sup.stop()
+    faulthandler.cancel_dump_traceback_later()
 
 
 def _ngsi_push(sup: Any, settings: Any) -> Any:

@@ -443,6 +443,8 @@ class Supervisor:
             nonlocal t
             now = time.monotonic()
             steps.append((name, now - t))
+            if now - t > SLOW_STOP_S:  # said at once: a process killed for its slow stop logs no total
+                _log.warning("stopping: %s took %.1f s", name, now - t)
             t = now
 
         self._stop.set()
