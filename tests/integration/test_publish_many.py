@@ -17,21 +17,7 @@ from tests.support.services import Mosquitto
 
 def test_a_batch_of_commands_arrives_whole_in_order_from_one_queued_write(broker: Mosquitto,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    got: list[tuple[str, bytes]] = []
-    done = threading.Event()
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pm-sub", protocol=mqtt.MQTTv5)
-    subscribed = threading.Event()
-    sub.on_subscribe = lambda *_: subscribed.set()
-
-    def on_message(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
-        got.append((m.topic, m.payload))
-        if len(got) == 300:
-            done.set()
-
-    sub.on_message = on_message
-    sub.connect(broker.host, broker.port)
-    sub.subscribe("pm/#", qos=1)
-    sub.loop_start()
+    sub, subscribed, got, done = _subscriber(broker, "pm", 300)
     pub = FastClient(CallbackAPIVersion.VERSION2, client_id="pm-pub", protocol=mqtt.MQTTv5)
     pub.max_inflight_messages_set(1000)
     pub.connect(broker.host, broker.port)
@@ -67,21 +53,7 @@ def test_a_batch_of_commands_arrives_whole_in_order_from_one_queued_write(broker
 def test_pubacks_release_the_in_flight_window_and_send_what_waited(broker: Mosquitto, callback: bool) -> None:
     """A window of 5 in flight for 200 commands: each PUBACK (ours, or paho's when ``on_publish`` is set)
     must let the next queued command go, until every one is published and nothing is left held."""
-    got: list[bytes] = []
-    done = threading.Event()
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pa-sub", protocol=mqtt.MQTTv5)
-    subscribed = threading.Event()
-    sub.on_subscribe = lambda *_: subscribed.set()
-
-    def on_message(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
-        got.append(bytes(m.payload))
-        if len(got) == 200:
-            done.set()
-
-    sub.on_message = on_message
-    sub.connect(broker.host, broker.port)
-    sub.subscribe("pa/#", qos=1)
-    sub.loop_start()
+    sub, subscribed, got, done = _subscriber(broker, "pa", 200)
     pub = FastClient(CallbackAPIVersion.VERSION2, client_id="pa-pub", protocol=mqtt.MQTTv5)
     pub.deliver = lambda _messages: None  # the batched read path, as MqttIngest sets it (else paho reads)
     acked: list[int] = []
@@ -95,7 +67,7 @@ def test_pubacks_release_the_in_flight_window_and_send_what_waited(broker: Mosqu
         _wait(pub.is_connected)
         infos = pub.publish_many([(f"pa/{i % 7}/cmd", b"%d" % i, 1, False) for i in range(200)])
         assert done.wait(10), f"{len(got)} of 200 arrived"
-        assert got == [b"%d" % i for i in range(200)]
+        assert [p for _, p in got] == [b"%d" % i for i in range(200)]
         _wait(lambda: all(i.is_published() for i in infos))
         assert pub._out_messages == {} and pub._inflight_messages == 0
         assert sorted(acked) == (sorted(i.mid for i in infos) if callback else [])
@@ -104,6 +76,26 @@ def test_pubacks_release_the_in_flight_window_and_send_what_waited(broker: Mosqu
         pub.loop_stop()
         sub.disconnect()
         sub.loop_stop()
+
+
+def _subscriber(broker: Mosquitto, prefix: str, n: int) -> tuple[mqtt.Client, threading.Event,
+                                                                  list[tuple[str, bytes]], threading.Event]:
+    """A QoS 1 subscriber to ``prefix/#``, started: (client, subscribed, (topic, payload) received, ``n`` received)."""
+    got: list[tuple[str, bytes]] = []
+    done, subscribed = threading.Event(), threading.Event()
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{prefix}-sub", protocol=mqtt.MQTTv5)
+    sub.on_subscribe = lambda *_: subscribed.set()
+
+    def on_message(_c: object, _u: object, m: mqtt.MQTTMessage) -> None:
+        got.append((m.topic, bytes(m.payload)))
+        if len(got) == n:
+            done.set()
+
+    sub.on_message = on_message
+    sub.connect(broker.host, broker.port)
+    sub.subscribe(f"{prefix}/#", qos=1)
+    sub.loop_start()
+    return sub, subscribed, got, done
 
 
 def _wait(cond: Callable[[], bool], timeout: float = 5.0) -> None:
