@@ -239,7 +239,12 @@ def worker_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 # -- process manager -----------------------------------------------------------------------------
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the worker gets SIGTERM when the manager dies, even by SIGKILL (no orphans)."""
+    """Linux: the worker gets SIGTERM when the manager dies, even by SIGKILL (no orphans).
+
+    The kernel's "parent" here is the *thread* that spawned the worker: a worker restarted by
+    :meth:`WorkerManager.run` on a thread of its own (the tests) gets SIGTERM when that thread
+    ends, and then the manager's own, milliseconds apart (``supervisor/cli/_signals.py`` makes
+    that harmless)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 

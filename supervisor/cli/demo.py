@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.cli import EXIT_FAILURE, EXIT_INVALID, EXIT_OK
+from supervisor.cli._signals import route_signals
 
 
 def register(sub: Any) -> None:
@@ -124,8 +125,7 @@ def main(args: argparse.Namespace) -> int:
     sup.start()
     api = _start_api(sup, settings)
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    route_signals({signal.SIGINT: stop.set, signal.SIGTERM: stop.set})
     api_url = f"http://127.0.0.1:{api.port}" if api else "(disabled)"
     _say(_banner(args, model, city_path, db_path, rules_dir, f"{broker.host}:{broker.port}", api_url, token))
     sim_thread = threading.Thread(target=lambda: sim.run(duration=10 * 365 * 86400.0, timeout=10 * 86400.0),

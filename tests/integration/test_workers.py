@@ -242,9 +242,9 @@ def test_killed_worker_is_restarted_and_drains_its_queue(tmp_path: Path, broker:
     finally:
         stop.set()
         supervising.join(5)
-        # a worker's own stop may take its writer's 30 s and more; under a loaded `make test` the
-        # restarted one twice took over the manager's default 40 s (cause unknown: a stop over 30 s
-        # now dumps the worker's threads to stderr, shown by pytest, and slow steps are logged)
+        # the restarted worker gets two SIGTERMs here: the death signal of `supervising` (the thread that
+        # spawned it) and the manager's. Its handler once hung on them (supervisor/cli/_signals.py); a
+        # stop over 30 s dumps the worker's threads to stderr, shown by pytest
         manager.stop(timeout=90.0)
     summary = manager.summary()
     assert summary["restarts"] == 1 and summary["per_worker"][1]["exit_codes"][0] == -signal.SIGKILL
