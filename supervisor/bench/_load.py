@@ -20,13 +20,15 @@ from typing import Any
 import orjson
 
 
-def generate_messages(devices: int, count: int, seed: int = 1, hours_back: float = 12.0) -> list[Any]:
-    """``count`` native telemetry messages of a generated city, device clocks in the recent past."""
+def generate_messages(devices: int, count: int, seed: int = 1, hours_back: float = 12.0,
+                      origin: float | None = None) -> list[Any]:
+    """``count`` native telemetry messages of a generated city, device clocks in the recent past
+    (from ``origin``, UTC epoch s, or ``hours_back`` hours before now)."""
     from simulators.city import generate_city
     from simulators.telemetry import CityTelemetry
 
     city = generate_city(seed=seed, devices=devices)
-    tel = CityTelemetry(city, seed=seed, origin=time.time() - hours_back * 3600)
+    tel = CityTelemetry(city, seed=seed, origin=time.time() - hours_back * 3600 if origin is None else origin)
 
     def gen() -> Iterator[Any]:
         for _ in range(10_000_000):

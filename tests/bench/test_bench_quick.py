@@ -44,7 +44,9 @@ def test_model_quick() -> None:
 
 
 def test_rules_quick(influx: object) -> None:
-    r = _bench("rules")["rules"]["load_1000"]
+    out = _bench("rules")["rules"]
+    assert out["background_start_local"] == "07:00"  # the background's phase is fixed, and said
+    r = out["load_1000"]
     assert 0 < r["probes"] <= 30 and r["missed"] < r["probes"]  # bounded in time: a slow CI may send fewer
     assert r["latency_ms"]["p50"] > 0 and r["background_achieved_msg_s"] > 0
     # the onset and the rest split the answered probes; the schedule lit every lamp: commands were seen
