@@ -4,9 +4,12 @@ README's table is the schema's."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from drivers import Event, Reading
 from drivers._schema import CANONICAL
@@ -152,3 +155,48 @@ def test_a_kept_series_formats_what_line_formats_and_checks_the_same() -> None:
         net.series_line(series, {"in_bps": float("nan")}, 1.0)
     with pytest.raises(LineProtocolError, match="no_fields"):
         schema.FLEET.series_line(schema.FLEET.series({"family": "a"}), {"total": 1}, 1.0)
+
+
+# -- the decision and command points a rule command writes: its own formatting, the generic bytes ------
+_texts = st.text(max_size=40)
+_values = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**70, 2**70), st.booleans())
+
+
+def _generic_or_error(make: Callable[[], bytes]) -> tuple[str, object]:
+    try:
+        return "line", make()
+    except LineProtocolError as exc:
+        return "refused", exc.reason
+    except (TypeError, ValueError, OverflowError) as exc:
+        return "raised", type(exc).__name__
+
+
+@settings(max_examples=400, deadline=None)
+@given(rule=_texts, device=_texts, zone=st.one_of(st.none(), _texts), output=_values, text=_texts,
+       inputs=st.dictionaries(st.text(max_size=8), st.one_of(st.floats(allow_nan=False), st.text(max_size=8)),
+                              max_size=3),
+       ts=st.floats(min_value=0, max_value=4e9))
+def test_a_decision_point_has_the_bytes_of_the_generic_formatter(  # noqa: PLR0917 (hypothesis' draws)
+        rule: str, device: str, zone: str | None, output: float, text: str, inputs: dict[str, object],
+        ts: float) -> None:
+    d = Decision(ts, rule, "adaptive_lighting", device, output, text, inputs, zone)  # type: ignore[arg-type]
+
+    def generic() -> bytes:
+        p = d.as_point()
+        return schema.DECISIONS.line(p.tags, p.fields, p.ts)
+
+    assert _generic_or_error(lambda: schema.decision_line(d)) == _generic_or_error(generic)
+
+
+@settings(max_examples=400, deadline=None)
+@given(device=_texts, state=st.sampled_from(["pending", "confirmed", "failed", ""]), level=_values,
+       attempts=st.one_of(st.integers(-2**70, 2**70), st.floats(allow_nan=True)), since=st.floats(0, 4e9))
+def test_a_command_point_has_the_bytes_of_the_generic_formatter(device: str, state: str, level: float,
+                                                                attempts: int, since: float) -> None:
+    cs = CommandState(device, None, "z", level, state, attempts, since, since)  # type: ignore[arg-type]
+
+    def generic() -> bytes:
+        return schema.COMMANDS.line({"device": cs.device, "state": cs.state},
+                                    {"level": cs.level, "attempts": cs.attempts}, cs.since)
+
+    assert _generic_or_error(lambda: schema.command_line(cs)) == _generic_or_error(generic)
