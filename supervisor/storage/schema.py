@@ -411,7 +411,7 @@ class _Decision(Protocol):
 
 
 # A rule command writes two points (its decision, its command state) on the thread that reacts. In
-# ``bench rules``'s wave of ~7,000 commands/s they were a third of a command's cost there: the
+# ``bench rules``'s wave of ~7,000 commands/s they were about a quarter of a command's cost: the
 # generic ``Measurement.line`` checks the tag and field names, sorts, checks and escapes the tags of
 # every point (8.2 us a decision, 5.2 us a command state, measured with timeit). Their series are
 # few (device x state, rule x device x zone): each is checked and escaped once (``Measurement.series``,
