@@ -391,3 +391,27 @@ def test_declarative_timezone_option() -> None:
         cls({"timezone": "Mars/Olympus"})
     with pytest.raises(ConfigError, match="colour"):
         cls({"colour": "red"})
+
+
+# the quick loop of FieldSet.extract (every field plain) and its full path agree on any object
+_RAW = st.one_of(st.none(), st.booleans(), st.integers(-2**65, 2**65), st.floats(allow_nan=True, allow_infinity=True),
+                 st.text(max_size=6), st.sampled_from(["1.5", "ON", "off", "12", ""]))
+
+
+def _outcome(fn: Any, obj: dict[str, Any]) -> tuple[str, object]:
+    try:
+        return "values", fn(obj)
+    except DecodeError as exc:
+        return "refused", exc.reason
+
+
+@settings(max_examples=500, deadline=None)
+@given(flow=_RAW, speed=_RAW, on=_RAW, lamps=_RAW, drop=st.sets(st.sampled_from(["flow", "speed", "on", "lamps"])))
+def test_the_quick_extraction_and_the_full_one_agree(flow: Any, speed: Any, on: Any, lamps: Any,
+                                                    drop: set[str]) -> None:
+    traffic = FieldSet("traffic", (Field("flow"), Field("speed", required=True)))
+    lighting = FieldSet("lighting", (Field("on"), Field("lamps"), Field("level", key="flow")))
+    obj = {k: v for k, v in {"flow": flow, "speed": speed, "on": on, "lamps": lamps}.items() if k not in drop}
+    for fs in (traffic, lighting):
+        assert fs._quick is not None  # both take the quick loop first
+        assert _outcome(fs.extract, obj) == _outcome(fs._extract, obj)
