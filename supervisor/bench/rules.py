@@ -32,7 +32,7 @@ import orjson
 
 from supervisor.bench._load import PublisherProcess, drop_session, generate_messages, write_messages
 from supervisor.bench.ingest import SupervisorProcess
-from supervisor.bench.procs import mosquitto
+from supervisor.bench.procs import end_process, mosquitto
 from supervisor.bench.report import bench_db, percentile
 
 NAME = "rules"
@@ -191,12 +191,7 @@ class _CommandCount:
 
     def times(self) -> list[float]:
         """Stop counting; the arrival times (wall clock, s), in order."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, 10.0)
         self._out.close()
         out: list[float] = []
         for line in self.path.read_bytes().splitlines():
