@@ -106,7 +106,9 @@ def test_link_down_trap_raises_within_one_second(sup: Supervisor) -> None:
     # linkUp: the evidence ends, the alarm recovers (its devices have not reported since: held, as today)
     _send(sup, LINK_UP, *_link(1, 1))
     wait(lambda: sup.alarms is not None and UPLINK not in sup.alarms.observed, 5.0, "the linkUp")
-    assert sup.alarms is not None and sup.alarms.recovering(alarm.id)
+    # the evidence leaves at once; the alarm recovers at the pipeline's next check (a CI run asserted
+    # in between and found it not recovering yet)
+    wait(lambda: sup.alarms is not None and bool(sup.alarms.recovering(alarm.id)), 5.0, "the alarm recovering")
 
 
 def test_v3_auth_priv_trap_raises_within_one_second(sup: Supervisor) -> None:
