@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 
@@ -50,7 +50,7 @@ from supervisor.storage.lineprotocol import (
 )
 
 if TYPE_CHECKING:
-    from rules import CommandState
+    from rules import CommandState, Decision
     from supervisor.alarms import AlarmChange
     from supervisor.alarms.store import AlarmRecord, MaintenanceWindow
     from supervisor.state.registry import DeviceState, StatusChange
@@ -381,35 +381,6 @@ def lifecycle_alarm_line(alarm: AlarmRecord, transition: str, ts: float, by: str
 
 
 # -- rules: decisions and commands ------------------------------------------------------------------
-class _Point(Protocol):
-    @property
-    def measurement(self) -> str: ...
-    @property
-    def tags(self) -> Mapping[str, str]: ...
-    @property
-    def fields(self) -> Mapping[str, float | int | bool | str]: ...
-    @property
-    def ts(self) -> float: ...
-
-
-class _Decision(Protocol):
-    @property
-    def ts(self) -> float: ...
-    @property
-    def rule(self) -> str: ...
-    @property
-    def device(self) -> str: ...
-    @property
-    def zone(self) -> str | None: ...
-    @property
-    def output(self) -> float: ...
-    @property
-    def inputs(self) -> Mapping[str, Value]: ...
-    @property
-    def text(self) -> str: ...
-    def as_point(self) -> _Point: ...
-
-
 # A rule command writes two points (its decision, its command state) on the thread that reacts. In
 # ``bench rules``'s wave of ~7,000 commands/s they were about a quarter of a command's cost: the
 # generic ``Measurement.line`` checks the tag and field names, sorts, checks and escapes the tags of
@@ -427,7 +398,7 @@ def _decision_series(rule: str, device: str, zone: str) -> str:
     return DECISIONS.series({"rule": rule, "device": device, "zone": zone})
 
 
-def decision_line(decision: _Decision) -> bytes:
+def decision_line(decision: Decision) -> bytes:
     output = float(decision.output)
     if output - output != 0.0:  # not finite: the generic path says so
         p = decision.as_point()
