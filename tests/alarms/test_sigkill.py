@@ -3,9 +3,11 @@ id is still active and acknowledged, and nothing is notified twice (real notifie
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from supervisor.notify import NotificationsConfig
 from tests.notify.conftest import FAST
 from tests.notify.support import Receiver, wait_for
 
@@ -48,12 +51,25 @@ def _child(config: dict[str, Any], data_dir: Path, ack: bool) -> Iterator[tuple[
         proc.wait(10)
 
 
+def _delivered(data_dir: Path, config: dict[str, Any]) -> int:
+    """Rows the child's outbox marks delivered (read-only, beside the child's WAL writer)."""
+    path = data_dir / NotificationsConfig(**config).outbox_file
+    if not path.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        return int(db.execute("SELECT count(*) FROM notifications WHERE state = 'delivered'").fetchone()[0])
+
+
 def test_sigkill_keeps_id_and_acknowledgement_and_notifies_nothing_twice(receiver: Receiver, tmp_path: Path) -> None:
     config = {**FAST, "channels": {"hook": receiver.channel()}, "routes": [{"name": "all", "channels": ["hook"]}]}
     with _child(config, tmp_path, ack=True) as (first, before):
         [alarm] = before
         assert alarm["state"] == "acknowledged"
         wait_for(lambda: len(receiver.notification_keys()) >= 2, 20, "the raise and the acknowledgement")
+        # killed only once the outbox has recorded both deliveries: a kill between the receiver's
+        # acceptance and that record resends the message by design (same key; the receiver drops it),
+        # and a CI run once landed there
+        wait_for(lambda: _delivered(tmp_path, config) >= 2, 20, "both deliveries recorded in the outbox")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     delivered = receiver.notification_keys()
