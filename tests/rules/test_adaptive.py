@@ -252,3 +252,37 @@ def test_a_tick_past_its_deadline_goes_on_where_it_stopped(tmp_path: Path) -> No
     before = len(h.sink.sent)
     assert h.engine.tick(h.now) is True, "without a deadline a walk is whole"
     assert {c.device for c in h.sink.sent[before:]} == lamps_on_streets
+
+
+@pytest.mark.parametrize("interval", [0.25, 0.0])
+def test_a_fast_ramp_steps_at_most_every_step_interval(tmp_path: Path, interval: float) -> None:
+    """``step_interval_s``: at the engine's 50 ms ticks a 100 %/s ramp in 1 % steps would command each
+    lamp at every tick; it steps at most every ``step_interval_s`` and still arrives on time."""
+    fast = (ADAPTIVE.replace("hold_s: 300", "hold_s: 0").replace("ramp_pct_per_min: 20", "ramp_pct_per_min: 6000")
+            .replace("step_pct: 5", f"step_pct: 1\n    step_interval_s: {interval}"))
+    h = harness(tmp_path, "rules:" + SCHEDULE + fast, START)
+    h.tick()
+    along, _ = lamps(h)
+    s1 = sensors_of(h, "st-0001")
+    h.run(5, sensors=s1, flow=50.0, step=0.05)
+    assert levels(h, along) == {30.0}
+    h.clock.advance(0.05)
+    h.flow(s1, 1200.0)  # M6 -> M3: 30 -> 100 % at 100 %/s, its first step at once
+    (first,) = levels(h, along)
+    assert first is not None and 31.0 <= first <= 30.0 + 100.0 * (0.05 + interval) + 1e-6
+    lamp = along[0]
+    start, times = h.now, [h.now]
+    for _ in range(20):  # twenty ticks, 50 ms apart, the sensor reporting the same class at each
+        before = len(h.sink.sent)
+        h.clock.advance(0.05)
+        h.flow(s1, 1200.0)
+        h.tick()
+        times += [h.now for c in h.sink.sent[before:] if c.device == lamp]
+    assert levels(h, along) == {100.0}, "the ramp arrives"
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(times)]
+    if interval:
+        assert min(gaps) >= interval - 1e-6, gaps
+        assert len(times) <= 2 + 0.7 / interval, times
+        assert times[-1] - start <= 0.7 + interval + 1e-6, "late by one interval at most"
+    else:
+        assert len(times) >= 14, "every tick steps when the interval is 0"
