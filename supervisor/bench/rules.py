@@ -33,7 +33,7 @@ import orjson
 from supervisor.bench._load import PublisherProcess, drop_session, generate_messages, write_messages
 from supervisor.bench.ingest import SupervisorProcess
 from supervisor.bench.procs import end_process, mosquitto
-from supervisor.bench.report import bench_db, percentile
+from supervisor.bench.report import bench_db, influx, percentile
 
 NAME = "rules"
 HELP = "rule reaction latency (traffic message → command), p50/p99, under background load"
@@ -296,6 +296,10 @@ def _measure(host: str, port: int, work: Path, city: dict[str, Any], *, city_pat
         command_times = count.times()
         sup.stop()
         drop_session(host, port, f"sup-rules-{int(load)}")  # the next load must not queue for it
+        # the next run must not share the machine with this one's compactions: the databases were
+        # kept, ~0.4M points each, and after a sitting of 40 runs influxd held 2.2 GB and a core's
+        # fifth in the background (5 Dec 2026)
+        influx(influx_url, f'DROP DATABASE "{db}"')
     return {
         "background_target_msg_s": load,
         "background_achieved_msg_s": round(bg.get("rate", 0.0)),
