@@ -36,7 +36,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
 
@@ -50,9 +50,11 @@ BULK_SLICE = 500
 #: ... and a slice (of bulk, or of the lane's confirmations) is kept within this much wall time, by
 #: the measured cost of a message (:class:`SliceSize`): an input that arrives waits about one slice
 #: of each before its reaction. 10 ms slices held ``bench rules`` probes up to ~20 ms at each look
-#: (p50 8-10 ms at 10k msg/s); at 4 ms the iteration's fixed cost (one take, one lock, ~30 us)
-#: stays under 1 % of the slice
-SLICE_BUDGET_S = 0.004
+#: (p50 8-10 ms at 10k msg/s); at 2 ms the iteration's fixed cost (one take, one lock, ~30 us)
+#: stays under 2 % of the slice. 4 -> 2 ms (5 Dec 2026, `bench rules` 10k, one sitting, three
+#: runs each): p99 15.4/17.0/17.1 -> 14.4/12.5/15.5 ms, p50 4.6-5.2 -> 4.4-4.9 ms; `bench storm`
+#: then drained at 1.39x bare paho (30.5k msg/s)
+SLICE_BUDGET_S = 0.002
 MIN_SLICE = 20
 LATENCY_WINDOW_S = 60.0  # reaction latencies kept for the p50/p99 of health and /metrics
 _MIN_MS = 0.01  # the latency histogram's first bucket: up to 0.01 ms
@@ -167,9 +169,12 @@ class LoopWatch:
         self._gc_t0 = 0.0
 
     def note(self, t0: float, t_lane: float, t_bulk: float, t_end: float,  # noqa: PLR0917
-             lane_n: int, bulk_n: int, t_locked: float | None = None) -> None:
+             lane_n: int, bulk_n: int, t_locked: float | None = None,
+             periodic: Callable[[], dict[str, float]] | None = None) -> None:
         """One iteration's perf_counter stamps: start, lane done, bulk done, periodic done, and when
-        the supervisor's lock was taken (``lock_ms``: the wait for an API request holding it)."""
+        the supervisor's lock was taken (``lock_ms``: the wait for an API request holding it);
+        ``periodic`` gives the periodic work's parts, read only for a slow iteration. What the
+        periodic time holds beyond its parts is the publishing of its commands (``publish_ms``)."""
         self.iterations += 1
         ms = (t_end - t0) * 1000.0
         self.max_ms = max(self.max_ms, ms)
@@ -180,7 +185,8 @@ class LoopWatch:
                 "lock_ms": round(((t_locked or t0) - t0) * 1000.0, 1),
                 "lane_n": lane_n, "lane_ms": round((t_lane - (t_locked or t0)) * 1000.0, 1),
                 "bulk_n": bulk_n, "bulk_ms": round((t_bulk - t_lane) * 1000.0, 1),
-                "periodic_ms": round((t_end - t_bulk) * 1000.0, 1)}))
+                "periodic_ms": round((t_end - t_bulk) * 1000.0, 1),
+                **(periodic() if periodic is not None else {})}))
 
     def watch_gc(self) -> None:
         """Record the collector's long pauses (the process owner calls this: the callback is global)."""

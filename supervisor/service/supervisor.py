@@ -32,7 +32,7 @@ from supervisor.config import Settings, StorageConfig, duration_seconds
 from supervisor.ingest.backlog import SessionBacklog, marker_topic
 from supervisor.ingest.identity import IdentityMap
 from supervisor.ingest.lane import BULK_SLICE, CommandPublisher, ControlLane, LoopWatch, SliceSize
-from supervisor.ingest.mqtt import Inbox, MqttIngest
+from supervisor.ingest.mqtt import Inbox, Message, MqttIngest
 from supervisor.ingest.pipeline import Pipeline
 from supervisor.ingest.router import Router
 from supervisor.service.commands import CommandSender, RuleCommandSink, TokenBucket
@@ -66,6 +66,9 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 BATCH_LIMIT = 5000
+#: lane inputs processed together, their commands sent at the end of each chunk: a burst of 240
+#: inputs (17 ms) held the first input's command until the last was processed (`bench rules`)
+LANE_CHUNK = 32
 SLOW_STOP_S = 5.0  # a stop slower than this is logged with its steps (Supervisor.stop)
 
 
@@ -492,14 +495,23 @@ class Supervisor:
         slices = self.bulk_slice = SliceSize()
         confirm_slices = self.confirm_slice = SliceSize()
         held = self.command_publisher
+        periodic_work = self.periodic
+
+        def parts() -> dict[str, float]:
+            return periodic_work.last_parts
+
+        def react(inputs: list[Message]) -> None:
+            """Lane inputs, ``LANE_CHUNK`` at a time, each chunk's commands sent at its end."""
+            for i in range(0, len(inputs), LANE_CHUNK):
+                with held:
+                    lane_process(inputs[i:i + LANE_CHUNK])
 
         def late_inputs() -> int:
             """The lane inputs that arrived during a stage, processed before the next one."""
             if not lane_waiting():
                 return 0
             inputs = take_inputs(BATCH_LIMIT)
-            with held:
-                lane_process(inputs)
+            react(inputs)
             return len(inputs)
 
         while not self._stop.is_set():
@@ -510,8 +522,7 @@ class Supervisor:
             with self.lock:
                 t_locked = clock()  # the API's reads take the same lock: the lane waits for them
                 if lane:
-                    with held:
-                        lane_process(lane)
+                    react(lane)
                 t_inputs = clock()
                 if confirm:
                     with held:
@@ -526,7 +537,7 @@ class Supervisor:
                 t_bulk = clock()
                 with held:
                     periodic()
-            note(t0, t_lane, t_bulk, clock(), len(lane) + len(confirm) + late, len(bulk), t_locked)
+            note(t0, t_lane, t_bulk, clock(), len(lane) + len(confirm) + late, len(bulk), t_locked, parts)
             if confirm:
                 confirm_slices.took(len(confirm), t_confirmed - t_inputs)
             if bulk and lane_on:
