@@ -7,11 +7,12 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from rules import load_rules
+from rules import Decision, load_rules
 from simulators.city import generate_city
 from supervisor.config import load_settings
 from supervisor.ingest.mqtt import Inbox
@@ -347,6 +348,36 @@ def test_commands_held_by_the_pipeline_thread_leave_together_and_other_threads_p
     with held:
         pass
     assert sup.mqtt.stats.published == 3
+
+
+def test_a_stage_queues_its_points_in_one_submit_and_other_threads_at_once(tmp_path: Path,
+                                                                          model: CityModel) -> None:
+    """``Supervisor.stage``: the decisions and command states of a stage reach the writer in one
+    submit at its end (with its commands); a point from another thread (the API's) goes at once."""
+    sup = _sup(tmp_path, model)
+    submits: list[list[bytes]] = []
+    real = sup.writer.submit
+
+    def spy(lines: list[bytes], *args: Any, **kw: Any) -> None:
+        submits.append(list(lines))
+        real(lines, *args, **kw)
+
+    sup.writer.submit = spy  # type: ignore[method-assign]
+    with sup.stage:
+        sup._on_decision(Decision(1.0, "r", "dimming", "lamp-1", 50.0, "first"))
+        sup._on_decision(Decision(1.0, "r", "dimming", "lamp-2", 50.0, "second"))
+        sup.command_publisher.publish("city/z1/lighting/l1/cmd", b'{"level": 50}', 1)
+        other = threading.Thread(target=sup._on_decision, args=(Decision(1.0, "api", "manual", "lamp-3", 9.0, "api"),))
+        other.start()
+        other.join()
+        assert len(submits) == 1 and b"lamp-3" in submits[0][0], "another thread's point is not held"
+        assert sup.mqtt.stats.published == 0
+    assert len(submits) == 2 and len(submits[1]) == 2, "the stage's two points in one submit, at its end"
+    assert [b"lamp-1" in submits[1][0], b"lamp-2" in submits[1][1]] == [True, True], "in their order"
+    assert sup.mqtt.stats.published == 1, "and its command left with them"
+    with sup.stage:
+        pass
+    assert len(submits) == 2, "an empty stage submits nothing"
 
 
 def test_a_rule_tick_past_its_slice_goes_on_at_the_next_pass_not_at_the_next_period(tmp_path: Path,
