@@ -45,11 +45,7 @@ def once(work: Path, city: dict[str, object], rounds: int, influx_url: str) -> t
         commands={"rate_per_device": 1e6, "burst": 1_000_000},
         storage={"url": influx_url, "database": DB})
     sup = Supervisor(settings, model=city_from_dict(city))
-    assert sup.model is not None
-    now = sup.clock()
-    for dev in sup.model.devices.values():  # what start() does, without connecting to MQTT
-        sup.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
-        sup.device_driver[dev.id] = dev.driver
+    sup.register_model(sup.clock())  # what start() does first, without connecting to MQTT
     sent: list[object] = []
     sup.lane.mqtt.publish_many = sent.extend  # type: ignore[method-assign,assignment]
     sup.lane.mqtt.stats.connected = True

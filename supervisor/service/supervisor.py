@@ -328,13 +328,18 @@ class Supervisor:
         return p if p.is_absolute() else self.settings.data_dir / p
 
     # -- lifecycle ----------------------------------------------------------------------------------
-    def start(self) -> None:
-        now = self.clock()
-        self.started_at = time.time()
+    def register_model(self, now: float) -> None:
+        """Every device of the city model in the state registry (never seen yet) and in the
+        command sender's table of drivers; :meth:`start` does it first."""
         if self.model is not None:
             for dev in self.model.devices.values():
                 self.state.register(dev.id, dev.family, dev.zone, dev.interval, now)
                 self.device_driver[dev.id] = dev.driver
+
+    def start(self) -> None:
+        now = self.clock()
+        self.started_at = time.time()
+        self.register_model(now)
         self.lifecycle.started_at = self.clock()  # restored alarms wait for reports after this
         if self.radio is not None:
             self.radio.started(now)
