@@ -508,12 +508,7 @@ class Supervisor:
         def parts() -> dict[str, float]:
             return periodic_work.last_parts
 
-        def react(inputs: list[Message]) -> None:
-            """Lane inputs, ``LANE_CHUNK`` at a time, each chunk's commands sent at its end."""
-            for i in range(0, len(inputs), LANE_CHUNK):
-                with held:
-                    lane_process(inputs[i:i + LANE_CHUNK])
-
+        react = self._react
         def late_inputs() -> int:
             """The lane inputs that arrived during a stage, processed before the next one."""
             if not lane_waiting():
@@ -552,6 +547,14 @@ class Supervisor:
                 slices.took(len(bulk), t_sliced - t_lane)
             if bulk and not len(self.inbox):
                 self.writer.kick()  # caught up: store now rather than after the flush interval
+
+    def _react(self, inputs: list[Message]) -> None:
+        """Lane inputs, ``LANE_CHUNK`` at a time, each chunk a stage: its commands and points leave
+        at its end, before the next chunk is processed."""
+        stage, process = self.stage, self.lane_pipeline.process
+        for i in range(0, len(inputs), LANE_CHUNK):
+            with stage:
+                process(inputs[i:i + LANE_CHUNK])
 
     # -- what the API, the CLI and the tests use ---------------------------------------------------
     def write_health(self) -> None:

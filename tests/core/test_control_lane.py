@@ -380,6 +380,27 @@ def test_a_stage_queues_its_points_in_one_submit_and_other_threads_at_once(tmp_p
     assert len(submits) == 2, "an empty stage submits nothing"
 
 
+def test_lane_inputs_go_in_chunks_whose_commands_leave_before_the_next_chunk(tmp_path: Path,
+                                                                             model: CityModel) -> None:
+    """A burst of lane inputs is processed ``LANE_CHUNK`` at a time: a reaction in the first chunk
+    is published before the second chunk is processed, not after the whole burst."""
+    from supervisor.service.supervisor import LANE_CHUNK
+
+    sup = _sup(tmp_path, model)
+    chunks: list[tuple[int, int]] = []  # (size, commands published before it was processed)
+
+    def process(batch: list[Any]) -> None:
+        chunks.append((len(batch), sup.mqtt.stats.published))
+        if len(chunks) == 1:
+            sup.command_publisher.publish("city/z1/lighting/l1/cmd", b'{"level": 100}', 1)
+
+    sup.lane_pipeline.process = process  # type: ignore[method-assign]
+    burst = [(f"city/z1/traffic/rs-{i}/telemetry", b"{}", i, 1, time.time()) for i in range(2 * LANE_CHUNK + 5)]
+    sup._react(burst)
+    assert [n for n, _ in chunks] == [LANE_CHUNK, LANE_CHUNK, 5]
+    assert [p for _, p in chunks] == [0, 1, 1], "the first chunk's command left before the second chunk"
+
+
 def test_a_rule_tick_past_its_slice_goes_on_at_the_next_pass_not_at_the_next_period(tmp_path: Path,
                                                                                     model: CityModel) -> None:
     """The loop gives a rule tick ``TICK_SLICE_S`` per pass: an unfinished tick is resumed at the very
