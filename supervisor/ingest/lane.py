@@ -173,8 +173,8 @@ class LoopWatch:
              periodic: Callable[[], dict[str, float]] | None = None) -> None:
         """One iteration's perf_counter stamps: start, lane done, bulk done, periodic done, and when
         the supervisor's lock was taken (``lock_ms``: the wait for an API request holding it);
-        ``periodic`` gives the periodic work's parts, read only for a slow iteration. What the
-        periodic time holds beyond its parts is the publishing of its commands (``publish_ms``)."""
+        ``periodic`` gives the periodic work's parts, read only for a slow iteration; what
+        ``periodic_ms`` holds beyond them is the stage's end: its commands published, its points queued."""
         self.iterations += 1
         ms = (t_end - t0) * 1000.0
         self.max_ms = max(self.max_ms, ms)

@@ -64,7 +64,7 @@ class PeriodicWork:
         #: seconds the processed stream is behind the city (0 when nothing waits): set by the supervisor
         self.behind: Callable[[], float] = lambda: 0.0
         self.stale_checks_held = 0
-        self.last_parts: dict[str, float] = {}
+        self._stamps = (0.0, 0.0, 0.0, 0.0)  # perf_counter at the last pass's start, tick, check, end
         self._next_check = 0.0
         self._next_save = 0.0
         self._next_health = 0.0
@@ -104,11 +104,14 @@ class PeriodicWork:
             self._next_health = mono + HEALTH_INTERVAL
             self.writer.submit(self.health.lines(now, mono), block=False)
             self.health.alarms(now)
-        t_end = time.perf_counter()
-        #: this pass's parts in ms, kept with a slow iteration of the pipeline loop (LoopWatch.note)
-        self.last_parts = {"tick_ms": round((t_tick - t0) * 1000.0, 1),
-                           "check_ms": round((t_check - t_tick) * 1000.0, 1),
-                           "save_health_ms": round((t_end - t_check) * 1000.0, 1)}
+        self._stamps = (t0, t_tick, t_check, time.perf_counter())
+
+    def last_parts(self) -> dict[str, float]:
+        """The last pass's parts in ms, for a slow iteration of the pipeline loop (LoopWatch.note):
+        formatted only when asked, the stamps are all a pass keeps."""
+        t0, t_tick, t_check, t_end = self._stamps
+        return {"tick_ms": round((t_tick - t0) * 1000.0, 1), "check_ms": round((t_check - t_tick) * 1000.0, 1),
+                "save_health_ms": round((t_end - t_check) * 1000.0, 1)}
 
     def check_now(self) -> None:
         """Run the status check and the alarm correlation at the next :meth:`run`."""

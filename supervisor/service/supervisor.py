@@ -503,10 +503,7 @@ class Supervisor:
         slices = self.bulk_slice = SliceSize()
         confirm_slices = self.confirm_slice = SliceSize()
         held = self.stage
-        periodic_work = self.periodic
-
-        def parts() -> dict[str, float]:
-            return periodic_work.last_parts
+        parts = self.periodic.last_parts
 
         react = self._react
         def late_inputs() -> int:

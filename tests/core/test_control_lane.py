@@ -174,6 +174,29 @@ def test_commands_go_out_on_the_lane_session_while_it_is_connected(tmp_path: Pat
     assert sup.mqtt.stats.published == 3 and sup.lane.mqtt.stats.published == 1
 
 
+def test_a_slow_iteration_keeps_the_periodic_work_parts_read_only_then(tmp_path: Path, model: CityModel) -> None:
+    from supervisor.ingest.lane import LoopWatch
+
+    sup = _sup(tmp_path, model)
+    sup.periodic.run()
+    asked: list[int] = []
+
+    def parts() -> dict[str, float]:
+        asked.append(1)
+        return sup.periodic.last_parts()
+
+    watch = LoopWatch()
+    t0 = time.perf_counter()
+    watch.note(t0, t0, t0, t0 + 0.001, 1, 1, None, parts)  # 1 ms: not slow, parts not read
+    assert asked == []
+    watch.note(t0, t0, t0, t0 + 0.05, 1, 1, None, parts)
+    kept = watch.report()["slowest"]
+    assert isinstance(kept, list) and len(kept) == 1
+    slow: dict[str, float] = kept[0]
+    assert asked == [1] and {"tick_ms", "check_ms", "save_health_ms"} <= set(slow)
+    assert all(slow[k] >= 0.0 for k in ("tick_ms", "check_ms", "save_health_ms"))
+
+
 def test_the_loop_watch_keeps_the_slowest_iterations_in_time_order_and_the_collections() -> None:
     import gc
 
