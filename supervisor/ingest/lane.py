@@ -41,7 +41,7 @@ from collections.abc import Set as AbstractSet
 from typing import Any
 
 from supervisor.config import MqttConfig
-from supervisor.ingest.mqtt import Inbox, LaneInbox, MqttError, MqttIngest
+from supervisor.ingest.mqtt import SUBSCRIBE_CHUNK, Inbox, LaneInbox, MqttError, MqttIngest
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +56,14 @@ BULK_SLICE = 500
 #: then drained at 1.39x bare paho (30.5k msg/s)
 SLICE_BUDGET_S = 0.002
 MIN_SLICE = 20
+#: topics learned for the lane wait this long for one SUBSCRIBE (or until ``SUBSCRIBE_CHUNK`` of them).
+#: Mosquitto reads one packet of a client per pass of its loop, and a storm drain's first seconds
+#: make that loop slow: a loopback capture (5 Dec 2026, `bench storm`, 3M messages) showed the lane
+#: session sending a SUBSCRIBE of one to a few topics per pipeline batch, 150-390 a second, while
+#: the broker answered 48-134 a second in the drain's first three seconds; the probes' commands
+#: queued behind them on the lane's socket (one written at +0 ms reached a watcher at +1,577 ms).
+#: A learned topic is carried by the bulk path until the broker grants it, so the wait costs nothing
+LEARN_FLUSH_S = 0.25
 LATENCY_WINDOW_S = 60.0  # reaction latencies kept for the p50/p99 of health and /metrics
 _MIN_MS = 0.01  # the latency histogram's first bucket: up to 0.01 ms
 _LOG_RATIO = math.log(1.05)  # its buckets are 5 % wide
@@ -236,6 +244,7 @@ class ControlLane:
         self._inbox = inbox
         self._confirm_topics: set[str] = set()
         self._to_subscribe: list[str] = []  # learned, not subscribed yet (:meth:`subscribe_learned`)
+        self._subscribed_at = -math.inf  # when the last learned topics were subscribed (monotonic)
         self._seen: dict[str, bool] = {}  # topic -> whether it carries a lane device (learned)
         self._granted: set[str] = set()  # exact topics the broker granted to the lane session
         self._covered: set[str] = set()  # topics seen that an override filter names
@@ -271,6 +280,8 @@ class ControlLane:
         left = [t for t, devs in self._lane_topics.items() if not any(d in devices for d in devs)]
         for t in left:
             del self._lane_topics[t]
+        if left:  # learned, not subscribed yet (:meth:`subscribe_learned`), and no longer the lane's
+            self._to_subscribe = [t for t in self._to_subscribe if t in self._lane_topics]
         self._confirm_topics = {t for t, devs in self._lane_topics.items() if self._confirms_only(devs)}
         self._inbox.set_confirm_topics(self._confirm_topics)
         self._seen = {t: True for t in self._covered}
@@ -308,12 +319,16 @@ class ControlLane:
                 self._inbox.add_confirm_topics((topic,))
             self._to_subscribe.append(topic)
 
-    def subscribe_learned(self) -> None:
-        """Subscribe the lane session to the topics learned since the last call, in one SUBSCRIBE
-        (per 1,000): the pipeline calls it at the end of each batch."""
-        if self._to_subscribe:
-            topics, self._to_subscribe = self._to_subscribe, []
-            self.mqtt.subscribe_more(topics)
+    def subscribe_learned(self, now: float) -> None:
+        """Subscribe the lane session to the topics learned since the last SUBSCRIBE, in one packet
+        (per ``SUBSCRIBE_CHUNK``), once ``LEARN_FLUSH_S`` has passed since it or a chunk is full; the
+        pipeline thread calls it at every iteration (``now``: ``time.monotonic()``)."""
+        pending = self._to_subscribe
+        if not pending or (len(pending) < SUBSCRIBE_CHUNK and now - self._subscribed_at < LEARN_FLUSH_S):
+            return
+        self._subscribed_at = now
+        self._to_subscribe = []
+        self.mqtt.subscribe_more(pending)
 
     def seen(self, topic: str) -> bool:
         return topic in self._seen

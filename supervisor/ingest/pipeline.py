@@ -258,8 +258,6 @@ class Pipeline:
             c.events += len(decoded.events)
             if topic not in leave and topic not in left:
                 self._update_state(driver.name, decoded, received, now, out)
-        if lane is not None:
-            lane.subscribe_learned()
         # counted once the batch is through (a reader waiting for ``received`` then sees its effects,
         # and never a marker counted then taken back)
         c.received += len(batch) - markers

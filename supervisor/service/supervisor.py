@@ -504,6 +504,7 @@ class Supervisor:
         confirm_slices = self.confirm_slice = SliceSize()
         held = self.stage
         parts = self.periodic.last_parts
+        subscribe_learned, monotonic = self.lane.subscribe_learned, time.monotonic
 
         react = self._react
         def late_inputs() -> int:
@@ -538,6 +539,7 @@ class Supervisor:
                 with held:
                     periodic()
             note(t0, t_lane, t_bulk, clock(), len(lane) + len(confirm) + late, len(bulk), t_locked, parts)
+            subscribe_learned(monotonic())  # what the pipelines learned for the lane, in few SUBSCRIBEs
             if confirm:
                 confirm_slices.took(len(confirm), t_confirmed - t_inputs)
             if bulk and lane_on:

@@ -104,6 +104,7 @@ def test_the_bulk_path_stores_what_the_lane_carries_and_leaves_it_the_rules(tmp_
     # first sight, on the bulk path: stored, reacted to, and the lane session asks for the topic
     sup.pipeline.process([_event(topic, 1)])
     assert {engine.level(x) for x in lamps} == {90.0}
+    sup.lane.subscribe_learned(time.monotonic())  # the pipeline thread's next iteration
     assert topic in sup.lane.mqtt.subscriptions and sup.lane.active_topics() == frozenset()
     # the broker granted the subscription and the lane session is up: the bulk copy is only stored
     sup.lane._granted_now([topic])
@@ -134,6 +135,7 @@ def test_a_reload_without_the_rule_empties_the_lane(tmp_path: Path, model: CityM
     sup = _sup(tmp_path, model)
     _cam, topic, _lamps = _camera_with_lamps(sup, model)
     sup.pipeline.process([_event(topic, 1)])
+    sup.lane.subscribe_learned(time.monotonic())
     assert topic in sup.lane.mqtt.subscriptions
     write_rules(tmp_path / "empty", "rules: []\n")
     assert sup.rules is not None and sup.rules.reload(tmp_path / "empty").ok
@@ -465,3 +467,41 @@ def test_inputs_that_arrive_during_a_stage_are_taken_alone_before_the_next_one()
     assert [m[2] for m in box.take_inputs(3)] == [100, 101, 102], "in order, up to the limit"
     assert [m[2] for m in box.take_inputs(10)] == [103] and box.lane_waiting() is False
     assert box.confirm_depth() == 3 and box.depths()[:2] == (3, 5)
+
+
+def test_learned_lane_topics_go_out_in_one_subscribe_per_interval_or_per_full_chunk(
+        tmp_path: Path, model: CityModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    from supervisor.ingest import lane as lane_mod
+
+    sup = _sup(tmp_path, model)
+    sent: list[list[str]] = []
+    monkeypatch.setattr(sup.lane.mqtt, "subscribe_more", lambda topics: sent.append(list(topics)))
+    cam, cam_topic, _ = _camera_with_lamps(sup, model)
+    sup.lane.subscribe_learned(100.0)
+    assert sent == [], "nothing learned, nothing sent"
+    sup.lane.learn(cam_topic, [cam])
+    sup.lane.subscribe_learned(100.0)
+    assert sent == [[cam_topic]], "the first learned topic goes at once"
+    # one pipeline batch after another learns a topic or two: they wait for the interval, then go
+    # together (a SUBSCRIBE per batch flooded the broker at a storm drain's start)
+    topics = [f"city/z/cctv/{cam}/t{i}" for i in range(10)]
+    for i, topic in enumerate(topics):
+        sup.lane.learn(topic, [cam])
+        sup.lane.subscribe_learned(100.0 + 0.02 * (i + 1))
+    assert sent == [[cam_topic]]
+    sup.lane.subscribe_learned(100.0 + lane_mod.LEARN_FLUSH_S)
+    assert sent == [[cam_topic], topics]
+    # a full chunk does not wait
+    monkeypatch.setattr(lane_mod, "SUBSCRIBE_CHUNK", 3)
+    more = [f"city/z/cctv/{cam}/u{i}" for i in range(3)]
+    for topic in more:
+        sup.lane.learn(topic, [cam])
+    sup.lane.subscribe_learned(100.0 + lane_mod.LEARN_FLUSH_S + 0.01)
+    assert sent[-1] == more
+    sup.lane.learn("city/z/cctv/late", [cam])
+    sup.lane.subscribe_learned(100.0 + lane_mod.LEARN_FLUSH_S + 0.02)
+    assert sent[-1] == more, "the next one waits for the interval again"
+    # a reload that takes the camera out of the lane drops it from the waiting topics too
+    sup.lane.set_devices(frozenset())
+    sup.lane.subscribe_learned(1000.0)
+    assert sent[-1] == more
