@@ -778,8 +778,9 @@ def supervisor() -> Json:
                      f'WHERE {TF} GROUP BY "reason"')),
         ts("Control lane: reaction latency and waiting age",
            "What the rules react to goes through the control lane, ahead of bulk telemetry (docs/architecture.md): "
-           "the lane's receive-to-reacted latency (p50, p99 over the last minute), and the age of the oldest "
-           "message waiting in the lane and in the bulk inbox (a growing bulk age is a backlog).",
+           "the lane's receive-to-reacted latency (p50, p99 over the last minute), the age of the oldest "
+           "message waiting in the lane, and of the oldest bulk message not yet stored (in the inbox or "
+           "the writer; a growing bulk age is a backlog).",
            target(f'SELECT max("reaction_p50_ms") AS "reaction p50", max("reaction_p99_ms") AS "reaction p99", '
                   f'max("lane_oldest_ms") AS "lane oldest", max("bulk_oldest_ms") AS "bulk oldest" '
                   f'FROM "supervisor" WHERE {TF}{inst} {GT}, "instance"', alias="$tag_instance $col"), unit="ms"),

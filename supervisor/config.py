@@ -104,7 +104,12 @@ class MqttConfig(_Section):
     qos: Literal[0, 1] = 1
     clean_start: bool = False  # persistent session: the broker keeps messages while we are down
     session_expiry: int = Field(7 * 24 * 3600, ge=0)
-    receive_maximum: int = Field(20000, ge=1, le=65535)
+    # unacknowledged QoS 1 messages the broker may have in flight to the bulk session (acknowledged
+    # once stored). 20,000 -> 2,000 (5 Dec 2026): with 20,000, a 3M-message `bench storm` drain made
+    # Mosquitto 2.0 itself slow for its first seconds (a probe's hop to a bare watcher 17-65 ms,
+    # against 1-9 ms with 2,000, loopback capture); probes p99 60-92 ms -> 28-33 ms, the drain rate
+    # the same (32.1-32.8k msg/s), `bench ingest` 68-69k -> 73-74k msg/s (live, same sitting)
+    receive_maximum: int = Field(2000, ge=1, le=65535)
     # messages held between the network thread and the pipeline; when full the socket is not read
     # (TCP back-pressure: the broker keeps the rest), whatever the broker makes of Receive Maximum
     inbox_max: int = Field(20000, ge=100, le=1_000_000)

@@ -379,16 +379,24 @@ class ControlLane:
             first = min(inputs, key=lambda m: m[4])
             keep(self.slowest, (round((now - first[4]) * 1000.0, 1), round(now, 3), round(first[4], 3), first[0]))
 
-    def fields(self, inbox: Inbox, received: int) -> dict[str, float | int]:
+    def fields(self, inbox: Inbox, received: int, unstored_since: float = 0.0) -> dict[str, float | int]:
         """Overload made visible (health points, ``/metrics``): both inboxes' depths, the age of their
-        oldest waiting message, the lane's reaction latency over the last minute, ``received`` by it."""
+        oldest waiting message, the lane's reaction latency over the last minute, ``received`` by it.
+
+        The bulk side's oldest is also the writer's oldest line not yet stored (``unstored_since``,
+        ``time.monotonic()``; 0.0: none): with the Receive Maximum (2,000) below the writer's room
+        (10,000 lines), a frozen InfluxDB holds the bulk at the broker and in the writer, not in the
+        inbox, and it is still data waiting."""
         lane_n, bulk_n, lane_t, bulk_t = inbox.depths()
         now = time.time()
         p50, p99, _ = self.latency.quantiles(now)
+        bulk_ms = (now - bulk_t) * 1000.0 if bulk_t else 0.0
+        if unstored_since:
+            bulk_ms = max(bulk_ms, (time.monotonic() - unstored_since) * 1000.0)
         return {
             "lane_depth": lane_n, "bulk_depth": bulk_n,
             "lane_oldest_ms": round((now - lane_t) * 1000.0, 1) if lane_t else 0.0,
-            "bulk_oldest_ms": round((now - bulk_t) * 1000.0, 1) if bulk_t else 0.0,
+            "bulk_oldest_ms": round(bulk_ms, 1),
             "reaction_p50_ms": round(p50, 2), "reaction_p99_ms": round(p99, 2),
             "lane_received": received, "lane_topics": len(self.active),
         }

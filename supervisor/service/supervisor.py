@@ -563,7 +563,7 @@ class Supervisor:
 
     def lane_fields(self) -> dict[str, float | int]:
         """The control lane's and the bulk inbox's figures (health points, ``/metrics``, summary)."""
-        return self.lane.fields(self.inbox, self.lane_pipeline.counters.received)
+        return self.lane.fields(self.inbox, self.lane_pipeline.counters.received, self.writer.oldest_unstored())
 
     @property
     def on_model(self) -> list[Callable[[CityModel], None]]:

@@ -136,6 +136,7 @@ class BatchWriter:
         self._cond = threading.Condition()
         self._queue: deque[_Chunk] = deque()
         self._pending = 0
+        self._taken_t = 0.0  # submit time (monotonic) of the batch being written; 0.0: none
         self._seq_submitted = 0
         self._seq_taken = 0
         self._seq_done = 0
@@ -227,6 +228,17 @@ class BatchWriter:
             self.overshoot = max(self.overshoot, self._pending - self._max_pending)
             if self._pending >= bs or n == 0:
                 self._cond.notify_all()
+
+    def oldest_unstored(self) -> float:
+        """When (``time.monotonic()``) the oldest line not yet durable was submitted: the batch being
+        written (a frozen InfluxDB holds it), else the first queued; 0.0 when none. A snapshot read
+        without the lock, for health."""
+        if self._taken_t:
+            return self._taken_t
+        try:
+            return self._queue[0].t
+        except IndexError:
+            return 0.0
 
     def has_room(self, n: int) -> bool:
         """Whether a :meth:`submit` of ``n`` lines would be queued now without waiting."""
@@ -338,6 +350,7 @@ class BatchWriter:
                 self._cond.wait(max(0.001, wait))
             lines: list[bytes] = []
             callbacks: list[Callable[[], None]] = []
+            self._taken_t = self._queue[0].t if self._queue else 0.0
             while self._queue:
                 chunk = self._queue[0]
                 if lines and len(lines) + len(chunk.lines) > self._batch_size:
@@ -382,6 +395,7 @@ class BatchWriter:
                     log.exception("%s: on_durable callback failed", self.name)
             with self._cond:
                 self._seq_done += len(lines)
+                self._taken_t = 0.0
                 self._cond.notify_all()
         log.debug("%s: stopped", self.name)
 

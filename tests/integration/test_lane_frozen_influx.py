@@ -161,8 +161,8 @@ def _supervisor(tmp_path: Path, broker: Mosquitto, influx_url: str, db: str) -> 
     cfg = supervisor_config(tmp_path / "var", broker, influx_url, db, f"lane-frozen-{uuid.uuid4().hex[:6]}",
                             # a frozen server never answers: every write times out and is retried
                             # for the whole freeze (nothing goes to the spool, so nothing drains);
-                            # the writer holds 10,000 lines (5 s of load), then the inbox 5,000 messages,
-                            # then the broker the rest (the backlog)
+                            # the writer holds the Receive Maximum's 2,000 unacknowledged messages, the
+                            # broker the rest (the backlog)
                             timeout=1.0, max_retries=1000, retry_min_delay=0.2, retry_max_delay=1.0,
                             batch_size=1000)
     cfg["city"] = str(tmp_path / "city.json")
@@ -207,7 +207,8 @@ def _check_stored(influx: InfluxHttp, db: str, setup: _Setup, freeze: tuple[floa
     extra = {k: v for k, v in stored.items() if k not in expected}
     assert not wrong and not extra, f"not once (expected, stored): {dict(list(wrong.items())[:10])} {extra}"
     # the backlog was real: the health points written during the freeze (stored after it) show bulk
-    # telemetry waiting for seconds, while the lane's reactions stayed in milliseconds
+    # telemetry waiting for seconds (not stored: in the writer, the broker holding the rest), while
+    # the lane's reactions stayed in milliseconds
     rows = influx.rows('SELECT max("bulk_oldest_ms") AS oldest FROM "supervisor" '
                        f"WHERE time >= {int(freeze[0] * 1e9)} AND time <= {int(freeze[1] * 1e9)}", db)
     assert rows and rows[0]["oldest"] >= 10_000, rows

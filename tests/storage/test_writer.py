@@ -174,6 +174,31 @@ def test_submit_blocks_when_pending_is_full() -> None:
     assert rec.accepted == _lines(31)
 
 
+def test_oldest_unstored_is_the_batch_being_written_then_the_queue_then_none() -> None:
+    gate = threading.Event()
+    in_write = threading.Event()
+
+    class Slow(Recorder):
+        def write(self, body: bytes, count: int) -> None:
+            in_write.set()
+            gate.wait(10)
+            super().write(body, count)
+
+    w = BatchWriter(Slow(), batch_size=10, flush_interval=0.01, max_pending=100)
+    assert w.oldest_unstored() == 0.0
+    w.start()
+    t0 = time.monotonic()
+    w.submit(_lines(10))  # taken by the thread, stuck in write (a frozen InfluxDB)
+    assert in_write.wait(10)
+    time.sleep(0.05)
+    w.submit(_lines(5, start=10))  # queued behind it
+    assert t0 <= w.oldest_unstored() < t0 + 0.05, "the batch being written is the oldest"
+    gate.set()
+    assert _wait(lambda: w.stats().points_written == 15)
+    assert _wait(lambda: w.oldest_unstored() == 0.0), "everything stored: nothing waits"
+    assert w.stop(10)
+
+
 def test_retries_then_succeeds_without_spool() -> None:
     fails = {"n": 3}
 
