@@ -150,17 +150,23 @@ def test_flush_and_stats() -> None:
         w.submit(_lines(1))
 
 
+class Stuck(Recorder):
+    """A sink whose writes wait for ``gate`` (a frozen InfluxDB); ``in_write`` is set once one started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.in_write = threading.Event()
+
+    def write(self, body: bytes, count: int) -> None:
+        self.in_write.set()
+        self.gate.wait(10)
+        super().write(body, count)
+
+
 def test_submit_blocks_when_pending_is_full() -> None:
-    gate = threading.Event()
-    in_write = threading.Event()
-
-    class Slow(Recorder):
-        def write(self, body: bytes, count: int) -> None:
-            in_write.set()
-            gate.wait(10)
-            super().write(body, count)
-
-    rec = Slow()
+    rec = Stuck()
+    gate, in_write = rec.gate, rec.in_write
     w = BatchWriter(rec, batch_size=10, flush_interval=0.01, max_pending=20)
     w.start()
     w.submit(_lines(10))  # taken by the thread, stuck in write
@@ -175,16 +181,9 @@ def test_submit_blocks_when_pending_is_full() -> None:
 
 
 def test_oldest_unstored_is_the_batch_being_written_then_the_queue_then_none() -> None:
-    gate = threading.Event()
-    in_write = threading.Event()
-
-    class Slow(Recorder):
-        def write(self, body: bytes, count: int) -> None:
-            in_write.set()
-            gate.wait(10)
-            super().write(body, count)
-
-    w = BatchWriter(Slow(), batch_size=10, flush_interval=0.01, max_pending=100)
+    rec = Stuck()
+    gate, in_write = rec.gate, rec.in_write
+    w = BatchWriter(rec, batch_size=10, flush_interval=0.01, max_pending=100)
     assert w.oldest_unstored() == 0.0
     w.start()
     t0 = time.monotonic()
